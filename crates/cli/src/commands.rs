@@ -1,0 +1,8 @@
+//! One module per verb.
+
+pub(crate) mod deploy;
+pub(crate) mod functions;
+pub(crate) mod invoke;
+pub(crate) mod logs;
+pub(crate) mod serve;
+pub(crate) mod up;

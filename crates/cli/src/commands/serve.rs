@@ -1,0 +1,114 @@
+//! `updraft serve`: run the data plane and the control API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use updraft_server::{Server, ServerConfig};
+
+use crate::output::{bold, dim, green};
+
+/// Where to listen and keep state.
+#[derive(clap::Args, Clone)]
+pub(crate) struct ServeArgs {
+    /// Data directory: SQLite database, artifacts, compiled-code cache, admin token.
+    #[arg(long, env = "UPDRAFT_DATA_DIR", default_value = ".updraft")]
+    pub(crate) data_dir: PathBuf,
+    /// Data plane address (function traffic).
+    #[arg(long, env = "UPDRAFT_LISTEN", default_value = "127.0.0.1:3000")]
+    pub(crate) listen: SocketAddr,
+    /// Control API address (admin token required).
+    #[arg(long, env = "UPDRAFT_CONTROL_LISTEN", default_value = "127.0.0.1:3001")]
+    pub(crate) control_listen: SocketAddr,
+}
+
+/// A server opened and bound, not yet running.
+pub(crate) struct Bound {
+    pub(crate) server: Server,
+    pub(crate) data: TcpListener,
+    pub(crate) control: TcpListener,
+    pub(crate) control_addr: SocketAddr,
+}
+
+/// Opens the data directory, loads functions, binds both listeners, and prints where.
+pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
+    let server = Server::open(ServerConfig::new(&args.data_dir))
+        .await
+        .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
+    let data = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding the data plane to {}", args.listen))?;
+    let control = TcpListener::bind(args.control_listen)
+        .await
+        .with_context(|| format!("binding the control API to {}", args.control_listen))?;
+    let data_addr = data.local_addr()?;
+    let control_addr = control.local_addr()?;
+    if let Some(token) = server.new_admin_token() {
+        println!(
+            "{} {token}\n  {}",
+            bold("admin token (shown once):"),
+            dim(&format!(
+                "also saved to {}",
+                server.admin_token_file().display()
+            ))
+        );
+    }
+    for (name, why) in server.failed_loads() {
+        eprintln!("warning: function `{name}` was not loaded: {why}");
+    }
+    // These two lines are the readiness signal scripts and tests wait for.
+    println!("{} http://{data_addr}", green("data plane listening on"));
+    println!(
+        "{} http://{control_addr}",
+        green("control API listening on")
+    );
+    println!(
+        "{}",
+        dim(&format!(
+            "serving {} function(s); Ctrl-C to stop",
+            server.function_count()
+        ))
+    );
+    Ok(Bound {
+        server,
+        data,
+        control,
+        control_addr,
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("shutting down: finishing in-flight requests (Ctrl-C again to force)");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let b = bind(&args).await?;
+    b.server.run(b.data, b.control, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,87 @@
+//! `updraft`: the command-line tool. Parses arguments and calls `updraft-server` (for `serve` and
+//! `up`) or the control API (everything else). No business logic lives here.
+
+mod client;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Updraft: serverless functions on your own machines.
+#[derive(Parser)]
+#[command(name = "updraft", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the control API is and how to authenticate, for commands that talk to a server.
+#[derive(clap::Args, Clone)]
+pub(crate) struct Remote {
+    /// Control API base URL.
+    #[arg(long, env = "UPDRAFT_SERVER", default_value = "http://127.0.0.1:3001")]
+    server: String,
+    /// Admin token (default: read from <data-dir>/admin-token).
+    #[arg(long, env = "UPDRAFT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Data directory of a local server, used to find its admin token.
+    #[arg(long, env = "UPDRAFT_DATA_DIR", default_value = ".updraft")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: data plane and control API.
+    Serve(commands::serve::ServeArgs),
+    /// Run the server and deploy an app directory into it (for local development).
+    Up(commands::up::UpArgs),
+    /// Build, upload and deploy the app in a directory.
+    Deploy(commands::deploy::DeployArgs),
+    /// Invoke a function directly and print its response.
+    Invoke(commands::invoke::InvokeArgs),
+    /// List deployed functions.
+    Functions(commands::functions::FunctionsArgs),
+    /// Show a function's log lines.
+    Logs(commands::logs::LogsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UPDRAFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,updraft=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::stderr_is_tty())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Up(args) => commands::up::run(args).await,
+            Command::Deploy(args) => commands::deploy::run(args).await,
+            Command::Invoke(args) => commands::invoke::run(args).await,
+            Command::Functions(args) => commands::functions::run(args).await,
+            Command::Logs(args) => commands::logs::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

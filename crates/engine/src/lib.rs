@@ -1,0 +1,217 @@
+//! The WebAssembly engine: the only crate that configures Wasmtime.
+//!
+//! It owns:
+//! - the [`Engine`]: Wasmtime configured for serving (async, component model, epoch interruption
+//!   for deadlines, the pooling allocator when the machine's address space allows it) and a
+//!   [`Linker`](wasmtime::component::Linker) with the whole WASI 0.2 set that real toolchains
+//!   import (`wasi:http`, `wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`, `wasi:filesystem`
+//!   with no preopens, `wasi:sockets` with every address denied);
+//! - validation of uploaded bytes (a component exporting `wasi:http/incoming-handler`, whose
+//!   imports we can satisfy), compilation, and the on-disk compiled-code cache keyed by artifact
+//!   digest and engine configuration ([`Engine::compile`], [`Engine::load`]);
+//! - [`PreparedFunction`]: a pre-instantiated component plus its per-function settings; each
+//!   invocation gets a fresh `Store` (nothing leaks between requests), its environment variables,
+//!   its memory limit and deadline, captured stdout/stderr ([`LogSink`]) and an outbound-HTTP
+//!   policy that only lets it reach its `allowed_outbound_hosts`.
+//!
+//! It must not know about storage, routing or the control API: callers hand it bytes, digests,
+//! paths and requests. Other crates never import `wasmtime::{Config, Engine}`.
+//!
+//! ```no_run
+//! # async fn demo(bytes: Vec<u8>, req: http::Request<http_body_util::Empty<bytes::Bytes>>)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use updraft_engine::{Engine, EngineConfig, FunctionSettings, LogSink, Stream};
+//!
+//! struct Print;
+//! impl LogSink for Print {
+//!     fn line(&self, stream: Stream, line: &str) { println!("{stream:?}: {line}") }
+//! }
+//!
+//! let engine = Engine::new(EngineConfig::new("/tmp/updraft-cache"))?;
+//! let digest = updraft_engine::digest(&bytes);
+//! let compiled = engine.compile(&digest, &bytes)?;
+//! let function = engine.prepare(&compiled, FunctionSettings::default())?;
+//! let response = function.handle(req.map(|b| b.map_err(|e| match e {})), Arc::new(Print)).await?;
+//! # Ok(()) }
+//! ```
+
+mod compile;
+mod invoke;
+mod logs;
+mod outbound;
+
+pub use compile::{CompiledComponent, ComponentError, EngineStats, digest};
+pub use invoke::{FunctionSettings, GuestBody, InvokeError, PreparedFunction, body_error};
+pub use logs::{LogSink, MAX_LOG_BYTES, Stream};
+pub use wasmtime_wasi_http::Error as HttpError;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+
+use crate::compile::Stats;
+use crate::invoke::Host;
+
+/// How often the epoch advances. Deadlines are enforced in multiples of this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Settings for [`Engine::new`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Directory for compiled code (`<dir>/<engine hash>/<digest>.cwasm`).
+    pub cache_dir: PathBuf,
+    /// Use the pooling instance allocator: `None` probes whether the machine's virtual address
+    /// space allows it (as `wasmtime serve` does); `Some(false)` forces on-demand allocation.
+    /// The `UPDRAFT_POOLING=0|1` environment variable overrides this.
+    pub pooling: Option<bool>,
+}
+
+impl EngineConfig {
+    /// Defaults with the given cache directory.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: cache_dir.into(),
+            pooling: None,
+        }
+    }
+}
+
+/// Errors setting up the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Wasmtime rejected the configuration or the linker could not be built.
+    #[error("configuring wasmtime: {0}")]
+    Config(String),
+    /// The cache directory could not be created, or the epoch thread could not start.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Wasmtime, configured for serving functions. Cheap to share behind an `Arc`.
+pub struct Engine {
+    pub(crate) wasmtime: wasmtime::Engine,
+    pub(crate) linker: Linker<Host>,
+    pub(crate) cache_dir: PathBuf,
+    pub(crate) stats: Stats,
+    _epoch: EpochThread,
+}
+
+impl Engine {
+    /// Builds the engine and its linker, and starts the epoch ticker thread (joined on drop).
+    ///
+    /// # Errors
+    /// [`EngineError`] if Wasmtime rejects the configuration or the cache directory cannot be
+    /// created.
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let mut wt = wasmtime::Config::new();
+        wt.wasm_component_model(true);
+        wt.epoch_interruption(true);
+        let pooling = match std::env::var("UPDRAFT_POOLING").ok().as_deref() {
+            Some("0") => false,
+            Some("1") => true,
+            _ => config.pooling.unwrap_or_else(pooling_is_supported),
+        };
+        if pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(1_000);
+            pool.total_core_instances(2_000);
+            pool.total_memories(2_000);
+            pool.total_tables(2_000);
+            pool.max_memory_size(4 << 30);
+            // Keep a little memory resident per slot so reusing a slot does not need an
+            // madvise-and-fault round trip for the first pages a guest touches.
+            pool.linear_memory_keep_resident(64 << 10);
+            pool.table_keep_resident(16 << 10);
+            wt.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
+        let wasmtime =
+            wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let mut linker = Linker::new(&wasmtime);
+        // Toolchains import different 0.2.x patch versions; the linker resolves them by semver.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let cache_dir = config.cache_dir.join(compile::engine_hash(&wasmtime));
+        std::fs::create_dir_all(&cache_dir).map_err(|source| EngineError::Io {
+            path: cache_dir.clone(),
+            source,
+        })?;
+        let epoch =
+            EpochThread::spawn(EPOCH_TICK, wasmtime.clone()).map_err(|source| EngineError::Io {
+                path: "epoch ticker thread".into(),
+                source,
+            })?;
+        tracing::debug!(pooling, cache = %cache_dir.display(), "wasm engine ready");
+        Ok(Self {
+            wasmtime,
+            linker,
+            cache_dir,
+            stats: Stats::default(),
+            _epoch: epoch,
+        })
+    }
+}
+
+/// Whether the pooling allocator can reserve its virtual memory here. Some systems (39-bit
+/// address spaces, tight `ulimit -v`) cannot; there we fall back to on-demand allocation. This
+/// mirrors `use_pooling_allocator_by_default` in `wasmtime serve`.
+fn pooling_is_supported() -> bool {
+    const BITS_TO_TEST: u32 = 42;
+    let mut config = wasmtime::Config::new();
+    config.wasm_memory64(true);
+    config.memory_reservation(1 << BITS_TO_TEST);
+    let Ok(engine) = wasmtime::Engine::new(&config) else {
+        return false;
+    };
+    let mut store = wasmtime::Store::new(&engine, ());
+    let ty = wasmtime::MemoryType::new64(0, Some(1 << (BITS_TO_TEST - 16)));
+    wasmtime::Memory::new(&mut store, ty).is_ok()
+}
+
+/// Advances the engine's epoch every tick so that deadlines fire; joined on drop.
+struct EpochThread {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl EpochThread {
+    fn spawn(tick: Duration, engine: wasmtime::Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = std::thread::Builder::new()
+            .name("updraft-epoch".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for EpochThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Capturing a guest's stdout and stderr as lines for its invocation's log.
+//!
+//! Each invocation gets two [`Capture`] streams that cut the bytes the guest writes into lines and
+//! hand each complete line to the invocation's [`LogSink`] as soon as it is written, so logs can
+//! be followed live. Output past [`MAX_LOG_BYTES`] per invocation is dropped (one notice says
+//! so); the guest is never failed or slowed for logging too much.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Bytes of stdout plus stderr kept per invocation.
+pub const MAX_LOG_BYTES: usize = 1 << 20;
+/// Longest line kept; longer lines are cut at this length.
+const MAX_LINE: usize = 16 << 10;
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+    /// The platform, about this invocation (a trap, a denied outbound request).
+    Platform,
+}
+
+impl Stream {
+    /// `stdout`, `stderr` or `platform`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::Platform => "platform",
+        }
+    }
+}
+
+/// Receives the log lines of one invocation. Implementations must be cheap and must not block:
+/// they are called from the guest's write path (queue the line, don't write it to disk inline).
+pub trait LogSink: Send + Sync {
+    /// One line, without its trailing newline.
+    fn line(&self, stream: Stream, line: &str);
+}
+
+/// State shared by an invocation's stdout and stderr.
+pub(crate) struct LogState {
+    sink: Arc<dyn LogSink>,
+    inner: Mutex<Buffers>,
+}
+
+#[derive(Default)]
+struct Buffers {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    total: usize,
+    truncated: bool,
+}
+
+impl LogState {
+    pub(crate) fn new(sink: Arc<dyn LogSink>) -> Arc<Self> {
+        Arc::new(Self {
+            sink,
+            inner: Mutex::new(Buffers::default()),
+        })
+    }
+
+    pub(crate) fn sink(&self) -> &Arc<dyn LogSink> {
+        &self.sink
+    }
+
+    fn write(&self, stream: Stream, mut bytes: &[u8]) {
+        let Ok(mut b) = self.inner.lock() else { return };
+        if b.total >= MAX_LOG_BYTES {
+            if !b.truncated {
+                b.truncated = true;
+                self.sink.line(
+                    Stream::Platform,
+                    &format!(
+                        "log output past {MAX_LOG_BYTES} bytes for this invocation was dropped"
+                    ),
+                );
+            }
+            return;
+        }
+        let room = MAX_LOG_BYTES - b.total;
+        if bytes.len() > room {
+            bytes = &bytes[..room];
+        }
+        b.total += bytes.len();
+        let buf = match stream {
+            Stream::Stderr => &mut b.stderr,
+            _ => &mut b.stdout,
+        };
+        for chunk in bytes.split_inclusive(|c| *c == b'\n') {
+            if let Some(line) = chunk.strip_suffix(b"\n") {
+                buf.extend_from_slice(line);
+                emit(&*self.sink, stream, buf);
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+                if buf.len() >= MAX_LINE {
+                    emit(&*self.sink, stream, buf);
+                    buf.clear();
+                }
+            }
+        }
+    }
+
+    /// Emits any unterminated last lines. Called once the invocation is over.
+    pub(crate) fn flush(&self) {
+        let Ok(mut b) = self.inner.lock() else { return };
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let buf = match stream {
+                Stream::Stderr => &mut b.stderr,
+                _ => &mut b.stdout,
+            };
+            if !buf.is_empty() {
+                emit(&*self.sink, stream, buf);
+                buf.clear();
+            }
+        }
+    }
+}
+
+fn emit(sink: &dyn LogSink, stream: Stream, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    sink.line(stream, &String::from_utf8_lossy(line));
+}
+
+/// One of an invocation's output streams, handed to `WasiCtxBuilder::stdout`/`stderr`.
+#[derive(Clone)]
+pub(crate) struct Capture {
+    pub(crate) stream: Stream,
+    pub(crate) state: Arc<LogState>,
+}
+
+impl wasmtime_wasi::cli::IsTerminal for Capture {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for Capture {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for Capture {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.state.write(self.stream, &bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for Capture {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for Capture {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.state.write(self.stream, buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<(Stream, String)>>);
+    impl LogSink for Collect {
+        fn line(&self, stream: Stream, line: &str) {
+            self.0.lock().unwrap().push((stream, line.to_owned()));
+        }
+    }
+
+    #[test]
+    fn splits_lines_across_writes_and_flushes_the_rest() {
+        let sink = Arc::new(Collect::default());
+        let state = LogState::new(sink.clone());
+        state.write(Stream::Stdout, b"hel");
+        state.write(Stream::Stderr, b"oops\r\n");
+        state.write(Stream::Stdout, b"lo\nwor");
+        state.write(Stream::Stdout, b"ld");
+        state.flush();
+        let lines = sink.0.lock().unwrap().clone();
+        assert_eq!(
+            lines,
+            vec![
+                (Stream::Stderr, "oops".to_owned()),
+                (Stream::Stdout, "hello".to_owned()),
+                (Stream::Stdout, "world".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn output_past_the_cap_is_dropped_with_one_notice() {
+        let sink = Arc::new(Collect::default());
+        let state = LogState::new(sink.clone());
+        let line = vec![b'x'; 1023];
+        for _ in 0..2000 {
+            state.write(Stream::Stdout, &line);
+            state.write(Stream::Stdout, b"\n");
+        }
+        let lines = sink.0.lock().unwrap();
+        let notices = lines.iter().filter(|(s, _)| *s == Stream::Platform).count();
+        assert_eq!(notices, 1);
+        assert_eq!(lines.len(), 1024 + 1);
+    }
+}

@@ -1,0 +1,70 @@
+//! Outbound HTTP policy: a guest may only reach the hosts in its `allowed_outbound_hosts`.
+//!
+//! A denied request fails inside the guest with `wasi:http`'s `HTTP-request-denied` error code
+//! (the guest sees an ordinary, catchable error) and leaves a platform line in the invocation's
+//! log naming the URL and the setting to change.
+
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use updraft_manifest::OutboundHost;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::logs::{LogState, Stream};
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
+>;
+
+pub(crate) struct OutboundPolicy {
+    pub(crate) allowed: Arc<[OutboundHost]>,
+    pub(crate) log: Arc<LogState>,
+}
+
+impl OutboundPolicy {
+    fn allows(&self, uri: &http::Uri) -> bool {
+        let scheme = uri.scheme_str().unwrap_or("https");
+        let Some(host) = uri.host() else { return false };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        self.allowed.iter().any(|a| a.allows(scheme, host, port))
+    }
+}
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendFuture {
+        _ = fut;
+        if !self.allows(request.uri()) {
+            self.log.sink().line(
+                Stream::Platform,
+                &format!(
+                    "outbound request to {} denied: its host is not in allowed_outbound_hosts",
+                    request.uri()
+                ),
+            );
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! The `updraft.toml` manifest: what a developer writes to describe an app.
+//!
+//! This crate owns the manifest's schema, its validation (every error names the file, the line
+//! and the key, e.g. `updraft.toml:12: functions[1].http[0].route: must start with '/'`), and the
+//! small value types the manifest is made of: names, durations, sizes, route patterns and
+//! outbound-host patterns. It is plain Rust with no I/O beyond what the caller hands it, and it
+//! must not depend on Wasmtime, storage or networking: the CLI, the control API and the gateway all
+//! reuse it.
+//!
+//! ```
+//! let text = r#"
+//! [app]
+//! name = "shop"
+//!
+//! [[functions]]
+//! name = "hello"
+//! component = "hello.wasm"
+//!
+//! [[functions.http]]
+//! route = "/hello/:name"
+//! "#;
+//! let manifest = updraft_manifest::Manifest::parse("updraft.toml", text).unwrap();
+//! assert_eq!(manifest.functions[0].http[0].route.to_string(), "/hello/:name");
+//! ```
+
+mod error;
+mod outbound;
+mod route;
+mod schema;
+mod units;
+
+pub use error::{ManifestError, Problem};
+pub use outbound::{OutboundHost, OutboundHostError};
+pub use route::{RouteError, RouteMatch, RoutePattern, Segment};
+pub use schema::{
+    App, DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT, Function, HttpTrigger,
+    MAX_MAX_CONCURRENCY, MAX_MEMORY, MAX_TIMEOUT, Manifest, Method, Name, NameError,
+};
+pub use units::{ByteSize, format_duration, parse_duration, parse_size};

@@ -1,0 +1,678 @@
+//! The manifest schema: the raw TOML shape (strict, unknown keys rejected) and the validated
+//! model the rest of Updraft uses.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Locator, ManifestError, Problem, Step, render_path};
+use crate::outbound::OutboundHost;
+use crate::route::RoutePattern;
+use crate::units::{parse_duration, parse_size};
+
+/// Default per-invocation time limit.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest per-invocation time limit a manifest may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Default memory limit per instance.
+pub const DEFAULT_MEMORY: u64 = 128 << 20;
+/// Largest memory limit (a 32-bit linear memory's ceiling).
+pub const MAX_MEMORY: u64 = 4 << 30;
+/// Default maximum number of concurrent invocations of one function.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 100;
+/// Largest `max_concurrency` a manifest may ask for.
+pub const MAX_MAX_CONCURRENCY: u32 = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Raw TOML shape.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    app: RawApp,
+    #[serde(default)]
+    functions: Vec<RawFunction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    name: String,
+    component: String,
+    build: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    timeout: Option<String>,
+    memory: Option<String>,
+    max_concurrency: Option<i64>,
+    #[serde(default)]
+    http: Vec<RawHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    route: String,
+    methods: Option<Vec<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated model.
+
+/// A validated `updraft.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The `[app]` table.
+    pub app: App,
+    /// The `[[functions]]` tables, in file order.
+    pub functions: Vec<Function>,
+}
+
+/// The `[app]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    /// `name = "shop"`: the app's name, unique within a project.
+    pub name: Name,
+}
+
+/// One `[[functions]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    /// `name = "hello"`: unique within a project.
+    pub name: Name,
+    /// `component = "target/wasm32-wasip2/release/hello.wasm"`: relative to the manifest's directory.
+    pub component: String,
+    /// `build = "cargo build --release --target wasm32-wasip2"`: run by `deploy`/`up` first.
+    pub build: Option<String>,
+    /// `env = { GREETING = "hi" }`: environment variables the guest sees.
+    pub env: BTreeMap<String, String>,
+    /// `allowed_outbound_hosts = ["https://api.example.com"]`: hosts the guest may call.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// `timeout = "30s"`: time limit per invocation, in milliseconds.
+    pub timeout_ms: u64,
+    /// `memory = "128MiB"`: memory limit per instance, in bytes.
+    pub memory_bytes: u64,
+    /// `max_concurrency = 100`: invocations of this function running at once.
+    pub max_concurrency: u32,
+    /// `[[functions.http]]` tables.
+    pub http: Vec<HttpTrigger>,
+}
+
+impl Function {
+    /// The parsed `allowed_outbound_hosts` (valid by construction).
+    pub fn outbound_hosts(&self) -> Vec<OutboundHost> {
+        self.allowed_outbound_hosts
+            .iter()
+            .filter_map(|h| OutboundHost::parse(h).ok())
+            .collect()
+    }
+
+    /// The time limit per invocation.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// One `[[functions.http]]` table: a route that invokes the function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpTrigger {
+    /// `route = "/hello/:name"`.
+    #[serde(with = "route_serde")]
+    pub route: RoutePattern,
+    /// `methods = ["GET"]`; empty means every method.
+    pub methods: Vec<Method>,
+}
+
+impl HttpTrigger {
+    /// Whether this trigger accepts `method`.
+    pub fn accepts(&self, method: &str) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m.0 == method)
+    }
+
+    /// Whether two triggers could both accept some request method.
+    pub fn methods_overlap(&self, other: &HttpTrigger) -> bool {
+        self.methods.is_empty()
+            || other.methods.is_empty()
+            || self.methods.iter().any(|m| other.methods.contains(m))
+    }
+}
+
+mod route_serde {
+    use super::RoutePattern;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(r: &RoutePattern, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(r)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RoutePattern, D::Error> {
+        let s = String::deserialize(d)?;
+        RoutePattern::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An HTTP method name, upper case (`GET`, `POST`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Method(String);
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+impl Method {
+    /// The method as an upper-case string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let upper = s.to_ascii_uppercase();
+        if METHODS.contains(&upper.as_str()) {
+            Ok(Self(upper))
+        } else {
+            Err(format!(
+                "`{s}` is not an HTTP method (use one of {})",
+                METHODS.join(", ")
+            ))
+        }
+    }
+}
+
+/// A name for an app or a function: 1 to 63 characters of lower-case letters, digits and `-`,
+/// starting with a letter (so it is safe in URLs, file names and metric labels).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Name(String);
+
+/// Why a name is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a valid name: use 1 to 63 lower-case letters, digits and '-', starting with a letter"
+)]
+pub struct NameError(String);
+
+impl Name {
+    /// Validates a name.
+    ///
+    /// # Errors
+    /// [`NameError`] when the name breaks the rules above.
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        let ok = (1..=63).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(NameError(s.to_owned()))
+        }
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Name::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for Name {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        Name::new(s)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing and validation.
+
+/// Collects problems with their key paths while validating.
+struct Checker<'a> {
+    locator: Locator<'a>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, path: &[Step], message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: self.locator.line_of_path(path),
+            key: render_path(path),
+            message: message.into(),
+        });
+    }
+}
+
+fn key(k: &str) -> Step {
+    Step::Key(k.to_owned())
+}
+
+impl Manifest {
+    /// Parses and validates a manifest. `file` names the file in error messages.
+    ///
+    /// # Errors
+    /// [`ManifestError`] listing every problem found, each with its line and key.
+    pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
+        let locator = Locator::new(text);
+        let raw: RawManifest = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let (line, key) = match e.span() {
+                    Some(span) => (
+                        Some(locator.line_of(span.start)),
+                        render_path(&locator.path_at(&span)),
+                    ),
+                    None => (None, String::new()),
+                };
+                return Err(ManifestError {
+                    file: file.to_owned(),
+                    problems: vec![Problem {
+                        line,
+                        key,
+                        message: e.message().trim().to_owned(),
+                    }],
+                });
+            }
+        };
+        let mut checker = Checker {
+            locator,
+            problems: Vec::new(),
+        };
+        let manifest = validate(raw, &mut checker);
+        if checker.problems.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(ManifestError {
+                file: file.to_owned(),
+                problems: checker.problems,
+            })
+        }
+    }
+}
+
+fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
+    let app_name = Name::new(&raw.app.name).unwrap_or_else(|e| {
+        c.report(&[key("app"), key("name")], e.to_string());
+        Name(raw.app.name.clone())
+    });
+    let mut functions: Vec<Function> = Vec::new();
+    for (i, f) in raw.functions.into_iter().enumerate() {
+        let at = |k: &str| vec![key("functions"), Step::Index(i), key(k)];
+        let name = Name::new(&f.name).unwrap_or_else(|e| {
+            c.report(&at("name"), e.to_string());
+            Name(f.name.clone())
+        });
+        if let Some(j) = functions.iter().position(|g| g.name == name) {
+            c.report(
+                &at("name"),
+                format!("function `{name}` is already defined by functions[{j}]"),
+            );
+        }
+        if f.component.trim().is_empty() {
+            c.report(&at("component"), "must be the path of a .wasm component");
+        }
+        if let Some(b) = &f.build
+            && b.trim().is_empty()
+        {
+            c.report(&at("build"), "must be a command, or be left out");
+        }
+        for k in f.env.keys() {
+            let valid = k.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+                && k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+            if !valid {
+                let mut p = at("env");
+                p.push(key(k));
+                c.report(
+                    &p,
+                    format!("`{k}` is not a valid environment variable name"),
+                );
+            }
+        }
+        for (j, h) in f.allowed_outbound_hosts.iter().enumerate() {
+            if let Err(e) = OutboundHost::parse(h) {
+                let mut p = at("allowed_outbound_hosts");
+                p.push(Step::Index(j));
+                c.report(&p, e.to_string());
+            }
+        }
+        let timeout = match f.timeout.as_deref().map(parse_duration) {
+            None => DEFAULT_TIMEOUT,
+            Some(Ok(d)) if d.is_zero() || d > MAX_TIMEOUT => {
+                c.report(&at("timeout"), "must be between 1ms and 15m");
+                DEFAULT_TIMEOUT
+            }
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                c.report(&at("timeout"), e);
+                DEFAULT_TIMEOUT
+            }
+        };
+        let memory = match f.memory.as_deref().map(parse_size) {
+            None => DEFAULT_MEMORY,
+            Some(Ok(m)) if !((1 << 20)..=MAX_MEMORY).contains(&m) => {
+                c.report(&at("memory"), "must be between 1MiB and 4GiB");
+                DEFAULT_MEMORY
+            }
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                c.report(&at("memory"), e);
+                DEFAULT_MEMORY
+            }
+        };
+        let max_concurrency = match f.max_concurrency {
+            None => DEFAULT_MAX_CONCURRENCY,
+            Some(n) => match u32::try_from(n) {
+                Ok(n) if (1..=MAX_MAX_CONCURRENCY).contains(&n) => n,
+                _ => {
+                    c.report(
+                        &at("max_concurrency"),
+                        format!("must be between 1 and {MAX_MAX_CONCURRENCY}"),
+                    );
+                    DEFAULT_MAX_CONCURRENCY
+                }
+            },
+        };
+        let mut http = Vec::new();
+        for (j, h) in f.http.into_iter().enumerate() {
+            let at_http = |k: &str| {
+                vec![
+                    key("functions"),
+                    Step::Index(i),
+                    key("http"),
+                    Step::Index(j),
+                    key(k),
+                ]
+            };
+            let route = match RoutePattern::parse(&h.route) {
+                Ok(r) => r,
+                Err(e) => {
+                    c.report(&at_http("route"), e.to_string());
+                    continue;
+                }
+            };
+            let mut methods = Vec::new();
+            for (k, m) in h.methods.unwrap_or_default().iter().enumerate() {
+                match m.parse::<Method>() {
+                    Ok(m) if !methods.contains(&m) => methods.push(m),
+                    Ok(m) => {
+                        let mut p = at_http("methods");
+                        p.push(Step::Index(k));
+                        c.report(&p, format!("`{}` is listed twice", m.as_str()));
+                    }
+                    Err(e) => {
+                        let mut p = at_http("methods");
+                        p.push(Step::Index(k));
+                        c.report(&p, e);
+                    }
+                }
+            }
+            http.push((j, HttpTrigger { route, methods }));
+        }
+        // Routes that conflict with an earlier route in this manifest.
+        for (j, trigger) in &http {
+            let earlier = functions.iter().enumerate().flat_map(|(fi, g)| {
+                g.http
+                    .iter()
+                    .enumerate()
+                    .map(move |(hi, t)| (format!("functions[{fi}].http[{hi}]"), t))
+            });
+            let same_fn = http
+                .iter()
+                .take_while(|(k, _)| k < j)
+                .map(|(k, t)| (format!("functions[{i}].http[{k}]"), t));
+            for (where_, other) in earlier.chain(same_fn) {
+                if other.route.shape() == trigger.route.shape() && other.methods_overlap(trigger) {
+                    c.report(
+                        &[
+                            key("functions"),
+                            Step::Index(i),
+                            key("http"),
+                            Step::Index(*j),
+                            key("route"),
+                        ],
+                        format!(
+                            "`{}` conflicts with `{}` at {where_}",
+                            trigger.route, other.route
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+        functions.push(Function {
+            name,
+            component: f.component,
+            build: f.build,
+            env: f.env,
+            allowed_outbound_hosts: f.allowed_outbound_hosts,
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            memory_bytes: memory,
+            max_concurrency,
+            http: http.into_iter().map(|(_, t)| t).collect(),
+        });
+    }
+    Manifest {
+        app: App { name: app_name },
+        functions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[app]
+name = "shop"
+
+[[functions]]
+name = "hello"
+component = "target/wasm32-wasip2/release/hello.wasm"
+build = "cargo build --release --target wasm32-wasip2"
+env = { GREETING = "hi" }
+allowed_outbound_hosts = ["https://api.example.com"]
+timeout = "10s"
+memory = "64MiB"
+max_concurrency = 5
+
+[[functions.http]]
+route = "/hello/:name"
+methods = ["get"]
+
+[[functions.http]]
+route = "/static/..."
+"#;
+
+    fn err(text: &str) -> String {
+        Manifest::parse("updraft.toml", text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let m = Manifest::parse("updraft.toml", GOOD).unwrap();
+        assert_eq!(m.app.name.as_str(), "shop");
+        let f = &m.functions[0];
+        assert_eq!(f.name.as_str(), "hello");
+        assert_eq!(f.timeout_ms, 10_000);
+        assert_eq!(f.memory_bytes, 64 << 20);
+        assert_eq!(f.max_concurrency, 5);
+        assert_eq!(f.env["GREETING"], "hi");
+        assert_eq!(f.http[0].methods, vec![Method("GET".into())]);
+        assert!(f.http[1].methods.is_empty());
+        assert!(f.http[1].accepts("DELETE"));
+        // The model round-trips through JSON (it is stored that way).
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn defaults() {
+        let m = Manifest::parse(
+            "updraft.toml",
+            "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\n",
+        )
+        .unwrap();
+        let f = &m.functions[0];
+        assert_eq!(f.timeout(), DEFAULT_TIMEOUT);
+        assert_eq!(f.memory_bytes, DEFAULT_MEMORY);
+        assert_eq!(f.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+    }
+
+    #[test]
+    fn semantic_error_names_line_and_key() {
+        let text = GOOD.replace("route = \"/static/...\"", "route = \"static\"");
+        assert_eq!(
+            err(&text),
+            "updraft.toml:20: functions[0].http[1].route: must start with '/'"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = GOOD.replace("memory = \"64MiB\"", "memroy = \"64MiB\"");
+        let e = err(&text);
+        assert!(
+            e.starts_with("updraft.toml:12: functions[0].memroy: unknown field `memroy`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let e = err("[app]\nname = \"a\"\n[[functions]]\nname = \n");
+        assert!(e.starts_with("updraft.toml:4:"), "{e}");
+    }
+
+    #[test]
+    fn missing_key_is_reported() {
+        let e = err("[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\n");
+        assert!(e.contains("missing field `component`"), "{e}");
+    }
+
+    #[test]
+    fn several_problems_are_all_reported() {
+        let text = r#"
+[app]
+name = "Shop"
+
+[[functions]]
+name = "a"
+component = "a.wasm"
+timeout = "forever"
+memory = "12XB"
+max_concurrency = 0
+env = { "1BAD" = "x" }
+allowed_outbound_hosts = ["api.example.com"]
+
+[[functions.http]]
+route = "/x"
+methods = ["FETCH"]
+
+[[functions]]
+name = "a"
+component = "b.wasm"
+
+[[functions.http]]
+route = "/x"
+"#;
+        let e = err(text);
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 9, "{e}");
+        assert!(lines[0].starts_with("updraft.toml:3: app.name: `Shop` is not a valid name"));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("updraft.toml:8: functions[0].timeout:"))
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("updraft.toml:9: functions[0].memory:"))
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("updraft.toml:10: functions[0].max_concurrency:"))
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("updraft.toml:11: functions[0].env.1BAD:"))
+        );
+        assert!(lines.iter().any(|l| l.starts_with(
+            "updraft.toml:12: functions[0].allowed_outbound_hosts[0]: `api.example.com`"
+        )));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("updraft.toml:16: functions[0].http[0].methods[0]:"))
+        );
+        assert!(lines.iter().any(|l| *l
+            == "updraft.toml:19: functions[1].name: function `a` is already defined by functions[0]"));
+        assert!(lines.iter().any(|l| *l
+            == "updraft.toml:23: functions[1].http[0].route: `/x` conflicts with `/x` at functions[0].http[0]"));
+    }
+
+    #[test]
+    fn same_shape_with_disjoint_methods_is_fine() {
+        let text = r#"
+[app]
+name = "a"
+[[functions]]
+name = "r"
+component = "r.wasm"
+[[functions.http]]
+route = "/items/:id"
+methods = ["GET"]
+[[functions]]
+name = "w"
+component = "w.wasm"
+[[functions.http]]
+route = "/items/:item"
+methods = ["PUT", "DELETE"]
+"#;
+        assert!(Manifest::parse("updraft.toml", text).is_ok());
+    }
+
+    #[test]
+    fn names() {
+        assert!(Name::new("hello-world2").is_ok());
+        assert!(Name::new("Hello").is_err());
+        assert!(Name::new("2x").is_err());
+        assert!(Name::new("a-").is_err());
+        assert!(Name::new("").is_err());
+        assert!(Name::new(&"a".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,108 @@
+//! Durations (`"30s"`) and sizes (`"128MiB"`) as they are written in the manifest.
+
+use std::time::Duration;
+
+/// A number of bytes, parsed from strings such as `"128MiB"`.
+pub type ByteSize = u64;
+
+/// Parses a duration such as `"500ms"`, `"30s"`, `"10m"` or `"1h"`.
+///
+/// # Errors
+/// A message saying what is wrong, fit to follow a key name.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = split_number(s)?;
+    let ms = match unit {
+        "ms" => Some(num),
+        "s" => num.checked_mul(1_000),
+        "m" => num.checked_mul(60_000),
+        "h" => num.checked_mul(3_600_000),
+        _ => {
+            return Err(format!(
+                "`{s}` has an unknown unit `{unit}` (use ms, s, m or h, e.g. \"30s\")"
+            ));
+        }
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// Formats a duration the way the manifest writes it (`"30s"`, `"1500ms"`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 3_600_000 == 0 && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1_000 == 0 {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// Parses a size such as `"128MiB"`, `"1GiB"`, `"512KiB"` or `"1000000B"` (also `KB`/`MB`/`GB`).
+///
+/// # Errors
+/// A message saying what is wrong, fit to follow a key name.
+pub fn parse_size(s: &str) -> Result<ByteSize, String> {
+    let (num, unit) = split_number(s)?;
+    let factor: u64 = match unit {
+        "B" | "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "`{s}` has an unknown unit `{unit}` (use B, KiB, MiB or GiB, e.g. \"128MiB\")"
+            ));
+        }
+    };
+    num.checked_mul(factor)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+fn split_number(s: &str) -> Result<(u64, &str), String> {
+    let s = s.trim();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(format!(
+            "`{s}` must start with a whole number, e.g. \"30s\""
+        ));
+    }
+    let (num, unit) = s.split_at(digits);
+    let num = num
+        .parse::<u64>()
+        .map_err(|_| format!("`{s}` is too large"))?;
+    Ok((num, unit.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("30").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("s").unwrap_err().contains("whole number"));
+        assert!(parse_duration("1.5s").unwrap_err().contains("unknown unit"));
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert!(parse_size("12XB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+}

@@ -1,0 +1,345 @@
+//! The control API under `/v1` (JSON; every route but `/v1/health` needs the admin token).
+//!
+//! | method | path | what |
+//! | --- | --- | --- |
+//! | GET | `/v1/health` | liveness, no token |
+//! | GET | `/v1/status` | version, function count, compile counters |
+//! | HEAD/GET | `/v1/artifacts/{digest}` | 200 if stored and compiled, else 404 |
+//! | PUT | `/v1/artifacts/{digest}` | upload a component (raw body); validated and compiled |
+//! | POST | `/v1/apps` | deploy an app ([`DeployRequest`]) |
+//! | GET | `/v1/functions` | list functions |
+//! | GET/DELETE | `/v1/functions/{name}` | one function / delete it |
+//! | POST | `/v1/functions/{name}/invoke?method=&path=` | invoke directly, body passed through |
+//! | GET | `/v1/functions/{name}/logs?since=&request_id=&after=&limit=` | stored log lines |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, middleware};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use updraft_api::{ArtifactUploaded, Code, DeployRequest, FunctionList, LogLine, LogList, Status};
+use updraft_store::{DEFAULT_PROJECT, LogQuery};
+
+use crate::State as AppState;
+use crate::error::ApiError;
+use crate::{auth, deploy};
+
+/// Largest component upload accepted (componentize-py output is ~40 MiB).
+const MAX_ARTIFACT_BYTES: usize = 256 << 20;
+/// Largest body of any other control request (manifests, invoke payloads).
+const MAX_BODY_BYTES: usize = 16 << 20;
+
+type Shared = State<Arc<AppState>>;
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route("/v1/status", get(status))
+        .route(
+            "/v1/artifacts/{digest}",
+            get(artifact_exists)
+                .head(artifact_exists)
+                .put(upload_artifact)
+                .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES)),
+        )
+        .route("/v1/apps", post(deploy_app))
+        .route("/v1/functions", get(list_functions))
+        .route(
+            "/v1/functions/{name}",
+            get(get_function).delete(delete_function),
+        )
+        .route("/v1/functions/{name}/invoke", post(invoke))
+        .route("/v1/functions/{name}/logs", get(logs))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
+    Router::new()
+        .route(
+            "/v1/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .merge(protected)
+        .fallback(|| async { ApiError::new(Code::BadRequest, "no such API endpoint") })
+        .method_not_allowed_fallback(|| async {
+            let mut resp = ApiError::new(
+                Code::MethodNotAllowed,
+                "method not allowed on this endpoint",
+            )
+            .into_response();
+            *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            resp
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn valid_digest(digest: &str) -> Result<(), ApiError> {
+    if digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            Code::BadRequest,
+            format!("`{digest}` is not a sha256 digest (64 lower-case hex characters)"),
+        ))
+    }
+}
+
+async fn status(State(state): Shared) -> Json<Status> {
+    let stats = state.engine.stats();
+    Json(Status {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        functions: state.gateway.snapshot().functions.len(),
+        compilations: stats.compilations,
+        cache_loads: stats.cache_loads,
+        data_plane_url: state.data_url.get().cloned().unwrap_or_default(),
+    })
+}
+
+async fn artifact_exists(
+    State(state): Shared,
+    Path(digest): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    valid_digest(&digest)?;
+    let s = state.clone();
+    let d = digest.clone();
+    let stored = tokio::task::spawn_blocking(move || s.store.has_artifact(&d)).await??;
+    if stored && state.engine.is_cached(&digest) {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::new(
+            Code::UnknownArtifact,
+            format!("artifact {digest} is not stored"),
+        ))
+    }
+}
+
+async fn upload_artifact(
+    State(state): Shared,
+    Path(digest): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<ArtifactUploaded>), ApiError> {
+    valid_digest(&digest)?;
+    let bytes: Bytes = body
+        .collect()
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                Code::PayloadTooLarge,
+                format!("could not read the upload (larger than {MAX_ARTIFACT_BYTES} bytes?): {e}"),
+            )
+        })?
+        .to_bytes();
+    let actual = updraft_engine::digest(&bytes);
+    if actual != digest {
+        return Err(ApiError::new(
+            Code::DigestMismatch,
+            format!("the uploaded bytes hash to sha256 {actual}, not {digest}"),
+        ));
+    }
+    let size = bytes.len() as u64;
+    let s = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        if s.store.has_artifact(&digest)? && s.engine.is_cached(&digest) {
+            return Ok(ArtifactUploaded {
+                digest,
+                size,
+                compiled: false,
+                compile_ms: 0,
+            });
+        }
+        // Compile (which validates) before storing: a bad upload leaves nothing behind.
+        let compiled = s.engine.compile(&digest, &bytes).map_err(|e| {
+            if e.is_user_error() {
+                ApiError::new(Code::InvalidComponent, e.to_string())
+            } else {
+                ApiError::internal("compiling a component", e)
+            }
+        })?;
+        s.store.put_artifact(&digest, &bytes)?;
+        Ok::<_, ApiError>(ArtifactUploaded {
+            digest,
+            size,
+            compiled: compiled.compiled_now,
+            compile_ms: compiled.elapsed_ms,
+        })
+    })
+    .await??;
+    let status = if result.compiled {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(result)))
+}
+
+async fn deploy_app(
+    State(state): Shared,
+    body: Result<Json<DeployRequest>, JsonRejection>,
+) -> Result<Json<updraft_api::DeployResponse>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    Ok(Json(deploy::deploy(&state, req).await?))
+}
+
+async fn list_functions(State(state): Shared) -> Json<FunctionList> {
+    let functions = deploy::list(&state)
+        .await
+        .iter()
+        .map(deploy::info)
+        .collect();
+    Json(FunctionList { functions })
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(
+        Code::FunctionNotFound,
+        format!("no function named `{name}`"),
+    )
+}
+
+async fn get_function(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<Json<updraft_api::FunctionInfo>, ApiError> {
+    deploy::list(&state)
+        .await
+        .iter()
+        .find(|r| r.spec.name.as_str() == name)
+        .map(|r| Json(deploy::info(r)))
+        .ok_or_else(|| not_found(&name))
+}
+
+async fn delete_function(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if deploy::delete(&state, &name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&name))
+    }
+}
+
+#[derive(Deserialize)]
+struct InvokeParams {
+    method: Option<String>,
+    path: Option<String>,
+}
+
+async fn invoke(
+    State(state): Shared,
+    Path(name): Path<String>,
+    params: Result<Query<InvokeParams>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    let function = state
+        .gateway
+        .snapshot()
+        .functions
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| not_found(&name))?;
+    let method = params.method.as_deref().unwrap_or("POST");
+    let method =
+        http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            ApiError::new(
+                Code::BadRequest,
+                format!("`{method}` is not an HTTP method"),
+            )
+        })?;
+    let path = params.path.as_deref().unwrap_or("/");
+    if !path.starts_with('/') {
+        return Err(ApiError::new(
+            Code::BadRequest,
+            format!("path `{path}` must start with '/'"),
+        ));
+    }
+    let uri: http::Uri = path
+        .parse()
+        .map_err(|e| ApiError::new(Code::BadRequest, format!("path `{path}`: {e}")))?;
+    let (parts, body) = req.into_parts();
+    let mut forwarded = http::Request::builder().method(method).uri(uri);
+    for (k, v) in &parts.headers {
+        if k != http::header::AUTHORIZATION && k != http::header::HOST {
+            forwarded = forwarded.header(k, v);
+        }
+    }
+    let forwarded = forwarded
+        .header(http::header::HOST, "localhost")
+        .body(body.map_err(updraft_engine::body_error))
+        .map_err(|e| ApiError::new(Code::BadRequest, e.to_string()))?;
+    let resp = state
+        .gateway
+        .invoke(&function, forwarded, updraft_gateway::new_request_id())
+        .await;
+    Ok(resp.map(Body::new))
+}
+
+#[derive(Deserialize)]
+struct LogParams {
+    since: Option<String>,
+    request_id: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+async fn logs(
+    State(state): Shared,
+    Path(name): Path<String>,
+    params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<LogList>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    let since_ms = match p.since.as_deref() {
+        None => None,
+        Some(s) => Some(parse_since(s)?),
+    };
+    let known = state.gateway.snapshot().functions.contains_key(&name);
+    let query = LogQuery {
+        function: Some(name.clone()),
+        request_id: p.request_id,
+        since_ms,
+        after_id: p.after,
+        limit: p.limit.unwrap_or(100),
+    };
+    let s = state.clone();
+    let records =
+        tokio::task::spawn_blocking(move || s.store.query_logs(DEFAULT_PROJECT, &query)).await??;
+    if records.is_empty() && !known {
+        return Err(not_found(&name));
+    }
+    Ok(Json(LogList {
+        lines: records
+            .into_iter()
+            .map(|r| LogLine {
+                id: r.id,
+                function: r.function,
+                request_id: r.request_id,
+                ts_ms: r.ts_ms,
+                stream: r.stream,
+                line: r.line,
+            })
+            .collect(),
+    }))
+}
+
+/// `since` is a duration back from now (`10m`, `24h`) or a timestamp in ms since the epoch.
+fn parse_since(s: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let d = updraft_manifest::parse_duration(s)
+        .map_err(|e| ApiError::new(Code::BadRequest, format!("since: {e}")))?;
+    Ok(updraft_store::now_ms() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
+}

@@ -1,0 +1,276 @@
+//! Deploying apps: validate, load, check routes, persist, then publish atomically.
+//!
+//! Invariant: the gateway's snapshot always equals what the store holds. Every change (deploy,
+//! delete) runs under the [`Deployed`] lock, persists first, and publishes the new snapshot only
+//! after the store has committed, so an acknowledged deploy is durable and a failed one changes
+//! nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use updraft_api::{Code, DeployRequest, DeployResponse, FunctionInfo, RouteInfo};
+use updraft_engine::{ComponentError, FunctionSettings};
+use updraft_gateway::{Function, RouteTable, Snapshot};
+use updraft_manifest::Manifest;
+use updraft_store::{DEFAULT_PROJECT, DeployedFunction, FunctionRecord};
+
+use crate::State;
+use crate::error::ApiError;
+
+/// The functions being served, with the records they were built from.
+#[derive(Default)]
+pub(crate) struct Deployed {
+    // tokio Mutex: held across the awaits of a deploy (compile-cache loads run on blocking
+    // threads) so that deploys are serialised.
+    inner: tokio::sync::Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    record: FunctionRecord,
+    function: Arc<Function>,
+}
+
+/// Loads a stored function into a runnable one (from the compiled-code cache).
+fn load(state: &State, record: &FunctionRecord) -> Result<Arc<Function>, ComponentError> {
+    let compiled = state
+        .engine
+        .load(&record.digest, &state.store.artifact_path(&record.digest))?;
+    let spec = &record.spec;
+    let settings = FunctionSettings {
+        env: spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        allowed_outbound_hosts: spec.outbound_hosts(),
+        timeout: spec.timeout(),
+        memory_bytes: spec.memory_bytes,
+    };
+    let prepared = state.engine.prepare(&compiled, settings)?;
+    Ok(Arc::new(Function {
+        project: record.project.clone(),
+        name: spec.name.to_string(),
+        prepared,
+    }))
+}
+
+/// Builds the gateway snapshot for a set of entries.
+fn snapshot(entries: &HashMap<String, Entry>) -> Result<Snapshot, updraft_gateway::RouteConflict> {
+    // Sorted by name so that conflicts are reported deterministically.
+    let sorted: BTreeMap<&String, &Entry> = entries.iter().collect();
+    let routes = RouteTable::new(sorted.values().flat_map(|e| {
+        e.record
+            .spec
+            .http
+            .iter()
+            .map(|t| (t.clone(), e.function.clone()))
+    }))?;
+    Ok(Snapshot {
+        routes,
+        functions: entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.function.clone()))
+            .collect(),
+    })
+}
+
+/// Loads every stored function and publishes them. Returns the ones that failed, with why.
+pub(crate) async fn load_all(
+    state: &Arc<State>,
+) -> Result<Vec<(String, String)>, crate::ServerError> {
+    let mut guard = state.deployed.inner.lock().await;
+    let s = state.clone();
+    let (entries, failed) = tokio::task::spawn_blocking(move || {
+        let mut entries = HashMap::new();
+        let mut failed = Vec::new();
+        for record in s.store.all_functions()? {
+            let name = record.spec.name.to_string();
+            match load(&s, &record) {
+                Ok(function) => {
+                    entries.insert(name, Entry { record, function });
+                }
+                Err(e) => {
+                    tracing::error!(function = %name, error = %e, "could not load function");
+                    failed.push((name, e.to_string()));
+                }
+            }
+        }
+        Ok::<_, crate::ServerError>((entries, failed))
+    })
+    .await
+    .map_err(|e| crate::ServerError::Internal(e.to_string()))??;
+    let snap = snapshot(&entries).map_err(|e| crate::ServerError::Internal(e.to_string()))?;
+    state.gateway.publish(snap);
+    *guard = entries;
+    Ok(failed)
+}
+
+pub(crate) fn info(record: &FunctionRecord) -> FunctionInfo {
+    let spec = &record.spec;
+    FunctionInfo {
+        name: spec.name.to_string(),
+        app: record.app.clone(),
+        digest: record.digest.clone(),
+        routes: spec
+            .http
+            .iter()
+            .map(|t| RouteInfo {
+                route: t.route.to_string(),
+                methods: t.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+            })
+            .collect(),
+        timeout_ms: spec.timeout_ms,
+        memory_bytes: spec.memory_bytes,
+        max_concurrency: spec.max_concurrency,
+        allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
+        env: spec.env.keys().cloned().collect(),
+        updated_at: record.updated_at,
+    }
+}
+
+/// Deploys (or redeploys) one app.
+pub(crate) async fn deploy(
+    state: &Arc<State>,
+    req: DeployRequest,
+) -> Result<DeployResponse, ApiError> {
+    let file = req.manifest_file.as_deref().unwrap_or("updraft.toml");
+    let manifest = Manifest::parse(file, &req.manifest)
+        .map_err(|e| ApiError::new(Code::InvalidManifest, e.to_string()))?;
+    for name in req.artifacts.keys() {
+        if !manifest.functions.iter().any(|f| f.name.as_str() == name) {
+            return Err(ApiError::new(
+                Code::BadRequest,
+                format!("artifacts names `{name}`, which is not a function in {file}"),
+            ));
+        }
+    }
+    let mut functions = Vec::new();
+    for f in &manifest.functions {
+        let digest = req.artifacts.get(f.name.as_str()).ok_or_else(|| {
+            ApiError::new(
+                Code::BadRequest,
+                format!("no artifact digest given for function `{}`", f.name),
+            )
+        })?;
+        functions.push(DeployedFunction {
+            spec: f.clone(),
+            digest: digest.clone(),
+        });
+    }
+    let app = manifest.app.name.to_string();
+
+    let mut guard = state.deployed.inner.lock().await;
+    // Load everything first: a deploy that cannot run changes nothing.
+    let s = state.clone();
+    let app_name = app.clone();
+    let fns = functions.clone();
+    let loaded: Vec<Entry> = tokio::task::spawn_blocking(move || {
+        fns.into_iter()
+            .map(|f| {
+                if !s.store.has_artifact(&f.digest)? {
+                    return Err(ApiError::new(
+                        Code::UnknownArtifact,
+                        format!(
+                            "function `{}`: artifact {} was not uploaded (PUT /v1/artifacts/{{digest}} first)",
+                            f.spec.name, f.digest
+                        ),
+                    ));
+                }
+                let record = FunctionRecord {
+                    project: DEFAULT_PROJECT.to_owned(),
+                    app: app_name.clone(),
+                    digest: f.digest.clone(),
+                    spec: f.spec.clone(),
+                    updated_at: updraft_store::now_ms(),
+                };
+                let function = load(&s, &record).map_err(|e| {
+                    if e.is_user_error() {
+                        ApiError::new(Code::InvalidComponent, format!("function `{}`: {e}", f.spec.name))
+                    } else {
+                        ApiError::internal("loading a component", e)
+                    }
+                })?;
+                Ok(Entry { record, function })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    })
+    .await??;
+
+    // The new set: everything else as it is, this app's functions replaced.
+    let mut next: HashMap<String, Entry> = guard
+        .iter()
+        .filter(|(_, e)| e.record.app != app || e.record.project != DEFAULT_PROJECT)
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    for e in &loaded {
+        if let Some(other) = next.get(e.record.spec.name.as_str()) {
+            return Err(ApiError::new(
+                Code::Conflict,
+                format!(
+                    "function `{}` already belongs to app `{}`; delete it there first",
+                    e.record.spec.name, other.record.app
+                ),
+            ));
+        }
+    }
+    // Keep unchanged functions' existing instances and timestamps.
+    for e in loaded {
+        let name = e.record.spec.name.to_string();
+        let unchanged = guard.get(&name).filter(|old| {
+            old.record.app == app
+                && old.record.digest == e.record.digest
+                && old.record.spec == e.record.spec
+        });
+        next.insert(name, unchanged.cloned().unwrap_or(e));
+    }
+    let snap = snapshot(&next).map_err(|e| ApiError::new(Code::Conflict, e.to_string()))?;
+
+    let s = state.clone();
+    let (app_name, manifest_text) = (app.clone(), req.manifest.clone());
+    let removed = tokio::task::spawn_blocking(move || {
+        s.store
+            .deploy_app(DEFAULT_PROJECT, &app_name, &manifest_text, &functions)
+    })
+    .await??;
+    // Durable; now switch traffic.
+    state.gateway.publish(snap);
+    *guard = next;
+
+    let mut infos: Vec<FunctionInfo> = guard
+        .values()
+        .filter(|e| e.record.app == app)
+        .map(|e| info(&e.record))
+        .collect();
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(DeployResponse {
+        app,
+        functions: infos,
+        removed,
+    })
+}
+
+/// Deletes one function. Returns whether it existed.
+pub(crate) async fn delete(state: &Arc<State>, name: &str) -> Result<bool, ApiError> {
+    let mut guard = state.deployed.inner.lock().await;
+    if !guard.contains_key(name) {
+        return Ok(false);
+    }
+    let mut next = guard.clone();
+    next.remove(name);
+    let snap = snapshot(&next).map_err(|e| ApiError::internal("rebuilding routes", e))?;
+    let s = state.clone();
+    let n = name.to_owned();
+    tokio::task::spawn_blocking(move || s.store.delete_function(DEFAULT_PROJECT, &n)).await??;
+    state.gateway.publish(snap);
+    *guard = next;
+    Ok(true)
+}
+
+/// The records of every deployed function, by name.
+pub(crate) async fn list(state: &Arc<State>) -> Vec<FunctionRecord> {
+    let guard = state.deployed.inner.lock().await;
+    let mut records: Vec<FunctionRecord> = guard.values().map(|e| e.record.clone()).collect();
+    records.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    records
+}

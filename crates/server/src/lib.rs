@@ -1,0 +1,179 @@
+//! The composition root: opens the data directory, builds the engine, loads every deployed
+//! function, and runs the data plane (`updraft-gateway`) and the control API side by side.
+//!
+//! Only this crate knows the whole set of parts; it owns start-up and shutdown order:
+//! 1. open the store (SQLite + artifact files) and make the first admin token if there is none;
+//! 2. build the engine and load every deployed function from the compiled-code cache (compiling
+//!    only if the cache lacks it), then publish them to the gateway;
+//! 3. serve both planes until the shutdown future resolves; stop accepting, let in-flight
+//!    requests finish (bounded by `drain`), then flush queued log lines.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use updraft_server::{Server, ServerConfig};
+//! let server = Server::open(ServerConfig::new(".updraft")).await?;
+//! let data = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! let control = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
+//! server.run(data, control, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod control;
+mod deploy;
+mod error;
+mod logs;
+
+pub use error::ServerError;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use updraft_engine::{Engine, EngineConfig};
+use updraft_gateway::Gateway;
+use updraft_store::Store;
+
+/// Settings for [`Server::open`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The data directory (default `./.updraft`).
+    pub data_dir: PathBuf,
+    /// How long shutdown waits for in-flight requests.
+    pub drain: Duration,
+    /// Force the pooling allocator on or off (default: probe).
+    pub pooling: Option<bool>,
+}
+
+impl ServerConfig {
+    /// Defaults with the given data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            drain: Duration::from_secs(30),
+            pooling: None,
+        }
+    }
+}
+
+/// A server with its state loaded, ready to [`run`](Server::run).
+pub struct Server {
+    state: Arc<State>,
+    new_admin_token: Option<String>,
+    failed_loads: Vec<(String, String)>,
+}
+
+/// Shared by every handler.
+pub(crate) struct State {
+    pub(crate) store: Store,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) auth: auth::Tokens,
+    pub(crate) deployed: deploy::Deployed,
+    pub(crate) drain: Duration,
+    /// Base URL of the data plane, set once it is bound.
+    pub(crate) data_url: std::sync::OnceLock<String>,
+}
+
+impl Server {
+    /// Opens the data directory and loads every deployed function.
+    ///
+    /// # Errors
+    /// [`ServerError`] if the data directory, database or engine cannot be set up. A function
+    /// that fails to load is not fatal: it is reported by [`Server::failed_loads`] and skipped.
+    pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
+        let data_dir = config.data_dir.clone();
+        let (store, engine) = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&data_dir)?;
+            let mut engine_config = EngineConfig::new(data_dir.join("compiled"));
+            engine_config.pooling = config.pooling;
+            let engine = Engine::new(engine_config)?;
+            Ok::<_, ServerError>((store, engine))
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        let (auth, new_admin_token) = auth::Tokens::load_or_bootstrap(&store)?;
+        let gateway = Arc::new(Gateway::new(Arc::new(logs::StoreSinks::new(
+            store.logs().clone(),
+        ))));
+        let state = Arc::new(State {
+            store,
+            engine: Arc::new(engine),
+            gateway,
+            auth,
+            deployed: deploy::Deployed::default(),
+            drain: config.drain,
+            data_url: std::sync::OnceLock::new(),
+        });
+        let failed_loads = deploy::load_all(&state).await?;
+        Ok(Self {
+            state,
+            new_admin_token,
+            failed_loads,
+        })
+    }
+
+    /// The admin token created by this start, if the data directory had none. Print it once.
+    pub fn new_admin_token(&self) -> Option<&str> {
+        self.new_admin_token.as_deref()
+    }
+
+    /// Functions that could not be loaded at start-up, with the reason.
+    pub fn failed_loads(&self) -> &[(String, String)] {
+        &self.failed_loads
+    }
+
+    /// How many functions are being served.
+    pub fn function_count(&self) -> usize {
+        self.state.gateway.snapshot().functions.len()
+    }
+
+    /// Path of the file holding the first admin token (mode 0600), for the local CLI.
+    pub fn admin_token_file(&self) -> PathBuf {
+        auth::token_file(self.state.store.dir())
+    }
+
+    /// Serves the data plane on `data` and the control API on `control` until `shutdown`
+    /// resolves; then drains in-flight requests and flushes logs.
+    ///
+    /// # Errors
+    /// [`ServerError::Io`] if a listener's address cannot be read.
+    pub async fn run(
+        self,
+        data: TcpListener,
+        control: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let data_addr = data
+            .local_addr()
+            .map_err(ServerError::io("data plane listener"))?;
+        let _ = self.state.data_url.set(format!("http://{data_addr}"));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let data_task = tokio::spawn(self.state.gateway.clone().serve(
+            data,
+            wait(stop_rx.clone()),
+            self.state.drain,
+        ));
+        let router = control::router(self.state.clone());
+        let control_task = tokio::spawn(
+            axum::serve(control, router)
+                .with_graceful_shutdown(wait(stop_rx))
+                .into_future(),
+        );
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let _ = data_task.await;
+        let _ = tokio::time::timeout(self.state.drain, control_task).await;
+        let store = self.state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.logs().flush()).await;
+        Ok(())
+    }
+}
+
+use std::future::IntoFuture;

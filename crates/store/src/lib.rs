@@ -1,0 +1,143 @@
+//! Embedded durable state: everything Updraft keeps in its data directory.
+//!
+//! Layout of a data directory:
+//! ```text
+//! updraft.db            SQLite (WAL): projects, admin tokens, artifacts, apps, functions, logs
+//! artifacts/<sha256>.wasm   uploaded components, content-addressed
+//! compiled/             compiled-code cache (owned by updraft-engine, not by this crate)
+//! admin-token           the first admin token, mode 0600, for the local CLI
+//! ```
+//!
+//! Every row carries a project (tenant) id; until tenancy lands there is one project, `default`.
+//! Writes the caller is told about are durable before the call returns: metadata goes through
+//! SQLite with `synchronous = FULL`, artifact files are written to a temporary file, fsynced and
+//! renamed. Log lines are the exception by design: they are queued and written in batches by a
+//! background thread ([`LogWriter`]), and a `kill -9` can lose the last ~100 ms of them.
+//!
+//! This crate must not depend on Wasmtime or on HTTP: it stores bytes, manifests and rows.
+
+mod artifacts;
+mod db;
+mod logs;
+
+pub use db::{DeployedFunction, FunctionRecord};
+pub use logs::{FLUSH_INTERVAL, LogQuery, LogRecord, LogWriter, MAX_LOG_LINES};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The project every resource belongs to until multi-tenancy lands.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file in the data directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Uploaded bytes do not hash to the digest they were uploaded under.
+    #[error("the uploaded bytes hash to sha256 {actual}, not {expected}")]
+    DigestMismatch {
+        /// The digest in the URL.
+        expected: String,
+        /// The digest of the bytes.
+        actual: String,
+    },
+    /// A function of this name belongs to another app.
+    #[error("function `{function}` already belongs to app `{app}`; delete it there first")]
+    FunctionOwnedByOtherApp {
+        /// The function.
+        function: String,
+        /// The app that owns it.
+        app: String,
+    },
+    /// A stored row could not be decoded (written by an incompatible version?).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Handle to the data directory. Cheap to clone; all clones share one SQLite connection for
+/// metadata (metadata traffic is low; a `Mutex` keeps writes serialised, as SQLite needs anyway)
+/// and one background log writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    // std Mutex: every critical section is a short synchronous SQLite call, never held across
+    // an await. Callers on async runtimes run these methods in `spawn_blocking`.
+    conn: Mutex<rusqlite::Connection>,
+    logs: LogWriter,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data directory and its database, running migrations.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the directory or database cannot be created or opened.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        let artifacts = dir.join("artifacts");
+        std::fs::create_dir_all(&artifacts).map_err(io_err(&artifacts))?;
+        let db_path = dir.join("updraft.db");
+        let conn = db::open(&db_path)?;
+        let logs = LogWriter::start(db::open(&db_path)?)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                conn: Mutex::new(conn),
+                logs,
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The background log writer.
+    pub fn logs(&self) -> &LogWriter {
+        &self.inner.logs
+    }
+
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // A poisoned lock only means another thread panicked mid-call; SQLite's own transaction
+        // rollback keeps the database consistent, so keep going.
+        let mut conn = self
+            .inner
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut conn)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,52 @@
+//! `http_echo`: answers every request with a plain-text description of what it received, so
+//! tests can check routing, route parameters, environment variables, request bodies and logs.
+//!
+//! Response body, one `key: value` per line:
+//! `method`, `path` (path and query as the guest saw it), `version` (the `VERSION` env var, or
+//! `-`), `greeting` (the `GREETING` env var, or `-`), every `x-updraft-*` request header, then
+//! `body: <request body>`.
+//!
+//! Every request prints `echo stdout <path>` to stdout and `echo stderr <path>` to stderr, so
+//! log capture can be tested. A request with `?status=N` answers with status N.
+
+use wstd::http::{Body, Request, Response, StatusCode};
+
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
+    let (parts, mut body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    println!("echo stdout {path}");
+    eprintln!("echo stderr {path}");
+
+    let mut out = String::new();
+    out.push_str(&format!("method: {}\n", parts.method));
+    out.push_str(&format!("path: {path}\n"));
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "-".to_owned());
+    out.push_str(&format!("version: {}\n", env("VERSION")));
+    out.push_str(&format!("greeting: {}\n", env("GREETING")));
+    let mut updraft: Vec<_> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("x-updraft-"))
+        .map(|(k, v)| format!("{}: {}\n", k, v.to_str().unwrap_or("<binary>")))
+        .collect();
+    updraft.sort();
+    out.extend(updraft);
+    let body = body.str_contents().await?.to_owned();
+    out.push_str(&format!("body: {body}\n"));
+
+    let status = parts
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("status=")))
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut response = Response::new(Body::from(out));
+    *response.status_mut() = status;
+    Ok(response)
+}
