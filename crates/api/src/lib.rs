@@ -37,6 +37,8 @@ pub enum Code {
     Unauthorized,
     /// The named function does not exist.
     FunctionNotFound,
+    /// No artifact with this digest is stored.
+    ArtifactNotFound,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -61,7 +63,9 @@ impl Code {
             | Code::DigestMismatch
             | Code::UnknownArtifact => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
-            Code::FunctionNotFound | Code::RouteNotFound => StatusCode::NOT_FOUND,
+            Code::FunctionNotFound | Code::ArtifactNotFound | Code::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

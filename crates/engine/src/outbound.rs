@@ -24,6 +24,9 @@ type SendFuture = Box<
         > + Send,
 >;
 
+/// How long a denied request's body is drained before the denial is returned.
+const DRAIN_DENIED_BODY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) struct OutboundPolicy {
     pub(crate) allowed: Arc<[OutboundHost]>,
     pub(crate) log: Arc<LogState>,
@@ -57,7 +60,15 @@ impl WasiHttpHooks for OutboundPolicy {
                     request.uri()
                 ),
             );
-            return Box::new(async { Err(Error::HttpRequestDenied) });
+            // Accept (and discard) the request body before answering: clients that send the body
+            // and await the response concurrently (wstd, for one) would otherwise see the body
+            // stream break first and report "connection reset" instead of the denial.
+            let mut body = request.into_body();
+            return Box::new(async move {
+                let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+                let _ = tokio::time::timeout(DRAIN_DENIED_BODY, drain).await;
+                Err(Error::HttpRequestDenied)
+            });
         }
         Box::new(async move {
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

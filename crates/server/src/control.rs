@@ -119,7 +119,7 @@ async fn artifact_exists(
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::new(
-            Code::UnknownArtifact,
+            Code::ArtifactNotFound,
             format!("artifact {digest} is not stored"),
         ))
     }

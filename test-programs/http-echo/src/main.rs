@@ -7,7 +7,8 @@
 //! `body: <request body>`.
 //!
 //! Every request prints `echo stdout <path>` to stdout and `echo stderr <path>` to stderr, so
-//! log capture can be tested. A request with `?status=N` answers with status N.
+//! log capture can be tested. A request with `?status=N` answers with status N; a request with
+//! `?panic` panics after printing (the invocation must fail with a 500, the host must not).
 
 use wstd::http::{Body, Request, Response, StatusCode};
 
@@ -21,6 +22,10 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
         .unwrap_or_default();
     println!("echo stdout {path}");
     eprintln!("echo stderr {path}");
+
+    if parts.uri.query().is_some_and(|q| q.split('&').any(|kv| kv == "panic")) {
+        panic!("echo was asked to panic");
+    }
 
     let mut out = String::new();
     out.push_str(&format!("method: {}\n", parts.method));

@@ -1,0 +1,219 @@
+//! The `updraft` binary end to end: a real `serve` process, `deploy`, `functions`, `invoke`,
+//! `logs`, a manifest error, and `kill -9` followed by a restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use updraft_test_guests::HTTP_ECHO;
+
+const BIN: &str = env!("CARGO_BIN_EXE_updraft");
+
+struct ServeProcess {
+    child: Child,
+    data_url: String,
+    control_url: String,
+}
+
+/// Starts `updraft serve` on ephemeral ports and waits for its readiness lines.
+fn serve(data_dir: &Path) -> ServeProcess {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--control-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut data_url, mut control_url) = (None, None);
+    while data_url.is_none() || control_url.is_none() {
+        let line = lines
+            .next()
+            .expect("serve exited before it was ready")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("data plane listening on ") {
+            data_url = Some(u.trim().to_owned());
+        }
+        if let Some(u) = line.strip_prefix("control API listening on ") {
+            control_url = Some(u.trim().to_owned());
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    ServeProcess {
+        child,
+        data_url: data_url.unwrap(),
+        control_url: control_url.unwrap(),
+    }
+}
+
+fn updraft(server: &ServeProcess, data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--server")
+        .arg(&server.control_url)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn write_app(dir: &Path, route: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(HTTP_ECHO, dir.join("echo.wasm")).unwrap();
+    std::fs::write(
+        dir.join("updraft.toml"),
+        format!(
+            "[app]\nname = \"cli-app\"\n\n[[functions]]\nname = \"echo\"\ncomponent = \"echo.wasm\"\n\
+             build = \"true\"\nenv = {{ GREETING = \"from-cli\" }}\n\n[[functions.http]]\nroute = \"{route}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn get(url: &str) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match http_get(url) {
+            Ok(r) => return r,
+            // The port is bound before the readiness line, so this is only ever a transient
+            // connection error; retry briefly rather than fail.
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("GET {url}: {e}"),
+        }
+    }
+}
+
+/// A blocking GET (these tests drive real processes, not an async runtime).
+fn http_get(url: &str) -> Result<(u16, String), reqwest::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resp = reqwest::get(url).await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
+    })
+}
+
+#[test]
+fn cli_deploys_invokes_and_survives_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let app = tmp.path().join("app");
+    write_app(&app, "/cli/:name");
+    let mut server = serve(&data);
+
+    let out = updraft(&server, &data, &["deploy", app.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "deploy failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("deployed app cli-app"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}/cli/:name", server.data_url)),
+        "{stdout}"
+    );
+
+    let (status, body) = get(&format!("{}/cli/ada", server.data_url));
+    assert_eq!(status, 200);
+    assert!(body.contains("greeting: from-cli"), "{body}");
+    assert!(body.contains("x-updraft-param-name: ada"), "{body}");
+
+    let out = updraft(&server, &data, &["functions", "--json"]);
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["functions"][0]["name"], "echo");
+    let out = updraft(&server, &data, &["functions"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("echo") && table.contains("/cli/:name"),
+        "{table}"
+    );
+
+    let out = updraft(
+        &server,
+        &data,
+        &[
+            "invoke",
+            "echo",
+            "-X",
+            "GET",
+            "--path",
+            "/cli/direct",
+            "-d",
+            "body!",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("path: /cli/direct") && stdout.contains("body: body!"),
+        "{stdout}"
+    );
+
+    // Logs arrive within the writer's flush interval.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = updraft(&server, &data, &["logs", "echo", "--json"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains("echo stdout /cli/direct") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logs never showed the invocation: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A manifest error names file, line and key, and deploys nothing.
+    write_app(&app, "cli/oops");
+    let out = updraft(&server, &data, &["deploy", app.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{}:11: functions[0].http[0].route: must start with '/'",
+        app.join("updraft.toml").display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "expected `{expected}` in:\n{stderr}"
+    );
+
+    // kill -9, restart on the same data dir: the acknowledged deploy is still served.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut server = serve(&data);
+    let (status, body) = get(&format!("{}/cli/again", server.data_url));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("x-updraft-param-name: again"), "{body}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["serve", "up", "deploy", "invoke", "functions", "logs"] {
+        let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{cmd} --help failed");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: updraft"),
+            "{cmd}"
+        );
+    }
+}

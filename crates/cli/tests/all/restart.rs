@@ -1,0 +1,83 @@
+//! Restarting on the same data directory serves everything with no redeploy and no compile.
+
+use updraft_test_guests::HTTP_ECHO;
+
+use crate::support::{TestServer, echo_fields, manifest};
+
+#[tokio::test]
+async fn restart_serves_deployed_functions_from_the_compiled_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = TestServer::start_at(tmp.path()).await;
+    let digest = s.upload_guest(HTTP_ECHO).await;
+    s.deploy_ok(
+        &manifest("app", "echo", &["/echo"], "env = { GREETING = \"again\" }"),
+        &[("echo", &digest)],
+    )
+    .await;
+    assert_eq!(s.get("/echo").await.status(), 200);
+    let first = s.status().await;
+    assert_eq!(first["compilations"], 1);
+    let cached: Vec<_> = walk(&tmp.path().join("compiled"));
+    assert_eq!(
+        cached.len(),
+        1,
+        "one compiled artifact in the cache: {cached:?}"
+    );
+    let mtime = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
+    let token = s.token.clone();
+    s.stop().await;
+
+    let s = TestServer::start_at(tmp.path()).await;
+    assert_eq!(s.token, token, "the admin token survives a restart");
+    let status = s.status().await;
+    assert_eq!(status["functions"], 1);
+    assert_eq!(
+        status["compilations"], 0,
+        "restart must not recompile: {status}"
+    );
+    assert_eq!(status["cache_loads"], 1, "{status}");
+    assert_eq!(
+        std::fs::metadata(&cached[0]).unwrap().modified().unwrap(),
+        mtime
+    );
+    let resp = s.get("/echo").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        echo_fields(&resp.text().await.unwrap())["greeting"],
+        "again"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_cache_entry_is_recompiled_from_the_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = TestServer::start_at(tmp.path()).await;
+    let digest = s.upload_guest(HTTP_ECHO).await;
+    s.deploy_ok(
+        &manifest("app", "echo", &["/echo"], ""),
+        &[("echo", &digest)],
+    )
+    .await;
+    s.stop().await;
+    std::fs::remove_dir_all(tmp.path().join("compiled")).unwrap();
+
+    let s = TestServer::start_at(tmp.path()).await;
+    let status = s.status().await;
+    assert_eq!(status["compilations"], 1, "{status}");
+    assert_eq!(s.get("/echo").await.status(), 200);
+    s.stop().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|e| e == "cwasm") {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,230 @@
+//! Test harness: an in-process server on `127.0.0.1:0` with its own data directory, and helpers
+//! for uploading guests and deploying manifests over the real control API.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use updraft_server::{Server, ServerConfig};
+
+pub(crate) struct TestServer {
+    pub(crate) data_url: String,
+    pub(crate) control_url: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server on a fresh data directory.
+    pub(crate) async fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Self::start_at(tmp.path()).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on `dir` (which may hold an earlier server's state).
+    pub(crate) async fn start_at(dir: &Path) -> Self {
+        let server = Server::open(ServerConfig::new(dir)).await.unwrap();
+        let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let data_url = format!("http://{}", data.local_addr().unwrap());
+        let control_url = format!("http://{}", control.local_addr().unwrap());
+        let token = std::fs::read_to_string(server.admin_token_file())
+            .unwrap()
+            .trim()
+            .to_owned();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(data, control, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            data_url,
+            control_url,
+            token,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+            _tmp: None,
+        }
+    }
+
+    /// Graceful shutdown; waits until the server has stopped.
+    pub(crate) async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.data_url)
+    }
+
+    pub(crate) fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.control_url))
+            .bearer_auth(&self.token)
+    }
+
+    /// Uploads a component; returns (status, JSON body).
+    pub(crate) async fn upload(&self, bytes: &[u8]) -> (u16, Value, String) {
+        let digest = updraft_engine_digest(bytes);
+        let resp = self
+            .api(reqwest::Method::PUT, &format!("/v1/artifacts/{digest}"))
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap(), digest)
+    }
+
+    /// Uploads a guest by path and returns its digest, asserting success.
+    pub(crate) async fn upload_guest(&self, path: &str) -> String {
+        let (status, body, digest) = self.upload(&std::fs::read(path).unwrap()).await;
+        assert!(
+            status == 201 || status == 200,
+            "upload failed: {status} {body}"
+        );
+        digest
+    }
+
+    /// Posts a deploy; returns (status, JSON body).
+    pub(crate) async fn deploy(&self, manifest: &str, artifacts: &[(&str, &str)]) -> (u16, Value) {
+        let artifacts: BTreeMap<&str, &str> = artifacts.iter().copied().collect();
+        let resp = self
+            .api(reqwest::Method::POST, "/v1/apps")
+            .json(&serde_json::json!({"manifest": manifest, "artifacts": artifacts}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// Deploys, asserting success.
+    pub(crate) async fn deploy_ok(&self, manifest: &str, artifacts: &[(&str, &str)]) -> Value {
+        let (status, body) = self.deploy(manifest, artifacts).await;
+        assert_eq!(status, 200, "deploy failed: {body}");
+        body
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub(crate) async fn status(&self) -> Value {
+        self.api(reqwest::Method::GET, "/v1/status")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Log lines of `function`, waiting (bounded) until `ready` holds for them: lines are
+    /// written by a background batcher, so they appear within its flush interval.
+    pub(crate) async fn logs_until(
+        &self,
+        function: &str,
+        query: &str,
+        ready: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body: Value = self
+                .api(
+                    reqwest::Method::GET,
+                    &format!("/v1/functions/{function}/logs?{query}"),
+                )
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let lines = body["lines"].as_array().cloned().unwrap_or_default();
+            if ready(&lines) {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log lines never satisfied the condition: {lines:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn updraft_engine_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A manifest with one function `name` routed at each of `routes`, plus extra lines for the
+/// function table.
+pub(crate) fn manifest(app: &str, name: &str, routes: &[&str], extra: &str) -> String {
+    let mut m = format!(
+        "[app]\nname = \"{app}\"\n\n[[functions]]\nname = \"{name}\"\ncomponent = \"{name}.wasm\"\n{extra}\n"
+    );
+    for r in routes {
+        m.push_str(&format!("\n[[functions.http]]\nroute = \"{r}\"\n"));
+    }
+    m
+}
+
+/// Parses the echo guest's `key: value` lines.
+pub(crate) fn echo_fields(body: &str) -> BTreeMap<String, String> {
+    body.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A tiny upstream HTTP server on 127.0.0.1 that answers `ok` and counts requests.
+pub(crate) struct Upstream {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Upstream {
+    pub(crate) async fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+        Self { addr, hits }
+    }
+}
