@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn specificity_orders_literal_param_wildcard() {
-        let mut pats = vec![p("/..."), p("/a/..."), p("/a/:x"), p("/a/b"), p("/:x/b")];
+        let mut pats = [p("/..."), p("/a/..."), p("/a/:x"), p("/a/b"), p("/:x/b")];
         pats.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
         let order: Vec<String> = pats.iter().map(ToString::to_string).collect();
         assert_eq!(order, ["/a/b", "/a/:x", "/a/...", "/:x/b", "/..."]);

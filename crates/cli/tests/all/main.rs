@@ -1,6 +1,9 @@
 //! Updraft's end-to-end tests: one test binary, real sockets, real components built from
 //! `test-programs/`. See `tests/README.md` for the tiers.
 
+// Helpers outside #[test] functions are test code too: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
 mod deploy;
 mod gateway;
