@@ -1,33 +1,76 @@
-//! Builds every guest in `test-programs/` for `wasm32-wasip2` (release profile) into `OUT_DIR`
-//! and writes `guests.rs` with one path constant per guest: `test-programs/http-echo` becomes
-//! `HTTP_ECHO`. Runs only when this dev-only crate is built, i.e. for tests.
+//! Builds every guest in `test-programs/` into `OUT_DIR` and writes `guests.rs` with one path
+//! constant per guest (`test-programs/http-echo` becomes `HTTP_ECHO`):
+//! - Rust guests (a `Cargo.toml`) with cargo for `wasm32-wasip2`, release profile;
+//! - Python guests (an `app.py`) with componentize-py, installed from PyPI into a virtualenv in
+//!   `OUT_DIR` at the version in the guest's `requirements.txt`. Their constants are
+//!   `Option<&str>`: `None` when no `python3` is available, with a build warning; set
+//!   `UPDRAFT_REQUIRE_ALL_GUESTS=1` (CI does) to make that an error instead.
+//!
+//! Runs only when this dev-only crate is built, i.e. for tests.
 
 #![allow(
     clippy::expect_used,
     reason = "a build script reports failure by panicking"
 )]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let programs = manifest_dir.join("../../test-programs");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
-    let target_dir = out_dir.join("target");
     println!("cargo:rerun-if-changed={}", programs.display());
+    println!("cargo:rerun-if-env-changed=UPDRAFT_REQUIRE_ALL_GUESTS");
 
-    let mut guests: Vec<String> = std::fs::read_dir(&programs)
+    let mut guests: Vec<(String, PathBuf)> = std::fs::read_dir(&programs)
         .expect("test-programs/ exists")
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("Cargo.toml").is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
         .collect();
     guests.sort();
 
+    let mut code = String::new();
+    if guests
+        .iter()
+        .any(|(_, dir)| dir.join("Cargo.toml").is_file())
+    {
+        build_rust(&programs, &out_dir);
+    }
+    for (name, dir) in &guests {
+        let konst = name.to_uppercase().replace('-', "_");
+        if dir.join("Cargo.toml").is_file() {
+            let path = out_dir
+                .join("target/wasm32-wasip2/release")
+                .join(format!("{name}.wasm"));
+            assert!(
+                path.is_file(),
+                "expected {} after the build",
+                path.display()
+            );
+            code.push_str(&format!(
+                "/// Path of the `{name}` guest component (see test-programs/{name}).\n\
+                 pub const {konst}: &str = {:?};\n",
+                path.display().to_string()
+            ));
+        } else if dir.join("app.py").is_file() {
+            let path = build_python(name, dir, &out_dir);
+            code.push_str(&format!(
+                "/// Path of the `{name}` componentize-py guest (see test-programs/{name}); `None`\n\
+                 /// when python3 was not available to build it.\n\
+                 pub const {konst}: Option<&str> = {:?};\n",
+                path.map(|p| p.display().to_string())
+            ));
+        }
+    }
+    std::fs::write(out_dir.join("guests.rs"), code).expect("writing guests.rs");
+}
+
+fn build_rust(programs: &Path, out_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .current_dir(&programs)
+        .current_dir(programs)
         .args([
             "build",
             "--release",
@@ -35,7 +78,7 @@ fn main() {
             "wasm32-wasip2",
             "--target-dir",
         ])
-        .arg(&target_dir)
+        .arg(out_dir.join("target"))
         // The host build's flags (coverage, sanitizers, target-cpu) must not leak into guests.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
@@ -49,26 +92,61 @@ fn main() {
         "building test-programs for wasm32-wasip2 failed (is the target installed? \
          `rustup target add wasm32-wasip2`)"
     );
+}
 
-    let mut code = String::new();
-    for g in &guests {
-        let path = target_dir
-            .join("wasm32-wasip2/release")
-            .join(format!("{g}.wasm"));
-        assert!(
-            path.is_file(),
-            "expected {} after the build",
-            path.display()
-        );
-        code.push_str(&format!(
-            "/// Path of the `{g}` guest component (see test-programs/{g}).\n\
-             pub const {}: &str = {:?};\n",
-            g.to_uppercase().replace('-', "_"),
-            path.display().to_string()
-        ));
+/// Builds a componentize-py guest; `None` if Python is unavailable and that is allowed.
+fn build_python(name: &str, dir: &Path, out_dir: &Path) -> Option<PathBuf> {
+    let required = std::env::var("UPDRAFT_REQUIRE_ALL_GUESTS").is_ok_and(|v| v == "1");
+    let unavailable = |why: String| {
+        assert!(!required, "cannot build Python guest `{name}`: {why}");
+        println!("cargo:warning=skipping Python guest `{name}`: {why}");
+        None
+    };
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let venv = out_dir.join("py-venv");
+    let requirements = dir.join("requirements.txt");
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).unwrap_or_default();
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        match Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+        {
+            Ok(s) if s.success() => {}
+            Ok(s) => return unavailable(format!("`{python} -m venv` failed ({s})")),
+            Err(e) => return unavailable(format!("`{python}` not found ({e})")),
+        }
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements)
+            .status();
+        match status {
+            Ok(s) if s.success() => {
+                std::fs::write(&stamp, &wanted).expect("writing the venv stamp")
+            }
+            other => {
+                return unavailable(format!("installing {}: {other:?}", requirements.display()));
+            }
+        }
     }
-    code.push_str(&format!(
-        "/// Every guest, by directory name.\npub const ALL: &[&str] = &{guests:?};\n"
-    ));
-    std::fs::write(out_dir.join("guests.rs"), code).expect("writing guests.rs");
+    let output = out_dir.join(format!("{name}.wasm"));
+    let status = Command::new(venv.join("bin/componentize-py"))
+        .current_dir(dir)
+        // Convention: the guest's wit/world.wit names its world after the guest.
+        .args([
+            "--quiet",
+            "-d",
+            "wit",
+            "-w",
+            name,
+            "componentize",
+            "app",
+            "-o",
+        ])
+        .arg(&output)
+        .status()
+        .expect("running componentize-py");
+    assert!(status.success(), "componentize-py failed for `{name}`");
+    Some(output)
 }

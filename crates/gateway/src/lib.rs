@@ -96,34 +96,32 @@ impl Gateway {
         let request_id = new_request_id();
         let snapshot = self.snapshot.load();
         let path = req.uri().path().to_owned();
-        let (function, matched, pattern) = match snapshot
-            .routes
-            .lookup(req.method().as_str(), &path)
-        {
-            Lookup::Found(route, m) => (route.function.clone(), m, route.trigger.route.to_string()),
-            Lookup::MethodNotAllowed(allowed) => {
-                let mut resp = error_response(
-                    Code::MethodNotAllowed,
-                    format!(
-                        "{} is not allowed on {path}; allowed: {}",
-                        req.method(),
-                        allowed.join(", ")
-                    ),
-                    &request_id,
-                );
-                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-                    resp.headers_mut().insert(header::ALLOW, v);
+        let (function, matched, pattern) =
+            match snapshot.routes.lookup(req.method().as_str(), &path) {
+                Lookup::Found(route, m) => (route.function.clone(), m, route.pattern.clone()),
+                Lookup::MethodNotAllowed(allowed) => {
+                    let mut resp = error_response(
+                        Code::MethodNotAllowed,
+                        format!(
+                            "{} is not allowed on {path}; allowed: {}",
+                            req.method(),
+                            allowed.join(", ")
+                        ),
+                        &request_id,
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                        resp.headers_mut().insert(header::ALLOW, v);
+                    }
+                    return resp;
                 }
-                return resp;
-            }
-            Lookup::NotFound => {
-                return error_response(
-                    Code::RouteNotFound,
-                    format!("no function is routed at {path}"),
-                    &request_id,
-                );
-            }
-        };
+                Lookup::NotFound => {
+                    return error_response(
+                        Code::RouteNotFound,
+                        format!("no function is routed at {path}"),
+                        &request_id,
+                    );
+                }
+            };
         drop(snapshot);
         strip_updraft_headers(req.headers_mut());
         set_route_headers(req.headers_mut(), &pattern, &matched);

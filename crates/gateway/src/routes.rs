@@ -18,6 +18,8 @@ pub struct Route {
     pub trigger: HttpTrigger,
     /// The function to invoke.
     pub function: Arc<Function>,
+    /// The pattern as text, computed once (it is sent to the guest on every request).
+    pub pattern: String,
     key: Vec<u8>,
 }
 
@@ -76,6 +78,7 @@ impl RouteTable {
             }
             let key = trigger.route.specificity();
             routes.push(Route {
+                pattern: trigger.route.to_string(),
                 trigger,
                 function,
                 key,

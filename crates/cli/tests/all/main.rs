@@ -11,3 +11,4 @@ mod logs;
 mod outbound;
 mod restart;
 mod support;
+mod toolchains;

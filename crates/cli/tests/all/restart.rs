@@ -25,6 +25,23 @@ async fn restart_serves_deployed_functions_from_the_compiled_cache() {
     );
     let mtime = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
     let token = s.token.clone();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tmp.path().join("admin-token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the admin token file is private");
+    }
+    // Only the token's hash is in the database.
+    for file in ["updraft.db", "updraft.db-wal"] {
+        let bytes = std::fs::read(tmp.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "{file}"
+        );
+    }
     s.stop().await;
 
     let s = TestServer::start_at(tmp.path()).await;
