@@ -24,7 +24,7 @@ pub(crate) struct Remote {
     /// Control API base URL.
     #[arg(long, env = "UPDRAFT_SERVER", default_value = "http://127.0.0.1:3001")]
     server: String,
-    /// Admin token (default: read from <data-dir>/admin-token).
+    /// Admin token (default: read from `<data-dir>/admin-token`).
     #[arg(long, env = "UPDRAFT_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Data directory of a local server, used to find its admin token.

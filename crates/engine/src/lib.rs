@@ -3,7 +3,7 @@
 //! It owns:
 //! - the [`Engine`]: Wasmtime configured for serving (async, component model, epoch interruption
 //!   for deadlines, the pooling allocator when the machine's address space allows it) and a
-//!   [`Linker`](wasmtime::component::Linker) with the whole WASI 0.2 set that real toolchains
+//!   component `Linker` with the whole WASI 0.2 set that real toolchains
 //!   import (`wasi:http`, `wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`, `wasi:filesystem`
 //!   with no preopens, `wasi:sockets` with every address denied);
 //! - validation of uploaded bytes (a component exporting `wasi:http/incoming-handler`, whose
@@ -18,7 +18,7 @@
 //! paths and requests. Other crates never import `wasmtime::{Config, Engine}`.
 //!
 //! ```no_run
-//! # async fn demo(bytes: Vec<u8>, req: http::Request<http_body_util::Empty<bytes::Bytes>>)
+//! # async fn demo(bytes: Vec<u8>, req: http::Request<hyper::body::Incoming>)
 //! # -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use updraft_engine::{Engine, EngineConfig, FunctionSettings, LogSink, Stream};
@@ -32,7 +32,8 @@
 //! let digest = updraft_engine::digest(&bytes);
 //! let compiled = engine.compile(&digest, &bytes)?;
 //! let function = engine.prepare(&compiled, FunctionSettings::default())?;
-//! let response = function.handle(req.map(|b| b.map_err(|e| match e {})), Arc::new(Print)).await?;
+//! let response = function.handle(req, Arc::new(Print)).await?;
+//! println!("{}", response.status());
 //! # Ok(()) }
 //! ```
 

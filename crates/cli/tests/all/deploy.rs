@@ -193,13 +193,9 @@ async fn bad_deploy_requests_get_clear_errors() {
 
 #[tokio::test]
 async fn conflicts_between_apps_are_rejected() {
-    let s = TestServer::start().await;
+    let s = TestServer::serving(HTTP_ECHO, "shop", "echo", &["/items/:id"], "").await;
+    // Uploading again is a no-op that tells us the digest.
     let digest = s.upload_guest(HTTP_ECHO).await;
-    s.deploy_ok(
-        &manifest("shop", "echo", &["/items/:id"], ""),
-        &[("echo", &digest)],
-    )
-    .await;
 
     // Same route shape from another app.
     let (status, body) = s
@@ -304,13 +300,7 @@ async fn list_get_and_delete_functions() {
 
 #[tokio::test]
 async fn invoke_through_the_control_api() {
-    let s = TestServer::start().await;
-    let digest = s.upload_guest(HTTP_ECHO).await;
-    s.deploy_ok(
-        &manifest("shop", "echo", &["/echo"], ""),
-        &[("echo", &digest)],
-    )
-    .await;
+    let s = TestServer::serving(HTTP_ECHO, "shop", "echo", &["/echo"], "").await;
     let resp = s
         .api(
             Method::POST,

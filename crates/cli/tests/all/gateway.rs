@@ -101,13 +101,7 @@ async fn unknown_route_is_a_json_404_and_wrong_method_a_405() {
 
 #[tokio::test]
 async fn a_panicking_guest_fails_only_its_invocation() {
-    let s = TestServer::start().await;
-    let digest = s.upload_guest(HTTP_ECHO).await;
-    s.deploy_ok(
-        &manifest("app", "echo", &["/echo"], ""),
-        &[("echo", &digest)],
-    )
-    .await;
+    let s = TestServer::serving(HTTP_ECHO, "app", "echo", &["/echo"], "").await;
     let resp = s.get("/echo?panic").await;
     assert_eq!(resp.status(), 500);
     let request_id = resp.headers()["x-updraft-request-id"]
@@ -134,13 +128,7 @@ async fn a_panicking_guest_fails_only_its_invocation() {
 
 #[tokio::test]
 async fn large_bodies_stream_through() {
-    let s = TestServer::start().await;
-    let digest = s.upload_guest(HTTP_ECHO).await;
-    s.deploy_ok(
-        &manifest("app", "echo", &["/echo"], ""),
-        &[("echo", &digest)],
-    )
-    .await;
+    let s = TestServer::serving(HTTP_ECHO, "app", "echo", &["/echo"], "").await;
     let payload = "x".repeat(3 << 20);
     let body = futures::stream::iter(
         payload

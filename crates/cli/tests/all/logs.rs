@@ -2,17 +2,11 @@
 
 use updraft_test_guests::HTTP_ECHO;
 
-use crate::support::{TestServer, manifest};
+use crate::support::TestServer;
 
 #[tokio::test]
 async fn stdout_and_stderr_are_captured_with_the_request_id() {
-    let s = TestServer::start().await;
-    let digest = s.upload_guest(HTTP_ECHO).await;
-    s.deploy_ok(
-        &manifest("app", "echo", &["/echo"], ""),
-        &[("echo", &digest)],
-    )
-    .await;
+    let s = TestServer::serving(HTTP_ECHO, "app", "echo", &["/echo"], "").await;
     let mut ids = Vec::new();
     for path in ["/echo?first", "/echo?second"] {
         let resp = s.get(path).await;

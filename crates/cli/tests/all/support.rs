@@ -58,6 +58,22 @@ impl TestServer {
         }
     }
 
+    /// A fresh server with one app `app` holding one function `name` that runs `guest`
+    /// (a path from `updraft_test_guests`), routed at `routes`.
+    pub(crate) async fn serving(
+        guest: &str,
+        app: &str,
+        name: &str,
+        routes: &[&str],
+        extra: &str,
+    ) -> Self {
+        let s = Self::start().await;
+        let digest = s.upload_guest(guest).await;
+        s.deploy_ok(&manifest(app, name, routes, extra), &[(name, &digest)])
+            .await;
+        s
+    }
+
     /// Graceful shutdown; waits until the server has stopped.
     pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

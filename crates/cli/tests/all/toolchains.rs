@@ -3,7 +3,7 @@
 
 use updraft_test_guests::PY_HELLO;
 
-use crate::support::{TestServer, manifest};
+use crate::support::TestServer;
 
 #[tokio::test]
 async fn componentize_py_component_deploys_serves_and_logs() {
@@ -13,13 +13,7 @@ async fn componentize_py_component_deploys_serves_and_logs() {
         eprintln!("skipped: py-hello was not built (no python3)");
         return;
     };
-    let s = TestServer::start().await;
-    let digest = s.upload_guest(path).await;
-    s.deploy_ok(
-        &manifest("py", "py-hello", &["/py/..."], ""),
-        &[("py-hello", &digest)],
-    )
-    .await;
+    let s = TestServer::serving(path, "py", "py-hello", &["/py/..."], "").await;
     let resp = s.get("/py/abc?x=1").await;
     assert_eq!(resp.status(), 200);
     let id = resp.headers()["x-updraft-request-id"]
