@@ -116,29 +116,22 @@ impl Engine {
     /// [`EngineError`] if Wasmtime rejects the configuration or the cache directory cannot be
     /// created.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
-        let mut wt = wasmtime::Config::new();
-        wt.wasm_component_model(true);
-        wt.epoch_interruption(true);
         let pooling = match std::env::var("UPDRAFT_POOLING").ok().as_deref() {
             Some("0") => false,
             Some("1") => true,
             _ => config.pooling.unwrap_or_else(pooling_is_supported),
         };
-        if pooling {
-            let mut pool = wasmtime::PoolingAllocationConfig::default();
-            pool.total_component_instances(1_000);
-            pool.total_core_instances(2_000);
-            pool.total_memories(2_000);
-            pool.total_tables(2_000);
-            pool.max_memory_size(4 << 30);
-            // Keep a little memory resident per slot so reusing a slot does not need an
-            // madvise-and-fault round trip for the first pages a guest touches.
-            pool.linear_memory_keep_resident(64 << 10);
-            pool.table_keep_resident(16 << 10);
-            wt.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        }
-        let wasmtime =
-            wasmtime::Engine::new(&wt).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let wasmtime = match wasmtime::Engine::new(&wasmtime_config(pooling)) {
+            Ok(engine) => engine,
+            // The pool reserves its address space up front; when that fails (a tight
+            // `ulimit -v`, many engines in one process), serve with on-demand allocation.
+            Err(e) if pooling => {
+                tracing::warn!(error = %format!("{e:#}"), "pooling allocator unavailable; using on-demand allocation");
+                wasmtime::Engine::new(&wasmtime_config(false))
+                    .map_err(|e| EngineError::Config(format!("{e:#}")))?
+            }
+            Err(e) => return Err(EngineError::Config(format!("{e:#}"))),
+        };
         let mut linker = Linker::new(&wasmtime);
         // Toolchains import different 0.2.x patch versions; the linker resolves them by semver.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -154,7 +147,7 @@ impl Engine {
                 path: "epoch ticker thread".into(),
                 source,
             })?;
-        tracing::debug!(pooling, cache = %cache_dir.display(), "wasm engine ready");
+        tracing::debug!(cache = %cache_dir.display(), "wasm engine ready");
         Ok(Self {
             wasmtime,
             linker,
@@ -163,6 +156,27 @@ impl Engine {
             _epoch: epoch,
         })
     }
+}
+
+/// The Wasmtime configuration every Updraft engine uses.
+fn wasmtime_config(pooling: bool) -> wasmtime::Config {
+    let mut wt = wasmtime::Config::new();
+    wt.wasm_component_model(true);
+    wt.epoch_interruption(true);
+    if pooling {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(1_000);
+        pool.total_core_instances(2_000);
+        pool.total_memories(2_000);
+        pool.total_tables(2_000);
+        pool.max_memory_size(4 << 30);
+        // Keep a little memory resident per slot so reusing a slot does not need an
+        // madvise-and-fault round trip for the first pages a guest touches.
+        pool.linear_memory_keep_resident(64 << 10);
+        pool.table_keep_resident(16 << 10);
+        wt.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    wt
 }
 
 /// Whether the pooling allocator can reserve its virtual memory here. Some systems (39-bit

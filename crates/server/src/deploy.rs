@@ -161,12 +161,47 @@ pub(crate) async fn deploy(
     let app = manifest.app.name.to_string();
 
     let mut guard = state.deployed.inner.lock().await;
-    // Load everything first: a deploy that cannot run changes nothing.
+    // The new set starts as everything else, unchanged; this app's functions are replaced.
+    let mut next: HashMap<String, Entry> = guard
+        .iter()
+        .filter(|(_, e)| e.record.app != app || e.record.project != DEFAULT_PROJECT)
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    if let Some(f) = functions
+        .iter()
+        .find(|f| next.contains_key(f.spec.name.as_str()))
+    {
+        let owner = &next[f.spec.name.as_str()].record.app;
+        return Err(ApiError::new(
+            Code::Conflict,
+            format!(
+                "function `{}` already belongs to app `{owner}`; delete it there first",
+                f.spec.name
+            ),
+        ));
+    }
+    // Functions whose code and settings did not change keep their running instance (and their
+    // `updated_at`); the rest are loaded from the compiled cache before anything is switched, so
+    // a deploy that cannot run changes nothing.
+    let mut to_load = Vec::new();
+    for f in &functions {
+        let name = f.spec.name.as_str();
+        match guard.get(name) {
+            Some(old)
+                if old.record.app == app
+                    && old.record.digest == f.digest
+                    && old.record.spec == f.spec =>
+            {
+                next.insert(name.to_owned(), old.clone());
+            }
+            _ => to_load.push(f.clone()),
+        }
+    }
     let s = state.clone();
     let app_name = app.clone();
-    let fns = functions.clone();
     let loaded: Vec<Entry> = tokio::task::spawn_blocking(move || {
-        fns.into_iter()
+        to_load
+            .into_iter()
             .map(|f| {
                 if !s.store.has_artifact(&f.digest)? {
                     return Err(ApiError::new(
@@ -180,13 +215,13 @@ pub(crate) async fn deploy(
                 let record = FunctionRecord {
                     project: DEFAULT_PROJECT.to_owned(),
                     app: app_name.clone(),
-                    digest: f.digest.clone(),
-                    spec: f.spec.clone(),
+                    digest: f.digest,
+                    spec: f.spec,
                     updated_at: updraft_store::now_ms(),
                 };
                 let function = load(&s, &record).map_err(|e| {
                     if e.is_user_error() {
-                        ApiError::new(Code::InvalidComponent, format!("function `{}`: {e}", f.spec.name))
+                        ApiError::new(Code::InvalidComponent, format!("function `{}`: {e}", record.spec.name))
                     } else {
                         ApiError::internal("loading a component", e)
                     }
@@ -196,33 +231,8 @@ pub(crate) async fn deploy(
             .collect::<Result<Vec<_>, ApiError>>()
     })
     .await??;
-
-    // The new set: everything else as it is, this app's functions replaced.
-    let mut next: HashMap<String, Entry> = guard
-        .iter()
-        .filter(|(_, e)| e.record.app != app || e.record.project != DEFAULT_PROJECT)
-        .map(|(k, e)| (k.clone(), e.clone()))
-        .collect();
-    for e in &loaded {
-        if let Some(other) = next.get(e.record.spec.name.as_str()) {
-            return Err(ApiError::new(
-                Code::Conflict,
-                format!(
-                    "function `{}` already belongs to app `{}`; delete it there first",
-                    e.record.spec.name, other.record.app
-                ),
-            ));
-        }
-    }
-    // Keep unchanged functions' existing instances and timestamps.
     for e in loaded {
-        let name = e.record.spec.name.to_string();
-        let unchanged = guard.get(&name).filter(|old| {
-            old.record.app == app
-                && old.record.digest == e.record.digest
-                && old.record.spec == e.record.spec
-        });
-        next.insert(name, unchanged.cloned().unwrap_or(e));
+        next.insert(e.record.spec.name.to_string(), e);
     }
     let snap = snapshot(&next).map_err(|e| ApiError::new(Code::Conflict, e.to_string()))?;
 

@@ -324,3 +324,33 @@ async fn invoke_through_the_control_api() {
     assert_eq!(resp.status(), 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_unchanged_redeploy_reuses_the_running_function() {
+    let s = TestServer::start().await;
+    let digest = s.upload_guest(HTTP_ECHO).await;
+    let m = manifest("shop", "echo", &["/echo"], "");
+    let first = s.deploy_ok(&m, &[("echo", &digest)]).await;
+    let loads = s.status().await["cache_loads"].clone();
+    // Same code, same settings: nothing is reloaded and the function's timestamp stays.
+    let again = s.deploy_ok(&m, &[("echo", &digest)]).await;
+    assert_eq!(
+        again["functions"][0]["updated_at"],
+        first["functions"][0]["updated_at"]
+    );
+    assert_eq!(s.status().await["cache_loads"], loads);
+    // A settings change does reload and move the timestamp.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await; // timestamps are in ms
+    let changed = s
+        .deploy_ok(
+            &manifest("shop", "echo", &["/echo"], "timeout = \"5s\""),
+            &[("echo", &digest)],
+        )
+        .await;
+    assert_ne!(
+        changed["functions"][0]["updated_at"],
+        first["functions"][0]["updated_at"]
+    );
+    assert_eq!(changed["functions"][0]["timeout_ms"], 5000);
+    s.stop().await;
+}
