@@ -1,0 +1,62 @@
+//! A function that loops, sleeps past its deadline, exhausts its memory, overflows its stack or
+//! traps fails that one invocation with a clear status; the host and other functions keep going.
+
+use std::time::{Duration, Instant};
+
+use updraft_test_guests::{HTTP_ECHO, HTTP_MISBEHAVE};
+
+use crate::support::{TestServer, manifest};
+
+async fn expect_error(s: &TestServer, path: &str, status: u16, code: &str) -> String {
+    let resp = s.get(path).await;
+    assert_eq!(resp.status(), status, "{path}");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    body["error"]["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn misbehaving_guests_fail_only_their_invocation() {
+    let s = TestServer::start().await;
+    let bad = s.upload_guest(HTTP_MISBEHAVE).await;
+    let good = s.upload_guest(HTTP_ECHO).await;
+    let m = format!(
+        "{}\n[[functions]]\nname = \"echo\"\ncomponent = \"echo.wasm\"\n[[functions.http]]\nroute = \"/echo\"\n",
+        manifest(
+            "app",
+            "bad",
+            &["/bad"],
+            "timeout = \"300ms\"\nmemory = \"16MiB\""
+        )
+    );
+    s.deploy_ok(&m, &[("bad", &bad), ("echo", &good)]).await;
+    assert_eq!(s.get("/bad").await.text().await.unwrap(), "fine\n");
+
+    // Pure compute past the deadline is interrupted (epoch deadline), not left running.
+    let start = Instant::now();
+    let msg = expect_error(&s, "/bad?loop", 504, "function_timeout").await;
+    assert!(msg.contains("300ms"), "{msg}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+
+    // Waiting past the deadline in a host call is cut off too.
+    expect_error(&s, "/bad?sleep=10000", 504, "function_timeout").await;
+    // Within the deadline it is fine.
+    assert_eq!(s.get("/bad?sleep=10").await.status(), 200);
+
+    // Allocating past the memory limit fails the invocation; within it is fine.
+    expect_error(&s, "/bad?alloc=67108864", 500, "function_failed").await;
+    assert_eq!(s.get("/bad?alloc=1048576").await.status(), 200);
+
+    expect_error(&s, "/bad?recurse", 500, "function_failed").await;
+    let msg = expect_error(&s, "/bad?trap", 500, "function_failed").await;
+    assert!(msg.contains("unreachable"), "{msg}");
+
+    // The host and the other function are unaffected.
+    assert_eq!(s.get("/bad").await.status(), 200);
+    assert_eq!(s.get("/echo").await.status(), 200);
+    s.stop().await;
+}

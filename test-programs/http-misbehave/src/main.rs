@@ -1,0 +1,53 @@
+//! `http_misbehave`: a guest that misbehaves on request, so tests can check that each failure
+//! ends only its own invocation with the right status while the host keeps serving.
+//!
+//! | query | behaviour | expected from Updraft |
+//! | --- | --- | --- |
+//! | `?loop` | spins in pure compute forever | 504 once the timeout passes |
+//! | `?sleep=<ms>` | awaits a timer (host-side wait) | 504 if `ms` exceeds the timeout |
+//! | `?alloc=<bytes>` | allocates and touches that many bytes | 500 past the memory limit |
+//! | `?recurse` | unbounded recursion | 500 (stack overflow) |
+//! | `?trap` | executes `unreachable` | 500 |
+//! | anything else | 200 `fine` | 200 |
+
+use std::hint::black_box;
+
+use wstd::http::{Body, Request, Response};
+
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let arg = |key: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    if query == "loop" {
+        let mut x: u64 = 0;
+        loop {
+            x = black_box(x.wrapping_add(1));
+        }
+    }
+    if let Some(ms) = arg("sleep") {
+        wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
+    }
+    if let Some(bytes) = arg("alloc") {
+        let v = vec![1u8; bytes as usize];
+        println!("allocated {} bytes", black_box(&v).len());
+    }
+    if query == "recurse" {
+        println!("depth {}", recurse(black_box(1)));
+    }
+    if query == "trap" {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
+    }
+    Ok(Response::new(Body::from("fine\n")))
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let frame = black_box([n; 64]);
+    recurse(frame[0] + 1) + frame[63]
+}
