@@ -26,7 +26,7 @@ mod logs;
 
 pub use error::ServerError;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,5 +175,3 @@ impl Server {
         Ok(())
     }
 }
-
-use std::future::IntoFuture;

@@ -67,7 +67,7 @@ pub(crate) async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
                 println!(
                     "{} {} {} {}",
                     dim(&format_ts(l.ts_ms)),
-                    dim(&l.request_id[..l.request_id.len().min(12)]),
+                    dim(&l.request_id.chars().take(12).collect::<String>()),
                     l.stream,
                     l.line
                 );
