@@ -8,7 +8,8 @@
 //!
 //! Every request prints `echo stdout <path>` to stdout and `echo stderr <path>` to stderr, so
 //! log capture can be tested. A request with `?status=N` answers with status N; a request with
-//! `?panic` panics after printing (the invocation must fail with a 500, the host must not).
+//! `?panic` panics after printing (the invocation must fail with a 500, the host must not);
+//! `?sleep=<ms>` waits that long after printing and before answering.
 
 use wstd::http::{Body, Request, Response, StatusCode};
 
@@ -23,6 +24,14 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
     println!("echo stdout {path}");
     eprintln!("echo stderr {path}");
 
+    let sleep_ms = parts
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("sleep=")))
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(ms) = sleep_ms {
+        wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
+    }
     if parts.uri.query().is_some_and(|q| q.split('&').any(|kv| kv == "panic")) {
         panic!("echo was asked to panic");
     }

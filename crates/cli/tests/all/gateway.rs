@@ -204,3 +204,40 @@ async fn redeploy_under_load_fails_no_request() {
     assert!(versions.iter().all(|v| v == "1" || v == "2"));
     assert!(versions.len() >= 400);
 }
+
+#[tokio::test]
+async fn in_flight_requests_finish_on_the_code_they_started_on() {
+    let s = Arc::new(
+        TestServer::serving(
+            HTTP_ECHO,
+            "app",
+            "echo",
+            &["/echo"],
+            "env = { VERSION = \"1\" }",
+        )
+        .await,
+    );
+    let digest = s.upload_guest(HTTP_ECHO).await;
+    let slow = tokio::spawn({
+        let s = s.clone();
+        async move { s.get("/echo?sleep=1500").await.text().await.unwrap() }
+    });
+    // The guest logs before it sleeps: once that line is stored, the request is running v1.
+    s.logs_until("echo", "", |l| {
+        l.iter()
+            .any(|l| l["line"] == "echo stdout /echo?sleep=1500")
+    })
+    .await;
+    s.deploy_ok(
+        &manifest("app", "echo", &["/echo"], "env = { VERSION = \"2\" }"),
+        &[("echo", &digest)],
+    )
+    .await;
+    let fresh = echo_fields(&s.get("/echo").await.text().await.unwrap());
+    assert_eq!(fresh["version"], "2");
+    let in_flight = echo_fields(&slow.await.unwrap());
+    assert_eq!(
+        in_flight["version"], "1",
+        "the in-flight request finished on the old version"
+    );
+}
