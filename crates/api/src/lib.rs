@@ -45,6 +45,8 @@ pub enum Code {
     MethodNotAllowed,
     /// The request body is larger than allowed.
     PayloadTooLarge,
+    /// The function is at its concurrency limit and its wait queue is full or timed out.
+    Throttled,
     /// The function trapped or returned no response.
     FunctionFailed,
     /// The function did not respond before its deadline.
@@ -69,6 +71,7 @@ impl Code {
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Code::FunctionFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Code::FunctionTimeout => StatusCode::GATEWAY_TIMEOUT,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,8 +12,10 @@
 //! It depends on `updraft-engine` to run functions and must not touch storage: where log lines
 //! go is the [`LogSinks`] the composition root hands it.
 
+mod limit;
 mod routes;
 
+pub use limit::{ConcurrencyLimit, DEFAULT_QUEUE_TIMEOUT, Throttled};
 pub use routes::{Lookup, Route, RouteConflict, RouteTable};
 
 use std::collections::HashMap;
@@ -42,6 +44,8 @@ pub struct Function {
     pub name: String,
     /// Its runnable code and settings.
     pub prepared: PreparedFunction,
+    /// Its concurrency limit (`max_concurrency`).
+    pub limit: ConcurrencyLimit,
 }
 
 /// Everything the data plane serves at one moment.
@@ -160,10 +164,39 @@ impl Gateway {
             req.headers_mut()
                 .insert(header::HOST, HeaderValue::from_static("localhost"));
         }
+        let permit = match function.limit.acquire().await {
+            Ok(permit) => permit,
+            Err(why) => {
+                let reason = match why {
+                    Throttled::QueueFull => "its wait queue is full",
+                    Throttled::Timeout => "no slot freed up in time",
+                };
+                let mut resp = error_response(
+                    Code::Throttled,
+                    format!(
+                        "function `{}` is at its concurrency limit: {reason}",
+                        function.name
+                    ),
+                    &request_id,
+                );
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(function.limit.retry_after_secs()),
+                );
+                return resp;
+            }
+        };
         let sink = self.logs.sink(function, &request_id);
         let result = function.prepared.handle(req, sink).await;
         let mut resp = match result {
-            Ok(resp) => resp,
+            // The slot stays taken until the body is finished: the guest runs until then.
+            Ok(resp) => resp.map(|body| {
+                Permitted {
+                    inner: body,
+                    _permit: permit,
+                }
+                .boxed_unsync()
+            }),
             Err(e) => {
                 let code = match e {
                     InvokeError::Timeout(_) => Code::FunctionTimeout,
@@ -232,6 +265,32 @@ impl Gateway {
                 "data plane: in-flight requests still running after {drain:?}; stopping"
             );
         }
+    }
+}
+
+/// A response body that holds its invocation's concurrency slot until it ends.
+struct Permitted {
+    inner: Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Permitted {
+    type Data = Bytes;
+    type Error = updraft_engine::HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use updraft_api::{Code, DeployRequest, DeployResponse, FunctionInfo, RouteInfo};
 use updraft_engine::{ComponentError, FunctionSettings};
-use updraft_gateway::{Function, RouteTable, Snapshot};
+use updraft_gateway::{ConcurrencyLimit, DEFAULT_QUEUE_TIMEOUT, Function, RouteTable, Snapshot};
 use updraft_manifest::Manifest;
 use updraft_store::{DEFAULT_PROJECT, DeployedFunction, FunctionRecord};
 
@@ -52,6 +52,7 @@ fn load(state: &State, record: &FunctionRecord) -> Result<Arc<Function>, Compone
         project: record.project.clone(),
         name: spec.name.to_string(),
         prepared,
+        limit: ConcurrencyLimit::new(spec.max_concurrency, DEFAULT_QUEUE_TIMEOUT),
     }))
 }
 

@@ -60,3 +60,47 @@ async fn misbehaving_guests_fail_only_their_invocation() {
     assert_eq!(s.get("/echo").await.status(), 200);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn requests_past_max_concurrency_queue_then_get_429() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let digest = s.upload_guest(HTTP_ECHO).await;
+    let m = format!(
+        "{}\n[[functions]]\nname = \"other\"\ncomponent = \"echo.wasm\"\n[[functions.http]]\nroute = \"/other\"\n",
+        manifest("app", "echo", &["/echo"], "max_concurrency = 1")
+    );
+    s.deploy_ok(&m, &[("echo", &digest), ("other", &digest)])
+        .await;
+
+    // Take the only slot with a slow request; its log line says it is running.
+    let slow = tokio::spawn({
+        let s = s.clone();
+        async move { s.get("/echo?sleep=2500").await.status() }
+    });
+    s.logs_until("echo", "", |l| {
+        l.iter()
+            .any(|l| l["line"] == "echo stdout /echo?sleep=2500")
+    })
+    .await;
+
+    // Two more: one waits in the (one-place) queue until it times out, the other finds the
+    // queue full. Both are throttled with Retry-After.
+    let (a, b) = tokio::join!(s.get("/echo?a"), s.get("/echo?b"));
+    for resp in [a, b] {
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "throttled");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("concurrency limit")
+        );
+    }
+    // Another function is not held back by this one's limit.
+    assert_eq!(s.get("/other").await.status(), 200);
+    assert_eq!(slow.await.unwrap(), 200);
+    // The slot is free again.
+    assert_eq!(s.get("/echo").await.status(), 200);
+}
