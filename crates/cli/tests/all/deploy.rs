@@ -3,7 +3,7 @@
 use reqwest::Method;
 use updraft_test_guests::{CLI_COMMAND, HTTP_ECHO};
 
-use crate::support::{TestServer, echo_fields, manifest};
+use crate::support::{TestServer, echo_fields, expect_error, manifest};
 
 #[tokio::test]
 async fn deploy_and_call() {
@@ -112,9 +112,7 @@ async fn non_component_uploads_get_a_clear_400() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "digest_mismatch");
+    expect_error(resp, 400, "digest_mismatch").await;
     s.stop().await;
 }
 
@@ -154,9 +152,7 @@ async fn bad_deploy_requests_get_clear_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "bad_request");
+    expect_error(resp, 400, "bad_request").await;
     // An artifact never uploaded.
     let (status, body) = s.deploy(&m, &[("echo", &"a".repeat(64))]).await;
     assert_eq!(status, 400, "{body}");
@@ -185,9 +181,7 @@ async fn bad_deploy_requests_get_clear_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unauthorized");
+    expect_error(resp, 401, "unauthorized").await;
     s.stop().await;
 }
 
@@ -283,9 +277,7 @@ async fn list_get_and_delete_functions() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 404);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "function_not_found");
+    expect_error(resp, 404, "function_not_found").await;
 
     // Redeploying the app with only `echo` keeps it and reports nothing removed.
     let body = s

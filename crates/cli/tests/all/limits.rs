@@ -5,13 +5,11 @@ use std::time::{Duration, Instant};
 
 use updraft_test_guests::{HTTP_ECHO, HTTP_MISBEHAVE};
 
-use crate::support::{TestServer, manifest};
+use crate::support::{TestServer, expect_error, manifest};
 
-async fn expect_error(s: &TestServer, path: &str, status: u16, code: &str) -> String {
-    let resp = s.get(path).await;
-    assert_eq!(resp.status(), status, "{path}");
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], code, "{path}: {body}");
+/// GETs `path` and asserts the JSON error; returns its message.
+async fn get_error(s: &TestServer, path: &str, status: u16, code: &str) -> String {
+    let body = expect_error(s.get(path).await, status, code).await;
     body["error"]["message"].as_str().unwrap().to_owned()
 }
 
@@ -34,7 +32,7 @@ async fn misbehaving_guests_fail_only_their_invocation() {
 
     // Pure compute past the deadline is interrupted (epoch deadline), not left running.
     let start = Instant::now();
-    let msg = expect_error(&s, "/bad?loop", 504, "function_timeout").await;
+    let msg = get_error(&s, "/bad?loop", 504, "function_timeout").await;
     assert!(msg.contains("300ms"), "{msg}");
     assert!(
         start.elapsed() < Duration::from_secs(3),
@@ -43,16 +41,16 @@ async fn misbehaving_guests_fail_only_their_invocation() {
     );
 
     // Waiting past the deadline in a host call is cut off too.
-    expect_error(&s, "/bad?sleep=10000", 504, "function_timeout").await;
+    get_error(&s, "/bad?sleep=10000", 504, "function_timeout").await;
     // Within the deadline it is fine.
     assert_eq!(s.get("/bad?sleep=10").await.status(), 200);
 
     // Allocating past the memory limit fails the invocation; within it is fine.
-    expect_error(&s, "/bad?alloc=67108864", 500, "function_failed").await;
+    get_error(&s, "/bad?alloc=67108864", 500, "function_failed").await;
     assert_eq!(s.get("/bad?alloc=1048576").await.status(), 200);
 
-    expect_error(&s, "/bad?recurse", 500, "function_failed").await;
-    let msg = expect_error(&s, "/bad?trap", 500, "function_failed").await;
+    get_error(&s, "/bad?recurse", 500, "function_failed").await;
+    let msg = get_error(&s, "/bad?trap", 500, "function_failed").await;
     assert!(msg.contains("unreachable"), "{msg}");
 
     // The host and the other function are unaffected.

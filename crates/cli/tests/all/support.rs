@@ -202,6 +202,14 @@ pub(crate) fn manifest(app: &str, name: &str, routes: &[&str], extra: &str) -> S
     m
 }
 
+/// Asserts `resp` is an Updraft JSON error with this status and code; returns the body.
+pub(crate) async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(resp.status(), status);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body
+}
+
 /// Parses the echo guest's `key: value` lines.
 pub(crate) fn echo_fields(body: &str) -> BTreeMap<String, String> {
     body.lines()
