@@ -19,8 +19,9 @@
 //! [[functions.http]]
 //! route = "/hello/:name"
 //! "#;
-//! let manifest = updraft_manifest::Manifest::parse("updraft.toml", text).unwrap();
+//! let manifest = updraft_manifest::Manifest::parse("updraft.toml", text)?;
 //! assert_eq!(manifest.functions[0].http[0].route.to_string(), "/hello/:name");
+//! # Ok::<(), updraft_manifest::ManifestError>(())
 //! ```
 
 mod error;

@@ -187,9 +187,10 @@ async fn bad_deploy_requests_get_clear_errors() {
 
 #[tokio::test]
 async fn conflicts_between_apps_are_rejected() {
-    let s = TestServer::serving(HTTP_ECHO, "shop", "echo", &["/items/:id"], "").await;
-    // Uploading again is a no-op that tells us the digest.
-    let digest = s.upload_guest(HTTP_ECHO).await;
+    let s = TestServer::start().await;
+    let digest = s
+        .deploy_guest(HTTP_ECHO, "shop", "echo", &["/items/:id"], "")
+        .await;
 
     // Same route shape from another app.
     let (status, body) = s
@@ -238,14 +239,7 @@ async fn list_get_and_delete_functions() {
     );
     s.deploy_ok(&m, &[("echo", &digest), ("second", &digest)])
         .await;
-    let list: serde_json::Value = s
-        .api(Method::GET, "/v1/functions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = s.api_json("/v1/functions").await;
     let names: Vec<&str> = list["functions"]
         .as_array()
         .unwrap()
@@ -253,14 +247,7 @@ async fn list_get_and_delete_functions() {
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["echo", "second"]);
-    let one: serde_json::Value = s
-        .api(Method::GET, "/v1/functions/second")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = s.api_json("/v1/functions/second").await;
     assert_eq!(one["timeout_ms"], 5000);
     assert_eq!(one["routes"][0]["route"], "/second");
 

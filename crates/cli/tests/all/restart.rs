@@ -2,16 +2,18 @@
 
 use updraft_test_guests::HTTP_ECHO;
 
-use crate::support::{TestServer, echo_fields, manifest};
+use crate::support::{TestServer, echo_fields};
 
 #[tokio::test]
 async fn restart_serves_deployed_functions_from_the_compiled_cache() {
     let tmp = tempfile::tempdir().unwrap();
     let s = TestServer::start_at(tmp.path()).await;
-    let digest = s.upload_guest(HTTP_ECHO).await;
-    s.deploy_ok(
-        &manifest("app", "echo", &["/echo"], "env = { GREETING = \"again\" }"),
-        &[("echo", &digest)],
+    s.deploy_guest(
+        HTTP_ECHO,
+        "app",
+        "echo",
+        &["/echo"],
+        "env = { GREETING = \"again\" }",
     )
     .await;
     assert_eq!(s.get("/echo").await.status(), 200);
@@ -70,12 +72,8 @@ async fn restart_serves_deployed_functions_from_the_compiled_cache() {
 async fn a_missing_cache_entry_is_recompiled_from_the_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     let s = TestServer::start_at(tmp.path()).await;
-    let digest = s.upload_guest(HTTP_ECHO).await;
-    s.deploy_ok(
-        &manifest("app", "echo", &["/echo"], ""),
-        &[("echo", &digest)],
-    )
-    .await;
+    s.deploy_guest(HTTP_ECHO, "app", "echo", &["/echo"], "")
+        .await;
     s.stop().await;
     std::fs::remove_dir_all(tmp.path().join("compiled")).unwrap();
 

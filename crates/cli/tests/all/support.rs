@@ -68,10 +68,24 @@ impl TestServer {
         extra: &str,
     ) -> Self {
         let s = Self::start().await;
-        let digest = s.upload_guest(guest).await;
-        s.deploy_ok(&manifest(app, name, routes, extra), &[(name, &digest)])
-            .await;
+        s.deploy_guest(guest, app, name, routes, extra).await;
         s
+    }
+
+    /// Uploads `guest` and deploys it as app `app` with one function `name` routed at `routes`
+    /// (`extra` goes into the function table). Returns the guest's digest.
+    pub(crate) async fn deploy_guest(
+        &self,
+        guest: &str,
+        app: &str,
+        name: &str,
+        routes: &[&str],
+        extra: &str,
+    ) -> String {
+        let digest = self.upload_guest(guest).await;
+        self.deploy_ok(&manifest(app, name, routes, extra), &[(name, &digest)])
+            .await;
+        digest
     }
 
     /// Graceful shutdown; waits until the server has stopped.
@@ -141,14 +155,19 @@ impl TestServer {
         self.http.get(self.url(path)).send().await.unwrap()
     }
 
-    pub(crate) async fn status(&self) -> Value {
-        self.api(reqwest::Method::GET, "/v1/status")
+    /// GETs a control API path and returns its JSON body.
+    pub(crate) async fn api_json(&self, path: &str) -> Value {
+        self.api(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    pub(crate) async fn status(&self) -> Value {
+        self.api_json("/v1/status").await
     }
 
     /// Log lines of `function`, waiting (bounded) until `ready` holds for them: lines are
@@ -161,17 +180,9 @@ impl TestServer {
     ) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let body: Value = self
-                .api(
-                    reqwest::Method::GET,
-                    &format!("/v1/functions/{function}/logs?{query}"),
-                )
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body = self
+                .api_json(&format!("/v1/functions/{function}/logs?{query}"))
+                .await;
             let lines = body["lines"].as_array().cloned().unwrap_or_default();
             if ready(&lines) {
                 return lines;

@@ -1,0 +1,44 @@
+use super::*;
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<(Stream, String)>>);
+impl LogSink for Collect {
+    fn line(&self, stream: Stream, line: &str) {
+        self.0.lock().unwrap().push((stream, line.to_owned()));
+    }
+}
+
+#[test]
+fn splits_lines_across_writes_and_flushes_the_rest() {
+    let sink = Arc::new(Collect::default());
+    let state = LogState::new(sink.clone());
+    state.write(Stream::Stdout, b"hel");
+    state.write(Stream::Stderr, b"oops\r\n");
+    state.write(Stream::Stdout, b"lo\nwor");
+    state.write(Stream::Stdout, b"ld");
+    state.flush();
+    let lines = sink.0.lock().unwrap().clone();
+    assert_eq!(
+        lines,
+        vec![
+            (Stream::Stderr, "oops".to_owned()),
+            (Stream::Stdout, "hello".to_owned()),
+            (Stream::Stdout, "world".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn output_past_the_cap_is_dropped_with_one_notice() {
+    let sink = Arc::new(Collect::default());
+    let state = LogState::new(sink.clone());
+    let line = vec![b'x'; 1023];
+    for _ in 0..2000 {
+        state.write(Stream::Stdout, &line);
+        state.write(Stream::Stdout, b"\n");
+    }
+    let lines = sink.0.lock().unwrap();
+    let notices = lines.iter().filter(|(s, _)| *s == Stream::Platform).count();
+    assert_eq!(notices, 1);
+    assert_eq!(lines.len(), 1024 + 1);
+}

@@ -1,0 +1,188 @@
+use super::*;
+
+const GOOD: &str = r#"
+[app]
+name = "shop"
+
+[[functions]]
+name = "hello"
+component = "target/wasm32-wasip2/release/hello.wasm"
+build = "cargo build --release --target wasm32-wasip2"
+env = { GREETING = "hi" }
+allowed_outbound_hosts = ["https://api.example.com"]
+timeout = "10s"
+memory = "64MiB"
+max_concurrency = 5
+
+[[functions.http]]
+route = "/hello/:name"
+methods = ["get"]
+
+[[functions.http]]
+route = "/static/..."
+"#;
+
+fn err(text: &str) -> String {
+    Manifest::parse("updraft.toml", text)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn parses_the_documented_shape() {
+    let m = Manifest::parse("updraft.toml", GOOD).unwrap();
+    assert_eq!(m.app.name.as_str(), "shop");
+    let f = &m.functions[0];
+    assert_eq!(f.name.as_str(), "hello");
+    assert_eq!(f.timeout_ms, 10_000);
+    assert_eq!(f.memory_bytes, 64 << 20);
+    assert_eq!(f.max_concurrency, 5);
+    assert_eq!(f.env["GREETING"], "hi");
+    assert_eq!(f.http[0].methods, vec![Method("GET".into())]);
+    assert!(f.http[1].methods.is_empty());
+    assert!(f.http[1].accepts("DELETE"));
+    // The model round-trips through JSON (it is stored that way).
+    let json = serde_json::to_string(&m).unwrap();
+    assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
+}
+
+#[test]
+fn defaults() {
+    let m = Manifest::parse(
+        "updraft.toml",
+        "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\n",
+    )
+    .unwrap();
+    let f = &m.functions[0];
+    assert_eq!(f.timeout(), DEFAULT_TIMEOUT);
+    assert_eq!(f.memory_bytes, DEFAULT_MEMORY);
+    assert_eq!(f.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+}
+
+#[test]
+fn semantic_error_names_line_and_key() {
+    let text = GOOD.replace("route = \"/static/...\"", "route = \"static\"");
+    assert_eq!(
+        err(&text),
+        "updraft.toml:20: functions[0].http[1].route: must start with '/'"
+    );
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let text = GOOD.replace("memory = \"64MiB\"", "memroy = \"64MiB\"");
+    let e = err(&text);
+    assert!(
+        e.starts_with("updraft.toml:12: functions[0].memroy: unknown field `memroy`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let e = err("[app]\nname = \"a\"\n[[functions]]\nname = \n");
+    assert!(e.starts_with("updraft.toml:4:"), "{e}");
+}
+
+#[test]
+fn missing_key_is_reported() {
+    let e = err("[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\n");
+    assert!(e.contains("missing field `component`"), "{e}");
+}
+
+#[test]
+fn several_problems_are_all_reported() {
+    let text = r#"
+[app]
+name = "Shop"
+
+[[functions]]
+name = "a"
+component = "a.wasm"
+timeout = "forever"
+memory = "12XB"
+max_concurrency = 0
+env = { "1BAD" = "x" }
+allowed_outbound_hosts = ["api.example.com"]
+
+[[functions.http]]
+route = "/x"
+methods = ["FETCH"]
+
+[[functions]]
+name = "a"
+component = "b.wasm"
+
+[[functions.http]]
+route = "/x"
+"#;
+    let e = err(text);
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 9, "{e}");
+    assert!(lines[0].starts_with("updraft.toml:3: app.name: `Shop` is not a valid name"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("updraft.toml:8: functions[0].timeout:"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("updraft.toml:9: functions[0].memory:"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("updraft.toml:10: functions[0].max_concurrency:"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("updraft.toml:11: functions[0].env.1BAD:"))
+    );
+    assert!(lines.iter().any(|l| l.starts_with(
+        "updraft.toml:12: functions[0].allowed_outbound_hosts[0]: `api.example.com`"
+    )));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("updraft.toml:16: functions[0].http[0].methods[0]:"))
+    );
+    assert!(lines.contains(
+        &"updraft.toml:19: functions[1].name: function `a` is already defined by functions[0]"
+    ));
+    assert!(lines.contains(
+        &"updraft.toml:23: functions[1].http[0].route: `/x` conflicts with `/x` at functions[0].http[0]"
+    ));
+}
+
+#[test]
+fn same_shape_with_disjoint_methods_is_fine() {
+    let text = r#"
+[app]
+name = "a"
+[[functions]]
+name = "r"
+component = "r.wasm"
+[[functions.http]]
+route = "/items/:id"
+methods = ["GET"]
+[[functions]]
+name = "w"
+component = "w.wasm"
+[[functions.http]]
+route = "/items/:item"
+methods = ["PUT", "DELETE"]
+"#;
+    assert!(Manifest::parse("updraft.toml", text).is_ok());
+}
+
+#[test]
+fn names() {
+    assert!(Name::new("hello-world2").is_ok());
+    assert!(Name::new("Hello").is_err());
+    assert!(Name::new("2x").is_err());
+    assert!(Name::new("a-").is_err());
+    assert!(Name::new("").is_err());
+    assert!(Name::new(&"a".repeat(64)).is_err());
+}
