@@ -51,6 +51,8 @@ pub enum Code {
     FunctionFailed,
     /// The function did not respond before its deadline.
     FunctionTimeout,
+    /// The function's response body is larger than its `max_response_body`.
+    ResponseTooLarge,
     /// Something went wrong inside Updraft.
     Internal,
 }
@@ -74,6 +76,7 @@ impl Code {
             Code::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Code::FunctionFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Code::FunctionTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Code::ResponseTooLarge => StatusCode::BAD_GATEWAY,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -171,12 +174,48 @@ pub struct FunctionInfo {
     pub memory_bytes: u64,
     /// Maximum concurrent invocations.
     pub max_concurrency: u32,
+    /// Instances kept loaded and pre-instantiated.
+    #[serde(default)]
+    pub min_instances: u32,
+    /// Idle time after which its code is dropped from memory (ms).
+    #[serde(default)]
+    pub idle_timeout_ms: u64,
+    /// `fresh` or `warm`.
+    #[serde(default)]
+    pub instance_reuse: String,
+    /// Requests per warm instance (with `instance_reuse = "warm"`).
+    #[serde(default)]
+    pub max_reuse: Option<u32>,
+    /// Largest request body accepted (bytes).
+    #[serde(default)]
+    pub max_request_body: u64,
+    /// Largest response body sent (bytes).
+    #[serde(default)]
+    pub max_response_body: u64,
+    /// Its state in this server (present on the server's answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeInfo>,
     /// Hosts it may call.
     pub allowed_outbound_hosts: Vec<String>,
     /// Names of its environment variables (values are not returned).
     pub env: Vec<String>,
     /// When it last changed (ms since the epoch).
     pub updated_at: i64,
+}
+
+/// A function's state in the running server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// Whether its code is in memory (`false`: scaled to zero; the next request is a cold start).
+    pub loaded: bool,
+    /// Instances instantiated and waiting for a request.
+    pub ready_instances: usize,
+    /// Requests that had to load its code first, since the server started.
+    pub cold_starts: u64,
+    /// Times its code was dropped for being idle, since the server started.
+    pub evictions: u64,
+    /// Whether instance reuse was turned off because the guest failed on reused instances.
+    pub reuse_disabled: bool,
 }
 
 /// One HTTP route of a function.

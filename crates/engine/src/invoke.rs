@@ -1,30 +1,56 @@
-//! Running one invocation: a fresh `Store` per request on a pre-instantiated component.
+//! Running invocations on instances of a pre-instantiated component.
 //!
-//! Per invocation: a new `Store` holding the WASI context (the function's environment variables,
-//! no preopened directories, every socket address denied, stdout/stderr captured), the wasi:http
-//! context with the outbound policy, a memory limit, and an epoch deadline. The guest runs in its
-//! own task so that it can keep streaming the response body after the head has been returned; the
-//! deadline covers the whole run, body included.
+//! Each instance has its own `Store` holding the WASI context (the function's environment
+//! variables, no preopened directories, every socket address denied, stdout/stderr captured into
+//! the current invocation's log), the wasi:http context with the outbound policy, a memory
+//! limiter and an epoch deadline. The guest runs in its own task so that it can keep streaming
+//! the response body after the head has been returned; the deadline covers the whole run, body
+//! included.
+//!
+//! By default an instance serves one request and is dropped ([`Reuse::Fresh`]). With
+//! [`Reuse::Warm`] an instance that finished a request cleanly goes back to the function's idle
+//! set and serves the next one (never two at once), up to `max_reuse` requests. A guest that
+//! fails on a reused instance but works on a fresh one is switched back to fresh instances for
+//! good, with a platform log line saying so. `min_instances` instances are kept ready
+//! (pre-instantiated) at all times.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use updraft_manifest::OutboundHost;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::compile::CompiledComponent;
-use crate::logs::{Capture, LogSink, LogState, Stream};
+use crate::logs::{Capture, Discard, LogSink, LogSlot, LogState, Stream};
 use crate::outbound::OutboundPolicy;
 use crate::{EPOCH_TICK, Engine};
 
 /// A response body streamed from a guest.
 pub type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+
+/// Failures in a row on reused instances, when no fresh retry was possible, after which a
+/// function is switched to fresh instances.
+const REUSE_FAILURES_BEFORE_FALLBACK: u32 = 3;
+
+/// Whether instances serve more than one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// A new instance per request.
+    Fresh,
+    /// Instances serve sequential requests, each at most `max_reuse` of them.
+    Warm {
+        /// Requests per instance before it is replaced.
+        max_reuse: u32,
+    },
+}
 
 /// Per-function settings applied to every invocation.
 #[derive(Debug, Clone)]
@@ -35,8 +61,12 @@ pub struct FunctionSettings {
     pub allowed_outbound_hosts: Vec<OutboundHost>,
     /// Time limit for the whole invocation, response body included.
     pub timeout: Duration,
-    /// Memory limit per instance, in bytes.
+    /// Memory limit per instance (all its linear memories together), in bytes.
     pub memory_bytes: u64,
+    /// Instance reuse policy.
+    pub reuse: Reuse,
+    /// Instances kept pre-instantiated and ready.
+    pub min_instances: u32,
 }
 
 impl Default for FunctionSettings {
@@ -46,6 +76,8 @@ impl Default for FunctionSettings {
             allowed_outbound_hosts: Vec::new(),
             timeout: updraft_manifest::DEFAULT_TIMEOUT,
             memory_bytes: updraft_manifest::DEFAULT_MEMORY,
+            reuse: Reuse::Fresh,
+            min_instances: 0,
         }
     }
 }
@@ -57,7 +89,19 @@ pub enum InvokeError {
     /// The guest did not respond before its deadline.
     #[error("the function did not respond within its {0:?} timeout")]
     Timeout(Duration),
-    /// The guest trapped (panic, `unreachable`, stack overflow, out of memory...).
+    /// The guest tried to grow its memory past its limit and then failed.
+    #[error(
+        "the function exceeded its memory limit of {} (it asked for {} in all)",
+        updraft_manifest::format_size(*limit),
+        updraft_manifest::format_size(*requested)
+    )]
+    OutOfMemory {
+        /// The limit, in bytes.
+        limit: u64,
+        /// The total it tried to grow to, in bytes.
+        requested: u64,
+    },
+    /// The guest trapped (panic, `unreachable`, stack overflow...).
     #[error("the function failed: {0}")]
     Trap(String),
     /// The guest returned without setting a response.
@@ -71,13 +115,14 @@ pub enum InvokeError {
     Instantiate(String),
 }
 
-/// The per-invocation store data.
+/// The per-instance store data.
 pub(crate) struct Host {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundPolicy,
-    limits: StoreLimits,
+    limits: MemoryLimiter,
+    log: Arc<LogSlot>,
 }
 
 impl WasiView for Host {
@@ -99,8 +144,56 @@ impl WasiHttpView for Host {
     }
 }
 
-/// A function ready to serve: its component pre-instantiated plus its settings. Cloning is cheap;
-/// in-flight invocations keep their own clone, so replacing a function never disturbs them.
+/// Holds an instance to its memory limit, counting all of its linear memories together, and
+/// remembers a refused growth so the failure can name the figure.
+struct MemoryLimiter {
+    limit: usize,
+    used: usize,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.used.saturating_sub(current).saturating_add(desired);
+        if total > self.limit {
+            self.refused = Some(total);
+            return Ok(false);
+        }
+        self.used = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold references, not data; cap them so a guest cannot use them as a memory
+        // side channel.
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// One instance of a function's component and its store.
+struct Instance {
+    store: Store<Host>,
+    /// `None` until instantiated.
+    proxy: Option<Arc<Proxy>>,
+    /// Requests it has served.
+    served: u32,
+    /// When it last finished a request (or was created).
+    idle_since: Instant,
+}
+
+/// A function ready to serve: its component pre-instantiated plus its settings and its ready
+/// instances. Cloning is cheap; in-flight invocations keep their own clone, so replacing or
+/// evicting a function never disturbs them.
 #[derive(Clone)]
 pub struct PreparedFunction {
     inner: Arc<Inner>,
@@ -112,7 +205,15 @@ struct Inner {
     outbound: Arc<[OutboundHost]>,
     timeout: Duration,
     memory_bytes: usize,
+    reuse: Reuse,
+    min_instances: usize,
     digest: String,
+    /// Instantiated instances waiting for a request.
+    ready: Mutex<Vec<Instance>>,
+    refilling: AtomicBool,
+    reuse_disabled: AtomicBool,
+    reuse_failures: AtomicU32,
+    instances_created: AtomicU64,
 }
 
 impl Engine {
@@ -137,10 +238,28 @@ impl Engine {
                 outbound: settings.allowed_outbound_hosts.into(),
                 timeout: settings.timeout,
                 memory_bytes: usize::try_from(settings.memory_bytes).unwrap_or(usize::MAX),
+                reuse: settings.reuse,
+                min_instances: usize::try_from(settings.min_instances).unwrap_or(0),
                 digest: compiled.digest.clone(),
+                ready: Mutex::new(Vec::new()),
+                refilling: AtomicBool::new(false),
+                reuse_disabled: AtomicBool::new(false),
+                reuse_failures: AtomicU32::new(0),
+                instances_created: AtomicU64::new(0),
             }),
         })
     }
+}
+
+/// What serving one request did, for the caller's log and metering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStart {
+    /// A new instance was created for the request.
+    Fresh,
+    /// A pre-instantiated instance that had served nothing yet.
+    Ready,
+    /// A warm instance that had already served this many requests.
+    Reused(u32),
 }
 
 impl PreparedFunction {
@@ -149,33 +268,68 @@ impl PreparedFunction {
         &self.inner.digest
     }
 
-    /// Runs one invocation: instantiates the component in a fresh store and calls its
-    /// `wasi:http/incoming-handler` with `req`. Returns once the guest has sent the response
-    /// head; the body streams from the guest's task until it finishes or the deadline passes.
-    /// Every line the guest writes to stdout/stderr goes to `log`.
+    /// Instantiated instances waiting for a request.
+    pub fn ready_instances(&self) -> usize {
+        lock(&self.inner.ready).len()
+    }
+
+    /// Instances created since this function was prepared.
+    pub fn instances_created(&self) -> u64 {
+        self.inner.instances_created.load(Ordering::Relaxed)
+    }
+
+    /// Whether instance reuse was switched off after the guest failed on reused instances.
+    pub fn reuse_disabled(&self) -> bool {
+        self.inner.reuse_disabled.load(Ordering::Relaxed)
+    }
+
+    /// Instantiates instances until `min_instances` are ready. Runs on the caller's task.
     ///
     /// # Errors
-    /// [`InvokeError`] when the guest produced no response head.
-    pub async fn handle<B>(
-        &self,
-        req: http::Request<B>,
-        log: Arc<dyn LogSink>,
-    ) -> Result<http::Response<GuestBody>, InvokeError>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
+    /// [`InvokeError`] if an instance cannot be created (its start code traps, say).
+    pub async fn fill_ready(&self) -> Result<(), InvokeError> {
+        while self.ready_instances() < self.inner.min_instances {
+            let mut instance = self.new_instance();
+            let proxy = self.inner.instantiate(&mut instance.store).await?;
+            instance.proxy = Some(proxy);
+            lock(&self.inner.ready).push(instance);
+        }
+        Ok(())
+    }
+
+    /// Drops ready instances idle for longer than `idle`, keeping `min_instances`. Returns how
+    /// many were dropped.
+    pub fn trim_ready(&self, idle: Duration) -> usize {
+        let mut ready = lock(&self.inner.ready);
+        let before = ready.len();
+        let keep = self.inner.min_instances;
+        let mut kept = 0;
+        // Newest last: keep the most recently used ones.
+        let mut i = ready.len();
+        while i > 0 {
+            i -= 1;
+            if kept < keep || ready[i].idle_since.elapsed() < idle {
+                kept += 1;
+            } else {
+                drop(ready.remove(i));
+            }
+        }
+        before - ready.len()
+    }
+
+    /// A new, not yet instantiated, instance.
+    fn new_instance(&self) -> Instance {
         let inner = &self.inner;
-        let log = LogState::new(log);
+        let slot = LogSlot::new(LogState::new(Arc::new(Discard)));
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&inner.env)
             .stdout(Capture {
                 stream: Stream::Stdout,
-                state: log.clone(),
+                slot: slot.clone(),
             })
             .stderr(Capture {
                 stream: Stream::Stderr,
-                state: log.clone(),
+                slot: slot.clone(),
             })
             // Deny every socket address: functions reach the network only through wasi:http.
             .socket_addr_check(|_, _| Box::pin(async { false }))
@@ -186,69 +340,244 @@ impl PreparedFunction {
             http: WasiHttpCtx::new(),
             hooks: OutboundPolicy {
                 allowed: inner.outbound.clone(),
-                log: log.clone(),
+                log: slot.clone(),
             },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(inner.memory_bytes)
-                .build(),
+            limits: MemoryLimiter {
+                limit: inner.memory_bytes,
+                used: 0,
+                refused: None,
+            },
+            log: slot,
         };
         let mut store = Store::new(inner.pre.engine(), host);
         store.limiter(|h| &mut h.limits);
-        let ticks = inner.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
+        inner.instances_created.fetch_add(1, Ordering::Relaxed);
+        Instance {
+            store,
+            proxy: None,
+            served: 0,
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Runs one invocation: takes a ready instance or creates one, and calls its
+    /// `wasi:http/incoming-handler` with `req`. Returns once the guest has sent the response
+    /// head; the body streams from the guest's task until it finishes or the deadline passes.
+    /// Every line the guest writes to stdout/stderr goes to `log`.
+    ///
+    /// # Errors
+    /// [`InvokeError`] when the guest produced no response head.
+    pub async fn handle<B>(
+        &self,
+        req: http::Request<B>,
+        log: Arc<dyn LogSink>,
+    ) -> Result<(http::Response<GuestBody>, InstanceStart), InvokeError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
+        // A request without a body can be replayed on a fresh instance if a reused one fails.
+        let replay =
+            (http_body::Body::is_end_stream(req.body()) && self.reuses()).then(|| head_of(&req));
+        match self.run(req, log.clone()).await {
+            Err((e, InstanceStart::Reused(_))) => match replay {
+                Some(head) => {
+                    let retried = self.run(head, log.clone()).await;
+                    if retried.is_ok() {
+                        self.disable_reuse(&*log, &e);
+                    }
+                    retried.map_err(|(e, _)| e)
+                }
+                None => {
+                    let n = self.inner.reuse_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n >= REUSE_FAILURES_BEFORE_FALLBACK {
+                        self.disable_reuse(&*log, &e);
+                    }
+                    Err(e)
+                }
+            },
+            Ok((resp, start)) => {
+                if matches!(start, InstanceStart::Reused(_)) {
+                    self.inner.reuse_failures.store(0, Ordering::Relaxed);
+                }
+                Ok((resp, start))
+            }
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    fn reuses(&self) -> bool {
+        matches!(self.inner.reuse, Reuse::Warm { .. }) && !self.reuse_disabled()
+    }
+
+    fn disable_reuse(&self, log: &dyn LogSink, why: &InvokeError) {
+        if !self.inner.reuse_disabled.swap(true, Ordering::Relaxed) {
+            lock(&self.inner.ready).retain(|i| i.served == 0);
+            let msg = format!(
+                "instance reuse turned off for this function: it failed on a reused instance \
+                 ({why}) but works on fresh ones; every request now gets a fresh instance"
+            );
+            tracing::warn!(digest = %self.inner.digest, "{msg}");
+            log.line(Stream::Platform, &msg);
+        }
+    }
+
+    async fn run(
+        &self,
+        req: http::Request<GuestBody>,
+        log: Arc<dyn LogSink>,
+    ) -> Result<(http::Response<GuestBody>, InstanceStart), (InvokeError, InstanceStart)> {
+        let inner = self.inner.clone();
+        let log = LogState::new(log);
+        let popped = lock(&inner.ready).pop();
+        let (mut instance, start) = match popped {
+            Some(i) if i.served > 0 => {
+                let n = i.served;
+                (i, InstanceStart::Reused(n))
+            }
+            Some(i) => (i, InstanceStart::Ready),
+            None => (self.new_instance(), InstanceStart::Fresh),
+        };
+        instance.store.data().log.set(log.clone());
+        let ticks = inner.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
+        instance
+            .store
+            .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let setup = store
-            .data_mut()
-            .http()
+        let mut http = instance.store.data_mut().http();
+        let setup = http
             .new_incoming_request(Scheme::Http, req)
-            .and_then(|req| Ok((req, store.data_mut().http().new_response_outparam(sender)?)));
-        let (req, out) = setup.map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+            .and_then(|req| Ok((req, http.new_response_outparam(sender)?)));
+        let (req, out) = setup
+            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))
+            .map_err(|e| (e, start))?;
 
-        let pre = inner.pre.clone();
-        let timeout = inner.timeout;
-        let task_log = log.clone();
+        let this = self.clone();
         let task = tokio::spawn(async move {
-            let run = async {
-                let proxy = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-                    .map_err(|e| trap_error(&e, timeout))
+            let timeout = this.inner.timeout;
+            let result = {
+                let run = async {
+                    let proxy = match &instance.proxy {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = this.inner.instantiate(&mut instance.store).await?;
+                            instance.proxy = Some(p.clone());
+                            p
+                        }
+                    };
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut instance.store, req, out)
+                        .await
+                        .map_err(|e| trap_error(&e, timeout))
+                };
+                match tokio::time::timeout(timeout, run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(InvokeError::Timeout(timeout)),
+                }
             };
-            let result = match tokio::time::timeout(timeout, run).await {
-                Ok(r) => r,
-                Err(_) => Err(InvokeError::Timeout(timeout)),
-            };
-            // Dropping the store here, before flushing, ends any body stream still attached.
-            drop(store);
-            if let Err(e) = &result {
-                task_log.sink().line(Stream::Platform, &e.to_string());
+            let result = result.map_err(|e| {
+                match instance.store.data().limits.refused {
+                    // Whatever the guest did after being refused memory (abort, trap), the
+                    // refusal is the cause worth reporting.
+                    Some(requested) if !matches!(e, InvokeError::Timeout(_)) => {
+                        InvokeError::OutOfMemory {
+                            limit: this.inner.memory_bytes as u64,
+                            requested: requested as u64,
+                        }
+                    }
+                    _ => e,
+                }
+            });
+            instance.served += 1;
+            instance.idle_since = Instant::now();
+            instance
+                .store
+                .data()
+                .log
+                .set(LogState::new(Arc::new(Discard)));
+            let keep = result.is_ok()
+                && match this.inner.reuse {
+                    Reuse::Warm { max_reuse } => instance.served < max_reuse && this.reuses(),
+                    Reuse::Fresh => false,
+                };
+            if keep {
+                lock(&this.inner.ready).push(instance);
+            } else {
+                // Dropping the store ends any body stream still attached.
+                drop(instance);
             }
-            task_log.flush();
+            this.refill();
+            if let Err(e) = &result {
+                log.sink().line(Stream::Platform, &e.to_string());
+            }
+            log.flush();
             result
         });
 
-        match tokio::time::timeout(timeout, receiver).await {
-            Ok(Ok(Ok(resp))) => Ok(resp),
-            Ok(Ok(Err(code))) => Err(InvokeError::Guest(format!("{code:?}"))),
+        match tokio::time::timeout(self.inner.timeout, receiver).await {
+            Ok(Ok(Ok(resp))) => Ok((resp, start)),
+            Ok(Ok(Err(code))) => Err((InvokeError::Guest(format!("{code:?}")), start)),
             // The guest dropped the response outparam: its task tells us why.
             Ok(Err(_)) => match task.await {
-                Ok(Ok(())) => Err(InvokeError::NoResponse),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(InvokeError::Trap(format!("task failed: {e}"))),
+                Ok(Ok(())) => Err((InvokeError::NoResponse, start)),
+                Ok(Err(e)) => Err((e, start)),
+                Err(e) => Err((InvokeError::Trap(format!("task failed: {e}")), start)),
             },
-            Err(_) => {
-                // The task enforces the same deadline and logs it; stop waiting for the head.
-                Err(InvokeError::Timeout(timeout))
-            }
+            // The task enforces the same deadline and logs it; stop waiting for the head.
+            Err(_) => Err((InvokeError::Timeout(self.inner.timeout), start)),
         }
     }
+
+    /// Tops the ready set back up to `min_instances` in the background.
+    fn refill(&self) {
+        if self.ready_instances() >= self.inner.min_instances
+            || self.inner.refilling.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.fill_ready().await {
+                tracing::warn!(digest = %this.inner.digest, error = %e, "could not pre-instantiate");
+            }
+            this.inner.refilling.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Inner {
+    async fn instantiate(&self, store: &mut Store<Host>) -> Result<Arc<Proxy>, InvokeError> {
+        // Start code runs under the same deadline as a request.
+        let ticks = self.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        self.pre
+            .instantiate_async(store)
+            .await
+            .map(Arc::new)
+            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))
+    }
+}
+
+/// The method, URI and headers of `req`, with an empty body.
+fn head_of(req: &http::Request<GuestBody>) -> http::Request<GuestBody> {
+    let mut head = http::Request::new(
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *head.method_mut() = req.method().clone();
+    *head.uri_mut() = req.uri().clone();
+    *head.version_mut() = req.version();
+    *head.headers_mut() = req.headers().clone();
+    head
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Classifies a wasmtime error from the guest call.

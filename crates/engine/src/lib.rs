@@ -10,9 +10,12 @@
 //!   imports we can satisfy), compilation, and the on-disk compiled-code cache keyed by artifact
 //!   digest and engine configuration ([`Engine::compile`], [`Engine::load`]);
 //! - [`PreparedFunction`]: a pre-instantiated component plus its per-function settings; each
-//!   invocation gets a fresh `Store` (nothing leaks between requests), its environment variables,
-//!   its memory limit and deadline, captured stdout/stderr ([`LogSink`]) and an outbound-HTTP
-//!   policy that only lets it reach its `allowed_outbound_hosts`.
+//!   invocation gets a fresh instance by default (nothing leaks between requests) or, with
+//!   [`Reuse::Warm`], a warm one that served earlier requests one at a time; its environment
+//!   variables, its memory limit and deadline, captured stdout/stderr ([`LogSink`]) and an
+//!   outbound-HTTP policy that only lets it reach its `allowed_outbound_hosts`;
+//! - [`ManagedFunction`]: scale to zero. A deployed function's code is loaded from the disk cache
+//!   on demand (a cold start) and dropped when idle, unless `min_instances` keeps it warm.
 //!
 //! It must not know about storage, routing or the control API: callers hand it bytes, digests,
 //! paths and requests. Other crates never import `wasmtime::{Config, Engine}`.
@@ -32,18 +35,22 @@
 //! let digest = updraft_engine::digest(&bytes);
 //! let compiled = engine.compile(&digest, &bytes)?;
 //! let function = engine.prepare(&compiled, FunctionSettings::default())?;
-//! let response = function.handle(req, Arc::new(Print)).await?;
+//! let (response, _instance) = function.handle(req, Arc::new(Print)).await?;
 //! println!("{}", response.status());
 //! # Ok(()) }
 //! ```
 
 mod compile;
 mod invoke;
+mod lifecycle;
 mod logs;
 mod outbound;
 
 pub use compile::{CompiledComponent, ComponentError, EngineStats, digest};
-pub use invoke::{FunctionSettings, GuestBody, InvokeError, PreparedFunction, body_error};
+pub use invoke::{
+    FunctionSettings, GuestBody, InstanceStart, InvokeError, PreparedFunction, Reuse, body_error,
+};
+pub use lifecycle::{LifecycleStats, ManagedFunction, Start};
 pub use logs::{LogSink, MAX_LOG_BYTES, Stream};
 pub use wasmtime_wasi_http::Error as HttpError;
 
@@ -71,6 +78,15 @@ pub struct EngineConfig {
     /// space allows it (as `wasmtime serve` does); `Some(false)` forces on-demand allocation.
     /// The `UPDRAFT_POOLING=0|1` environment variable overrides this.
     pub pooling: Option<bool>,
+    /// Instances alive at once with the pooling allocator (running, warm or pre-instantiated);
+    /// instantiating more fails that invocation.
+    pub max_instances: u32,
+    /// Largest linear memory one instance may have, in bytes.
+    pub max_memory: u64,
+    /// Bytes of each pooled linear memory kept mapped between instances and reset with `memset`
+    /// instead of `madvise`: no page faults, and no cross-core TLB shootdowns, for the memory a
+    /// typical guest touches.
+    pub memory_keep_resident: u64,
 }
 
 impl EngineConfig {
@@ -79,6 +95,9 @@ impl EngineConfig {
         Self {
             cache_dir: cache_dir.into(),
             pooling: None,
+            max_instances: 1_000,
+            max_memory: updraft_manifest::MAX_MEMORY,
+            memory_keep_resident: 1 << 20,
         }
     }
 }
@@ -121,13 +140,13 @@ impl Engine {
             Some("1") => true,
             _ => config.pooling.unwrap_or_else(pooling_is_supported),
         };
-        let wasmtime = match wasmtime::Engine::new(&wasmtime_config(pooling)) {
+        let wasmtime = match wasmtime::Engine::new(&wasmtime_config(pooling, &config)) {
             Ok(engine) => engine,
             // The pool reserves its address space up front; when that fails (a tight
             // `ulimit -v`, many engines in one process), serve with on-demand allocation.
             Err(e) if pooling => {
                 tracing::warn!(error = %format!("{e:#}"), "pooling allocator unavailable; using on-demand allocation");
-                wasmtime::Engine::new(&wasmtime_config(false))
+                wasmtime::Engine::new(&wasmtime_config(false, &config))
                     .map_err(|e| EngineError::Config(format!("{e:#}")))?
             }
             Err(e) => return Err(EngineError::Config(format!("{e:#}"))),
@@ -159,21 +178,28 @@ impl Engine {
 }
 
 /// The Wasmtime configuration every Updraft engine uses.
-fn wasmtime_config(pooling: bool) -> wasmtime::Config {
+fn wasmtime_config(pooling: bool, config: &EngineConfig) -> wasmtime::Config {
     let mut wt = wasmtime::Config::new();
     wt.wasm_component_model(true);
     wt.epoch_interruption(true);
     if pooling {
+        let n = config.max_instances.max(1);
         let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_component_instances(1_000);
-        pool.total_core_instances(2_000);
-        pool.total_memories(2_000);
-        pool.total_tables(2_000);
-        pool.max_memory_size(4 << 30);
-        // Keep a little memory resident per slot so reusing a slot does not need an
-        // madvise-and-fault round trip for the first pages a guest touches.
-        pool.linear_memory_keep_resident(64 << 10);
-        pool.table_keep_resident(16 << 10);
+        // A component instance typically holds a few core instances (the program plus the
+        // adapter and shim modules toolchains add), each with a memory or a table or two.
+        pool.total_component_instances(n);
+        pool.total_core_instances(n.saturating_mul(4));
+        pool.total_memories(n.saturating_mul(2));
+        pool.total_tables(n.saturating_mul(4));
+        pool.max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX));
+        // Keeping memory resident between instances turns the reset of a slot into a memset
+        // of what was touched, instead of an madvise that unmaps pages (and makes every core
+        // running this process flush its TLB) and page faults when the next guest touches them.
+        pool.linear_memory_keep_resident(
+            usize::try_from(config.memory_keep_resident).unwrap_or(usize::MAX),
+        );
+        pool.table_keep_resident(256 << 10);
+        pool.decommit_batch_size(32);
         wt.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     wt

@@ -133,11 +133,43 @@ fn emit(sink: &dyn LogSink, stream: Stream, line: &[u8]) {
     sink.line(stream, &String::from_utf8_lossy(line));
 }
 
-/// One of an invocation's output streams, handed to `WasiCtxBuilder::stdout`/`stderr`.
+/// Where an instance's output goes right now: the log of the invocation it is serving. A warm
+/// instance serves one invocation after another, so the slot is re-pointed at each start.
+pub(crate) struct LogSlot(Mutex<Arc<LogState>>);
+
+impl LogSlot {
+    pub(crate) fn new(state: Arc<LogState>) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(state)))
+    }
+
+    /// The current invocation's log.
+    pub(crate) fn get(&self) -> Arc<LogState> {
+        match self.0.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set(&self, state: Arc<LogState>) {
+        match self.0.lock() {
+            Ok(mut g) => *g = state,
+            Err(poisoned) => *poisoned.into_inner() = state,
+        }
+    }
+}
+
+/// Discards lines: the log of an instance that is not serving an invocation (pre-instantiation).
+pub(crate) struct Discard;
+
+impl LogSink for Discard {
+    fn line(&self, _: Stream, _: &str) {}
+}
+
+/// One of an instance's output streams, handed to `WasiCtxBuilder::stdout`/`stderr`.
 #[derive(Clone)]
 pub(crate) struct Capture {
     pub(crate) stream: Stream,
-    pub(crate) state: Arc<LogState>,
+    pub(crate) slot: Arc<LogSlot>,
 }
 
 impl wasmtime_wasi::cli::IsTerminal for Capture {
@@ -157,7 +189,7 @@ impl wasmtime_wasi::cli::StdoutStream for Capture {
 
 impl OutputStream for Capture {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.state.write(self.stream, &bytes);
+        self.slot.get().write(self.stream, &bytes);
         Ok(())
     }
     fn flush(&mut self) -> StreamResult<()> {
@@ -179,7 +211,7 @@ impl AsyncWrite for Capture {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.state.write(self.stream, buf);
+        self.slot.get().write(self.stream, buf);
         Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {

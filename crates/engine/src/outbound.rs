@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use updraft_manifest::OutboundHost;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::logs::{LogState, Stream};
+use crate::logs::{LogSlot, Stream};
 
 type SendFuture = Box<
     dyn Future<
@@ -29,7 +29,7 @@ const DRAIN_DENIED_BODY: std::time::Duration = std::time::Duration::from_secs(1)
 
 pub(crate) struct OutboundPolicy {
     pub(crate) allowed: Arc<[OutboundHost]>,
-    pub(crate) log: Arc<LogState>,
+    pub(crate) log: Arc<LogSlot>,
 }
 
 impl OutboundPolicy {
@@ -53,7 +53,7 @@ impl WasiHttpHooks for OutboundPolicy {
     ) -> SendFuture {
         _ = fut;
         if !self.allows(request.uri()) {
-            self.log.sink().line(
+            self.log.get().sink().line(
                 Stream::Platform,
                 &format!(
                     "outbound request to {} denied: its host is not in allowed_outbound_hosts",

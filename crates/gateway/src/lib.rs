@@ -9,13 +9,21 @@
 //! [`ArcSwap`]: a deploy builds a new snapshot and swaps it in atomically. A request clones the
 //! `Arc` of the function it matched, so in-flight requests finish on the code they started on.
 //!
+//! Before a function runs, the gateway admits it: the function's `max_concurrency` and the
+//! server's global cap, with a bounded wait queue (429 + `Retry-After` past it), the request
+//! body cap (413) and the header caps (431, enforced by hyper). It then gets the function's code
+//! from its [`ManagedFunction`] (loading it from the disk cache if it was evicted: a cold start,
+//! logged) and streams the response back, cut off past the response body cap (502 when the
+//! size is known up front). [`Gateway::evict_idle`] drops the code of idle functions.
+//!
 //! It depends on `updraft-engine` to run functions and must not touch storage: where log lines
 //! go is the [`LogSinks`] the composition root hands it.
 
+mod body;
 mod limit;
 mod routes;
 
-pub use limit::{ConcurrencyLimit, DEFAULT_QUEUE_TIMEOUT, Throttled};
+pub use limit::{ConcurrencyLimit, DEFAULT_QUEUE_TIMEOUT, Permits, Throttled};
 pub use routes::{Lookup, Route, RouteConflict, RouteTable};
 
 use std::collections::HashMap;
@@ -23,6 +31,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -32,9 +41,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use updraft_api::{Code, ErrorBody, headers};
-use updraft_engine::{GuestBody, InvokeError, LogSink, PreparedFunction};
-use updraft_manifest::RouteMatch;
+use updraft_engine::{GuestBody, InvokeError, LogSink, ManagedFunction, Start, Stream};
+use updraft_manifest::{RouteMatch, format_size};
+
+use crate::body::{LimitedRequest, Tracked};
 
 /// A deployed function as the data plane sees it.
 pub struct Function {
@@ -42,10 +54,36 @@ pub struct Function {
     pub project: String,
     /// Its name.
     pub name: String,
-    /// Its runnable code and settings.
-    pub prepared: PreparedFunction,
+    /// Its code (loaded on demand, evicted when idle) and settings.
+    pub runtime: Arc<ManagedFunction>,
     /// Its concurrency limit (`max_concurrency`).
     pub limit: ConcurrencyLimit,
+    /// Largest request body it accepts, in bytes.
+    pub max_request_body: u64,
+    /// Largest response body it may send, in bytes.
+    pub max_response_body: u64,
+}
+
+/// Server-wide data-plane settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// Invocations running at once across all functions (`None`: no global cap).
+    pub global_max_concurrency: Option<u32>,
+    /// Most request headers accepted (more: 431).
+    pub max_headers: usize,
+    /// Most bytes of request head (request line and headers) accepted (more: 431).
+    pub max_header_bytes: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            global_max_concurrency: None,
+            max_headers: 100,
+            max_header_bytes: 64 << 10,
+        }
+    }
 }
 
 /// Everything the data plane serves at one moment.
@@ -70,14 +108,35 @@ pub type Body = GuestBody;
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     logs: Arc<dyn LogSinks>,
+    global: Option<Arc<Semaphore>>,
+    config: GatewayConfig,
 }
 
 impl Gateway {
     /// A gateway serving nothing yet.
-    pub fn new(logs: Arc<dyn LogSinks>) -> Self {
+    pub fn new(logs: Arc<dyn LogSinks>, config: GatewayConfig) -> Self {
         Self {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             logs,
+            global: config
+                .global_max_concurrency
+                .map(|n| Arc::new(Semaphore::new(usize::try_from(n.max(1)).unwrap_or(1)))),
+            config,
+        }
+    }
+
+    /// Drops the code of every function idle past its `idle_timeout` (and idle warm instances),
+    /// logging each eviction. Call it periodically.
+    pub fn evict_idle(&self) {
+        for function in self.snapshot.load().functions.values() {
+            if function.runtime.evict_if_idle() {
+                tracing::debug!(function = %function.name, "evicted idle function");
+                self.logs.sink(function, "").line(
+                    Stream::Platform,
+                    "evicted: idle past its idle_timeout; the next request loads it from the \
+                     compiled-code cache (a cold start)",
+                );
+            }
         }
     }
 
@@ -94,7 +153,7 @@ impl Gateway {
     /// Serves one data-plane request: route, invoke, respond.
     pub async fn handle<B>(&self, mut req: Request<B>) -> Response<Body>
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<updraft_engine::HttpError>,
     {
         let request_id = new_request_id();
@@ -140,7 +199,7 @@ impl Gateway {
         request_id: String,
     ) -> Response<Body>
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<updraft_engine::HttpError>,
     {
         strip_updraft_headers(req.headers_mut());
@@ -154,7 +213,7 @@ impl Gateway {
         request_id: String,
     ) -> Response<Body>
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<updraft_engine::HttpError>,
     {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -164,39 +223,102 @@ impl Gateway {
             req.headers_mut()
                 .insert(header::HOST, HeaderValue::from_static("localhost"));
         }
-        let permit = match function.limit.acquire().await {
-            Ok(permit) => permit,
+        let permits = match function.limit.acquire(self.global.as_ref()).await {
+            Ok(permits) => permits,
             Err(why) => {
                 let reason = match why {
-                    Throttled::QueueFull => "its wait queue is full",
-                    Throttled::Timeout => "no slot freed up in time",
-                };
-                let mut resp = error_response(
-                    Code::Throttled,
-                    format!(
-                        "function `{}` is at its concurrency limit: {reason}",
+                    Throttled::QueueFull => {
+                        format!(
+                            "function `{}` is at its concurrency limit: its wait queue is full",
+                            function.name
+                        )
+                    }
+                    Throttled::Timeout => format!(
+                        "function `{}` is at its concurrency limit: no slot freed up in time",
                         function.name
                     ),
-                    &request_id,
-                );
+                    Throttled::Global => {
+                        "the server is at its global concurrency limit: no slot freed up in time"
+                            .to_owned()
+                    }
+                };
+                let mut resp = error_response(Code::Throttled, reason, &request_id);
                 resp.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(function.limit.retry_after_secs()),
                 );
-                return resp;
+                return with_function(resp, &request_id, function);
             }
         };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > function.max_request_body) {
+            return with_function(too_large(function, &request_id), &request_id, function);
+        }
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let req = req.map(|inner| LimitedRequest {
+            inner,
+            remaining: function.max_request_body,
+            limit: function.max_request_body,
+            exceeded: exceeded.clone(),
+        });
         let sink = self.logs.sink(function, &request_id);
-        let result = function.prepared.handle(req, sink).await;
-        let mut resp = match result {
-            // The slot stays taken until the body is finished: the guest runs until then.
-            Ok(resp) => resp.map(|body| {
-                Permitted {
-                    inner: body,
-                    _permit: permit,
+        let (prepared, start) = match function.runtime.acquire().await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let msg = format!("could not load the function's code: {e}");
+                sink.line(Stream::Platform, &msg);
+                tracing::error!(function = %function.name, error = %e, "could not load function");
+                return with_function(
+                    error_response(Code::Internal, msg, &request_id),
+                    &request_id,
+                    function,
+                );
+            }
+        };
+        if let Start::Cold { load_us } = start {
+            sink.line(
+                Stream::Platform,
+                &format!(
+                    "cold start: code loaded from the compiled-code cache in {:.1} ms",
+                    load_us as f64 / 1000.0
+                ),
+            );
+        }
+        let result = prepared.handle(req, sink.clone()).await;
+        let resp = match result {
+            _ if exceeded.load(Ordering::Relaxed) => too_large(function, &request_id),
+            Ok((resp, _instance)) => {
+                let length = resp
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if length.is_some_and(|n| n > function.max_response_body) {
+                    let msg = format!(
+                        "the function's response body ({} bytes) exceeds its max_response_body of {}",
+                        length.unwrap_or_default(),
+                        format_size(function.max_response_body)
+                    );
+                    sink.line(Stream::Platform, &msg);
+                    error_response(Code::ResponseTooLarge, msg, &request_id)
+                } else {
+                    resp.map(|inner| {
+                        Tracked {
+                            inner,
+                            remaining: function.max_response_body,
+                            limit: function.max_response_body,
+                            log: sink,
+                            function: function.runtime.clone(),
+                            _permits: permits,
+                        }
+                        .boxed_unsync()
+                    })
                 }
-                .boxed_unsync()
-            }),
+            }
             Err(e) => {
                 let code = match e {
                     InvokeError::Timeout(_) => Code::FunctionTimeout,
@@ -206,16 +328,9 @@ impl Gateway {
                 error_response(code, e.to_string(), &request_id)
             }
         };
-        let h = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            h.insert(headers::REQUEST_ID, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&function.name) {
-            h.insert(headers::FUNCTION, v);
-        }
-        resp
+        function.runtime.finished();
+        with_function(resp, &request_id, function)
     }
-
     /// Serves the data plane on `listener` until `shutdown` resolves, then stops accepting and
     /// waits up to `drain` for in-flight requests to finish.
     pub async fn serve(
@@ -225,7 +340,14 @@ impl Gateway {
         drain: Duration,
     ) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .max_headers(self.config.max_headers)
+            .max_buf_size(self.config.max_header_bytes.max(8192));
+        builder
+            .http2()
+            .max_header_list_size(u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX));
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -268,30 +390,33 @@ impl Gateway {
     }
 }
 
-/// A response body that holds its invocation's concurrency slot until it ends.
-struct Permitted {
-    inner: Body,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+/// Adds the request id and function name to a response.
+fn with_function(
+    mut resp: Response<Body>,
+    request_id: &str,
+    function: &Function,
+) -> Response<Body> {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(headers::REQUEST_ID, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&function.name) {
+        h.insert(headers::FUNCTION, v);
+    }
+    resp
 }
 
-impl http_body::Body for Permitted {
-    type Data = Bytes;
-    type Error = updraft_engine::HttpError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
+/// The 413 for a request body over the function's cap.
+fn too_large(function: &Function, request_id: &str) -> Response<Body> {
+    error_response(
+        Code::PayloadTooLarge,
+        format!(
+            "the request body exceeds function `{}`'s max_request_body of {}",
+            function.name,
+            format_size(function.max_request_body)
+        ),
+        request_id,
+    )
 }
 
 /// Tells the guest which route matched: `x-updraft-route`, one `x-updraft-param-<name>` per

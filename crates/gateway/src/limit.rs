@@ -1,10 +1,12 @@
-//! Per-function concurrency limits with a bounded wait queue.
+//! Concurrency limits with a bounded wait queue: per function, and for the whole server.
 //!
-//! At most `max_concurrency` invocations of a function run at once. A request beyond that waits
-//! in the function's queue, which holds at most `max_queue` requests, for at most
-//! `queue_timeout`; a request that finds the queue full, or waits too long, is throttled (the
-//! gateway answers 429 with `Retry-After`). A permit is held until the invocation's response
-//! body is finished or dropped, because the guest runs until then.
+//! At most `max_concurrency` invocations of a function run at once, and at most the global cap
+//! across all functions. A request beyond either waits in its function's queue, which holds at
+//! most `max_concurrency` requests, for at most `queue_timeout` in all; a request that finds the
+//! queue full, or waits too long, is throttled (the gateway answers 429 with `Retry-After`).
+//! Waiting is per function, so a flooded function fills its own queue, not another's. Permits
+//! are held until the invocation's response body is finished or dropped, because the guest runs
+//! until then.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,8 +30,16 @@ pub struct ConcurrencyLimit {
 pub enum Throttled {
     /// The wait queue was full.
     QueueFull,
-    /// No slot freed up within the queue timeout.
+    /// No slot of the function freed up within the queue timeout.
     Timeout,
+    /// The function had a slot but the server stayed at its global cap for the queue timeout.
+    Global,
+}
+
+/// The slots an admitted invocation holds: its function's and the server's.
+pub struct Permits {
+    _function: OwnedSemaphorePermit,
+    _global: Option<OwnedSemaphorePermit>,
 }
 
 impl ConcurrencyLimit {
@@ -49,25 +59,63 @@ impl ConcurrencyLimit {
         self.queue_timeout.as_secs().max(1)
     }
 
-    /// Waits for a slot, bounded as described in the module docs.
+    /// Waits for a slot of this function and then one of `global` (the server-wide cap, if
+    /// any), bounded as described in the module docs.
     ///
     /// # Errors
     /// [`Throttled`] when the request must be turned away.
-    pub async fn acquire(&self) -> Result<OwnedSemaphorePermit, Throttled> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
+    pub async fn acquire(&self, global: Option<&Arc<Semaphore>>) -> Result<Permits, Throttled> {
+        let fast = self.slots.clone().try_acquire_owned().ok().and_then(|f| {
+            match global.map(|g| g.clone().try_acquire_owned()) {
+                None => Some(Permits {
+                    _function: f,
+                    _global: None,
+                }),
+                Some(Ok(g)) => Some(Permits {
+                    _function: f,
+                    _global: Some(g),
+                }),
+                Some(Err(_)) => None,
+            }
+        });
+        if let Some(p) = fast {
+            return Ok(p);
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Throttled::QueueFull);
         }
-        let result =
-            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        let mut waiting_global = false;
+        let result = tokio::time::timeout(self.queue_timeout, async {
+            // The semaphores are never closed; `Err` cannot happen but is mapped anyway.
+            let f = self
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Throttled::Timeout)?;
+            waiting_global = true;
+            let g = match global {
+                Some(g) => Some(
+                    g.clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Throttled::Global)?,
+                ),
+                None => None,
+            };
+            Ok(Permits {
+                _function: f,
+                _global: g,
+            })
+        })
+        .await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match result {
-            Ok(Ok(permit)) => Ok(permit),
-            // The semaphore is never closed; treat it like a timeout if it ever is.
-            Ok(Err(_)) | Err(_) => Err(Throttled::Timeout),
+            Ok(r) => r,
+            // Timed out: on the function's slots, or on the global ones.
+            Err(_) if waiting_global => Err(Throttled::Global),
+            Err(_) => Err(Throttled::Timeout),
         }
     }
 }

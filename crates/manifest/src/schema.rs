@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Locator, ManifestError, Problem, Step, render_path};
 use crate::outbound::OutboundHost;
 use crate::route::RoutePattern;
-use crate::units::{parse_duration, parse_size};
+use crate::units::{format_duration, format_size, parse_duration, parse_size};
 
 /// Default per-invocation time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +25,20 @@ pub const MAX_MEMORY: u64 = 4 << 30;
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 100;
 /// Largest `max_concurrency` a manifest may ask for.
 pub const MAX_MAX_CONCURRENCY: u32 = 10_000;
+/// Default time a function may sit unused before its code is dropped from memory.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Longest `idle_timeout` a manifest may ask for.
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default request body limit.
+pub const DEFAULT_MAX_REQUEST_BODY: u64 = 16 << 20;
+/// Default response body limit.
+pub const DEFAULT_MAX_RESPONSE_BODY: u64 = 64 << 20;
+/// Largest body limit a manifest may ask for.
+pub const MAX_BODY: u64 = 4 << 30;
+/// Default number of requests one warm instance serves before it is replaced.
+pub const DEFAULT_MAX_REUSE: u32 = 1_000;
+/// Largest `max_reuse`.
+pub const MAX_MAX_REUSE: u32 = 1_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // Raw TOML shape.
@@ -56,6 +70,12 @@ struct RawFunction {
     timeout: Option<String>,
     memory: Option<String>,
     max_concurrency: Option<i64>,
+    min_instances: Option<i64>,
+    idle_timeout: Option<String>,
+    instance_reuse: Option<String>,
+    max_reuse: Option<i64>,
+    max_request_body: Option<String>,
+    max_response_body: Option<String>,
     #[serde(default)]
     http: Vec<RawHttp>,
 }
@@ -99,14 +119,58 @@ pub struct Function {
     pub env: BTreeMap<String, String>,
     /// `allowed_outbound_hosts = ["https://api.example.com"]`: hosts the guest may call.
     pub allowed_outbound_hosts: Vec<String>,
-    /// `timeout = "30s"`: time limit per invocation, in milliseconds.
-    pub timeout_ms: u64,
+    /// `timeout = "30s"`: time limit per invocation, in milliseconds. `None`: the server's
+    /// default.
+    pub timeout_ms: Option<u64>,
     /// `memory = "128MiB"`: memory limit per instance, in bytes.
-    pub memory_bytes: u64,
+    pub memory_bytes: Option<u64>,
     /// `max_concurrency = 100`: invocations of this function running at once.
-    pub max_concurrency: u32,
+    pub max_concurrency: Option<u32>,
+    /// `min_instances = 1`: instances kept loaded and pre-instantiated even when idle.
+    #[serde(default)]
+    pub min_instances: u32,
+    /// `idle_timeout = "10m"`: how long the function may go unused before its code is dropped
+    /// from memory (the next request is a cold start), in milliseconds.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// `instance_reuse = "fresh" | "warm"`.
+    #[serde(default)]
+    pub instance_reuse: InstanceReuse,
+    /// `max_reuse = 1000`: with `instance_reuse = "warm"`, requests one instance serves before
+    /// it is replaced.
+    #[serde(default)]
+    pub max_reuse: Option<u32>,
+    /// `max_request_body = "16MiB"`: larger request bodies are refused with 413.
+    #[serde(default)]
+    pub max_request_body: Option<u64>,
+    /// `max_response_body = "64MiB"`: larger response bodies are cut off (502 when the size is
+    /// known up front).
+    #[serde(default)]
+    pub max_response_body: Option<u64>,
     /// `[[functions.http]]` tables.
     pub http: Vec<HttpTrigger>,
+}
+
+/// Whether an instance may serve more than one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceReuse {
+    /// A new instance per request: nothing leaks from one request to the next (the default).
+    #[default]
+    Fresh,
+    /// One instance serves sequential requests (never two at once), like a Lambda execution
+    /// environment, up to `max_reuse` requests and while it is not idle too long.
+    Warm,
+}
+
+impl InstanceReuse {
+    /// `fresh` or `warm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fresh => "fresh",
+            Self::Warm => "warm",
+        }
+    }
 }
 
 impl Function {
@@ -116,11 +180,6 @@ impl Function {
             .iter()
             .filter_map(|h| OutboundHost::parse(h).ok())
             .collect()
-    }
-
-    /// The time limit per invocation.
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
     }
 }
 
@@ -365,43 +424,60 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
                 c.report(&p, e.to_string());
             }
         }
-        let timeout = match f.timeout.as_deref().map(parse_duration) {
-            None => DEFAULT_TIMEOUT,
-            Some(Ok(d)) if d.is_zero() || d > MAX_TIMEOUT => {
-                c.report(&at("timeout"), "must be between 1ms and 15m");
-                DEFAULT_TIMEOUT
-            }
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
-                c.report(&at("timeout"), e);
-                DEFAULT_TIMEOUT
+        let timeout = check_duration(c, &at("timeout"), f.timeout.as_deref(), MAX_TIMEOUT);
+        let idle_timeout = check_duration(
+            c,
+            &at("idle_timeout"),
+            f.idle_timeout.as_deref(),
+            MAX_IDLE_TIMEOUT,
+        );
+        let memory = check_size(c, &at("memory"), f.memory.as_deref(), 1 << 20, MAX_MEMORY);
+        let max_request_body = check_size(
+            c,
+            &at("max_request_body"),
+            f.max_request_body.as_deref(),
+            0,
+            MAX_BODY,
+        );
+        let max_response_body = check_size(
+            c,
+            &at("max_response_body"),
+            f.max_response_body.as_deref(),
+            0,
+            MAX_BODY,
+        );
+        let max_concurrency = check_count(
+            c,
+            &at("max_concurrency"),
+            f.max_concurrency,
+            1,
+            MAX_MAX_CONCURRENCY,
+        );
+        let min_instances = check_count(
+            c,
+            &at("min_instances"),
+            f.min_instances,
+            0,
+            max_concurrency.unwrap_or(MAX_MAX_CONCURRENCY),
+        );
+        let max_reuse = check_count(c, &at("max_reuse"), f.max_reuse, 1, MAX_MAX_REUSE);
+        let instance_reuse = match f.instance_reuse.as_deref() {
+            None | Some("fresh") => InstanceReuse::Fresh,
+            Some("warm") => InstanceReuse::Warm,
+            Some(other) => {
+                c.report(
+                    &at("instance_reuse"),
+                    format!("`{other}` is not an instance reuse mode (use \"fresh\" or \"warm\")"),
+                );
+                InstanceReuse::Fresh
             }
         };
-        let memory = match f.memory.as_deref().map(parse_size) {
-            None => DEFAULT_MEMORY,
-            Some(Ok(m)) if !((1 << 20)..=MAX_MEMORY).contains(&m) => {
-                c.report(&at("memory"), "must be between 1MiB and 4GiB");
-                DEFAULT_MEMORY
-            }
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                c.report(&at("memory"), e);
-                DEFAULT_MEMORY
-            }
-        };
-        let max_concurrency = match f.max_concurrency {
-            None => DEFAULT_MAX_CONCURRENCY,
-            Some(n) => match u32::try_from(n) {
-                Ok(n) if (1..=MAX_MAX_CONCURRENCY).contains(&n) => n,
-                _ => {
-                    c.report(
-                        &at("max_concurrency"),
-                        format!("must be between 1 and {MAX_MAX_CONCURRENCY}"),
-                    );
-                    DEFAULT_MAX_CONCURRENCY
-                }
-            },
-        };
+        if max_reuse.is_some() && instance_reuse == InstanceReuse::Fresh {
+            c.report(
+                &at("max_reuse"),
+                "only applies with instance_reuse = \"warm\"",
+            );
+        }
         let mut http = Vec::new();
         for (j, h) in f.http.into_iter().enumerate() {
             let at_http = |k: &str| {
@@ -475,15 +551,93 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             build: f.build,
             env: f.env,
             allowed_outbound_hosts: f.allowed_outbound_hosts,
-            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: timeout.map(duration_ms),
             memory_bytes: memory,
             max_concurrency,
+            min_instances: min_instances.unwrap_or(0),
+            idle_timeout_ms: idle_timeout.map(duration_ms),
+            instance_reuse,
+            max_reuse,
+            max_request_body,
+            max_response_body,
             http: http.into_iter().map(|(_, t)| t).collect(),
         });
     }
     Manifest {
         app: App { name: app_name },
         functions,
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A duration between 1ms and `max`, or a reported problem.
+fn check_duration(
+    c: &mut Checker<'_>,
+    path: &[Step],
+    value: Option<&str>,
+    max: Duration,
+) -> Option<Duration> {
+    match parse_duration(value?) {
+        Ok(d) if d.is_zero() || d > max => {
+            c.report(
+                path,
+                format!("must be between 1ms and {}", format_duration(max)),
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            c.report(path, e);
+            None
+        }
+    }
+}
+
+/// A size between `min` and `max`, or a reported problem.
+fn check_size(
+    c: &mut Checker<'_>,
+    path: &[Step],
+    value: Option<&str>,
+    min: u64,
+    max: u64,
+) -> Option<u64> {
+    match parse_size(value?) {
+        Ok(n) if !(min..=max).contains(&n) => {
+            c.report(
+                path,
+                format!(
+                    "must be between {} and {}",
+                    format_size(min),
+                    format_size(max)
+                ),
+            );
+            None
+        }
+        Ok(n) => Some(n),
+        Err(e) => {
+            c.report(path, e);
+            None
+        }
+    }
+}
+
+/// A whole number between `min` and `max`, or a reported problem.
+fn check_count(
+    c: &mut Checker<'_>,
+    path: &[Step],
+    value: Option<i64>,
+    min: u32,
+    max: u32,
+) -> Option<u32> {
+    match u32::try_from(value?) {
+        Ok(n) if (min..=max).contains(&n) => Some(n),
+        _ => {
+            c.report(path, format!("must be between {min} and {max}"));
+            None
+        }
     }
 }
 

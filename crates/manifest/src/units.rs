@@ -64,6 +64,16 @@ pub fn parse_size(s: &str) -> Result<ByteSize, String> {
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// Formats a size the way the manifest writes it (`"128MiB"`, `"1500B"`).
+pub fn format_size(n: ByteSize) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n > 0 && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
 fn split_number(s: &str) -> Result<(u64, &str), String> {
     let s = s.trim();
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();

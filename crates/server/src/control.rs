@@ -193,12 +193,9 @@ async fn deploy_app(
 }
 
 async fn list_functions(State(state): Shared) -> Json<FunctionList> {
-    let functions = deploy::list(&state)
-        .await
-        .iter()
-        .map(deploy::info)
-        .collect();
-    Json(FunctionList { functions })
+    Json(FunctionList {
+        functions: deploy::list(&state).await,
+    })
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -214,9 +211,9 @@ async fn get_function(
 ) -> Result<Json<updraft_api::FunctionInfo>, ApiError> {
     deploy::list(&state)
         .await
-        .iter()
-        .find(|r| r.spec.name.as_str() == name)
-        .map(|r| Json(deploy::info(r)))
+        .into_iter()
+        .find(|f| f.name == name)
+        .map(Json)
         .ok_or_else(|| not_found(&name))
 }
 

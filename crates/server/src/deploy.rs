@@ -8,13 +8,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use updraft_api::{Code, DeployRequest, DeployResponse, FunctionInfo, RouteInfo};
-use updraft_engine::{ComponentError, FunctionSettings};
-use updraft_gateway::{ConcurrencyLimit, DEFAULT_QUEUE_TIMEOUT, Function, RouteTable, Snapshot};
+use updraft_api::{Code, DeployRequest, DeployResponse, FunctionInfo, RouteInfo, RuntimeInfo};
+use updraft_engine::{FunctionSettings, ManagedFunction, Reuse};
+use updraft_gateway::{ConcurrencyLimit, Function, RouteTable, Snapshot};
 use updraft_manifest::Manifest;
 use updraft_store::{DEFAULT_PROJECT, DeployedFunction, FunctionRecord};
 
 use crate::State;
+use crate::config::Limits;
 use crate::error::ApiError;
 
 /// The functions being served, with the records they were built from.
@@ -31,12 +32,11 @@ struct Entry {
     function: Arc<Function>,
 }
 
-/// Loads a stored function into a runnable one (from the compiled-code cache).
-fn load(state: &State, record: &FunctionRecord) -> Result<Arc<Function>, ComponentError> {
-    let compiled = state
-        .engine
-        .load(&record.digest, &state.store.artifact_path(&record.digest))?;
+/// Makes the gateway's function for a stored record: settings resolved against the server's
+/// defaults, code not loaded yet.
+fn function(state: &State, record: &FunctionRecord) -> Arc<Function> {
     let spec = &record.spec;
+    let e = state.limits.resolve(spec);
     let settings = FunctionSettings {
         env: spec
             .env
@@ -44,16 +44,43 @@ fn load(state: &State, record: &FunctionRecord) -> Result<Arc<Function>, Compone
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         allowed_outbound_hosts: spec.outbound_hosts(),
-        timeout: spec.timeout(),
-        memory_bytes: spec.memory_bytes,
+        timeout: e.timeout,
+        memory_bytes: e.memory,
+        reuse: match e.max_reuse {
+            Some(max_reuse) => Reuse::Warm { max_reuse },
+            None => Reuse::Fresh,
+        },
+        min_instances: spec.min_instances,
     };
-    let prepared = state.engine.prepare(&compiled, settings)?;
-    Ok(Arc::new(Function {
+    let runtime = ManagedFunction::new(
+        state.engine.clone(),
+        record.digest.clone(),
+        state.store.artifact_path(&record.digest),
+        settings,
+        e.idle_timeout,
+    );
+    Arc::new(Function {
         project: record.project.clone(),
         name: spec.name.to_string(),
-        prepared,
-        limit: ConcurrencyLimit::new(spec.max_concurrency, DEFAULT_QUEUE_TIMEOUT),
-    }))
+        runtime: Arc::new(runtime),
+        limit: ConcurrencyLimit::new(e.max_concurrency, state.queue_timeout),
+        max_request_body: e.max_request_body,
+        max_response_body: e.max_response_body,
+    })
+}
+
+/// Loads and pre-instantiates the functions that ask for warm instances, in the background.
+fn warm_up(functions: impl IntoIterator<Item = Arc<Function>>) {
+    for f in functions {
+        if f.runtime.min_instances() == 0 {
+            continue;
+        }
+        tokio::spawn(async move {
+            if let Err(e) = f.runtime.warm_up().await {
+                tracing::error!(function = %f.name, error = %e, "could not pre-instantiate");
+            }
+        });
+    }
 }
 
 /// Builds the gateway snapshot for a set of entries.
@@ -87,8 +114,18 @@ pub(crate) async fn load_all(
         let mut failed = Vec::new();
         for record in s.store.all_functions()? {
             let name = record.spec.name.to_string();
-            match load(&s, &record) {
-                Ok(function) => {
+            let function = function(&s, &record);
+            // Scaled to zero: only code missing from the cache is loaded now (compiled, so
+            // that no request pays for it), and dropped again until a request comes.
+            let loaded = if s.engine.is_cached(&record.digest) {
+                Ok(())
+            } else {
+                s.engine
+                    .load(&record.digest, &s.store.artifact_path(&record.digest))
+                    .map(drop)
+            };
+            match loaded {
+                Ok(()) => {
                     entries.insert(name, Entry { record, function });
                 }
                 Err(e) => {
@@ -103,12 +140,20 @@ pub(crate) async fn load_all(
     .map_err(|e| crate::ServerError::Internal(e.to_string()))??;
     let snap = snapshot(&entries).map_err(|e| crate::ServerError::Internal(e.to_string()))?;
     state.gateway.publish(snap);
+    warm_up(entries.values().map(|e| e.function.clone()));
     *guard = entries;
     Ok(failed)
 }
 
-pub(crate) fn info(record: &FunctionRecord) -> FunctionInfo {
+/// The API view of a function: its record with the server's defaults filled in, and its
+/// runtime state when it is being served.
+pub(crate) fn info(
+    limits: &Limits,
+    record: &FunctionRecord,
+    function: Option<&Function>,
+) -> FunctionInfo {
     let spec = &record.spec;
+    let e = limits.resolve(spec);
     FunctionInfo {
         name: spec.name.to_string(),
         app: record.app.clone(),
@@ -121,12 +166,28 @@ pub(crate) fn info(record: &FunctionRecord) -> FunctionInfo {
                 methods: t.methods.iter().map(|m| m.as_str().to_owned()).collect(),
             })
             .collect(),
-        timeout_ms: spec.timeout_ms,
-        memory_bytes: spec.memory_bytes,
-        max_concurrency: spec.max_concurrency,
+        timeout_ms: u64::try_from(e.timeout.as_millis()).unwrap_or(u64::MAX),
+        memory_bytes: e.memory,
+        max_concurrency: e.max_concurrency,
+        min_instances: spec.min_instances,
+        idle_timeout_ms: u64::try_from(e.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+        instance_reuse: spec.instance_reuse.as_str().to_owned(),
+        max_reuse: e.max_reuse,
+        max_request_body: e.max_request_body,
+        max_response_body: e.max_response_body,
         allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
         env: spec.env.keys().cloned().collect(),
         updated_at: record.updated_at,
+        runtime: function.map(|f| {
+            let s = f.runtime.stats();
+            RuntimeInfo {
+                loaded: s.loaded,
+                ready_instances: s.ready_instances,
+                cold_starts: s.cold_starts,
+                evictions: s.evictions,
+                reuse_disabled: s.reuse_disabled,
+            }
+        }),
     }
 }
 
@@ -158,6 +219,22 @@ pub(crate) async fn deploy(
             spec: f.clone(),
             digest: digest.clone(),
         });
+    }
+    let problems: Vec<String> = manifest
+        .functions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| state.limits.check(i, f))
+        .collect();
+    if !problems.is_empty() {
+        return Err(ApiError::new(
+            Code::InvalidManifest,
+            problems
+                .iter()
+                .map(|p| format!("{file}: {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
     }
     let app = manifest.app.name.to_string();
 
@@ -220,7 +297,10 @@ pub(crate) async fn deploy(
                     spec: f.spec,
                     updated_at: updraft_store::now_ms(),
                 };
-                let function = load(&s, &record).map_err(|e| {
+                // Load now so that a deploy whose code cannot run changes nothing, and so that
+                // the first request after a deploy is warm.
+                let function = function(&s, &record);
+                function.runtime.load_now().map_err(|e| {
                     if e.is_user_error() {
                         ApiError::new(Code::InvalidComponent, format!("function `{}`: {e}", record.spec.name))
                     } else {
@@ -232,6 +312,7 @@ pub(crate) async fn deploy(
             .collect::<Result<Vec<_>, ApiError>>()
     })
     .await??;
+    let fresh: Vec<Arc<Function>> = loaded.iter().map(|e| e.function.clone()).collect();
     for e in loaded {
         next.insert(e.record.spec.name.to_string(), e);
     }
@@ -247,11 +328,12 @@ pub(crate) async fn deploy(
     // Durable; now switch traffic.
     state.gateway.publish(snap);
     *guard = next;
+    warm_up(fresh);
 
     let mut infos: Vec<FunctionInfo> = guard
         .values()
         .filter(|e| e.record.app == app)
-        .map(|e| info(&e.record))
+        .map(|e| info(&state.limits, &e.record, Some(&e.function)))
         .collect();
     infos.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(DeployResponse {
@@ -278,10 +360,13 @@ pub(crate) async fn delete(state: &Arc<State>, name: &str) -> Result<bool, ApiEr
     Ok(true)
 }
 
-/// The records of every deployed function, by name.
-pub(crate) async fn list(state: &Arc<State>) -> Vec<FunctionRecord> {
+/// Every deployed function, by name.
+pub(crate) async fn list(state: &Arc<State>) -> Vec<FunctionInfo> {
     let guard = state.deployed.inner.lock().await;
-    let mut records: Vec<FunctionRecord> = guard.values().map(|e| e.record.clone()).collect();
-    records.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-    records
+    let mut infos: Vec<FunctionInfo> = guard
+        .values()
+        .map(|e| info(&state.limits, &e.record, Some(&e.function)))
+        .collect();
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    infos
 }

@@ -3,8 +3,10 @@
 //!
 //! Only this crate knows the whole set of parts; it owns start-up and shutdown order:
 //! 1. open the store (SQLite + artifact files) and make the first admin token if there is none;
-//! 2. build the engine and load every deployed function from the compiled-code cache (compiling
-//!    only if the cache lacks it), then publish them to the gateway;
+//! 2. build the engine and publish every deployed function to the gateway, scaled to zero: its
+//!    code is loaded from the compiled-code cache on its first request, except for functions
+//!    with `min_instances`, which are loaded and pre-instantiated now (code missing from the
+//!    cache is compiled now, so no request pays for it);
 //! 3. serve both planes until the shutdown future resolves; stop accepting, let in-flight
 //!    requests finish (bounded by `drain`), then flush queued log lines.
 //!
@@ -19,11 +21,13 @@
 //! ```
 
 mod auth;
+mod config;
 mod control;
 mod deploy;
 mod error;
 mod logs;
 
+pub use config::{ConfigError, FileConfig, Limits, Pool};
 pub use error::ServerError;
 
 use std::future::{Future, IntoFuture};
@@ -33,7 +37,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use updraft_engine::{Engine, EngineConfig};
-use updraft_gateway::Gateway;
+use updraft_gateway::{Gateway, GatewayConfig};
 use updraft_store::Store;
 
 /// Settings for [`Server::open`].
@@ -44,8 +48,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// How long shutdown waits for in-flight requests.
     pub drain: Duration,
-    /// Force the pooling allocator on or off (default: probe).
-    pub pooling: Option<bool>,
+    /// What the configuration file sets (defaults when there is none).
+    pub file: FileConfig,
 }
 
 impl ServerConfig {
@@ -54,10 +58,13 @@ impl ServerConfig {
         Self {
             data_dir: data_dir.into(),
             drain: Duration::from_secs(30),
-            pooling: None,
+            file: FileConfig::default(),
         }
     }
 }
+
+/// How often idle functions are looked for.
+const EVICTION_TICK: Duration = Duration::from_millis(100);
 
 /// A server with its state loaded, ready to [`run`](Server::run).
 pub struct Server {
@@ -74,6 +81,8 @@ pub(crate) struct State {
     pub(crate) auth: auth::Tokens,
     pub(crate) deployed: deploy::Deployed,
     pub(crate) drain: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) queue_timeout: Duration,
     /// Base URL of the data plane, set once it is bound.
     pub(crate) data_url: std::sync::OnceLock<String>,
 }
@@ -86,19 +95,28 @@ impl Server {
     /// that fails to load is not fatal: it is reported by [`Server::failed_loads`] and skipped.
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
         let data_dir = config.data_dir.clone();
+        let file = config.file.clone();
         let (store, engine) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&data_dir)?;
             let mut engine_config = EngineConfig::new(data_dir.join("compiled"));
-            engine_config.pooling = config.pooling;
+            engine_config.pooling = file.pool.enabled;
+            engine_config.max_instances = file.pool.max_instances;
+            engine_config.max_memory = file.limits.max_memory.max(file.limits.memory);
+            engine_config.memory_keep_resident = file.pool.memory_keep_resident;
             let engine = Engine::new(engine_config)?;
             Ok::<_, ServerError>((store, engine))
         })
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))??;
         let (auth, new_admin_token) = auth::Tokens::load_or_bootstrap(&store)?;
-        let gateway = Arc::new(Gateway::new(Arc::new(logs::StoreSinks::new(
-            store.logs().clone(),
-        ))));
+        let mut gateway_config = GatewayConfig::default();
+        gateway_config.global_max_concurrency = config.file.global_max_concurrency;
+        gateway_config.max_headers = config.file.max_headers;
+        gateway_config.max_header_bytes = config.file.max_header_bytes;
+        let gateway = Arc::new(Gateway::new(
+            Arc::new(logs::StoreSinks::new(store.logs().clone())),
+            gateway_config,
+        ));
         let state = Arc::new(State {
             store,
             engine: Arc::new(engine),
@@ -106,6 +124,8 @@ impl Server {
             auth,
             deployed: deploy::Deployed::default(),
             drain: config.drain,
+            limits: config.file.limits.clone(),
+            queue_timeout: config.file.queue_timeout,
             data_url: std::sync::OnceLock::new(),
         });
         let failed_loads = deploy::load_all(&state).await?;
@@ -163,12 +183,26 @@ impl Server {
         let router = control::router(self.state.clone());
         let control_task = tokio::spawn(
             axum::serve(control, router)
-                .with_graceful_shutdown(wait(stop_rx))
+                .with_graceful_shutdown(wait(stop_rx.clone()))
                 .into_future(),
         );
+        let gateway = self.state.gateway.clone();
+        let evictor = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EVICTION_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let stop = wait(stop_rx);
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => gateway.evict_idle(),
+                    () = &mut stop => break,
+                }
+            }
+        });
         shutdown.await;
         let _ = stop_tx.send(true);
         let _ = data_task.await;
+        let _ = evictor.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.logs().flush()).await;

@@ -10,8 +10,17 @@
 //! log capture can be tested. A request with `?status=N` answers with status N; a request with
 //! `?panic` panics after printing (the invocation must fail with a 500, the host must not);
 //! `?sleep=<ms>` waits that long after printing and before answering.
+//!
+//! `instance-requests: N` in the body counts the requests this instance has served, this one
+//! included: always 1 with a fresh instance per request, 1, 2, 3... on a reused one. With
+//! `?fail-if-reused` the guest panics when it is not its instance's first request (a guest that
+//! breaks when reused, like some JavaScript runtimes).
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wstd::http::{Body, Request, Response, StatusCode};
+
+static SERVED: AtomicU64 = AtomicU64::new(0);
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
@@ -21,6 +30,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
+    let served = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
     println!("echo stdout {path}");
     eprintln!("echo stderr {path}");
 
@@ -35,6 +45,14 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
     if parts.uri.query().is_some_and(|q| q.split('&').any(|kv| kv == "panic")) {
         panic!("echo was asked to panic");
     }
+    if served > 1
+        && parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "fail-if-reused"))
+    {
+        panic!("echo cannot serve a second request on one instance");
+    }
 
     let mut out = String::new();
     out.push_str(&format!("method: {}\n", parts.method));
@@ -42,6 +60,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
     let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "-".to_owned());
     out.push_str(&format!("version: {}\n", env("VERSION")));
     out.push_str(&format!("greeting: {}\n", env("GREETING")));
+    out.push_str(&format!("instance-requests: {served}\n"));
     let mut updraft: Vec<_> = parts
         .headers
         .iter()

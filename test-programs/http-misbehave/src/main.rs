@@ -8,10 +8,14 @@
 //! | `?alloc=<bytes>` | allocates and touches that many bytes | 500 past the memory limit |
 //! | `?recurse` | unbounded recursion | 500 (stack overflow) |
 //! | `?trap` | executes `unreachable` | 500 |
+//! | `?huge=<bytes>` | answers that many bytes with `content-length` | 502 past `max_response_body` |
+//! | `?stream=<bytes>` | streams that many bytes, no `content-length` | cut off past the cap |
+//! | `?slowbody` | sends the head, then a line every 100 ms forever | body ends at the timeout |
 //! | anything else | 200 `fine` | 200 |
 
 use std::hint::black_box;
 
+use futures_lite::stream;
 use wstd::http::{Body, Request, Response};
 
 #[wstd::http_server]
@@ -42,6 +46,27 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
     if query == "trap" {
         #[cfg(target_arch = "wasm32")]
         core::arch::wasm32::unreachable();
+    }
+    if let Some(bytes) = arg("huge") {
+        let mut response = Response::new(Body::from(vec![b'x'; bytes as usize]));
+        response
+            .headers_mut()
+            .insert("content-length", bytes.to_string().parse().unwrap());
+        return Ok(response);
+    }
+    if let Some(bytes) = arg("stream") {
+        const CHUNK: u64 = 64 << 10;
+        let chunks = stream::unfold(bytes, |left| async move {
+            (left > 0).then(|| (vec![b'x'; left.min(CHUNK) as usize], left.saturating_sub(CHUNK)))
+        });
+        return Ok(Response::new(Body::from_stream(chunks)));
+    }
+    if query == "slowbody" {
+        let ticks = stream::unfold(0u64, |n| async move {
+            wstd::task::sleep(wstd::time::Duration::from_millis(100)).await;
+            Some((format!("tick {n}\n").into_bytes(), n + 1))
+        });
+        return Ok(Response::new(Body::from_stream(ticks)));
     }
     Ok(Response::new(Body::from("fine\n")))
 }

@@ -44,6 +44,7 @@ pub(crate) async fn run(args: FunctionsArgs) -> anyhow::Result<ExitCode> {
                 updraft_manifest::format_duration(std::time::Duration::from_millis(f.timeout_ms)),
                 output::human_bytes(f.memory_bytes),
                 f.max_concurrency.to_string(),
+                state(f),
                 f.digest.chars().take(12).collect(),
             ]
         })
@@ -58,10 +59,33 @@ pub(crate) async fn run(args: FunctionsArgs) -> anyhow::Result<ExitCode> {
                 "TIMEOUT",
                 "MEMORY",
                 "CONCURRENCY",
+                "STATE",
                 "DIGEST"
             ],
             &rows
         )
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `warm (2 ready)`, `scaled to zero`, with the reuse mode when it is not the default.
+fn state(f: &updraft_api::FunctionInfo) -> String {
+    let Some(r) = &f.runtime else {
+        return "-".to_owned();
+    };
+    let mut s = if !r.loaded {
+        "scaled to zero".to_owned()
+    } else if r.ready_instances > 0 {
+        format!("warm ({} ready)", r.ready_instances)
+    } else {
+        "loaded".to_owned()
+    };
+    if f.instance_reuse == "warm" {
+        s.push_str(if r.reuse_disabled {
+            ", reuse off (guest failed on reuse)"
+        } else {
+            ", reuses instances"
+        });
+    }
+    s
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use updraft_server::{Server, ServerConfig};
+use updraft_server::{FileConfig, Server, ServerConfig};
 
 use crate::output::{bold, dim, green};
 
@@ -22,6 +22,10 @@ pub(crate) struct ServeArgs {
     /// Control API address (admin token required).
     #[arg(long, env = "UPDRAFT_CONTROL_LISTEN", default_value = "127.0.0.1:3001")]
     pub(crate) control_listen: SocketAddr,
+    /// Server configuration file: function defaults and maxima, global concurrency cap, header
+    /// caps, instance pool (see docs/server-config.md).
+    #[arg(long, env = "UPDRAFT_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// A server opened and bound, not yet running.
@@ -34,7 +38,13 @@ pub(crate) struct Bound {
 
 /// Opens the data directory, loads functions, binds both listeners, and prints where.
 pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
-    let server = Server::open(ServerConfig::new(&args.data_dir))
+    let mut config = ServerConfig::new(&args.data_dir);
+    if let Some(path) = &args.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        config.file = FileConfig::parse(&path.display().to_string(), &text)?;
+    }
+    let server = Server::open(config)
         .await
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     let data = TcpListener::bind(args.listen)

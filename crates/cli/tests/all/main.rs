@@ -7,6 +7,7 @@
 mod cli;
 mod deploy;
 mod gateway;
+mod lifecycle;
 mod limits;
 mod logs;
 mod outbound;

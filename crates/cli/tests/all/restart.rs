@@ -54,13 +54,17 @@ async fn restart_serves_deployed_functions_from_the_compiled_cache() {
         status["compilations"], 0,
         "restart must not recompile: {status}"
     );
+    // Scaled to zero after a restart: the code is loaded on the first request, not before.
+    assert_eq!(status["cache_loads"], 0, "{status}");
+    let resp = s.get("/echo").await;
+    assert_eq!(resp.status(), 200);
+    let status = s.status().await;
     assert_eq!(status["cache_loads"], 1, "{status}");
+    assert_eq!(status["compilations"], 0, "{status}");
     assert_eq!(
         std::fs::metadata(&cached[0]).unwrap().modified().unwrap(),
         mtime
     );
-    let resp = s.get("/echo").await;
-    assert_eq!(resp.status(), 200);
     assert_eq!(
         echo_fields(&resp.text().await.unwrap())["greeting"],
         "again"

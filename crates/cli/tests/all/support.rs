@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use updraft_server::{Server, ServerConfig};
+use updraft_server::{FileConfig, Server, ServerConfig};
 
 pub(crate) struct TestServer {
     pub(crate) data_url: String,
@@ -27,9 +27,23 @@ impl TestServer {
         s
     }
 
+    /// A server on a fresh data directory with a server configuration file's `text`.
+    pub(crate) async fn start_with(text: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::new(tmp.path());
+        config.file = FileConfig::parse("server.toml", text).unwrap();
+        let mut s = Self::start_with_config(config).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// A server on `dir` (which may hold an earlier server's state).
     pub(crate) async fn start_at(dir: &Path) -> Self {
-        let server = Server::open(ServerConfig::new(dir)).await.unwrap();
+        Self::start_with_config(ServerConfig::new(dir)).await
+    }
+
+    async fn start_with_config(config: ServerConfig) -> Self {
+        let server = Server::open(config).await.unwrap();
         let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let data_url = format!("http://{}", data.local_addr().unwrap());

@@ -13,6 +13,12 @@ allowed_outbound_hosts = ["https://api.example.com"]
 timeout = "10s"
 memory = "64MiB"
 max_concurrency = 5
+min_instances = 1
+idle_timeout = "2m"
+instance_reuse = "warm"
+max_reuse = 50
+max_request_body = "1MiB"
+max_response_body = "2MiB"
 
 [[functions.http]]
 route = "/hello/:name"
@@ -34,9 +40,15 @@ fn parses_the_documented_shape() {
     assert_eq!(m.app.name.as_str(), "shop");
     let f = &m.functions[0];
     assert_eq!(f.name.as_str(), "hello");
-    assert_eq!(f.timeout_ms, 10_000);
-    assert_eq!(f.memory_bytes, 64 << 20);
-    assert_eq!(f.max_concurrency, 5);
+    assert_eq!(f.timeout_ms, Some(10_000));
+    assert_eq!(f.memory_bytes, Some(64 << 20));
+    assert_eq!(f.max_concurrency, Some(5));
+    assert_eq!(f.min_instances, 1);
+    assert_eq!(f.idle_timeout_ms, Some(120_000));
+    assert_eq!(f.instance_reuse, InstanceReuse::Warm);
+    assert_eq!(f.max_reuse, Some(50));
+    assert_eq!(f.max_request_body, Some(1 << 20));
+    assert_eq!(f.max_response_body, Some(2 << 20));
     assert_eq!(f.env["GREETING"], "hi");
     assert_eq!(f.http[0].methods, vec![Method("GET".into())]);
     assert!(f.http[1].methods.is_empty());
@@ -54,9 +66,13 @@ fn defaults() {
     )
     .unwrap();
     let f = &m.functions[0];
-    assert_eq!(f.timeout(), DEFAULT_TIMEOUT);
-    assert_eq!(f.memory_bytes, DEFAULT_MEMORY);
-    assert_eq!(f.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+    // Unset limits are left to the server's defaults.
+    assert_eq!(f.timeout_ms, None);
+    assert_eq!(f.memory_bytes, None);
+    assert_eq!(f.max_concurrency, None);
+    assert_eq!(f.min_instances, 0);
+    assert_eq!(f.instance_reuse, InstanceReuse::Fresh);
+    assert_eq!(f.max_reuse, None);
 }
 
 #[test]
@@ -64,7 +80,7 @@ fn semantic_error_names_line_and_key() {
     let text = GOOD.replace("route = \"/static/...\"", "route = \"static\"");
     assert_eq!(
         err(&text),
-        "updraft.toml:20: functions[0].http[1].route: must start with '/'"
+        "updraft.toml:26: functions[0].http[1].route: must start with '/'"
     );
 }
 
@@ -185,4 +201,36 @@ fn names() {
     assert!(Name::new("a-").is_err());
     assert!(Name::new("").is_err());
     assert!(Name::new(&"a".repeat(64)).is_err());
+}
+
+#[test]
+fn instance_settings_are_checked() {
+    let base = "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\n";
+    let e = err(&format!("{base}instance_reuse = \"sometimes\"\n"));
+    assert!(
+        e.contains(
+            "updraft.toml:6: functions[0].instance_reuse: `sometimes` is not an instance reuse mode"
+        ),
+        "{e}"
+    );
+    let e = err(&format!("{base}max_reuse = 10\n"));
+    assert!(
+        e.contains("functions[0].max_reuse: only applies with instance_reuse = \"warm\""),
+        "{e}"
+    );
+    let e = err(&format!("{base}max_concurrency = 2\nmin_instances = 3\n"));
+    assert!(
+        e.contains("updraft.toml:7: functions[0].min_instances: must be between 0 and 2"),
+        "{e}"
+    );
+    let e = err(&format!("{base}idle_timeout = \"0s\"\n"));
+    assert!(
+        e.contains("functions[0].idle_timeout: must be between 1ms and 24h"),
+        "{e}"
+    );
+    let e = err(&format!("{base}max_request_body = \"5GiB\"\n"));
+    assert!(
+        e.contains("functions[0].max_request_body: must be between 0B and 4GiB"),
+        "{e}"
+    );
 }

@@ -1,0 +1,428 @@
+//! The server configuration file (`updraft serve --config updraft-server.toml`): platform
+//! defaults and maxima for function limits, the global concurrency cap, HTTP header caps and the
+//! instance pool. Every key is optional; unknown keys are errors.
+//!
+//! ```toml
+//! [defaults]            # what a function gets when its manifest leaves a setting out
+//! timeout = "30s"
+//! memory = "128MiB"
+//! max_concurrency = 100
+//! idle_timeout = "10m"
+//! max_request_body = "16MiB"
+//! max_response_body = "64MiB"
+//! max_reuse = 1000
+//!
+//! [maxima]              # the most a manifest may ask for (a deploy asking for more gets a 400)
+//! timeout = "15m"
+//! memory = "1GiB"
+//! max_concurrency = 1000
+//! min_instances = 10
+//! max_request_body = "1GiB"
+//! max_response_body = "4GiB"
+//!
+//! [concurrency]
+//! global_max = 1000     # invocations running at once across all functions
+//! queue_timeout = "1s"  # longest wait for a slot before 429
+//!
+//! [http]
+//! max_headers = 100
+//! max_header_bytes = "64KiB"
+//!
+//! [pool]                # Wasmtime's pooling instance allocator
+//! enabled = true        # default: on when the machine's address space allows it
+//! max_instances = 1000  # instances alive at once (running, warm or pre-instantiated)
+//! memory_keep_resident = "1MiB"
+//! ```
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use updraft_manifest::{
+    Function, InstanceReuse, format_duration, format_size, parse_duration, parse_size,
+};
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// What is wrong, with the key.
+    pub message: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    maxima: RawMaxima,
+    #[serde(default)]
+    concurrency: RawConcurrency,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    pool: RawPool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    timeout: Option<String>,
+    memory: Option<String>,
+    max_concurrency: Option<u32>,
+    idle_timeout: Option<String>,
+    max_request_body: Option<String>,
+    max_response_body: Option<String>,
+    max_reuse: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMaxima {
+    timeout: Option<String>,
+    memory: Option<String>,
+    max_concurrency: Option<u32>,
+    min_instances: Option<u32>,
+    max_request_body: Option<String>,
+    max_response_body: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConcurrency {
+    global_max: Option<u32>,
+    queue_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    max_headers: Option<usize>,
+    max_header_bytes: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    enabled: Option<bool>,
+    max_instances: Option<u32>,
+    memory_keep_resident: Option<String>,
+}
+
+/// Defaults and maxima for function settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Default `timeout`.
+    pub timeout: Duration,
+    /// Default `memory`.
+    pub memory: u64,
+    /// Default `max_concurrency`.
+    pub max_concurrency: u32,
+    /// Default `idle_timeout`.
+    pub idle_timeout: Duration,
+    /// Default `max_request_body`.
+    pub max_request_body: u64,
+    /// Default `max_response_body`.
+    pub max_response_body: u64,
+    /// Default `max_reuse`.
+    pub max_reuse: u32,
+    /// Largest `timeout` a manifest may ask for.
+    pub max_timeout: Duration,
+    /// Largest `memory`.
+    pub max_memory: u64,
+    /// Largest `max_concurrency`.
+    pub max_max_concurrency: u32,
+    /// Largest `min_instances`.
+    pub max_min_instances: u32,
+    /// Largest `max_request_body`.
+    pub max_max_request_body: u64,
+    /// Largest `max_response_body`.
+    pub max_max_response_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        use updraft_manifest as m;
+        Self {
+            timeout: m::DEFAULT_TIMEOUT,
+            memory: m::DEFAULT_MEMORY,
+            max_concurrency: m::DEFAULT_MAX_CONCURRENCY,
+            idle_timeout: m::DEFAULT_IDLE_TIMEOUT,
+            max_request_body: m::DEFAULT_MAX_REQUEST_BODY,
+            max_response_body: m::DEFAULT_MAX_RESPONSE_BODY,
+            max_reuse: m::DEFAULT_MAX_REUSE,
+            max_timeout: m::MAX_TIMEOUT,
+            max_memory: 1 << 30,
+            max_max_concurrency: 1_000,
+            max_min_instances: 10,
+            max_max_request_body: 1 << 30,
+            max_max_response_body: m::MAX_BODY,
+        }
+    }
+}
+
+/// A function's settings with the server's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Effective {
+    pub(crate) timeout: Duration,
+    pub(crate) memory: u64,
+    pub(crate) max_concurrency: u32,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_request_body: u64,
+    pub(crate) max_response_body: u64,
+    pub(crate) max_reuse: Option<u32>,
+}
+
+impl Limits {
+    /// `spec`'s settings, defaults filled in.
+    pub(crate) fn resolve(&self, spec: &Function) -> Effective {
+        Effective {
+            timeout: spec.timeout_ms.map_or(self.timeout, Duration::from_millis),
+            memory: spec.memory_bytes.unwrap_or(self.memory),
+            max_concurrency: spec.max_concurrency.unwrap_or(self.max_concurrency),
+            idle_timeout: spec
+                .idle_timeout_ms
+                .map_or(self.idle_timeout, Duration::from_millis),
+            max_request_body: spec.max_request_body.unwrap_or(self.max_request_body),
+            max_response_body: spec.max_response_body.unwrap_or(self.max_response_body),
+            max_reuse: match spec.instance_reuse {
+                InstanceReuse::Fresh => None,
+                InstanceReuse::Warm => Some(spec.max_reuse.unwrap_or(self.max_reuse)),
+            },
+        }
+    }
+
+    /// Every setting of `spec` (the function at `index` in the manifest) above this server's
+    /// maxima, as `functions[i].key: ...` messages.
+    pub(crate) fn check(&self, index: usize, spec: &Function) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut over = |key: &str, asked: String, max: String| {
+            problems.push(format!(
+                "functions[{index}].{key}: {asked} is more than this server allows (at most {max})"
+            ));
+        };
+        let e = self.resolve(spec);
+        if e.timeout > self.max_timeout {
+            over(
+                "timeout",
+                format_duration(e.timeout),
+                format_duration(self.max_timeout),
+            );
+        }
+        if e.memory > self.max_memory {
+            over(
+                "memory",
+                format_size(e.memory),
+                format_size(self.max_memory),
+            );
+        }
+        if e.max_concurrency > self.max_max_concurrency {
+            over(
+                "max_concurrency",
+                e.max_concurrency.to_string(),
+                self.max_max_concurrency.to_string(),
+            );
+        }
+        if spec.min_instances > self.max_min_instances {
+            over(
+                "min_instances",
+                spec.min_instances.to_string(),
+                self.max_min_instances.to_string(),
+            );
+        }
+        if e.max_request_body > self.max_max_request_body {
+            over(
+                "max_request_body",
+                format_size(e.max_request_body),
+                format_size(self.max_max_request_body),
+            );
+        }
+        if e.max_response_body > self.max_max_response_body {
+            over(
+                "max_response_body",
+                format_size(e.max_response_body),
+                format_size(self.max_max_response_body),
+            );
+        }
+        problems
+    }
+}
+
+/// Settings of the pooling instance allocator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// `Some(false)`: on-demand allocation; `None`: probe the machine.
+    pub enabled: Option<bool>,
+    /// Instances alive at once.
+    pub max_instances: u32,
+    /// Bytes of each linear memory kept mapped between instances (reset with `memset` rather
+    /// than `madvise`, which avoids page faults and cross-core TLB shootdowns on reuse).
+    pub memory_keep_resident: u64,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            max_instances: 1_000,
+            memory_keep_resident: 1 << 20,
+        }
+    }
+}
+
+/// What a configuration file sets: see the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    /// Function defaults and maxima.
+    pub limits: Limits,
+    /// Global cap on running invocations.
+    pub global_max_concurrency: Option<u32>,
+    /// Longest wait for a concurrency slot.
+    pub queue_timeout: Duration,
+    /// Most request headers.
+    pub max_headers: usize,
+    /// Most bytes of request head.
+    pub max_header_bytes: usize,
+    /// The instance pool.
+    pub pool: Pool,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            global_max_concurrency: None,
+            queue_timeout: Duration::from_secs(1),
+            max_headers: 100,
+            max_header_bytes: 64 << 10,
+            pool: Pool::default(),
+        }
+    }
+}
+
+impl FileConfig {
+    /// Parses a configuration file's text; `file` names it in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key and what is wrong.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let err = |message: String| ConfigError {
+            file: file.to_owned(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let duration = |key: &str, v: &Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(s) => match parse_duration(s) {
+                Ok(d) if !d.is_zero() => Ok(d),
+                Ok(_) => Err(err(format!("{key}: must be more than 0"))),
+                Err(e) => Err(err(format!("{key}: {e}"))),
+            },
+        };
+        let size = |key: &str, v: &Option<String>, default: u64| match v {
+            None => Ok(default),
+            Some(s) => parse_size(s).map_err(|e| err(format!("{key}: {e}"))),
+        };
+        let d = Limits::default();
+        let limits = Limits {
+            timeout: duration("defaults.timeout", &raw.defaults.timeout, d.timeout)?,
+            memory: size("defaults.memory", &raw.defaults.memory, d.memory)?,
+            max_concurrency: raw.defaults.max_concurrency.unwrap_or(d.max_concurrency),
+            idle_timeout: duration(
+                "defaults.idle_timeout",
+                &raw.defaults.idle_timeout,
+                d.idle_timeout,
+            )?,
+            max_request_body: size(
+                "defaults.max_request_body",
+                &raw.defaults.max_request_body,
+                d.max_request_body,
+            )?,
+            max_response_body: size(
+                "defaults.max_response_body",
+                &raw.defaults.max_response_body,
+                d.max_response_body,
+            )?,
+            max_reuse: raw.defaults.max_reuse.unwrap_or(d.max_reuse),
+            max_timeout: duration("maxima.timeout", &raw.maxima.timeout, d.max_timeout)?,
+            max_memory: size("maxima.memory", &raw.maxima.memory, d.max_memory)?,
+            max_max_concurrency: raw.maxima.max_concurrency.unwrap_or(d.max_max_concurrency),
+            max_min_instances: raw.maxima.min_instances.unwrap_or(d.max_min_instances),
+            max_max_request_body: size(
+                "maxima.max_request_body",
+                &raw.maxima.max_request_body,
+                d.max_max_request_body,
+            )?,
+            max_max_response_body: size(
+                "maxima.max_response_body",
+                &raw.maxima.max_response_body,
+                d.max_max_response_body,
+            )?,
+        };
+        // A default above its maximum would make every manifest that leaves it out invalid.
+        if limits.timeout > limits.max_timeout {
+            return Err(err(format!(
+                "defaults.timeout: {} is above maxima.timeout ({})",
+                format_duration(limits.timeout),
+                format_duration(limits.max_timeout)
+            )));
+        }
+        if limits.memory > limits.max_memory {
+            return Err(err(format!(
+                "defaults.memory: {} is above maxima.memory ({})",
+                format_size(limits.memory),
+                format_size(limits.max_memory)
+            )));
+        }
+        if limits.max_concurrency == 0 || limits.max_concurrency > limits.max_max_concurrency {
+            return Err(err(format!(
+                "defaults.max_concurrency: must be between 1 and maxima.max_concurrency ({})",
+                limits.max_max_concurrency
+            )));
+        }
+        if limits.max_reuse == 0 {
+            return Err(err("defaults.max_reuse: must be at least 1".to_owned()));
+        }
+        let defaults = Self::default();
+        let pool = Pool {
+            enabled: raw.pool.enabled,
+            max_instances: raw
+                .pool
+                .max_instances
+                .unwrap_or(defaults.pool.max_instances),
+            memory_keep_resident: size(
+                "pool.memory_keep_resident",
+                &raw.pool.memory_keep_resident,
+                defaults.pool.memory_keep_resident,
+            )?,
+        };
+        if pool.max_instances == 0 {
+            return Err(err("pool.max_instances: must be at least 1".to_owned()));
+        }
+        if raw.concurrency.global_max == Some(0) {
+            return Err(err("concurrency.global_max: must be at least 1".to_owned()));
+        }
+        Ok(Self {
+            limits,
+            global_max_concurrency: raw.concurrency.global_max,
+            queue_timeout: duration(
+                "concurrency.queue_timeout",
+                &raw.concurrency.queue_timeout,
+                defaults.queue_timeout,
+            )?,
+            max_headers: raw.http.max_headers.unwrap_or(defaults.max_headers).max(1),
+            max_header_bytes: usize::try_from(size(
+                "http.max_header_bytes",
+                &raw.http.max_header_bytes,
+                defaults.max_header_bytes as u64,
+            )?)
+            .unwrap_or(usize::MAX),
+            pool,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,81 @@
+use super::*;
+
+#[test]
+fn empty_file_means_defaults() {
+    assert_eq!(
+        FileConfig::parse("c.toml", "").unwrap(),
+        FileConfig::default()
+    );
+}
+
+#[test]
+fn parses_every_section() {
+    let c = FileConfig::parse(
+        "c.toml",
+        r#"
+[defaults]
+timeout = "5s"
+memory = "64MiB"
+idle_timeout = "1m"
+[maxima]
+memory = "256MiB"
+min_instances = 2
+[concurrency]
+global_max = 50
+queue_timeout = "250ms"
+[http]
+max_headers = 20
+[pool]
+max_instances = 64
+memory_keep_resident = "4MiB"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.limits.timeout, Duration::from_secs(5));
+    assert_eq!(c.limits.memory, 64 << 20);
+    assert_eq!(c.limits.max_memory, 256 << 20);
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.global_max_concurrency, Some(50));
+    assert_eq!(c.queue_timeout, Duration::from_millis(250));
+    assert_eq!(c.max_headers, 20);
+    assert_eq!(c.pool.max_instances, 64);
+    assert_eq!(c.pool.memory_keep_resident, 4 << 20);
+}
+
+#[test]
+fn bad_files_name_the_key() {
+    let e = FileConfig::parse("c.toml", "[defaults]\ntimeout = \"soon\"\n").unwrap_err();
+    assert!(
+        e.to_string().starts_with("c.toml: defaults.timeout:"),
+        "{e}"
+    );
+    let e = FileConfig::parse("c.toml", "[pool]\nsize = 3\n").unwrap_err();
+    assert!(e.to_string().contains("unknown field `size`"), "{e}");
+    let e = FileConfig::parse("c.toml", "[defaults]\nmemory = \"2GiB\"\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("defaults.memory: 2GiB is above maxima.memory (1GiB)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn resolves_defaults_and_checks_maxima() {
+    let limits = Limits {
+        max_memory: 64 << 20,
+        ..Limits::default()
+    };
+    let m = updraft_manifest::Manifest::parse(
+        "updraft.toml",
+        "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\nmemory = \"128MiB\"\ninstance_reuse = \"warm\"\n",
+    )
+    .unwrap();
+    let f = &m.functions[0];
+    let e = limits.resolve(f);
+    assert_eq!(e.timeout, limits.timeout);
+    assert_eq!(e.max_reuse, Some(limits.max_reuse));
+    assert_eq!(
+        limits.check(0, f),
+        vec!["functions[0].memory: 128MiB is more than this server allows (at most 64MiB)"]
+    );
+}
