@@ -381,10 +381,10 @@ impl PreparedFunction {
         // A request without a body can be replayed on a fresh instance if a reused one fails.
         let replay =
             (http_body::Body::is_end_stream(req.body()) && self.reuses()).then(|| head_of(&req));
-        match self.run(req, log.clone()).await {
+        match self.run(req, log.clone(), false).await {
             Err((e, InstanceStart::Reused(_))) => match replay {
                 Some(head) => {
-                    let retried = self.run(head, log.clone()).await;
+                    let retried = self.run(head, log.clone(), true).await;
                     if retried.is_ok() {
                         self.disable_reuse(&*log, &e);
                     }
@@ -424,14 +424,24 @@ impl PreparedFunction {
         }
     }
 
+    /// One attempt. `fresh_only`: do not use an instance that served a request before.
     async fn run(
         &self,
         req: http::Request<GuestBody>,
         log: Arc<dyn LogSink>,
+        fresh_only: bool,
     ) -> Result<(http::Response<GuestBody>, InstanceStart), (InvokeError, InstanceStart)> {
         let inner = self.inner.clone();
         let log = LogState::new(log);
-        let popped = lock(&inner.ready).pop();
+        let popped = {
+            let mut ready = lock(&inner.ready);
+            if fresh_only {
+                let unused = ready.iter().position(|i| i.served == 0);
+                unused.map(|i| ready.remove(i))
+            } else {
+                ready.pop()
+            }
+        };
         let (mut instance, start) = match popped {
             Some(i) if i.served > 0 => {
                 let n = i.served;
@@ -441,6 +451,8 @@ impl PreparedFunction {
             None => (self.new_instance(), InstanceStart::Fresh),
         };
         instance.store.data().log.set(log.clone());
+        // A refusal a warm instance survived earlier must not be blamed for a later failure.
+        instance.store.data_mut().limits.refused = None;
         let ticks = inner.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
         instance
             .store

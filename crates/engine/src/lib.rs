@@ -97,7 +97,7 @@ impl EngineConfig {
             pooling: None,
             max_instances: 1_000,
             max_memory: updraft_manifest::MAX_MEMORY,
-            memory_keep_resident: 1 << 20,
+            memory_keep_resident: 64 << 10,
         }
     }
 }

@@ -31,7 +31,7 @@
 //! [pool]                # Wasmtime's pooling instance allocator
 //! enabled = true        # default: on when the machine's address space allows it
 //! max_instances = 1000  # instances alive at once (running, warm or pre-instantiated)
-//! memory_keep_resident = "1MiB"
+//! memory_keep_resident = "64KiB"
 //! ```
 
 use std::time::Duration;
@@ -267,7 +267,7 @@ impl Default for Pool {
         Self {
             enabled: None,
             max_instances: 1_000,
-            memory_keep_resident: 1 << 20,
+            memory_keep_resident: 64 << 10,
         }
     }
 }

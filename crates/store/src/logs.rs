@@ -6,7 +6,7 @@
 //! [`LogWriter::flush`] (used at shutdown) waits until everything queued so far is on disk.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Lines kept in the database; older ones are deleted as new ones arrive.
 pub const MAX_LOG_LINES: i64 = 1_000_000;
 const QUEUE: usize = 64 * 1024;
+/// How often the writer drains the queue while it gathers a batch.
+const POLL: Duration = Duration::from_millis(10);
 const BATCH: usize = 4096;
 
 /// One stored log line.
@@ -128,27 +130,28 @@ fn run(conn: &mut Connection, rx: &Receiver<Msg>) {
     let mut acks = Vec::new();
     let mut since_trim = 0usize;
     loop {
-        let deadline = Instant::now() + FLUSH_INTERVAL;
         let mut disconnected = false;
-        // Wait for the first message, then gather what arrives until the batch is full or
-        // the flush interval is up.
-        while batch.len() < BATCH {
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            let msg = if batch.is_empty() && acks.is_empty() {
-                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            } else {
-                rx.recv_timeout(timeout)
-            };
-            match msg {
+        // Block for the first message only. After it, gather what arrives by draining the queue
+        // every POLL until the batch is full, a flush is asked for, or the flush interval is up:
+        // blocking per message would wake this thread for every line written, which costs the
+        // request path a context switch per line.
+        match rx.recv() {
+            Ok(Msg::Line(r)) => batch.push(r),
+            Ok(Msg::Flush(ack)) => acks.push(ack),
+            Err(_) => disconnected = true,
+        }
+        let deadline = Instant::now() + FLUSH_INTERVAL;
+        while !disconnected && acks.is_empty() && batch.len() < BATCH {
+            match rx.try_recv() {
                 Ok(Msg::Line(r)) => batch.push(r),
-                Ok(Msg::Flush(ack)) => {
-                    acks.push(ack);
-                    break;
-                }
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
-                    disconnected = true;
-                    break;
+                Ok(Msg::Flush(ack)) => acks.push(ack),
+                Err(TryRecvError::Disconnected) => disconnected = true,
+                Err(TryRecvError::Empty) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left.min(POLL));
                 }
             }
         }
