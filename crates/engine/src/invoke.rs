@@ -14,7 +14,7 @@
 //! good, with a platform log line saying so. `min_instances` instances are kept ready
 //! (pre-instantiated) at all times.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::compile::CompiledComponent;
 use crate::logs::{Capture, Discard, LogSink, LogSlot, LogState, Stream};
 use crate::outbound::OutboundPolicy;
-use crate::{EPOCH_TICK, Engine};
+use crate::{EPOCH_TICK, Engine, lock};
 
 /// A response body streamed from a guest.
 pub type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
@@ -213,7 +213,6 @@ struct Inner {
     refilling: AtomicBool,
     reuse_disabled: AtomicBool,
     reuse_failures: AtomicU32,
-    instances_created: AtomicU64,
 }
 
 impl Engine {
@@ -245,7 +244,6 @@ impl Engine {
                 refilling: AtomicBool::new(false),
                 reuse_disabled: AtomicBool::new(false),
                 reuse_failures: AtomicU32::new(0),
-                instances_created: AtomicU64::new(0),
             }),
         })
     }
@@ -263,19 +261,9 @@ pub enum InstanceStart {
 }
 
 impl PreparedFunction {
-    /// The digest of the artifact this function runs.
-    pub fn digest(&self) -> &str {
-        &self.inner.digest
-    }
-
     /// Instantiated instances waiting for a request.
     pub fn ready_instances(&self) -> usize {
         lock(&self.inner.ready).len()
-    }
-
-    /// Instances created since this function was prepared.
-    pub fn instances_created(&self) -> u64 {
-        self.inner.instances_created.load(Ordering::Relaxed)
     }
 
     /// Whether instance reuse was switched off after the guest failed on reused instances.
@@ -352,7 +340,6 @@ impl PreparedFunction {
         let mut store = Store::new(inner.pre.engine(), host);
         store.limiter(|h| &mut h.limits);
         store.epoch_deadline_trap();
-        inner.instances_created.fetch_add(1, Ordering::Relaxed);
         Instance {
             store,
             proxy: None,
@@ -453,10 +440,9 @@ impl PreparedFunction {
         instance.store.data().log.set(log.clone());
         // A refusal a warm instance survived earlier must not be blamed for a later failure.
         instance.store.data_mut().limits.refused = None;
-        let ticks = inner.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
         instance
             .store
-            .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+            .set_epoch_deadline(deadline_ticks(inner.timeout));
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let mut http = instance.store.data_mut().http();
@@ -505,18 +491,20 @@ impl PreparedFunction {
                 }
             });
             instance.served += 1;
-            instance.idle_since = Instant::now();
-            instance
-                .store
-                .data()
-                .log
-                .set(LogState::new(Arc::new(Discard)));
             let keep = result.is_ok()
                 && match this.inner.reuse {
                     Reuse::Warm { max_reuse } => instance.served < max_reuse && this.reuses(),
                     Reuse::Fresh => false,
                 };
             if keep {
+                // Output between requests (there should be none) must not reach this
+                // invocation's log.
+                instance.idle_since = Instant::now();
+                instance
+                    .store
+                    .data()
+                    .log
+                    .set(LogState::new(Arc::new(Discard)));
                 lock(&this.inner.ready).push(instance);
             } else {
                 // Dropping the store ends any body stream still attached.
@@ -564,8 +552,7 @@ impl PreparedFunction {
 impl Inner {
     async fn instantiate(&self, store: &mut Store<Host>) -> Result<Arc<Proxy>, InvokeError> {
         // Start code runs under the same deadline as a request.
-        let ticks = self.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.set_epoch_deadline(deadline_ticks(self.timeout));
         self.pre
             .instantiate_async(store)
             .await
@@ -588,8 +575,10 @@ fn head_of(req: &http::Request<GuestBody>) -> http::Request<GuestBody> {
     head
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Epoch ticks from now until `timeout` has certainly passed.
+fn deadline_ticks(timeout: Duration) -> u64 {
+    let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
+    u64::try_from(ticks).unwrap_or(u64::MAX)
 }
 
 /// Classifies a wasmtime error from the guest call.

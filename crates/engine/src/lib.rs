@@ -221,6 +221,12 @@ fn pooling_is_supported() -> bool {
     wasmtime::Memory::new(&mut store, ty).is_ok()
 }
 
+/// Locks `m`, ignoring poisoning: every value guarded here stays consistent even if a holder
+/// panicked (a list of ready instances, a loaded function, the current log).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Advances the engine's epoch every tick so that deadlines fire; joined on drop.
 struct EpochThread {
     stop: Arc<AtomicBool>,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{ComponentError, Engine, FunctionSettings, PreparedFunction, Reuse};
+use crate::{ComponentError, Engine, FunctionSettings, PreparedFunction, Reuse, lock};
 
 /// How a request found its function's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,19 +97,9 @@ impl ManagedFunction {
         Ok(())
     }
 
-    /// The digest of the artifact it runs.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-
     /// Its `min_instances`.
     pub fn min_instances(&self) -> u32 {
         self.settings.min_instances
-    }
-
-    /// Its settings.
-    pub fn settings(&self) -> &FunctionSettings {
-        &self.settings
     }
 
     fn load_blocking(&self) -> Result<PreparedFunction, ComponentError> {
@@ -135,17 +125,19 @@ impl ManagedFunction {
         if let Some(p) = lock(&self.loaded).clone() {
             return Ok((p, Start::Warm));
         }
+        let start = Instant::now();
+        let load_us = || u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         let _guard = self.loading.lock().await;
         if let Some(p) = lock(&self.loaded).clone() {
-            // Another request loaded it while this one waited; still a cold start for this one.
-            return Ok((p, Start::Cold { load_us: 0 }));
+            // Another request loaded it while this one waited: still a cold start for this one,
+            // which took as long as its wait.
+            return Ok((p, Start::Cold { load_us: load_us() }));
         }
-        let start = Instant::now();
         let this = self.clone();
         let prepared = tokio::task::spawn_blocking(move || this.load_blocking())
             .await
             .map_err(|e| ComponentError::Invalid(format!("loading task failed: {e}")))??;
-        let load_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let load_us = load_us();
         *lock(&self.loaded) = Some(prepared.clone());
         self.cold_starts.fetch_add(1, Ordering::Relaxed);
         self.touch();
@@ -204,8 +196,4 @@ impl ManagedFunction {
                     .is_some_and(PreparedFunction::reuse_disabled),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -144,17 +144,11 @@ impl LogSlot {
 
     /// The current invocation's log.
     pub(crate) fn get(&self) -> Arc<LogState> {
-        match self.0.lock() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        crate::lock(&self.0).clone()
     }
 
     pub(crate) fn set(&self, state: Arc<LogState>) {
-        match self.0.lock() {
-            Ok(mut g) => *g = state,
-            Err(poisoned) => *poisoned.into_inner() = state,
-        }
+        *crate::lock(&self.0) = state;
     }
 }
 

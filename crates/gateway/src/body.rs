@@ -12,12 +12,41 @@ use updraft_engine::{HttpError, LogSink, ManagedFunction, Stream};
 
 use crate::limit::Permits;
 
-/// A request body that fails once more than `limit` bytes have come through, and says so in
+/// A byte cap on a body, counted frame by frame.
+pub(crate) struct Budget {
+    remaining: u64,
+    limit: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: u64) -> Self {
+        Self {
+            remaining: limit,
+            limit,
+        }
+    }
+
+    /// Counts `frame`'s data; false once the total passes the cap.
+    fn spend(&mut self, frame: &Frame<Bytes>) -> bool {
+        let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+        match self.remaining.checked_sub(n) {
+            Some(left) => {
+                self.remaining = left;
+                true
+            }
+            None => {
+                self.remaining = 0;
+                false
+            }
+        }
+    }
+}
+
+/// A request body that fails once more than its budget has come through, and says so in
 /// `exceeded` so the gateway can answer 413 whatever the guest made of the error.
 pub(crate) struct LimitedRequest<B> {
     pub(crate) inner: B,
-    pub(crate) remaining: u64,
-    pub(crate) limit: u64,
+    pub(crate) budget: Budget,
     pub(crate) exceeded: Arc<AtomicBool>,
 }
 
@@ -39,14 +68,10 @@ where
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
-        if let Some(data) = frame.data_ref() {
-            let n = data.len() as u64;
-            if n > self.remaining {
-                self.exceeded.store(true, Ordering::Relaxed);
-                self.remaining = 0;
-                return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(self.limit)))));
-            }
-            self.remaining -= n;
+        if !self.budget.spend(&frame) {
+            self.exceeded.store(true, Ordering::Relaxed);
+            let limit = self.budget.limit;
+            return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(limit)))));
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -65,8 +90,7 @@ where
 /// and cuts the stream off past the response cap.
 pub(crate) struct Tracked {
     pub(crate) inner: crate::Body,
-    pub(crate) remaining: u64,
-    pub(crate) limit: u64,
+    pub(crate) budget: Budget,
     pub(crate) log: Arc<dyn LogSink>,
     pub(crate) function: Arc<ManagedFunction>,
     pub(crate) _permits: Permits,
@@ -84,18 +108,16 @@ impl Body for Tracked {
             Poll::Ready(Some(Ok(frame))) => frame,
             other => return other,
         };
-        if let Some(data) = frame.data_ref() {
-            let n = data.len() as u64;
-            if n > self.remaining {
-                let msg = format!(
+        if !self.budget.spend(&frame) {
+            let limit = self.budget.limit;
+            self.log.line(
+                Stream::Platform,
+                &format!(
                     "response body cut off: it exceeded the function's max_response_body of {}",
-                    updraft_manifest::format_size(self.limit)
-                );
-                self.log.line(Stream::Platform, &msg);
-                self.remaining = 0;
-                return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
-            }
-            self.remaining -= n;
+                    updraft_manifest::format_size(limit)
+                ),
+            );
+            return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(limit)))));
         }
         Poll::Ready(Some(Ok(frame)))
     }

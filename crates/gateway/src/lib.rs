@@ -46,7 +46,7 @@ use updraft_api::{Code, ErrorBody, headers};
 use updraft_engine::{GuestBody, InvokeError, LogSink, ManagedFunction, Start, Stream};
 use updraft_manifest::{RouteMatch, format_size};
 
-use crate::body::{LimitedRequest, Tracked};
+use crate::body::{Budget, LimitedRequest, Tracked};
 
 /// A deployed function as the data plane sees it.
 pub struct Function {
@@ -250,19 +250,13 @@ impl Gateway {
                 return with_function(resp, &request_id, function);
             }
         };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > function.max_request_body) {
+        if content_length(req.headers()).is_some_and(|n| n > function.max_request_body) {
             return with_function(too_large(function, &request_id), &request_id, function);
         }
         let exceeded = Arc::new(AtomicBool::new(false));
         let req = req.map(|inner| LimitedRequest {
             inner,
-            remaining: function.max_request_body,
-            limit: function.max_request_body,
+            budget: Budget::new(function.max_request_body),
             exceeded: exceeded.clone(),
         });
         let sink = self.logs.sink(function, &request_id);
@@ -292,11 +286,7 @@ impl Gateway {
         let resp = match result {
             _ if exceeded.load(Ordering::Relaxed) => too_large(function, &request_id),
             Ok((resp, _instance)) => {
-                let length = resp
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
+                let length = content_length(resp.headers());
                 if length.is_some_and(|n| n > function.max_response_body) {
                     let msg = format!(
                         "the function's response body ({} bytes) exceeds its max_response_body of {}",
@@ -309,8 +299,7 @@ impl Gateway {
                     resp.map(|inner| {
                         Tracked {
                             inner,
-                            remaining: function.max_response_body,
-                            limit: function.max_response_body,
+                            budget: Budget::new(function.max_response_body),
                             log: sink,
                             function: function.runtime.clone(),
                             _permits: permits,
@@ -388,6 +377,16 @@ impl Gateway {
             );
         }
     }
+}
+
+/// The `content-length` a message declares, if any.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Adds the request id and function name to a response.

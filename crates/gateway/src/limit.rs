@@ -65,21 +65,23 @@ impl ConcurrencyLimit {
     /// # Errors
     /// [`Throttled`] when the request must be turned away.
     pub async fn acquire(&self, global: Option<&Arc<Semaphore>>) -> Result<Permits, Throttled> {
-        let fast = self.slots.clone().try_acquire_owned().ok().and_then(|f| {
+        if let Ok(f) = self.slots.clone().try_acquire_owned() {
             match global.map(|g| g.clone().try_acquire_owned()) {
-                None => Some(Permits {
-                    _function: f,
-                    _global: None,
-                }),
-                Some(Ok(g)) => Some(Permits {
-                    _function: f,
-                    _global: Some(g),
-                }),
-                Some(Err(_)) => None,
+                None => {
+                    return Ok(Permits {
+                        _function: f,
+                        _global: None,
+                    });
+                }
+                Some(Ok(g)) => {
+                    return Ok(Permits {
+                        _function: f,
+                        _global: Some(g),
+                    });
+                }
+                // The server is full: give the slot back and queue for both.
+                Some(Err(_)) => drop(f),
             }
-        });
-        if let Some(p) = fast {
-            return Ok(p);
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);

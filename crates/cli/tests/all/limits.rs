@@ -242,8 +242,15 @@ async fn a_flooded_function_does_not_slow_down_another() {
             tokio::spawn(async move { s.get("/noisy?sleep=1000").await.status().as_u16() })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // Meanwhile `quiet` answers every request without waiting behind `noisy`: each well under
+    // Once all four of noisy's slots are taken (each running request has logged its line)...
+    s.logs_until("noisy", "", |l| {
+        l.iter()
+            .filter(|l| l["line"] == "echo stdout /noisy?sleep=1000")
+            .count()
+            >= 4
+    })
+    .await;
+    // ...`quiet` answers every request without waiting behind `noisy`: each well under
     // the second a noisy request takes.
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
