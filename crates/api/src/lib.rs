@@ -35,10 +35,16 @@ pub enum Code {
     Conflict,
     /// Missing or wrong admin token.
     Unauthorized,
+    /// The caller may not do this (e.g. pin a version without the admin token).
+    Forbidden,
     /// The named function does not exist.
     FunctionNotFound,
     /// No artifact with this digest is stored.
     ArtifactNotFound,
+    /// The function has no such version (never deployed, or deleted by retention).
+    VersionNotFound,
+    /// The function has no such alias.
+    AliasNotFound,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -67,9 +73,12 @@ impl Code {
             | Code::DigestMismatch
             | Code::UnknownArtifact => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
-            Code::FunctionNotFound | Code::ArtifactNotFound | Code::RouteNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::FunctionNotFound
+            | Code::ArtifactNotFound
+            | Code::RouteNotFound
+            | Code::VersionNotFound
+            | Code::AliasNotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -144,6 +153,25 @@ pub struct DeployRequest {
     pub manifest_file: Option<String>,
     /// For each function name, the digest of its uploaded component.
     pub artifacts: BTreeMap<String, String>,
+    /// Publish changed functions as a canary of `live` instead of switching it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryPolicy>,
+    /// Who is deploying (e.g. `alice@laptop`), recorded on each new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployer: Option<String>,
+}
+
+/// How a canary takes traffic and whether it is guarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryPolicy {
+    /// Percent of requests the canary gets (0 to 100).
+    pub weight: u8,
+    /// Set the canary's weight to 0 when it does worse than the stable version.
+    #[serde(default)]
+    pub auto_rollback: bool,
+    /// Promote a healthy canary to 100% after this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_after_ms: Option<u64>,
 }
 
 /// Response to a deploy.
@@ -155,6 +183,127 @@ pub struct DeployResponse {
     pub functions: Vec<FunctionInfo>,
     /// Functions of the app that the deploy removed.
     pub removed: Vec<String>,
+    /// Functions that got a new version, with its number.
+    #[serde(default)]
+    pub published: BTreeMap<String, u32>,
+    /// Versions deleted by retention, as `function` → numbers.
+    #[serde(default)]
+    pub pruned: BTreeMap<String, Vec<u32>>,
+}
+
+/// One version of a function (`GET /v1/functions/{name}/versions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// Its number.
+    pub version: u32,
+    /// Digest of its component.
+    pub digest: String,
+    /// When it was published (ms since the epoch).
+    pub created_at: i64,
+    /// Who deployed it.
+    pub deployer: String,
+    /// Aliases pointing at it, as `live` or `live (canary 10%)`.
+    pub aliases: Vec<String>,
+    /// When retention deleted it (its code is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+    /// What happened to it last (e.g. a canary rolled back, and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A function's versions and aliases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionList {
+    /// The function.
+    pub function: String,
+    /// Every version, newest first (deleted ones included, marked).
+    pub versions: Vec<VersionInfo>,
+    /// Its aliases, by name.
+    pub aliases: Vec<AliasInfo>,
+}
+
+/// An alias: a named pointer to a version, with an optional canary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasInfo {
+    /// Its name.
+    pub name: String,
+    /// The (stable) version.
+    pub version: u32,
+    /// A canary taking part of the traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryInfo>,
+    /// Last change (ms since the epoch).
+    pub updated_at: i64,
+}
+
+/// A canary as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryInfo {
+    /// The canary version.
+    pub version: u32,
+    /// Percent of requests it gets.
+    pub weight: u8,
+    /// Whether it is rolled back automatically when it does worse than the stable version.
+    pub auto_rollback: bool,
+    /// Promote it to 100% after this long healthy (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_after_ms: Option<u64>,
+    /// When it started taking traffic (ms since the epoch).
+    pub started_at: i64,
+}
+
+/// Body of `PUT /v1/functions/{name}/aliases/{alias}`: either `version` (with an optional
+/// `canary`) or `weights`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAlias {
+    /// The (stable) version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// A second version and the percentage of traffic it gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryTarget>,
+    /// Version → percentage, one or two versions summing to 100 (the newer one is the canary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<BTreeMap<u32, u8>>,
+    /// Roll the canary back on its own when it does worse than the stable version.
+    #[serde(default)]
+    pub auto_rollback: bool,
+    /// Promote a healthy canary to 100% after this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_after_ms: Option<u64>,
+}
+
+/// A canary version and its share of traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryTarget {
+    /// The canary version.
+    pub version: u32,
+    /// Percent of requests it gets (0 to 100).
+    pub weight: u8,
+}
+
+/// Body of `POST /v1/functions/{name}/rollback` (every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// The alias to move (default `live`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// The version to go back to (default: drop the canary if there is one, else the newest
+    /// version older than the alias's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u32>,
+}
+
+/// Response to a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackResponse {
+    /// The alias as it is now.
+    pub alias: AliasInfo,
+    /// The version it served before (its stable version).
+    pub from: u32,
+    /// What was done, in words.
+    pub message: String,
 }
 
 /// A deployed function.
@@ -166,6 +315,15 @@ pub struct FunctionInfo {
     pub app: String,
     /// Digest of its component.
     pub digest: String,
+    /// The version `live` points at (the settings below are that version's).
+    #[serde(default)]
+    pub version: u32,
+    /// The newest version.
+    #[serde(default)]
+    pub latest_version: u32,
+    /// Its aliases.
+    #[serde(default)]
+    pub aliases: Vec<AliasInfo>,
     /// Its HTTP routes.
     pub routes: Vec<RouteInfo>,
     /// Time limit per invocation (ms).
@@ -279,6 +437,11 @@ pub mod headers {
     pub const REQUEST_ID: &str = "x-updraft-request-id";
     /// The function that served the request.
     pub const FUNCTION: &str = "x-updraft-function";
+    /// The version that served the request (response); the version to run (request, with the
+    /// admin token or `allow_version_pinning`).
+    pub const VERSION: &str = "x-updraft-version";
+    /// The alias to run (request, with the admin token or `allow_version_pinning`).
+    pub const ALIAS: &str = "x-updraft-alias";
 }
 
 #[cfg(test)]

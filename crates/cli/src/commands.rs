@@ -6,3 +6,4 @@ pub(crate) mod invoke;
 pub(crate) mod logs;
 pub(crate) mod serve;
 pub(crate) mod up;
+pub(crate) mod versions;

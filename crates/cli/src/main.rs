@@ -46,6 +46,12 @@ enum Command {
     Functions(commands::functions::FunctionsArgs),
     /// Show a function's log lines.
     Logs(commands::logs::LogsArgs),
+    /// List a function's versions and which aliases point at them.
+    Versions(commands::versions::VersionsArgs),
+    /// Point aliases at versions, with optional canaries.
+    Alias(commands::versions::AliasArgs),
+    /// Point `live` back at the previous version (or drop its canary).
+    Rollback(commands::versions::RollbackArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +81,9 @@ fn main() -> ExitCode {
             Command::Invoke(args) => commands::invoke::run(args).await,
             Command::Functions(args) => commands::functions::run(args).await,
             Command::Logs(args) => commands::logs::run(args).await,
+            Command::Versions(args) => commands::versions::versions(args).await,
+            Command::Alias(args) => commands::versions::alias(args).await,
+            Command::Rollback(args) => commands::versions::rollback(args).await,
         }
     });
     match result {

@@ -130,6 +130,21 @@ impl Engine {
         self.cache_path(digest).is_file()
     }
 
+    /// Deletes the compiled code for `digest` (its artifact is gone). Components already loaded
+    /// from it keep running; a missing entry is not an error.
+    ///
+    /// # Errors
+    /// [`ComponentError::Cache`] if the file exists and cannot be removed.
+    pub fn forget(&self, digest: &str) -> Result<(), ComponentError> {
+        let path = self.cache_path(digest);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(ComponentError::Cache { path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Validates `bytes` as an Updraft function component, compiles it and stores the compiled
     /// code in the cache under `digest`. CPU-heavy (seconds for large components): call it from
     /// a blocking thread, never on the request path.

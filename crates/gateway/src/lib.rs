@@ -20,19 +20,21 @@
 //! go is the [`LogSinks`] the composition root hands it.
 
 mod body;
+mod health;
 mod limit;
 mod routes;
 
+pub use health::{Health, Summary};
 pub use limit::{ConcurrencyLimit, DEFAULT_QUEUE_TIMEOUT, Permits, Throttled};
 pub use routes::{Lookup, Route, RouteConflict, RouteTable};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -44,17 +46,51 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use updraft_api::{Code, ErrorBody, headers};
 use updraft_engine::{GuestBody, InvokeError, LogSink, ManagedFunction, Start, Stream};
-use updraft_manifest::{RouteMatch, format_size};
+use updraft_manifest::{LIVE, Name, RouteMatch, format_size};
 
 use crate::body::{Budget, LimitedRequest, Tracked};
 
-/// A deployed function as the data plane sees it.
+/// A deployed function as the data plane sees it: its versions and the aliases that pick
+/// among them.
 pub struct Function {
     /// The project (tenant) it belongs to.
     pub project: String,
     /// Its name.
     pub name: String,
-    /// Its code (loaded on demand, evicted when idle) and settings.
+    /// Its versions that can serve (retention-deleted ones are not here).
+    pub versions: BTreeMap<u32, Arc<Version>>,
+    /// Its aliases, by name.
+    pub aliases: HashMap<String, Alias>,
+    /// Whether any caller may pick a version or alias with request headers (otherwise only a
+    /// caller presenting the admin token may).
+    pub allow_pinning: bool,
+}
+
+/// A named pointer to a version, optionally splitting traffic with a canary.
+#[derive(Clone)]
+pub struct Alias {
+    /// The (stable) version.
+    pub version: Arc<Version>,
+    /// A canary version and the percentage (0 to 100) of requests it gets.
+    pub canary: Option<(Arc<Version>, u8)>,
+}
+
+impl Alias {
+    /// The version for one request: the canary with its weight's probability.
+    pub fn pick(&self) -> &Arc<Version> {
+        match &self.canary {
+            Some((canary, weight)) if rand::random_range(0..100u8) < *weight => canary,
+            _ => &self.version,
+        }
+    }
+}
+
+/// One immutable version of a function: its code (loaded on demand, evicted when idle) and the
+/// settings it was deployed with.
+pub struct Version {
+    /// Its number.
+    pub number: u32,
+    /// Its code and instance settings.
     pub runtime: Arc<ManagedFunction>,
     /// Its concurrency limit (`max_concurrency`).
     pub limit: ConcurrencyLimit,
@@ -62,6 +98,23 @@ pub struct Function {
     pub max_request_body: u64,
     /// Largest response body it may send, in bytes.
     pub max_response_body: u64,
+    /// Its recent error rate and latency, recorded while a guarded canary watches it.
+    pub health: Health,
+}
+
+/// Decides whether a request carries the admin token (which allows pinning a version).
+pub trait AdminCheck: Send + Sync + 'static {
+    /// Whether `authorization` (the header's value) is a valid admin bearer token.
+    fn is_admin(&self, authorization: &str) -> bool;
+}
+
+/// Which version a request asked for with `x-updraft-version` or `x-updraft-alias`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pin {
+    /// A version number.
+    Version(u32),
+    /// An alias name.
+    Alias(String),
 }
 
 /// Server-wide data-plane settings.
@@ -108,6 +161,7 @@ pub type Body = GuestBody;
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     logs: Arc<dyn LogSinks>,
+    admin: Option<Arc<dyn AdminCheck>>,
     global: Option<Arc<Semaphore>>,
     config: GatewayConfig,
 }
@@ -118,6 +172,7 @@ impl Gateway {
         Self {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             logs,
+            admin: None,
             global: config
                 .global_max_concurrency
                 .map(|n| Arc::new(Semaphore::new(usize::try_from(n.max(1)).unwrap_or(1)))),
@@ -125,17 +180,30 @@ impl Gateway {
         }
     }
 
+    /// Lets requests carrying the admin token (as `check` decides) pin a version of any
+    /// function.
+    #[must_use]
+    pub fn with_admin_check(mut self, check: Arc<dyn AdminCheck>) -> Self {
+        self.admin = Some(check);
+        self
+    }
+
     /// Drops the code of every function idle past its `idle_timeout` (and idle warm instances),
     /// logging each eviction. Call it periodically.
     pub fn evict_idle(&self) {
         for function in self.snapshot.load().functions.values() {
-            if function.runtime.evict_if_idle() {
-                tracing::debug!(function = %function.name, "evicted idle function");
-                self.logs.sink(function, "").line(
-                    Stream::Platform,
-                    "evicted: idle past its idle_timeout; the next request loads it from the \
-                     compiled-code cache (a cold start)",
-                );
+            for version in function.versions.values() {
+                if version.runtime.evict_if_idle() {
+                    tracing::debug!(function = %function.name, version = version.number, "evicted idle version");
+                    self.logs.sink(function, "").line(
+                        Stream::Platform,
+                        &format!(
+                            "evicted: version {} was idle past its idle_timeout; its next request \
+                             loads it from the compiled-code cache (a cold start)",
+                            version.number
+                        ),
+                    );
+                }
             }
         }
     }
@@ -150,7 +218,7 @@ impl Gateway {
         self.snapshot.load_full()
     }
 
-    /// Serves one data-plane request: route, invoke, respond.
+    /// Serves one data-plane request: route, pick a version, invoke, respond.
     pub async fn handle<B>(&self, mut req: Request<B>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -159,9 +227,14 @@ impl Gateway {
         let request_id = new_request_id();
         let snapshot = self.snapshot.load();
         let path = req.uri().path().to_owned();
-        let (function, matched, pattern) =
+        let (function, matched, pattern, alias) =
             match snapshot.routes.lookup(req.method().as_str(), &path) {
-                Lookup::Found(route, m) => (route.function.clone(), m, route.pattern.clone()),
+                Lookup::Found(route, m) => (
+                    route.function.clone(),
+                    m,
+                    route.pattern.clone(),
+                    route.trigger.alias.clone(),
+                ),
                 Lookup::MethodNotAllowed(allowed) => {
                     let mut resp = error_response(
                         Code::MethodNotAllowed,
@@ -186,15 +259,83 @@ impl Gateway {
                 }
             };
         drop(snapshot);
+        let pin = match self.requested_pin(&function, req.headers_mut()) {
+            Ok(pin) => pin,
+            Err((code, msg)) => {
+                let resp = error_response(code, msg, &request_id);
+                return with_function(resp, &request_id, &function, None);
+            }
+        };
+        let alias = alias.as_ref().map_or(LIVE, Name::as_str);
+        let version = match resolve(&function, pin.as_ref(), alias) {
+            Ok(v) => v,
+            Err((code, msg)) => {
+                let resp = error_response(code, msg, &request_id);
+                return with_function(resp, &request_id, &function, None);
+            }
+        };
         strip_updraft_headers(req.headers_mut());
         set_route_headers(req.headers_mut(), &pattern, &matched);
-        self.run(&function, req, request_id).await
+        self.run(&function, &version, req, request_id).await
     }
 
-    /// Invokes `function` directly with `req` (no routing), as the control API's invoke does.
+    /// The version or alias a request pins with `x-updraft-version` / `x-updraft-alias`, if
+    /// it may: the function allows pinning, or the request carries the admin token (which is
+    /// then removed: it is for Updraft, never for the guest).
+    fn requested_pin(
+        &self,
+        function: &Function,
+        headers: &mut http::HeaderMap,
+    ) -> Result<Option<Pin>, (Code, String)> {
+        let bad = |msg: String| (Code::BadRequest, msg);
+        let pin = match (headers.get(headers::VERSION), headers.get(headers::ALIAS)) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(bad(format!(
+                    "send {} or {}, not both",
+                    headers::VERSION,
+                    headers::ALIAS
+                )));
+            }
+            (Some(v), None) => v
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .map(Pin::Version)
+                .ok_or_else(|| bad(format!("{} must be a version number", headers::VERSION)))?,
+            (None, Some(a)) => Pin::Alias(
+                a.to_str()
+                    .map_err(|_| bad(format!("{} must be an alias name", headers::ALIAS)))?
+                    .trim()
+                    .to_owned(),
+            ),
+        };
+        if !function.allow_pinning {
+            let admin = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|h| self.admin.as_ref().is_some_and(|a| a.is_admin(h)));
+            if !admin {
+                return Err((
+                    Code::Forbidden,
+                    format!(
+                        "function `{}` does not let callers pick a version: send the admin \
+                         token, or set allow_version_pinning = true in its manifest",
+                        function.name
+                    ),
+                ));
+            }
+            headers.remove(header::AUTHORIZATION);
+        }
+        Ok(Some(pin))
+    }
+
+    /// Invokes `function` directly with `req` (no routing), as the control API's invoke does:
+    /// the version `pin` names, or one picked by `live`.
     pub async fn invoke<B>(
         &self,
         function: &Arc<Function>,
+        pin: Option<&Pin>,
         mut req: Request<B>,
         request_id: String,
     ) -> Response<Body>
@@ -202,13 +343,21 @@ impl Gateway {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<updraft_engine::HttpError>,
     {
+        let version = match resolve(function, pin, LIVE) {
+            Ok(v) => v,
+            Err((code, msg)) => {
+                let resp = error_response(code, msg, &request_id);
+                return with_function(resp, &request_id, function, None);
+            }
+        };
         strip_updraft_headers(req.headers_mut());
-        self.run(function, req, request_id).await
+        self.run(function, &version, req, request_id).await
     }
 
     async fn run<B>(
         &self,
         function: &Arc<Function>,
+        version: &Arc<Version>,
         mut req: Request<B>,
         request_id: String,
     ) -> Response<Body>
@@ -219,11 +368,14 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             req.headers_mut().insert(headers::REQUEST_ID, v);
         }
+        req.headers_mut()
+            .insert(headers::VERSION, HeaderValue::from(version.number));
         if !req.headers().contains_key(header::HOST) && req.uri().authority().is_none() {
             req.headers_mut()
                 .insert(header::HOST, HeaderValue::from_static("localhost"));
         }
-        let permits = match function.limit.acquire(self.global.as_ref()).await {
+        let served = |resp| with_function(resp, &request_id, function, Some(version));
+        let permits = match version.limit.acquire(self.global.as_ref()).await {
             Ok(permits) => permits,
             Err(why) => {
                 let reason = match why {
@@ -245,63 +397,83 @@ impl Gateway {
                 let mut resp = error_response(Code::Throttled, reason, &request_id);
                 resp.headers_mut().insert(
                     header::RETRY_AFTER,
-                    HeaderValue::from(function.limit.retry_after_secs()),
+                    HeaderValue::from(version.limit.retry_after_secs()),
                 );
-                return with_function(resp, &request_id, function);
+                return served(resp);
             }
         };
-        if content_length(req.headers()).is_some_and(|n| n > function.max_request_body) {
-            return with_function(too_large(function, &request_id), &request_id, function);
+        let started = Instant::now();
+        let resp = self
+            .execute(function, version, req, &request_id, permits)
+            .await;
+        version
+            .health
+            .record(resp.status().is_server_error(), started.elapsed());
+        served(resp)
+    }
+
+    /// Runs one admitted request on `version` and turns the outcome into a response.
+    async fn execute<B>(
+        &self,
+        function: &Arc<Function>,
+        version: &Arc<Version>,
+        req: Request<B>,
+        request_id: &str,
+        permits: Permits,
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<updraft_engine::HttpError>,
+    {
+        if content_length(req.headers()).is_some_and(|n| n > version.max_request_body) {
+            return too_large(function, version, request_id);
         }
         let exceeded = Arc::new(AtomicBool::new(false));
         let req = req.map(|inner| LimitedRequest {
             inner,
-            budget: Budget::new(function.max_request_body),
+            budget: Budget::new(version.max_request_body),
             exceeded: exceeded.clone(),
         });
-        let sink = self.logs.sink(function, &request_id);
-        let (prepared, start) = match function.runtime.acquire().await {
+        let sink = self.logs.sink(function, request_id);
+        let (prepared, start) = match version.runtime.acquire().await {
             Ok(loaded) => loaded,
             Err(e) => {
                 let msg = format!("could not load the function's code: {e}");
                 sink.line(Stream::Platform, &msg);
                 tracing::error!(function = %function.name, error = %e, "could not load function");
-                return with_function(
-                    error_response(Code::Internal, msg, &request_id),
-                    &request_id,
-                    function,
-                );
+                return error_response(Code::Internal, msg, request_id);
             }
         };
         if let Start::Cold { load_us } = start {
             sink.line(
                 Stream::Platform,
                 &format!(
-                    "cold start: code loaded from the compiled-code cache in {:.1} ms",
+                    "cold start: version {} loaded from the compiled-code cache in {:.1} ms",
+                    version.number,
                     load_us as f64 / 1000.0
                 ),
             );
         }
         let result = prepared.handle(req, sink.clone()).await;
         let resp = match result {
-            _ if exceeded.load(Ordering::Relaxed) => too_large(function, &request_id),
+            _ if exceeded.load(Ordering::Relaxed) => too_large(function, version, request_id),
             Ok((resp, _instance)) => {
                 let length = content_length(resp.headers());
-                if length.is_some_and(|n| n > function.max_response_body) {
+                if length.is_some_and(|n| n > version.max_response_body) {
                     let msg = format!(
                         "the function's response body ({} bytes) exceeds its max_response_body of {}",
                         length.unwrap_or_default(),
-                        format_size(function.max_response_body)
+                        format_size(version.max_response_body)
                     );
                     sink.line(Stream::Platform, &msg);
-                    error_response(Code::ResponseTooLarge, msg, &request_id)
+                    error_response(Code::ResponseTooLarge, msg, request_id)
                 } else {
                     resp.map(|inner| {
                         Tracked {
                             inner,
-                            budget: Budget::new(function.max_response_body),
+                            budget: Budget::new(version.max_response_body),
                             log: sink,
-                            function: function.runtime.clone(),
+                            function: version.runtime.clone(),
                             _permits: permits,
                         }
                         .boxed_unsync()
@@ -314,12 +486,13 @@ impl Gateway {
                     _ => Code::FunctionFailed,
                 };
                 tracing::debug!(function = %function.name, %request_id, error = %e, "invocation failed");
-                error_response(code, e.to_string(), &request_id)
+                error_response(code, e.to_string(), request_id)
             }
         };
-        function.runtime.finished();
-        with_function(resp, &request_id, function)
+        version.runtime.finished();
+        resp
     }
+
     /// Serves the data plane on `listener` until `shutdown` resolves, then stops accepting and
     /// waits up to `drain` for in-flight requests to finish.
     pub async fn serve(
@@ -389,11 +562,12 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Adds the request id and function name to a response.
+/// Adds the request id, the function's name and the version that served it to a response.
 fn with_function(
     mut resp: Response<Body>,
     request_id: &str,
     function: &Function,
+    version: Option<&Version>,
 ) -> Response<Body> {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(request_id) {
@@ -402,20 +576,61 @@ fn with_function(
     if let Ok(v) = HeaderValue::from_str(&function.name) {
         h.insert(headers::FUNCTION, v);
     }
+    if let Some(version) = version {
+        h.insert(headers::VERSION, HeaderValue::from(version.number));
+    }
     resp
 }
 
-/// The 413 for a request body over the function's cap.
-fn too_large(function: &Function, request_id: &str) -> Response<Body> {
+/// The version a request gets: the one `pin` names, or one picked by `alias`.
+fn resolve(
+    function: &Function,
+    pin: Option<&Pin>,
+    alias: &str,
+) -> Result<Arc<Version>, (Code, String)> {
+    let alias = match pin {
+        Some(Pin::Version(n)) => {
+            return function.versions.get(n).cloned().ok_or_else(|| {
+                (
+                    Code::VersionNotFound,
+                    format!(
+                        "function `{}` has no version {n} (never deployed, or deleted by retention)",
+                        function.name
+                    ),
+                )
+            });
+        }
+        Some(Pin::Alias(a)) => a.as_str(),
+        None => alias,
+    };
+    function
+        .aliases
+        .get(alias)
+        .map(|a| a.pick().clone())
+        .ok_or_else(|| {
+            (
+                Code::AliasNotFound,
+                format!("function `{}` has no alias `{alias}`", function.name),
+            )
+        })
+}
+
+/// The 413 for a request body over the version's cap.
+fn too_large(function: &Function, version: &Version, request_id: &str) -> Response<Body> {
     error_response(
         Code::PayloadTooLarge,
         format!(
             "the request body exceeds function `{}`'s max_request_body of {}",
             function.name,
-            format_size(function.max_request_body)
+            format_size(version.max_request_body)
         ),
         request_id,
     )
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section leaves its data consistent.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Tells the guest which route matched: `x-updraft-route`, one `x-updraft-param-<name>` per

@@ -63,19 +63,10 @@ impl RouteTable {
     pub fn new(
         entries: impl IntoIterator<Item = (HttpTrigger, Arc<Function>)>,
     ) -> Result<Self, RouteConflict> {
+        let entries: Vec<(HttpTrigger, Arc<Function>)> = entries.into_iter().collect();
+        Self::check(entries.iter().map(|(t, f)| (t, f.name.as_str())))?;
         let mut routes: Vec<Route> = Vec::new();
         for (trigger, function) in entries {
-            if let Some(other) = routes.iter().find(|r| {
-                r.trigger.route.shape() == trigger.route.shape()
-                    && r.trigger.methods_overlap(&trigger)
-            }) {
-                return Err(RouteConflict {
-                    route: trigger.route.to_string(),
-                    function: function.name.clone(),
-                    other_route: other.trigger.route.to_string(),
-                    other_function: other.function.name.clone(),
-                });
-            }
             let key = trigger.route.specificity();
             routes.push(Route {
                 pattern: trigger.route.to_string(),
@@ -87,6 +78,31 @@ impl RouteTable {
         // Stable sort: among equal keys (disjoint methods), file order is kept.
         routes.sort_by(|a, b| b.key.cmp(&a.key));
         Ok(Self { routes })
+    }
+
+    /// Checks that routes (each with its function's name) can coexist, without building a
+    /// table.
+    ///
+    /// # Errors
+    /// The first [`RouteConflict`] found.
+    pub fn check<'a>(
+        entries: impl IntoIterator<Item = (&'a HttpTrigger, &'a str)>,
+    ) -> Result<(), RouteConflict> {
+        let mut seen: Vec<(&HttpTrigger, &str)> = Vec::new();
+        for (trigger, function) in entries {
+            if let Some((other, other_function)) = seen.iter().find(|(r, _)| {
+                r.route.shape() == trigger.route.shape() && r.methods_overlap(trigger)
+            }) {
+                return Err(RouteConflict {
+                    route: trigger.route.to_string(),
+                    function: function.to_owned(),
+                    other_route: other.route.to_string(),
+                    other_function: (*other_function).to_owned(),
+                });
+            }
+            seen.push((trigger, function));
+        }
+        Ok(())
     }
 
     /// Finds the route for a request.

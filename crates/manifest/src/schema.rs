@@ -29,6 +29,8 @@ pub const MAX_MAX_CONCURRENCY: u32 = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Longest `idle_timeout` a manifest may ask for.
 pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// The alias every function has, which routes serve unless they name another.
+pub const LIVE: &str = "live";
 /// Default request body limit.
 pub const DEFAULT_MAX_REQUEST_BODY: u64 = 16 << 20;
 /// Default response body limit.
@@ -76,6 +78,7 @@ struct RawFunction {
     max_reuse: Option<i64>,
     max_request_body: Option<String>,
     max_response_body: Option<String>,
+    allow_version_pinning: Option<bool>,
     #[serde(default)]
     http: Vec<RawHttp>,
 }
@@ -85,6 +88,7 @@ struct RawFunction {
 struct RawHttp {
     route: String,
     methods: Option<Vec<String>>,
+    alias: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,6 +151,11 @@ pub struct Function {
     /// known up front).
     #[serde(default)]
     pub max_response_body: Option<u64>,
+    /// `allow_version_pinning = true`: any caller may pick a version or alias with the
+    /// `x-updraft-version` / `x-updraft-alias` request headers (without it, only callers
+    /// presenting the admin token may).
+    #[serde(default)]
+    pub allow_version_pinning: bool,
     /// `[[functions.http]]` tables.
     pub http: Vec<HttpTrigger>,
 }
@@ -191,9 +200,17 @@ pub struct HttpTrigger {
     pub route: RoutePattern,
     /// `methods = ["GET"]`; empty means every method.
     pub methods: Vec<Method>,
+    /// `alias = "staging"`: the alias this route serves (`None`: `live`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<Name>,
 }
 
 impl HttpTrigger {
+    /// The alias this route serves: its `alias`, or `live`.
+    pub fn alias(&self) -> &str {
+        self.alias.as_ref().map_or(LIVE, Name::as_str)
+    }
+
     /// Whether this trigger accepts `method`.
     pub fn accepts(&self, method: &str) -> bool {
         self.methods.is_empty() || self.methods.iter().any(|m| m.0 == method)
@@ -512,7 +529,21 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
                     }
                 }
             }
-            http.push((j, HttpTrigger { route, methods }));
+            let alias = h.alias.and_then(|a| match Name::new(&a) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    c.report(&at_http("alias"), e.to_string());
+                    None
+                }
+            });
+            http.push((
+                j,
+                HttpTrigger {
+                    route,
+                    methods,
+                    alias,
+                },
+            ));
         }
         // Routes that conflict with an earlier route in this manifest.
         for (j, trigger) in &http {
@@ -560,6 +591,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             max_reuse,
             max_request_body,
             max_response_body,
+            allow_version_pinning: f.allow_version_pinning.unwrap_or(false),
             http: http.into_iter().map(|(_, t)| t).collect(),
         });
     }

@@ -67,6 +67,20 @@ impl Tokens {
     }
 }
 
+impl updraft_gateway::AdminCheck for Tokens {
+    fn is_admin(&self, authorization: &str) -> bool {
+        authorization
+            .strip_prefix("Bearer ")
+            .is_some_and(|t| self.is_valid(t.trim()))
+    }
+}
+
+/// A short, safe-to-show fingerprint of the token a request carries (for "deployed by").
+pub(crate) fn fingerprint(authorization: Option<&str>) -> Option<String> {
+    let token = authorization?.strip_prefix("Bearer ")?.trim();
+    Some(hash(token).chars().take(8).collect())
+}
+
 /// Writes `contents` to `path` readable only by the owner.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();

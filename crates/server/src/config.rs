@@ -28,6 +28,17 @@
 //! max_headers = 100
 //! max_header_bytes = "64KiB"
 //!
+//! [versions]
+//! keep = 10             # versions kept per function (older ones no alias points at are deleted)
+//!
+//! [canary]              # guarded canaries (`--auto-rollback`): when a canary counts as worse
+//! window = "1m"         # sliding window both versions are compared over
+//! min_requests = 20     # canary requests in the window before it is judged
+//! max_error_rate_increase = 5.0   # percentage points above the stable version's error rate
+//! max_latency_ratio = 2.0         # canary p99 over stable p99...
+//! latency_margin = "50ms"         # ...and at least this much slower
+//! check_interval = "1s"
+//!
 //! [pool]                # Wasmtime's pooling instance allocator
 //! enabled = true        # default: on when the machine's address space allows it
 //! max_instances = 1000  # instances alive at once (running, warm or pre-instantiated)
@@ -64,7 +75,64 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     pool: RawPool,
+    #[serde(default)]
+    versions: RawVersions,
+    #[serde(default)]
+    canary: RawCanary,
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVersions {
+    keep: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCanary {
+    window: Option<String>,
+    min_requests: Option<u64>,
+    max_error_rate_increase: Option<f64>,
+    max_latency_ratio: Option<f64>,
+    latency_margin: Option<String>,
+    check_interval: Option<String>,
+}
+
+/// When a guarded canary is rolled back: it has served at least `min_requests` in the last
+/// `window`, and its error rate is more than `max_error_rate_increase` points above the stable
+/// version's, or its p99 latency is more than `max_latency_ratio` times the stable version's
+/// and at least `latency_margin` slower.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryConfig {
+    /// The sliding window both versions are compared over.
+    pub window: Duration,
+    /// Canary requests in the window before it is judged (and before it may be promoted).
+    pub min_requests: u64,
+    /// Percentage points of error rate above the stable version's that fail the canary.
+    pub max_error_rate_increase: f64,
+    /// Canary p99 over stable p99 that fails the canary (with `latency_margin`).
+    pub max_latency_ratio: f64,
+    /// Least p99 difference that counts as slower.
+    pub latency_margin: Duration,
+    /// How often canaries are checked.
+    pub check_interval: Duration,
+}
+
+impl Default for CanaryConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            min_requests: 20,
+            max_error_rate_increase: 5.0,
+            max_latency_ratio: 2.0,
+            latency_margin: Duration::from_millis(50),
+            check_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Versions kept per function by default.
+pub const DEFAULT_KEEP_VERSIONS: usize = 10;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -273,7 +341,7 @@ impl Default for Pool {
 }
 
 /// What a configuration file sets: see the module docs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FileConfig {
     /// Function defaults and maxima.
     pub limits: Limits,
@@ -287,6 +355,10 @@ pub struct FileConfig {
     pub max_header_bytes: usize,
     /// The instance pool.
     pub pool: Pool,
+    /// Versions kept per function.
+    pub keep_versions: usize,
+    /// Guarded canary thresholds.
+    pub canary: CanaryConfig,
 }
 
 impl Default for FileConfig {
@@ -298,6 +370,8 @@ impl Default for FileConfig {
             max_headers: 100,
             max_header_bytes: 64 << 10,
             pool: Pool::default(),
+            keep_versions: DEFAULT_KEEP_VERSIONS,
+            canary: CanaryConfig::default(),
         }
     }
 }
@@ -401,6 +475,42 @@ impl FileConfig {
         if pool.max_instances == 0 {
             return Err(err("pool.max_instances: must be at least 1".to_owned()));
         }
+        if raw.versions.keep == Some(0) {
+            return Err(err("versions.keep: must be at least 1".to_owned()));
+        }
+        let c = CanaryConfig::default();
+        let canary = CanaryConfig {
+            window: duration("canary.window", &raw.canary.window, c.window)?,
+            min_requests: raw.canary.min_requests.unwrap_or(c.min_requests).max(1),
+            max_error_rate_increase: match raw.canary.max_error_rate_increase {
+                Some(p) if !(0.0..=100.0).contains(&p) => {
+                    return Err(err(
+                        "canary.max_error_rate_increase: must be between 0 and 100 (percentage points)"
+                            .to_owned(),
+                    ));
+                }
+                p => p.unwrap_or(c.max_error_rate_increase),
+            },
+            max_latency_ratio: match raw.canary.max_latency_ratio {
+                Some(r) if r.is_nan() || r < 1.0 => {
+                    return Err(err(
+                        "canary.max_latency_ratio: must be at least 1.0".to_owned()
+                    ));
+                }
+                r => r.unwrap_or(c.max_latency_ratio),
+            },
+            latency_margin: match &raw.canary.latency_margin {
+                None => c.latency_margin,
+                Some(s) => {
+                    parse_duration(s).map_err(|e| err(format!("canary.latency_margin: {e}")))?
+                }
+            },
+            check_interval: duration(
+                "canary.check_interval",
+                &raw.canary.check_interval,
+                c.check_interval,
+            )?,
+        };
         if raw.concurrency.global_max == Some(0) {
             return Err(err("concurrency.global_max: must be at least 1".to_owned()));
         }
@@ -420,6 +530,8 @@ impl FileConfig {
             )?)
             .unwrap_or(usize::MAX),
             pool,
+            keep_versions: raw.versions.keep.unwrap_or(DEFAULT_KEEP_VERSIONS),
+            canary,
         })
     }
 }

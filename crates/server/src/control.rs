@@ -9,7 +9,11 @@
 //! | POST | `/v1/apps` | deploy an app ([`DeployRequest`]) |
 //! | GET | `/v1/functions` | list functions |
 //! | GET/DELETE | `/v1/functions/{name}` | one function / delete it |
-//! | POST | `/v1/functions/{name}/invoke?method=&path=` | invoke directly, body passed through |
+//! | GET | `/v1/functions/{name}/versions` | versions (newest first) and aliases |
+//! | GET | `/v1/functions/{name}/versions/{n}` | one version, with the manifest it came from |
+//! | PUT/DELETE | `/v1/functions/{name}/aliases/{alias}` | point an alias ([`SetAlias`]) / delete it |
+//! | POST | `/v1/functions/{name}/rollback` | roll an alias back ([`RollbackRequest`]) |
+//! | POST | `/v1/functions/{name}/invoke?method=&path=&version=&alias=` | invoke directly, body passed through |
 //! | GET | `/v1/functions/{name}/logs?since=&request_id=&after=&limit=` | stored log lines |
 
 use std::sync::Arc;
@@ -25,12 +29,15 @@ use axum::{Json, middleware};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::Deserialize;
-use updraft_api::{ArtifactUploaded, Code, DeployRequest, FunctionList, LogLine, LogList, Status};
+use updraft_api::{
+    ArtifactUploaded, Code, DeployRequest, FunctionList, LogLine, LogList, RollbackRequest,
+    SetAlias, Status,
+};
 use updraft_store::{DEFAULT_PROJECT, LogQuery};
 
 use crate::State as AppState;
 use crate::error::ApiError;
-use crate::{auth, deploy};
+use crate::{auth, deploy, versions};
 
 /// Largest component upload accepted (componentize-py output is ~40 MiB).
 const MAX_ARTIFACT_BYTES: usize = 256 << 20;
@@ -55,6 +62,13 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/v1/functions/{name}",
             get(get_function).delete(delete_function),
         )
+        .route("/v1/functions/{name}/versions", get(list_versions))
+        .route("/v1/functions/{name}/versions/{version}", get(get_version))
+        .route(
+            "/v1/functions/{name}/aliases/{alias}",
+            axum::routing::put(set_alias).delete(delete_alias),
+        )
+        .route("/v1/functions/{name}/rollback", post(rollback))
         .route("/v1/functions/{name}/invoke", post(invoke))
         .route("/v1/functions/{name}/logs", get(logs))
         .route_layer(middleware::from_fn_with_state(
@@ -186,10 +200,85 @@ async fn upload_artifact(
 
 async fn deploy_app(
     State(state): Shared,
+    headers: http::HeaderMap,
     body: Result<Json<DeployRequest>, JsonRejection>,
 ) -> Result<Json<updraft_api::DeployResponse>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
-    Ok(Json(deploy::deploy(&state, req).await?))
+    // Who deployed: what the client says, and which admin token it used.
+    let token = auth::fingerprint(
+        headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let said = req
+        .deployer
+        .as_deref()
+        .map(|d| {
+            d.chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        })
+        .filter(|d| !d.trim().is_empty());
+    let deployer = match (said, token) {
+        (Some(d), Some(t)) => format!("{d} (token {t})"),
+        (None, Some(t)) => format!("token {t}"),
+        (Some(d), None) => d,
+        (None, None) => "unknown".to_owned(),
+    };
+    Ok(Json(deploy::deploy(&state, req, deployer).await?))
+}
+
+async fn list_versions(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<Json<updraft_api::VersionList>, ApiError> {
+    Ok(Json(versions::list(&state, &name).await?))
+}
+
+async fn get_version(
+    State(state): Shared,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let n = parse_version(&version)?;
+    Ok(Json(versions::get(&state, &name, n).await?))
+}
+
+fn parse_version(v: &str) -> Result<u32, ApiError> {
+    v.parse()
+        .map_err(|_| ApiError::new(Code::BadRequest, format!("`{v}` is not a version number")))
+}
+
+async fn set_alias(
+    State(state): Shared,
+    Path((name, alias)): Path<(String, String)>,
+    body: Result<Json<SetAlias>, JsonRejection>,
+) -> Result<Json<updraft_api::AliasInfo>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    Ok(Json(versions::set(&state, &name, &alias, req).await?))
+}
+
+async fn delete_alias(
+    State(state): Shared,
+    Path((name, alias)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    versions::delete(&state, &name, &alias).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rollback(
+    State(state): Shared,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<updraft_api::RollbackResponse>, ApiError> {
+    // An empty body means the defaults.
+    let req: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(Code::BadRequest, format!("rollback request: {e}")))?
+    };
+    Ok(Json(versions::rollback(&state, &name, req).await?))
 }
 
 async fn list_functions(State(state): Shared) -> Json<FunctionList> {
@@ -209,10 +298,10 @@ async fn get_function(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<Json<updraft_api::FunctionInfo>, ApiError> {
-    deploy::list(&state)
-        .await
-        .into_iter()
-        .find(|f| f.name == name)
+    let guard = state.deployed.inner.lock().await;
+    guard
+        .get(&name)
+        .and_then(|e| deploy::info(&state.limits, e))
         .map(Json)
         .ok_or_else(|| not_found(&name))
 }
@@ -232,6 +321,8 @@ async fn delete_function(
 struct InvokeParams {
     method: Option<String>,
     path: Option<String>,
+    version: Option<String>,
+    alias: Option<String>,
 }
 
 async fn invoke(
@@ -241,6 +332,17 @@ async fn invoke(
     req: Request,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    let pin = match (&params.version, &params.alias) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                Code::BadRequest,
+                "give `version` or `alias`, not both",
+            ));
+        }
+        (Some(v), None) => Some(updraft_gateway::Pin::Version(parse_version(v)?)),
+        (None, Some(a)) => Some(updraft_gateway::Pin::Alias(a.clone())),
+        (None, None) => None,
+    };
     let function = state
         .gateway
         .snapshot()
@@ -279,7 +381,12 @@ async fn invoke(
         .map_err(|e| ApiError::new(Code::BadRequest, e.to_string()))?;
     let resp = state
         .gateway
-        .invoke(&function, forwarded, updraft_gateway::new_request_id())
+        .invoke(
+            &function,
+            pin.as_ref(),
+            forwarded,
+            updraft_gateway::new_request_id(),
+        )
         .await;
     Ok(resp.map(Body::new))
 }

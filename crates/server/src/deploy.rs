@@ -1,18 +1,29 @@
 //! Deploying apps: validate, load, check routes, persist, then publish atomically.
 //!
 //! Invariant: the gateway's snapshot always equals what the store holds. Every change (deploy,
-//! delete) runs under the [`Deployed`] lock, persists first, and publishes the new snapshot only
-//! after the store has committed, so an acknowledged deploy is durable and a failed one changes
-//! nothing.
+//! alias move, delete) runs under the [`Deployed`] lock, persists first, and publishes the new
+//! snapshot only after the store has committed, so an acknowledged change is durable and a
+//! failed one changes nothing.
+//!
+//! Each stored version becomes one gateway [`Version`] (code loaded on demand), kept across
+//! snapshots so its loaded code, warm instances and health record survive alias moves. A
+//! function's routes are those of the version `live` points at: moving `live` (a rollback)
+//! brings back that version's routes with its code.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use updraft_api::{Code, DeployRequest, DeployResponse, FunctionInfo, RouteInfo, RuntimeInfo};
+use updraft_api::{
+    AliasInfo, CanaryInfo, Code, DeployRequest, DeployResponse, FunctionInfo, RouteInfo,
+    RuntimeInfo,
+};
 use updraft_engine::{FunctionSettings, ManagedFunction, Reuse};
-use updraft_gateway::{ConcurrencyLimit, Function, RouteTable, Snapshot};
-use updraft_manifest::Manifest;
-use updraft_store::{DEFAULT_PROJECT, DeployedFunction, FunctionRecord};
+use updraft_gateway::{Alias, ConcurrencyLimit, Function, Health, RouteTable, Snapshot, Version};
+use updraft_manifest::{HttpTrigger, LIVE, Manifest};
+use updraft_store::{
+    AliasRecord, Canary, DEFAULT_PROJECT, DeployOptions, DeployedFunction, FunctionRecord,
+    VersionRecord,
+};
 
 use crate::State;
 use crate::config::Limits;
@@ -21,21 +32,44 @@ use crate::error::ApiError;
 /// The functions being served, with the records they were built from.
 #[derive(Default)]
 pub(crate) struct Deployed {
-    // tokio Mutex: held across the awaits of a deploy (compile-cache loads run on blocking
-    // threads) so that deploys are serialised.
-    inner: tokio::sync::Mutex<HashMap<String, Entry>>,
+    // tokio Mutex: held across the awaits of a change (compile-cache loads and SQLite run on
+    // blocking threads) so that changes are serialised.
+    pub(crate) inner: tokio::sync::Mutex<HashMap<String, Entry>>,
 }
 
+/// One function: its stored record and what the gateway serves for it.
 #[derive(Clone)]
-struct Entry {
-    record: FunctionRecord,
-    function: Arc<Function>,
+pub(crate) struct Entry {
+    pub(crate) record: FunctionRecord,
+    pub(crate) function: Arc<Function>,
 }
 
-/// Makes the gateway's function for a stored record: settings resolved against the server's
+impl Entry {
+    /// The gateway version `n`, if it can serve.
+    pub(crate) fn version(&self, n: u32) -> Option<&Arc<Version>> {
+        self.function.versions.get(&n)
+    }
+}
+
+/// Makes the gateway's version for a stored one: settings resolved against the server's
 /// defaults, code not loaded yet.
-fn function(state: &State, record: &FunctionRecord) -> Arc<Function> {
-    let spec = &record.spec;
+fn new_version(state: &State, v: &VersionRecord, runtime: Option<Arc<ManagedFunction>>) -> Version {
+    let spec = &v.spec;
+    let e = state.limits.resolve(spec);
+    let runtime = runtime.unwrap_or_else(|| managed(state, v));
+    Version {
+        number: v.version,
+        runtime,
+        limit: ConcurrencyLimit::new(e.max_concurrency, state.queue_timeout),
+        max_request_body: e.max_request_body,
+        max_response_body: e.max_response_body,
+        health: Health::new(state.canary.window),
+    }
+}
+
+/// The code of a version, not loaded yet.
+fn managed(state: &State, v: &VersionRecord) -> Arc<ManagedFunction> {
+    let spec = &v.spec;
     let e = state.limits.resolve(spec);
     let settings = FunctionSettings {
         env: spec
@@ -52,45 +86,82 @@ fn function(state: &State, record: &FunctionRecord) -> Arc<Function> {
         },
         min_instances: spec.min_instances,
     };
-    let runtime = ManagedFunction::new(
+    Arc::new(ManagedFunction::new(
         state.engine.clone(),
-        record.digest.clone(),
-        state.store.artifact_path(&record.digest),
+        v.digest.clone(),
+        state.store.artifact_path(&v.digest),
         settings,
         e.idle_timeout,
-    );
-    Arc::new(Function {
-        project: record.project.clone(),
-        name: spec.name.to_string(),
-        runtime: Arc::new(runtime),
-        limit: ConcurrencyLimit::new(e.max_concurrency, state.queue_timeout),
-        max_request_body: e.max_request_body,
-        max_response_body: e.max_response_body,
-    })
+    ))
 }
 
-/// Loads and pre-instantiates the functions that ask for warm instances, in the background.
-fn warm_up(functions: impl IntoIterator<Item = Arc<Function>>) {
-    for f in functions {
-        if f.runtime.min_instances() == 0 {
-            continue;
-        }
-        tokio::spawn(async move {
-            if let Err(e) = f.runtime.warm_up().await {
-                tracing::error!(function = %f.name, error = %e, "could not pre-instantiate");
-            }
-        });
+/// Builds what the gateway serves for `record`, reusing the versions of `previous` (same
+/// number, same immutable code) and `preloaded` code for a just-published version.
+pub(crate) fn entry(
+    state: &State,
+    record: FunctionRecord,
+    previous: Option<&Entry>,
+    preloaded: Option<(u32, Arc<ManagedFunction>)>,
+) -> Entry {
+    let mut preloaded = preloaded;
+    let versions: BTreeMap<u32, Arc<Version>> = record
+        .versions
+        .iter()
+        .filter(|v| v.deleted_at.is_none())
+        .map(|v| {
+            let reused = previous.and_then(|p| p.version(v.version)).cloned();
+            let version = reused.unwrap_or_else(|| {
+                let runtime = preloaded.take_if(|(n, _)| *n == v.version).map(|(_, r)| r);
+                Arc::new(new_version(state, v, runtime))
+            });
+            (v.version, version)
+        })
+        .collect();
+    let mut watched = HashSet::new();
+    let aliases = record
+        .aliases
+        .iter()
+        .filter_map(|a| {
+            let version = versions.get(&a.version)?.clone();
+            let canary = a.canary.as_ref().and_then(|c| {
+                let v = versions.get(&c.version)?.clone();
+                if c.weight > 0 && c.auto_rollback {
+                    watched.extend([a.version, c.version]);
+                }
+                Some((v, c.weight))
+            });
+            Some((a.name.clone(), Alias { version, canary }))
+        })
+        .collect();
+    for (n, v) in &versions {
+        v.health.watch(watched.contains(n));
     }
+    let allow_pinning = record
+        .latest()
+        .is_some_and(|v| v.spec.allow_version_pinning);
+    let function = Arc::new(Function {
+        project: record.project.clone(),
+        name: record.name.clone(),
+        versions,
+        aliases,
+        allow_pinning,
+    });
+    Entry { record, function }
+}
+
+/// The HTTP routes of a function: those of the version `live` points at.
+fn routes(record: &FunctionRecord) -> &[HttpTrigger] {
+    record.live().map_or(&[], |v| v.spec.http.as_slice())
 }
 
 /// Builds the gateway snapshot for a set of entries.
-fn snapshot(entries: &HashMap<String, Entry>) -> Result<Snapshot, updraft_gateway::RouteConflict> {
+pub(crate) fn snapshot(
+    entries: &HashMap<String, Entry>,
+) -> Result<Snapshot, updraft_gateway::RouteConflict> {
     // Sorted by name so that conflicts are reported deterministically.
     let sorted: BTreeMap<&String, &Entry> = entries.iter().collect();
     let routes = RouteTable::new(sorted.values().flat_map(|e| {
-        e.record
-            .spec
-            .http
+        routes(&e.record)
             .iter()
             .map(|t| (t.clone(), e.function.clone()))
     }))?;
@@ -103,6 +174,77 @@ fn snapshot(entries: &HashMap<String, Entry>) -> Result<Snapshot, updraft_gatewa
     })
 }
 
+/// Checks that routes taken from `specs` (function name → routes) together with the routes of
+/// every other entry do not collide, before anything is stored.
+pub(crate) fn check_routes(
+    entries: &HashMap<String, Entry>,
+    replaced: &BTreeMap<String, Vec<HttpTrigger>>,
+) -> Result<(), ApiError> {
+    let mut all: BTreeMap<&str, &[HttpTrigger]> = entries
+        .iter()
+        .filter(|(k, _)| !replaced.contains_key(*k))
+        .map(|(k, e)| (k.as_str(), routes(&e.record)))
+        .collect();
+    for (k, r) in replaced {
+        all.insert(k.as_str(), r.as_slice());
+    }
+    RouteTable::check(
+        all.iter()
+            .flat_map(|(name, rs)| rs.iter().map(|t| (t, *name))),
+    )
+    .map_err(|e| ApiError::new(Code::Conflict, e.to_string()))
+}
+
+/// Loads and pre-instantiates, in the background, the versions aliases point at whose
+/// functions ask for warm instances.
+pub(crate) fn warm_up<'a>(entries: impl IntoIterator<Item = &'a Entry>) {
+    for e in entries {
+        let targets: HashSet<u32> = e
+            .record
+            .aliases
+            .iter()
+            .flat_map(|a| std::iter::once(a.version).chain(a.canary.as_ref().map(|c| c.version)))
+            .collect();
+        for n in targets {
+            let Some(v) = e.version(n).cloned() else {
+                continue;
+            };
+            if v.runtime.min_instances() == 0 {
+                continue;
+            }
+            let name = e.record.name.clone();
+            tokio::spawn(async move {
+                if let Err(e) = v.runtime.warm_up().await {
+                    tracing::error!(function = %name, version = v.number, error = %e, "could not pre-instantiate");
+                }
+            });
+        }
+    }
+}
+
+/// Deletes the compiled code of artifacts the store just deleted.
+pub(crate) fn forget(state: &State, digests: &[String]) {
+    for d in digests {
+        if let Err(e) = state.engine.forget(d) {
+            tracing::warn!(digest = %d, error = %e, "could not delete compiled code");
+        }
+    }
+}
+
+/// Writes a platform event into a function's log.
+pub(crate) fn event(state: &State, function: &str, message: &str) {
+    tracing::info!(function, "{message}");
+    state.store.logs().write(updraft_store::LogRecord {
+        id: 0,
+        project: DEFAULT_PROJECT.to_owned(),
+        function: function.to_owned(),
+        request_id: String::new(),
+        ts_ms: updraft_store::now_ms(),
+        stream: updraft_engine::Stream::Platform.as_str().to_owned(),
+        line: message.to_owned(),
+    });
+}
+
 /// Loads every stored function and publishes them. Returns the ones that failed, with why.
 pub(crate) async fn load_all(
     state: &Arc<State>,
@@ -113,24 +255,26 @@ pub(crate) async fn load_all(
         let mut entries = HashMap::new();
         let mut failed = Vec::new();
         for record in s.store.all_functions()? {
-            let name = record.spec.name.to_string();
-            let function = function(&s, &record);
+            let name = record.name.clone();
             // Scaled to zero: only code missing from the cache is loaded now (compiled, so
             // that no request pays for it), and dropped again until a request comes.
-            let loaded = if s.engine.is_cached(&record.digest) {
-                Ok(())
-            } else {
-                s.engine
-                    .load(&record.digest, &s.store.artifact_path(&record.digest))
-                    .map(drop)
-            };
-            match loaded {
-                Ok(()) => {
-                    entries.insert(name, Entry { record, function });
+            let problem = record
+                .versions
+                .iter()
+                .filter(|v| v.deleted_at.is_none() && !s.engine.is_cached(&v.digest))
+                .find_map(|v| {
+                    s.engine
+                        .load(&v.digest, &s.store.artifact_path(&v.digest))
+                        .err()
+                        .map(|e| format!("version {}: {e}", v.version))
+                });
+            match problem {
+                None => {
+                    entries.insert(name, entry(&s, record, None, None));
                 }
-                Err(e) => {
+                Some(e) => {
                     tracing::error!(function = %name, error = %e, "could not load function");
-                    failed.push((name, e.to_string()));
+                    failed.push((name, e));
                 }
             }
         }
@@ -140,24 +284,51 @@ pub(crate) async fn load_all(
     .map_err(|e| crate::ServerError::Internal(e.to_string()))??;
     let snap = snapshot(&entries).map_err(|e| crate::ServerError::Internal(e.to_string()))?;
     state.gateway.publish(snap);
-    warm_up(entries.values().map(|e| e.function.clone()));
+    warm_up(entries.values());
     *guard = entries;
     Ok(failed)
 }
 
-/// The API view of a function: its record with the server's defaults filled in, and its
-/// runtime state when it is being served.
-pub(crate) fn info(
-    limits: &Limits,
-    record: &FunctionRecord,
-    function: Option<&Function>,
-) -> FunctionInfo {
-    let spec = &record.spec;
-    let e = limits.resolve(spec);
-    FunctionInfo {
-        name: spec.name.to_string(),
+/// The API view of an alias.
+pub(crate) fn alias_info(a: &AliasRecord) -> AliasInfo {
+    AliasInfo {
+        name: a.name.clone(),
+        version: a.version,
+        canary: a.canary.as_ref().map(|c| CanaryInfo {
+            version: c.version,
+            weight: c.weight,
+            auto_rollback: c.auto_rollback,
+            promote_after_ms: c.promote_after_ms,
+            started_at: c.started_at,
+        }),
+        updated_at: a.updated_at,
+    }
+}
+
+/// The API view of a function: its `live` version with the server's defaults filled in, and
+/// that version's runtime state.
+pub(crate) fn info(limits: &Limits, e: &Entry) -> Option<FunctionInfo> {
+    let record = &e.record;
+    let live = record.live()?;
+    let spec = &live.spec;
+    let eff = limits.resolve(spec);
+    let runtime = e.version(live.version).map(|v| {
+        let s = v.runtime.stats();
+        RuntimeInfo {
+            loaded: s.loaded,
+            ready_instances: s.ready_instances,
+            cold_starts: s.cold_starts,
+            evictions: s.evictions,
+            reuse_disabled: s.reuse_disabled,
+        }
+    });
+    Some(FunctionInfo {
+        name: record.name.clone(),
         app: record.app.clone(),
-        digest: record.digest.clone(),
+        digest: live.digest.clone(),
+        version: live.version,
+        latest_version: record.latest().map_or(live.version, |v| v.version),
+        aliases: record.aliases.iter().map(alias_info).collect(),
         routes: spec
             .http
             .iter()
@@ -166,35 +337,50 @@ pub(crate) fn info(
                 methods: t.methods.iter().map(|m| m.as_str().to_owned()).collect(),
             })
             .collect(),
-        timeout_ms: u64::try_from(e.timeout.as_millis()).unwrap_or(u64::MAX),
-        memory_bytes: e.memory,
-        max_concurrency: e.max_concurrency,
+        timeout_ms: u64::try_from(eff.timeout.as_millis()).unwrap_or(u64::MAX),
+        memory_bytes: eff.memory,
+        max_concurrency: eff.max_concurrency,
         min_instances: spec.min_instances,
-        idle_timeout_ms: u64::try_from(e.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+        idle_timeout_ms: u64::try_from(eff.idle_timeout.as_millis()).unwrap_or(u64::MAX),
         instance_reuse: spec.instance_reuse.as_str().to_owned(),
-        max_reuse: e.max_reuse,
-        max_request_body: e.max_request_body,
-        max_response_body: e.max_response_body,
+        max_reuse: eff.max_reuse,
+        max_request_body: eff.max_request_body,
+        max_response_body: eff.max_response_body,
         allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
         env: spec.env.keys().cloned().collect(),
-        updated_at: record.updated_at,
-        runtime: function.map(|f| {
-            let s = f.runtime.stats();
-            RuntimeInfo {
-                loaded: s.loaded,
-                ready_instances: s.ready_instances,
-                cold_starts: s.cold_starts,
-                evictions: s.evictions,
-                reuse_disabled: s.reuse_disabled,
-            }
-        }),
+        updated_at: live.created_at,
+        runtime,
+    })
+}
+
+/// Validates a canary weight and guard.
+pub(crate) fn canary_template(p: &updraft_api::CanaryPolicy) -> Result<Canary, ApiError> {
+    if p.weight > 100 {
+        return Err(ApiError::new(
+            Code::BadRequest,
+            format!("canary weight {} is not a percentage (0 to 100)", p.weight),
+        ));
     }
+    if p.promote_after_ms == Some(0) {
+        return Err(ApiError::new(
+            Code::BadRequest,
+            "promote_after must be longer than 0",
+        ));
+    }
+    Ok(Canary {
+        version: 0,
+        weight: p.weight,
+        auto_rollback: p.auto_rollback,
+        promote_after_ms: p.promote_after_ms,
+        started_at: 0,
+    })
 }
 
 /// Deploys (or redeploys) one app.
 pub(crate) async fn deploy(
     state: &Arc<State>,
     req: DeployRequest,
+    deployer: String,
 ) -> Result<DeployResponse, ApiError> {
     let file = req.manifest_file.as_deref().unwrap_or("updraft.toml");
     let manifest = Manifest::parse(file, &req.manifest)
@@ -236,20 +422,16 @@ pub(crate) async fn deploy(
                 .join("\n"),
         ));
     }
+    let canary = req.canary.as_ref().map(canary_template).transpose()?;
     let app = manifest.app.name.to_string();
 
     let mut guard = state.deployed.inner.lock().await;
-    // The new set starts as everything else, unchanged; this app's functions are replaced.
-    let mut next: HashMap<String, Entry> = guard
-        .iter()
-        .filter(|(_, e)| e.record.app != app || e.record.project != DEFAULT_PROJECT)
-        .map(|(k, e)| (k.clone(), e.clone()))
-        .collect();
-    if let Some(f) = functions
-        .iter()
-        .find(|f| next.contains_key(f.spec.name.as_str()))
-    {
-        let owner = &next[f.spec.name.as_str()].record.app;
+    if let Some((f, owner)) = functions.iter().find_map(|f| {
+        guard
+            .get(f.spec.name.as_str())
+            .filter(|e| e.record.app != app)
+            .map(|e| (f, e.record.app.clone()))
+    }) {
         return Err(ApiError::new(
             Code::Conflict,
             format!(
@@ -258,92 +440,164 @@ pub(crate) async fn deploy(
             ),
         ));
     }
-    // Functions whose code and settings did not change keep their running instance (and their
-    // `updated_at`); the rest are loaded from the compiled cache before anything is switched, so
-    // a deploy that cannot run changes nothing.
-    let mut to_load = Vec::new();
+    // What changed: a function whose code or settings differ from its newest version gets a new
+    // version. Its code is loaded before anything is stored, so that a deploy whose code cannot
+    // run changes nothing (and the first request after it is warm).
+    let changed: Vec<DeployedFunction> = functions
+        .iter()
+        .filter(|f| {
+            guard
+                .get(f.spec.name.as_str())
+                .and_then(|e| e.record.latest())
+                .is_none_or(|v| v.digest != f.digest || v.spec != f.spec)
+        })
+        .cloned()
+        .collect();
+    // The routes each of the app's functions will have: the new spec's where `live` moves to
+    // the new version, the current `live` version's otherwise.
+    let mut next_routes: BTreeMap<String, Vec<HttpTrigger>> = BTreeMap::new();
     for f in &functions {
-        let name = f.spec.name.as_str();
-        match guard.get(name) {
-            Some(old)
-                if old.record.app == app
-                    && old.record.digest == f.digest
-                    && old.record.spec == f.spec =>
-            {
-                next.insert(name.to_owned(), old.clone());
-            }
-            _ => to_load.push(f.clone()),
+        let name = f.spec.name.to_string();
+        let current = guard.get(&name).and_then(|e| e.record.live());
+        let moves = changed.iter().any(|c| c.spec.name == f.spec.name)
+            && (canary.is_none() || current.is_none());
+        let routes = match current {
+            Some(live) if !moves => live.spec.http.clone(),
+            _ => f.spec.http.clone(),
+        };
+        next_routes.insert(name, routes);
+    }
+    for (name, e) in guard.iter() {
+        if e.record.app == app && !next_routes.contains_key(name) {
+            next_routes.insert(name.clone(), Vec::new());
         }
     }
-    let s = state.clone();
-    let app_name = app.clone();
-    let loaded: Vec<Entry> = tokio::task::spawn_blocking(move || {
-        to_load
-            .into_iter()
-            .map(|f| {
-                if !s.store.has_artifact(&f.digest)? {
-                    return Err(ApiError::new(
-                        Code::UnknownArtifact,
-                        format!(
-                            "function `{}`: artifact {} was not uploaded (PUT /v1/artifacts/{{digest}} first)",
-                            f.spec.name, f.digest
-                        ),
-                    ));
-                }
-                let record = FunctionRecord {
-                    project: DEFAULT_PROJECT.to_owned(),
-                    app: app_name.clone(),
-                    digest: f.digest,
-                    spec: f.spec,
-                    updated_at: updraft_store::now_ms(),
-                };
-                // Load now so that a deploy whose code cannot run changes nothing, and so that
-                // the first request after a deploy is warm.
-                let function = function(&s, &record);
-                function.runtime.load_now().map_err(|e| {
-                    if e.is_user_error() {
-                        ApiError::new(Code::InvalidComponent, format!("function `{}`: {e}", record.spec.name))
-                    } else {
-                        ApiError::internal("loading a component", e)
-                    }
-                })?;
-                Ok(Entry { record, function })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()
-    })
-    .await??;
-    let fresh: Vec<Arc<Function>> = loaded.iter().map(|e| e.function.clone()).collect();
-    for e in loaded {
-        next.insert(e.record.spec.name.to_string(), e);
-    }
-    let snap = snapshot(&next).map_err(|e| ApiError::new(Code::Conflict, e.to_string()))?;
+    check_routes(&guard, &next_routes)?;
 
     let s = state.clone();
-    let (app_name, manifest_text) = (app.clone(), req.manifest.clone());
-    let removed = tokio::task::spawn_blocking(move || {
-        s.store
-            .deploy_app(DEFAULT_PROJECT, &app_name, &manifest_text, &functions)
+    let options = DeployOptions {
+        deployer,
+        canary,
+        keep: state.keep_versions,
+    };
+    let manifest_text = req.manifest.clone();
+    let app_name = app.clone();
+    let (preloaded, outcome, records) = tokio::task::spawn_blocking(move || {
+        let mut preloaded = HashMap::new();
+        for f in &changed {
+            if !s.store.has_artifact(&f.digest)? {
+                return Err(ApiError::new(
+                    Code::UnknownArtifact,
+                    format!(
+                        "function `{}`: artifact {} was not uploaded (PUT /v1/artifacts/{{digest}} first)",
+                        f.spec.name, f.digest
+                    ),
+                ));
+            }
+            let draft = VersionRecord {
+                version: 0,
+                digest: f.digest.clone(),
+                spec: f.spec.clone(),
+                deployer: String::new(),
+                created_at: 0,
+                deleted_at: None,
+                note: None,
+            };
+            let runtime = managed(&s, &draft);
+            runtime.load_now().map_err(|e| {
+                if e.is_user_error() {
+                    ApiError::new(
+                        Code::InvalidComponent,
+                        format!("function `{}`: {e}", f.spec.name),
+                    )
+                } else {
+                    ApiError::internal("loading a component", e)
+                }
+            })?;
+            preloaded.insert(f.spec.name.to_string(), runtime);
+        }
+        let outcome =
+            s.store
+                .deploy_app(DEFAULT_PROJECT, &app_name, &manifest_text, &functions, &options)?;
+        let mut records = Vec::new();
+        for f in &functions {
+            if let Some(r) = s.store.function(DEFAULT_PROJECT, f.spec.name.as_str())? {
+                records.push(r);
+            }
+        }
+        Ok::<_, ApiError>((preloaded, outcome, records))
     })
     .await??;
     // Durable; now switch traffic.
+    let mut next: HashMap<String, Entry> = guard
+        .iter()
+        .filter(|(k, _)| !outcome.removed.contains(k))
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    let mut preloaded = preloaded;
+    for record in records {
+        let name = record.name.clone();
+        let fresh = outcome
+            .published
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| preloaded.remove(&name).map(|r| (*v, r)));
+        let e = entry(state, record, guard.get(&name), fresh);
+        next.insert(name, e);
+    }
+    let snap = snapshot(&next).map_err(|e| ApiError::internal("rebuilding routes", e))?;
     state.gateway.publish(snap);
+    forget(state, &outcome.orphaned);
+    for (name, version) in &outcome.published {
+        let msg = match next.get(name).and_then(|e| e.record.alias(LIVE)) {
+            Some(live) if live.version == *version => {
+                format!("deployed version {version}; live now serves it")
+            }
+            Some(live) => format!(
+                "deployed version {version} as a {}% canary of live (stable: version {})",
+                live.canary.as_ref().map_or(0, |c| c.weight),
+                live.version
+            ),
+            None => format!("deployed version {version}"),
+        };
+        event(state, name, &msg);
+    }
+    for (name, version) in &outcome.pruned {
+        event(
+            state,
+            name,
+            &format!(
+                "deleted version {version} (retention keeps the last {})",
+                state.keep_versions
+            ),
+        );
+    }
+    warm_up(
+        next.values()
+            .filter(|e| outcome.published.iter().any(|(n, _)| *n == e.record.name)),
+    );
     *guard = next;
-    warm_up(fresh);
 
     let mut infos: Vec<FunctionInfo> = guard
         .values()
         .filter(|e| e.record.app == app)
-        .map(|e| info(&state.limits, &e.record, Some(&e.function)))
+        .filter_map(|e| info(&state.limits, e))
         .collect();
     infos.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut pruned: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (name, v) in outcome.pruned {
+        pruned.entry(name).or_default().push(v);
+    }
     Ok(DeployResponse {
         app,
         functions: infos,
-        removed,
+        removed: outcome.removed,
+        published: outcome.published.into_iter().collect(),
+        pruned,
     })
 }
 
-/// Deletes one function. Returns whether it existed.
+/// Deletes one function with its versions. Returns whether it existed.
 pub(crate) async fn delete(state: &Arc<State>, name: &str) -> Result<bool, ApiError> {
     let mut guard = state.deployed.inner.lock().await;
     if !guard.contains_key(name) {
@@ -354,8 +608,12 @@ pub(crate) async fn delete(state: &Arc<State>, name: &str) -> Result<bool, ApiEr
     let snap = snapshot(&next).map_err(|e| ApiError::internal("rebuilding routes", e))?;
     let s = state.clone();
     let n = name.to_owned();
-    tokio::task::spawn_blocking(move || s.store.delete_function(DEFAULT_PROJECT, &n)).await??;
+    let pruned =
+        tokio::task::spawn_blocking(move || s.store.delete_function(DEFAULT_PROJECT, &n)).await??;
     state.gateway.publish(snap);
+    if let Some(p) = pruned {
+        forget(state, &p.orphaned);
+    }
     *guard = next;
     Ok(true)
 }
@@ -365,7 +623,7 @@ pub(crate) async fn list(state: &Arc<State>) -> Vec<FunctionInfo> {
     let guard = state.deployed.inner.lock().await;
     let mut infos: Vec<FunctionInfo> = guard
         .values()
-        .map(|e| info(&state.limits, &e.record, Some(&e.function)))
+        .filter_map(|e| info(&state.limits, e))
         .collect();
     infos.sort_by(|a, b| a.name.cmp(&b.name));
     infos

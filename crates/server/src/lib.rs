@@ -7,6 +7,7 @@
 //!    code is loaded from the compiled-code cache on its first request, except for functions
 //!    with `min_instances`, which are loaded and pre-instantiated now (code missing from the
 //!    cache is compiled now, so no request pays for it);
+//!    a background task guards canaries (rolls back or promotes them, see `versions`);
 //! 3. serve both planes until the shutdown future resolves; stop accepting, let in-flight
 //!    requests finish (bounded by `drain`), then flush queued log lines.
 //!
@@ -26,8 +27,9 @@ mod control;
 mod deploy;
 mod error;
 mod logs;
+mod versions;
 
-pub use config::{ConfigError, FileConfig, Limits, Pool};
+pub use config::{CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, FileConfig, Limits, Pool};
 pub use error::ServerError;
 
 use std::future::{Future, IntoFuture};
@@ -78,11 +80,15 @@ pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) engine: Arc<Engine>,
     pub(crate) gateway: Arc<Gateway>,
-    pub(crate) auth: auth::Tokens,
+    pub(crate) auth: Arc<auth::Tokens>,
     pub(crate) deployed: deploy::Deployed,
     pub(crate) drain: Duration,
     pub(crate) limits: Limits,
     pub(crate) queue_timeout: Duration,
+    /// Versions kept per function.
+    pub(crate) keep_versions: usize,
+    /// When guarded canaries are rolled back.
+    pub(crate) canary: CanaryConfig,
     /// Base URL of the data plane, set once it is bound.
     pub(crate) data_url: std::sync::OnceLock<String>,
 }
@@ -109,14 +115,18 @@ impl Server {
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))??;
         let (auth, new_admin_token) = auth::Tokens::load_or_bootstrap(&store)?;
+        let auth = Arc::new(auth);
         let mut gateway_config = GatewayConfig::default();
         gateway_config.global_max_concurrency = config.file.global_max_concurrency;
         gateway_config.max_headers = config.file.max_headers;
         gateway_config.max_header_bytes = config.file.max_header_bytes;
-        let gateway = Arc::new(Gateway::new(
-            Arc::new(logs::StoreSinks::new(store.logs().clone())),
-            gateway_config,
-        ));
+        let gateway = Arc::new(
+            Gateway::new(
+                Arc::new(logs::StoreSinks::new(store.logs().clone())),
+                gateway_config,
+            )
+            .with_admin_check(auth.clone()),
+        );
         let state = Arc::new(State {
             store,
             engine: Arc::new(engine),
@@ -126,6 +136,8 @@ impl Server {
             drain: config.drain,
             limits: config.file.limits.clone(),
             queue_timeout: config.file.queue_timeout,
+            keep_versions: config.file.keep_versions,
+            canary: config.file.canary.clone(),
             data_url: std::sync::OnceLock::new(),
         });
         let failed_loads = deploy::load_all(&state).await?;
@@ -187,10 +199,10 @@ impl Server {
                 .into_future(),
         );
         let gateway = self.state.gateway.clone();
+        let stop = wait(stop_rx.clone());
         let evictor = tokio::spawn(async move {
             let mut tick = tokio::time::interval(EVICTION_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let stop = wait(stop_rx);
             tokio::pin!(stop);
             loop {
                 tokio::select! {
@@ -199,10 +211,24 @@ impl Server {
                 }
             }
         });
+        let state = self.state.clone();
+        let stop = wait(stop_rx);
+        let guard = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.canary.check_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => versions::guard_canaries(&state).await,
+                    () = &mut stop => break,
+                }
+            }
+        });
         shutdown.await;
         let _ = stop_tx.send(true);
         let _ = data_task.await;
         let _ = evictor.await;
+        let _ = guard.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.logs().flush()).await;

@@ -2,7 +2,8 @@
 //!
 //! Layout of a data directory:
 //! ```text
-//! updraft.db            SQLite (WAL): projects, admin tokens, artifacts, apps, functions, logs
+//! updraft.db            SQLite (WAL): projects, admin tokens, artifacts, apps, functions,
+//!                       versions, aliases, logs
 //! artifacts/<sha256>.wasm   uploaded components, content-addressed
 //! compiled/             compiled-code cache (owned by updraft-engine, not by this crate)
 //! admin-token           the first admin token, mode 0600, for the local CLI
@@ -18,9 +19,13 @@
 
 mod artifacts;
 mod db;
+mod functions;
 mod logs;
 
-pub use db::{DeployedFunction, FunctionRecord};
+pub use functions::{
+    AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
+    VersionRecord,
+};
 pub use logs::{FLUSH_INTERVAL, LogQuery, LogRecord, LogWriter, MAX_LOG_LINES};
 
 use std::path::{Path, PathBuf};
@@ -59,6 +64,28 @@ pub enum StoreError {
         function: String,
         /// The app that owns it.
         app: String,
+    },
+    /// No function has this name.
+    #[error("no function named `{function}`")]
+    NoSuchFunction {
+        /// The function.
+        function: String,
+    },
+    /// The function never had this version.
+    #[error("function `{function}` has no version {version}")]
+    NoSuchVersion {
+        /// The function.
+        function: String,
+        /// The version asked for.
+        version: u32,
+    },
+    /// The version existed but retention deleted it.
+    #[error("version {version} of function `{function}` was deleted by retention")]
+    VersionDeleted {
+        /// The function.
+        function: String,
+        /// The version asked for.
+        version: u32,
     },
     /// A stored row could not be decoded (written by an incompatible version?).
     #[error("stored data is corrupt: {0}")]

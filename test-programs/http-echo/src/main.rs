@@ -11,6 +11,10 @@
 //! `?panic` panics after printing (the invocation must fail with a 500, the host must not);
 //! `?sleep=<ms>` waits that long after printing and before answering.
 //!
+//! With the `FAIL_PERCENT` env var set to P, about P% of requests answer 500 (`echo failed on
+//! purpose`): the ones whose random request id starts with a byte below P% of 256, so the
+//! choice is independent of everything the test controls.
+//!
 //! `instance-requests: N` in the body counts the requests this instance has served, this one
 //! included: always 1 with a fresh instance per request, 1, 2, 3... on a reused one. With
 //! `?fail-if-reused` the guest panics when it is not its instance's first request (a guest that
@@ -52,6 +56,22 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
             .is_some_and(|q| q.split('&').any(|kv| kv == "fail-if-reused"))
     {
         panic!("echo cannot serve a second request on one instance");
+    }
+
+    let fail_percent = std::env::var("FAIL_PERCENT")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    if let Some(p) = fail_percent {
+        let first_byte = parts
+            .headers
+            .get("x-updraft-request-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|id| u32::from_str_radix(id.get(..2)?, 16).ok());
+        if first_byte.is_some_and(|b| b * 100 < p * 256) {
+            let mut response = Response::new(Body::from("echo failed on purpose\n"));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return Ok(response);
+        }
     }
 
     let mut out = String::new();

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
-use updraft_api::{ArtifactUploaded, DeployRequest, DeployResponse, Status};
+use updraft_api::{ArtifactUploaded, CanaryPolicy, DeployRequest, DeployResponse, Status};
 use updraft_manifest::Manifest;
 
 use crate::Remote;
@@ -25,6 +25,16 @@ pub(crate) struct DeployArgs {
     /// Skip the functions' `build` commands.
     #[arg(long)]
     no_build: bool,
+    /// Publish changed functions as a canary getting this percentage of `live`'s traffic,
+    /// instead of switching `live` to them.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    canary: Option<u8>,
+    /// With --canary: roll the canary back on its own if it does worse than the stable version.
+    #[arg(long, requires = "canary")]
+    auto_rollback: bool,
+    /// With --canary: promote it to 100% after this long if it stayed healthy (e.g. `10m`).
+    #[arg(long, requires = "canary", value_name = "DURATION")]
+    promote_after: Option<String>,
     /// Print the deploy result as JSON.
     #[arg(long)]
     json: bool,
@@ -34,7 +44,19 @@ pub(crate) struct DeployArgs {
 
 pub(crate) async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.remote)?;
-    let result = deploy_dir(&client, &args.dir, !args.no_build, !args.json).await?;
+    let canary = match args.canary {
+        None => None,
+        Some(weight) => Some(CanaryPolicy {
+            weight,
+            auto_rollback: args.auto_rollback,
+            promote_after_ms: args
+                .promote_after
+                .as_deref()
+                .map(super::versions::parse_promote_after)
+                .transpose()?,
+        }),
+    };
+    let result = deploy_dir(&client, &args.dir, !args.no_build, !args.json, canary).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result.response)?);
     } else {
@@ -55,6 +77,7 @@ pub(crate) async fn deploy_dir(
     dir: &Path,
     build: bool,
     progress: bool,
+    canary: Option<CanaryPolicy>,
 ) -> anyhow::Result<Deployed> {
     let manifest_path = dir.join("updraft.toml");
     let text = std::fs::read_to_string(&manifest_path)
@@ -95,6 +118,8 @@ pub(crate) async fn deploy_dir(
         manifest: text,
         manifest_file: Some(shown),
         artifacts,
+        canary,
+        deployer: deployer(),
     };
     let pb = progress.then(|| output::spinner(format!("deploying app {}", manifest.app.name)));
     let resp = client
@@ -108,6 +133,22 @@ pub(crate) async fn deploy_dir(
     Ok(Deployed {
         response,
         data_plane_url: status.data_plane_url,
+    })
+}
+
+/// `user@host`, for the version record.
+fn deployer() -> Option<String> {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()?;
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    Some(match host {
+        Some(h) => format!("{user}@{h}"),
+        None => user,
     })
 }
 
@@ -212,6 +253,22 @@ async fn upload(
     Ok(())
 }
 
+/// `3 (new)`, `3 (unchanged)` or `2, canary 3 at 10% (new)`.
+fn version_label(f: &updraft_api::FunctionInfo, r: &DeployResponse) -> String {
+    let new = r.published.contains_key(&f.name);
+    let canary = f
+        .aliases
+        .iter()
+        .find(|a| a.name == updraft_manifest::LIVE)
+        .and_then(|a| a.canary.as_ref());
+    let mut s = f.version.to_string();
+    if let Some(c) = canary {
+        s.push_str(&format!(", canary {} at {}%", c.version, c.weight));
+    }
+    s.push_str(if new { " (new)" } else { " (unchanged)" });
+    s
+}
+
 pub(crate) fn print_result(d: &Deployed) {
     println!("{} app {}", green("deployed"), bold(&d.response.app));
     let rows: Vec<Vec<String>> = d
@@ -235,14 +292,26 @@ pub(crate) fn print_result(d: &Deployed) {
                     })
                     .collect()
             };
+            let version = version_label(f, &d.response);
             routes
                 .into_iter()
-                .map(|(m, url)| vec![f.name.clone(), m, url])
+                .map(|(m, url)| vec![f.name.clone(), version.clone(), m, url])
                 .collect::<Vec<_>>()
         })
         .collect();
-    print!("{}", output::table(&["FUNCTION", "METHODS", "URL"], &rows));
+    print!(
+        "{}",
+        output::table(&["FUNCTION", "VERSION", "METHODS", "URL"], &rows)
+    );
     if !d.response.removed.is_empty() {
         println!("{} {}", dim("removed:"), d.response.removed.join(", "));
+    }
+    for (f, versions) in &d.response.pruned {
+        let list: Vec<String> = versions.iter().map(u32::to_string).collect();
+        println!(
+            "{} {f}: version {} (retention)",
+            dim("deleted:"),
+            list.join(", ")
+        );
     }
 }

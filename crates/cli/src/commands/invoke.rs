@@ -12,6 +12,7 @@ use crate::client::Client;
 
 /// Invoke a function and print its response body.
 #[derive(clap::Args)]
+#[command(disable_version_flag = true)]
 pub(crate) struct InvokeArgs {
     /// The function.
     function: String,
@@ -30,6 +31,12 @@ pub(crate) struct InvokeArgs {
     /// Request header `name: value` (repeatable).
     #[arg(short = 'H', long = "header")]
     headers: Vec<String>,
+    /// Run this version instead of the one `live` picks.
+    #[arg(long, conflicts_with = "alias")]
+    version: Option<u32>,
+    /// Run the version this alias picks instead of `live`'s.
+    #[arg(long)]
+    alias: Option<String>,
     /// Print status and headers before the body.
     #[arg(short, long)]
     include: bool,
@@ -62,6 +69,12 @@ pub(crate) async fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             ("path", args.path.as_str()),
         ])
         .body(body);
+    if let Some(v) = args.version {
+        req = req.query(&[("version", v.to_string())]);
+    }
+    if let Some(a) = &args.alias {
+        req = req.query(&[("alias", a.as_str())]);
+    }
     for h in &args.headers {
         let (k, v) = h
             .split_once(':')

@@ -35,7 +35,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let _ = stop_rx.await;
     }));
     let client = Client::with_token(&format!("http://{}", b.control_addr), token);
-    match deploy_dir(&client, &args.dir, !args.no_build, true).await {
+    match deploy_dir(&client, &args.dir, !args.no_build, true, None).await {
         Ok(d) => print_result(&d),
         Err(e) => {
             let _ = stop_tx.send(());

@@ -207,13 +207,89 @@ fn cli_deploys_invokes_and_survives_kill_9() {
 }
 
 #[test]
+fn cli_canary_versions_alias_and_rollback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let app = tmp.path().join("app");
+    write_app(&app, "/v");
+    let mut server = serve(&data);
+    let run = |args: &[&str]| {
+        let out = updraft(&server, &data, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.success(), stdout, stderr)
+    };
+    let dir = app.to_str().unwrap();
+    let (ok, stdout, stderr) = run(&["deploy", dir]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("1 (new)"), "{stdout}");
+    // A changed manifest deployed as a 10% canary: live stays on 1.
+    let manifest = std::fs::read_to_string(app.join("updraft.toml")).unwrap();
+    std::fs::write(
+        app.join("updraft.toml"),
+        manifest.replace("from-cli", "canary"),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(&["deploy", dir, "--canary", "10", "--auto-rollback"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("1, canary 2 at 10% (new)"), "{stdout}");
+    let (ok, table, _) = run(&["versions", "echo"]);
+    assert!(ok);
+    assert!(table.starts_with("VERSION"), "{table}");
+    assert!(table.contains("live (canary 10%)"), "{table}");
+    assert!(table.contains("live (90%)"), "{table}");
+    // Rollback first drops the canary...
+    let (ok, stdout, stderr) = run(&["rollback", "echo"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("dropped canary version 2"), "{stdout}");
+    // ...an alias can point anywhere...
+    let (ok, stdout, stderr) = run(&["alias", "set", "echo", "live", "2"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("live → version 2"), "{stdout}");
+    let (status, body) = get(&format!("{}/v", server.data_url));
+    assert_eq!(status, 200);
+    assert!(body.contains("greeting: canary"), "{body}");
+    // ...and rollback then goes back a version.
+    let (ok, stdout, _) = run(&["rollback", "echo", "--json"]);
+    assert!(ok);
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["alias"]["version"], 1);
+    let (ok, _, stderr) = run(&["alias", "set", "echo", "live", "9"]);
+    assert!(!ok);
+    assert!(stderr.contains("has no version 9"), "{stderr}");
+    let (ok, _, stderr) = run(&["alias", "set", "echo", "live", "1", "--canary", "2"]);
+    assert!(!ok);
+    assert!(stderr.contains("VERSION=PERCENT"), "{stderr}");
+    let (ok, stdout, _) = run(&["alias", "list", "echo"]);
+    assert!(ok && stdout.contains("live → version 1"), "{stdout}");
+    let (ok, stdout, _) = run(&["invoke", "echo", "--version", "2"]);
+    assert!(ok && stdout.contains("greeting: canary"), "{stdout}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+#[test]
 fn every_command_has_help() {
-    for cmd in ["serve", "up", "deploy", "invoke", "functions", "logs"] {
-        let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
-        assert!(out.status.success(), "{cmd} --help failed");
+    for cmd in [
+        "serve",
+        "up",
+        "deploy",
+        "invoke",
+        "functions",
+        "logs",
+        "versions",
+        "alias",
+        "rollback",
+        "alias set",
+        "alias list",
+        "alias delete",
+    ] {
+        let cmd: Vec<&str> = cmd.split(' ').collect();
+        let out = Command::new(BIN).args(&cmd).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{cmd:?} --help failed");
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("Usage: updraft"),
-            "{cmd}"
+            "{cmd:?}"
         );
     }
 }

@@ -49,7 +49,11 @@ async fn an_idle_function_is_evicted_and_reloaded_from_the_cache_without_compili
     assert_eq!(rt["cold_starts"], 0);
     s.logs_until("echo", "", |l| {
         l.iter().any(|l| {
-            l["stream"] == "platform" && l["line"].as_str().unwrap().starts_with("evicted: idle")
+            l["stream"] == "platform"
+                && l["line"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("evicted: version 1 was idle")
         })
     })
     .await;
@@ -77,7 +81,7 @@ async fn an_idle_function_is_evicted_and_reloaded_from_the_cache_without_compili
                 && l["line"]
                     .as_str()
                     .unwrap()
-                    .starts_with("cold start: code loaded from the compiled-code cache in")
+                    .starts_with("cold start: version 1 loaded from the compiled-code cache in")
         })
     })
     .await;

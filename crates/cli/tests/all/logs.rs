@@ -39,8 +39,11 @@ async fn stdout_and_stderr_are_captured_with_the_request_id() {
         ]
     );
     // Without a filter, both invocations' lines, oldest first.
-    let all = s.logs_until("echo", "", |l| l.len() >= 4).await;
-    assert_eq!(all[0]["request_id"], ids[0].as_str());
+    // (The deploy's platform event comes first; it belongs to no request.)
+    let all = s.logs_until("echo", "", |l| l.len() >= 5).await;
+    assert_eq!(all[0]["stream"], "platform");
+    assert_eq!(all[0]["line"], "deployed version 1; live now serves it");
+    assert_eq!(all[1]["request_id"], ids[0].as_str());
     assert_eq!(all[0]["function"], "echo");
     // Bad query parameters are a 400.
     let resp = s

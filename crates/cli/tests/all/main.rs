@@ -14,3 +14,4 @@ mod outbound;
 mod restart;
 mod support;
 mod toolchains;
+mod versions;

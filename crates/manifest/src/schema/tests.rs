@@ -19,6 +19,7 @@ instance_reuse = "warm"
 max_reuse = 50
 max_request_body = "1MiB"
 max_response_body = "2MiB"
+allow_version_pinning = true
 
 [[functions.http]]
 route = "/hello/:name"
@@ -26,6 +27,7 @@ methods = ["get"]
 
 [[functions.http]]
 route = "/static/..."
+alias = "staging"
 "#;
 
 fn err(text: &str) -> String {
@@ -53,6 +55,9 @@ fn parses_the_documented_shape() {
     assert_eq!(f.http[0].methods, vec![Method("GET".into())]);
     assert!(f.http[1].methods.is_empty());
     assert!(f.http[1].accepts("DELETE"));
+    assert!(f.allow_version_pinning);
+    assert_eq!(f.http[0].alias(), "live");
+    assert_eq!(f.http[1].alias(), "staging");
     // The model round-trips through JSON (it is stored that way).
     let json = serde_json::to_string(&m).unwrap();
     assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
@@ -73,6 +78,28 @@ fn defaults() {
     assert_eq!(f.min_instances, 0);
     assert_eq!(f.instance_reuse, InstanceReuse::Fresh);
     assert_eq!(f.max_reuse, None);
+    assert!(!f.allow_version_pinning);
+}
+
+#[test]
+fn route_alias_must_be_a_name() {
+    let text = GOOD.replace("alias = \"staging\"", "alias = \"Staging!\"");
+    let e = err(&text);
+    assert!(e.contains("functions[0].http[1].alias"), "{e}");
+    assert!(e.contains("not a valid name"), "{e}");
+}
+
+#[test]
+fn specs_stored_before_versions_still_decode() {
+    // Specs stored by earlier releases have no `alias` or `allow_version_pinning`.
+    let m = Manifest::parse("updraft.toml", GOOD).unwrap();
+    let mut json = serde_json::to_value(&m.functions[0]).unwrap();
+    let obj = json.as_object_mut().unwrap();
+    obj.remove("allow_version_pinning");
+    obj["http"][1].as_object_mut().unwrap().remove("alias");
+    let f: Function = serde_json::from_value(json).unwrap();
+    assert!(!f.allow_version_pinning);
+    assert_eq!(f.http[1].alias, None);
 }
 
 #[test]
@@ -80,7 +107,7 @@ fn semantic_error_names_line_and_key() {
     let text = GOOD.replace("route = \"/static/...\"", "route = \"static\"");
     assert_eq!(
         err(&text),
-        "updraft.toml:26: functions[0].http[1].route: must start with '/'"
+        "updraft.toml:27: functions[0].http[1].route: must start with '/'"
     );
 }
 

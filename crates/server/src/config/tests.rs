@@ -28,6 +28,15 @@ max_headers = 20
 [pool]
 max_instances = 64
 memory_keep_resident = "4MiB"
+[versions]
+keep = 3
+[canary]
+window = "10s"
+min_requests = 5
+max_error_rate_increase = 10.0
+max_latency_ratio = 1.5
+latency_margin = "20ms"
+check_interval = "200ms"
 "#,
     )
     .unwrap();
@@ -40,6 +49,18 @@ memory_keep_resident = "4MiB"
     assert_eq!(c.max_headers, 20);
     assert_eq!(c.pool.max_instances, 64);
     assert_eq!(c.pool.memory_keep_resident, 4 << 20);
+    assert_eq!(c.keep_versions, 3);
+    assert_eq!(
+        c.canary,
+        CanaryConfig {
+            window: Duration::from_secs(10),
+            min_requests: 5,
+            max_error_rate_increase: 10.0,
+            max_latency_ratio: 1.5,
+            latency_margin: Duration::from_millis(20),
+            check_interval: Duration::from_millis(200),
+        }
+    );
 }
 
 #[test]
@@ -55,6 +76,16 @@ fn bad_files_name_the_key() {
     assert!(
         e.to_string()
             .contains("defaults.memory: 2GiB is above maxima.memory (1GiB)"),
+        "{e}"
+    );
+    let e = FileConfig::parse("c.toml", "[versions]\nkeep = 0\n").unwrap_err();
+    assert!(
+        e.to_string().contains("versions.keep: must be at least 1"),
+        "{e}"
+    );
+    let e = FileConfig::parse("c.toml", "[canary]\nmax_error_rate_increase = 150.0\n").unwrap_err();
+    assert!(
+        e.to_string().contains("canary.max_error_rate_increase"),
         "{e}"
     );
 }
