@@ -33,7 +33,7 @@ curl -fsS -H "authorization: Bearer $TOKEN" "$CONTROL/v1/functions/cold/logs?lim
   python3 -c '
 import json, re, sys
 for l in json.load(sys.stdin)["lines"]:
-    m = re.match(r"cold start: code loaded from the compiled-code cache in ([0-9.]+) ms", l["line"])
+    m = re.match(r"cold start: version [0-9]+ loaded from the compiled-code cache in ([0-9.]+) ms", l["line"])
     if m: print(m.group(1))' >"$OUT/load.txt"
 stop_updraft
 COLD_STARTS=$(wc -l <"$OUT/load.txt")

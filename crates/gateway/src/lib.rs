@@ -6,8 +6,15 @@
 //! JSON error (`404` for an unknown route, `405`, `500` for a trap, `504` for a timeout).
 //!
 //! What is served is one immutable [`Snapshot`] (route table + functions) behind an
-//! [`ArcSwap`]: a deploy builds a new snapshot and swaps it in atomically. A request clones the
-//! `Arc` of the function it matched, so in-flight requests finish on the code they started on.
+//! [`ArcSwap`]: a deploy or an alias move builds a new snapshot and swaps it in atomically.
+//!
+//! A [`Function`] has immutable [`Version`]s and named [`Alias`]es. A route serves an alias
+//! (`live` unless it names another); the alias gives the request its version, drawing its
+//! canary with the canary's weight. A caller may pin a version or alias with
+//! `x-updraft-version` / `x-updraft-alias` when the function allows it or the request carries
+//! the admin token ([`AdminCheck`]). A request clones the `Arc` of its version, so in-flight
+//! requests finish on the code they started on, and every response says which version served
+//! it. Versions under a guarded canary record their 5xx rate and latency ([`Health`]).
 //!
 //! Before a function runs, the gateway admits it: the function's `max_concurrency` and the
 //! server's global cap, with a bounded wait queue (429 + `Retry-After` past it), the request

@@ -257,11 +257,15 @@ pub(crate) async fn load_all(
         for record in s.store.all_functions()? {
             let name = record.name.clone();
             // Scaled to zero: only code missing from the cache is loaded now (compiled, so
-            // that no request pays for it), and dropped again until a request comes.
+            // that no request pays for it), and dropped again until a request comes. Versions
+            // no alias points at are left to compile on the first request that pins one.
+            let aliased = |n: u32| record.aliases.iter().any(|a| a.references(n));
             let problem = record
                 .versions
                 .iter()
-                .filter(|v| v.deleted_at.is_none() && !s.engine.is_cached(&v.digest))
+                .filter(|v| {
+                    v.deleted_at.is_none() && aliased(v.version) && !s.engine.is_cached(&v.digest)
+                })
                 .find_map(|v| {
                     s.engine
                         .load(&v.digest, &s.store.artifact_path(&v.digest))

@@ -29,12 +29,8 @@ pub(crate) struct DeployArgs {
     /// instead of switching `live` to them.
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     canary: Option<u8>,
-    /// With --canary: roll the canary back on its own if it does worse than the stable version.
-    #[arg(long, requires = "canary")]
-    auto_rollback: bool,
-    /// With --canary: promote it to 100% after this long if it stayed healthy (e.g. `10m`).
-    #[arg(long, requires = "canary", value_name = "DURATION")]
-    promote_after: Option<String>,
+    #[command(flatten)]
+    guard: super::versions::CanaryGuard,
     /// Print the deploy result as JSON.
     #[arg(long)]
     json: bool,
@@ -44,18 +40,7 @@ pub(crate) struct DeployArgs {
 
 pub(crate) async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.remote)?;
-    let canary = match args.canary {
-        None => None,
-        Some(weight) => Some(CanaryPolicy {
-            weight,
-            auto_rollback: args.auto_rollback,
-            promote_after_ms: args
-                .promote_after
-                .as_deref()
-                .map(super::versions::parse_promote_after)
-                .transpose()?,
-        }),
-    };
+    let canary = args.canary.map(|w| args.guard.policy(w)).transpose()?;
     let result = deploy_dir(&client, &args.dir, !args.no_build, !args.json, canary).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result.response)?);

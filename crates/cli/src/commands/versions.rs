@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use reqwest::Method;
 use updraft_api::{
-    AliasInfo, CanaryTarget, RollbackRequest, RollbackResponse, SetAlias, VersionList,
+    AliasInfo, CanaryPolicy, CanaryTarget, RollbackRequest, RollbackResponse, SetAlias, VersionList,
 };
 
 use crate::Remote;
@@ -97,13 +97,8 @@ struct SetArgs {
     /// A canary version and the percentage of requests it gets, e.g. `9=10`.
     #[arg(long, value_name = "VERSION=PERCENT")]
     canary: Option<String>,
-    /// Roll the canary back on its own when its error rate or p99 latency is worse than the
-    /// stable version's (thresholds: the server's `[canary]` configuration).
-    #[arg(long, requires = "canary")]
-    auto_rollback: bool,
-    /// Promote the canary to 100% after this long if it stayed healthy (e.g. `10m`).
-    #[arg(long, requires = "canary", value_name = "DURATION")]
-    promote_after: Option<String>,
+    #[command(flatten)]
+    guard: CanaryGuard,
     /// Print the alias as JSON.
     #[arg(long)]
     json: bool,
@@ -132,6 +127,33 @@ struct DeleteArgs {
     remote: Remote,
 }
 
+/// How a canary is guarded; `deploy` and `alias set` share these flags (both need `--canary`).
+#[derive(clap::Args)]
+pub(crate) struct CanaryGuard {
+    /// With --canary: roll the canary back on its own when its error rate or p99 latency is
+    /// worse than the stable version's (thresholds: the server's `[canary]` configuration).
+    #[arg(long, requires = "canary")]
+    auto_rollback: bool,
+    /// With --canary: promote it to 100% after this long if it stayed healthy (e.g. `10m`).
+    #[arg(long, requires = "canary", value_name = "DURATION")]
+    promote_after: Option<String>,
+}
+
+impl CanaryGuard {
+    /// The policy for a canary taking `weight` percent.
+    pub(crate) fn policy(&self, weight: u8) -> anyhow::Result<CanaryPolicy> {
+        Ok(CanaryPolicy {
+            weight,
+            auto_rollback: self.auto_rollback,
+            promote_after_ms: self
+                .promote_after
+                .as_deref()
+                .map(parse_promote_after)
+                .transpose()?,
+        })
+    }
+}
+
 /// `9=10` → (9, 10).
 fn parse_canary(s: &str) -> anyhow::Result<CanaryTarget> {
     let (v, p) = s
@@ -152,7 +174,7 @@ fn parse_canary(s: &str) -> anyhow::Result<CanaryTarget> {
 }
 
 /// `10m` → milliseconds.
-pub(crate) fn parse_promote_after(s: &str) -> anyhow::Result<u64> {
+fn parse_promote_after(s: &str) -> anyhow::Result<u64> {
     let d =
         updraft_manifest::parse_duration(s).map_err(|e| anyhow::anyhow!("--promote-after: {e}"))?;
     if d.is_zero() {
@@ -197,16 +219,14 @@ pub(crate) async fn alias(args: AliasArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AliasCommand::Set(a) => {
             let client = Client::new(&a.remote)?;
+            let canary = a.canary.as_deref().map(parse_canary).transpose()?;
+            let policy = a.guard.policy(canary.as_ref().map_or(0, |c| c.weight))?;
             let body = SetAlias {
                 version: Some(a.target),
-                canary: a.canary.as_deref().map(parse_canary).transpose()?,
+                canary,
                 weights: None,
-                auto_rollback: a.auto_rollback,
-                promote_after_ms: a
-                    .promote_after
-                    .as_deref()
-                    .map(parse_promote_after)
-                    .transpose()?,
+                auto_rollback: policy.auto_rollback,
+                promote_after_ms: policy.promote_after_ms,
             };
             let resp = client
                 .send(
