@@ -361,6 +361,12 @@ pub(crate) async fn rollback(
                 format!("canary of {alias_name} rolled back by hand"),
             )),
         ),
+        (Some(n), None) if n == current.version => {
+            return Err(ApiError::new(
+                Code::Conflict,
+                format!("{alias_name} already serves version {n}"),
+            ));
+        }
         (to, _) => {
             let target = match to {
                 Some(n) => n,

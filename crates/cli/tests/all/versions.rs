@@ -244,6 +244,22 @@ async fn rollback_under_load_loses_no_request() {
             .contains("no older version"),
         "{body}"
     );
+    let rollback_to = |n: u32| {
+        s.api(Method::POST, "/v1/functions/echo/rollback")
+            .json(&json!({ "to": n }))
+            .send()
+    };
+    let body = expect_error(rollback_to(1).await.unwrap(), 409, "conflict").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already serves version 1"),
+        "{body}"
+    );
+    // Going forward again is an alias move like any other.
+    assert_eq!(rollback_to(2).await.unwrap().status(), 200);
+    assert_eq!(served_by(&s.get("/v").await), 2);
     s.stop().await;
 }
 
