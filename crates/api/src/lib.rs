@@ -212,6 +212,18 @@ pub struct VersionInfo {
     pub note: Option<String>,
 }
 
+/// One version in full (`GET /v1/functions/{name}/versions/{n}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionDetail {
+    /// What the list shows.
+    #[serde(flatten)]
+    pub info: VersionInfo,
+    /// The app manifest it was deployed from.
+    pub manifest: String,
+    /// Its validated `[[functions]]` entry, as stored.
+    pub spec: serde_json::Value,
+}
+
 /// A function's versions and aliases.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionList {

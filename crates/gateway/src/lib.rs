@@ -53,7 +53,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use updraft_api::{Code, ErrorBody, headers};
 use updraft_engine::{GuestBody, InvokeError, LogSink, ManagedFunction, Start, Stream};
-use updraft_manifest::{LIVE, Name, RouteMatch, format_size};
+use updraft_manifest::{LIVE, RouteMatch, format_size};
 
 use crate::body::{Budget, LimitedRequest, Tracked};
 
@@ -234,56 +234,51 @@ impl Gateway {
         let request_id = new_request_id();
         let snapshot = self.snapshot.load();
         let path = req.uri().path().to_owned();
-        let (function, matched, pattern, alias) =
-            match snapshot.routes.lookup(req.method().as_str(), &path) {
-                Lookup::Found(route, m) => (
-                    route.function.clone(),
-                    m,
-                    route.pattern.clone(),
-                    route.trigger.alias.clone(),
-                ),
-                Lookup::MethodNotAllowed(allowed) => {
-                    let mut resp = error_response(
-                        Code::MethodNotAllowed,
-                        format!(
-                            "{} is not allowed on {path}; allowed: {}",
-                            req.method(),
-                            allowed.join(", ")
-                        ),
-                        &request_id,
-                    );
-                    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-                        resp.headers_mut().insert(header::ALLOW, v);
-                    }
-                    return resp;
+        // Everything the route decides is settled while the snapshot is held, so nothing of
+        // it is copied out but the function and the version.
+        let (function, chosen) = match snapshot.routes.lookup(req.method().as_str(), &path) {
+            Lookup::Found(route, m) => {
+                let function = route.function.clone();
+                let chosen = self
+                    .requested_pin(&function, req.headers_mut())
+                    .and_then(|pin| resolve(&function, pin.as_ref(), route.trigger.alias()));
+                if chosen.is_ok() {
+                    strip_updraft_headers(req.headers_mut());
+                    set_route_headers(req.headers_mut(), &route.pattern, &m);
                 }
-                Lookup::NotFound => {
-                    return error_response(
-                        Code::RouteNotFound,
-                        format!("no function is routed at {path}"),
-                        &request_id,
-                    );
+                (function, chosen)
+            }
+            Lookup::MethodNotAllowed(allowed) => {
+                let mut resp = error_response(
+                    Code::MethodNotAllowed,
+                    format!(
+                        "{} is not allowed on {path}; allowed: {}",
+                        req.method(),
+                        allowed.join(", ")
+                    ),
+                    &request_id,
+                );
+                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                    resp.headers_mut().insert(header::ALLOW, v);
                 }
-            };
+                return resp;
+            }
+            Lookup::NotFound => {
+                return error_response(
+                    Code::RouteNotFound,
+                    format!("no function is routed at {path}"),
+                    &request_id,
+                );
+            }
+        };
         drop(snapshot);
-        let pin = match self.requested_pin(&function, req.headers_mut()) {
-            Ok(pin) => pin,
+        match chosen {
+            Ok(version) => self.run(&function, &version, req, request_id).await,
             Err((code, msg)) => {
                 let resp = error_response(code, msg, &request_id);
-                return with_function(resp, &request_id, &function, None);
+                with_function(resp, &request_id, &function, None)
             }
-        };
-        let alias = alias.as_ref().map_or(LIVE, Name::as_str);
-        let version = match resolve(&function, pin.as_ref(), alias) {
-            Ok(v) => v,
-            Err((code, msg)) => {
-                let resp = error_response(code, msg, &request_id);
-                return with_function(resp, &request_id, &function, None);
-            }
-        };
-        strip_updraft_headers(req.headers_mut());
-        set_route_headers(req.headers_mut(), &pattern, &matched);
-        self.run(&function, &version, req, request_id).await
+        }
     }
 
     /// The version or alias a request pins with `x-updraft-version` / `x-updraft-alias`, if

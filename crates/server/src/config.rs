@@ -363,12 +363,14 @@ pub struct FileConfig {
 
 impl Default for FileConfig {
     fn default() -> Self {
+        // The data plane's own defaults, so that they are written down once.
+        let gateway = updraft_gateway::GatewayConfig::default();
         Self {
             limits: Limits::default(),
-            global_max_concurrency: None,
-            queue_timeout: Duration::from_secs(1),
-            max_headers: 100,
-            max_header_bytes: 64 << 10,
+            global_max_concurrency: gateway.global_max_concurrency,
+            queue_timeout: updraft_gateway::DEFAULT_QUEUE_TIMEOUT,
+            max_headers: gateway.max_headers,
+            max_header_bytes: gateway.max_header_bytes,
             pool: Pool::default(),
             keep_versions: DEFAULT_KEEP_VERSIONS,
             canary: CanaryConfig::default(),

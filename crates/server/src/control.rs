@@ -239,7 +239,7 @@ async fn list_versions(
 async fn get_version(
     State(state): Shared,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<updraft_api::VersionDetail>, ApiError> {
     let n = parse_version(&version)?;
     Ok(Json(versions::get(&state, &name, n).await?))
 }

@@ -19,14 +19,14 @@ use updraft_api::{
 };
 use updraft_engine::{FunctionSettings, ManagedFunction, Reuse};
 use updraft_gateway::{Alias, ConcurrencyLimit, Function, Health, RouteTable, Snapshot, Version};
-use updraft_manifest::{HttpTrigger, LIVE, Manifest};
+use updraft_manifest::{Function as Spec, HttpTrigger, LIVE, Manifest};
 use updraft_store::{
     AliasRecord, Canary, DEFAULT_PROJECT, DeployOptions, DeployedFunction, FunctionRecord,
     VersionRecord,
 };
 
 use crate::State;
-use crate::config::Limits;
+use crate::config::{Effective, Limits};
 use crate::error::ApiError;
 
 /// The functions being served, with the records they were built from.
@@ -52,11 +52,10 @@ impl Entry {
 }
 
 /// Makes the gateway's version for a stored one: settings resolved against the server's
-/// defaults, code not loaded yet.
+/// defaults, code not loaded yet (unless `runtime` is code already loaded for it).
 fn new_version(state: &State, v: &VersionRecord, runtime: Option<Arc<ManagedFunction>>) -> Version {
-    let spec = &v.spec;
-    let e = state.limits.resolve(spec);
-    let runtime = runtime.unwrap_or_else(|| managed(state, v));
+    let e = state.limits.resolve(&v.spec);
+    let runtime = runtime.unwrap_or_else(|| managed(state, &v.digest, &v.spec, &e));
     Version {
         number: v.version,
         runtime,
@@ -67,10 +66,9 @@ fn new_version(state: &State, v: &VersionRecord, runtime: Option<Arc<ManagedFunc
     }
 }
 
-/// The code of a version, not loaded yet.
-fn managed(state: &State, v: &VersionRecord) -> Arc<ManagedFunction> {
-    let spec = &v.spec;
-    let e = state.limits.resolve(spec);
+/// The code of the component `digest` run with `spec` (settings `e` resolved from it), not
+/// loaded yet.
+fn managed(state: &State, digest: &str, spec: &Spec, e: &Effective) -> Arc<ManagedFunction> {
     let settings = FunctionSettings {
         env: spec
             .env
@@ -88,8 +86,8 @@ fn managed(state: &State, v: &VersionRecord) -> Arc<ManagedFunction> {
     };
     Arc::new(ManagedFunction::new(
         state.engine.clone(),
-        v.digest.clone(),
-        state.store.artifact_path(&v.digest),
+        digest.to_owned(),
+        state.store.artifact_path(digest),
         settings,
         e.idle_timeout,
     ))
@@ -101,9 +99,8 @@ pub(crate) fn entry(
     state: &State,
     record: FunctionRecord,
     previous: Option<&Entry>,
-    preloaded: Option<(u32, Arc<ManagedFunction>)>,
+    mut preloaded: Option<(u32, Arc<ManagedFunction>)>,
 ) -> Entry {
-    let mut preloaded = preloaded;
     let versions: BTreeMap<u32, Arc<Version>> = record
         .versions
         .iter()
@@ -174,6 +171,25 @@ pub(crate) fn snapshot(
     })
 }
 
+/// Makes `current` (the served entries) have `entry` for `name`, or none with `None`, and
+/// publishes the result. Call it after the change is stored.
+pub(crate) fn swap(
+    state: &State,
+    current: &mut HashMap<String, Entry>,
+    name: &str,
+    entry: Option<Entry>,
+) -> Result<(), ApiError> {
+    let mut next = current.clone();
+    match entry {
+        Some(e) => next.insert(name.to_owned(), e),
+        None => next.remove(name),
+    };
+    let snap = snapshot(&next).map_err(|e| ApiError::internal("rebuilding routes", e))?;
+    state.gateway.publish(snap);
+    *current = next;
+    Ok(())
+}
+
 /// Checks that routes taken from `specs` (function name → routes) together with the routes of
 /// every other entry do not collide, before anything is stored.
 pub(crate) fn check_routes(
@@ -234,15 +250,14 @@ pub(crate) fn forget(state: &State, digests: &[String]) {
 /// Writes a platform event into a function's log.
 pub(crate) fn event(state: &State, function: &str, message: &str) {
     tracing::info!(function, "{message}");
-    state.store.logs().write(updraft_store::LogRecord {
-        id: 0,
-        project: DEFAULT_PROJECT.to_owned(),
-        function: function.to_owned(),
-        request_id: String::new(),
-        ts_ms: updraft_store::now_ms(),
-        stream: updraft_engine::Stream::Platform.as_str().to_owned(),
-        line: message.to_owned(),
-    });
+    crate::logs::write(
+        state.store.logs(),
+        DEFAULT_PROJECT,
+        function,
+        "",
+        updraft_engine::Stream::Platform,
+        message,
+    );
 }
 
 /// Loads every stored function and publishes them. Returns the ones that failed, with why.
@@ -486,7 +501,7 @@ pub(crate) async fn deploy(
     };
     let manifest_text = req.manifest.clone();
     let app_name = app.clone();
-    let (preloaded, outcome, records) = tokio::task::spawn_blocking(move || {
+    let (mut preloaded, outcome, records) = tokio::task::spawn_blocking(move || {
         let mut preloaded = HashMap::new();
         for f in &changed {
             if !s.store.has_artifact(&f.digest)? {
@@ -498,16 +513,7 @@ pub(crate) async fn deploy(
                     ),
                 ));
             }
-            let draft = VersionRecord {
-                version: 0,
-                digest: f.digest.clone(),
-                spec: f.spec.clone(),
-                deployer: String::new(),
-                created_at: 0,
-                deleted_at: None,
-                note: None,
-            };
-            let runtime = managed(&s, &draft);
+            let runtime = managed(&s, &f.digest, &f.spec, &s.limits.resolve(&f.spec));
             runtime.load_now().map_err(|e| {
                 if e.is_user_error() {
                     ApiError::new(
@@ -538,7 +544,6 @@ pub(crate) async fn deploy(
         .filter(|(k, _)| !outcome.removed.contains(k))
         .map(|(k, e)| (k.clone(), e.clone()))
         .collect();
-    let mut preloaded = preloaded;
     for record in records {
         let name = record.name.clone();
         let fresh = outcome
@@ -607,18 +612,14 @@ pub(crate) async fn delete(state: &Arc<State>, name: &str) -> Result<bool, ApiEr
     if !guard.contains_key(name) {
         return Ok(false);
     }
-    let mut next = guard.clone();
-    next.remove(name);
-    let snap = snapshot(&next).map_err(|e| ApiError::internal("rebuilding routes", e))?;
     let s = state.clone();
     let n = name.to_owned();
     let pruned =
         tokio::task::spawn_blocking(move || s.store.delete_function(DEFAULT_PROJECT, &n)).await??;
-    state.gateway.publish(snap);
+    swap(state, &mut guard, name, None)?;
     if let Some(p) = pruned {
         forget(state, &p.orphaned);
     }
-    *guard = next;
     Ok(true)
 }
 

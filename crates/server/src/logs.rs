@@ -36,14 +36,33 @@ struct StoreSink {
 
 impl LogSink for StoreSink {
     fn line(&self, stream: Stream, line: &str) {
-        self.writer.write(LogRecord {
-            id: 0,
-            project: self.project.clone(),
-            function: self.function.clone(),
-            request_id: self.request_id.clone(),
-            ts_ms: now_ms(),
-            stream: stream.as_str().to_owned(),
-            line: line.to_owned(),
-        });
+        write(
+            &self.writer,
+            &self.project,
+            &self.function,
+            &self.request_id,
+            stream,
+            line,
+        );
     }
+}
+
+/// Queues one line of `function`'s log, stamped now.
+pub(crate) fn write(
+    writer: &LogWriter,
+    project: &str,
+    function: &str,
+    request_id: &str,
+    stream: Stream,
+    line: &str,
+) {
+    writer.write(LogRecord {
+        id: 0,
+        project: project.to_owned(),
+        function: function.to_owned(),
+        request_id: request_id.to_owned(),
+        ts_ms: now_ms(),
+        stream: stream.as_str().to_owned(),
+        line: line.to_owned(),
+    });
 }

@@ -10,13 +10,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use updraft_api::{Code, RollbackRequest, RollbackResponse, SetAlias, VersionInfo, VersionList};
+use updraft_api::{
+    Code, RollbackRequest, RollbackResponse, SetAlias, VersionDetail, VersionInfo, VersionList,
+};
 use updraft_gateway::Summary;
 use updraft_manifest::{LIVE, Name, format_duration};
-use updraft_store::{AliasRecord, Canary, DEFAULT_PROJECT, FunctionRecord, StoreError};
+use updraft_store::{
+    AliasRecord, Canary, DEFAULT_PROJECT, FunctionRecord, StoreError, VersionRecord,
+};
 
 use crate::State;
-use crate::deploy::{self, Entry, alias_info, check_routes, entry, event, forget, snapshot};
+use crate::deploy::{self, Entry, alias_info, check_routes, entry, event, forget, swap};
 use crate::error::ApiError;
 
 fn not_found(name: &str) -> ApiError {
@@ -55,6 +59,18 @@ fn alias_labels(record: &FunctionRecord, n: u32) -> Vec<String> {
     labels
 }
 
+fn version_info(record: &FunctionRecord, v: &VersionRecord) -> VersionInfo {
+    VersionInfo {
+        version: v.version,
+        digest: v.digest.clone(),
+        created_at: v.created_at,
+        deployer: v.deployer.clone(),
+        aliases: alias_labels(record, v.version),
+        deleted_at: v.deleted_at,
+        note: v.note.clone(),
+    }
+}
+
 fn version_list(record: &FunctionRecord) -> VersionList {
     VersionList {
         function: record.name.clone(),
@@ -62,15 +78,7 @@ fn version_list(record: &FunctionRecord) -> VersionList {
             .versions
             .iter()
             .rev()
-            .map(|v| VersionInfo {
-                version: v.version,
-                digest: v.digest.clone(),
-                created_at: v.created_at,
-                deployer: v.deployer.clone(),
-                aliases: alias_labels(record, v.version),
-                deleted_at: v.deleted_at,
-                note: v.note.clone(),
-            })
+            .map(|v| version_info(record, v))
             .collect(),
         aliases: record.aliases.iter().map(alias_info).collect(),
     }
@@ -90,38 +98,25 @@ pub(crate) async fn list(state: &Arc<State>, name: &str) -> Result<VersionList, 
 }
 
 /// `GET /v1/functions/{name}/versions/{n}`: one version with the manifest it was deployed with.
-pub(crate) async fn get(
-    state: &Arc<State>,
-    name: &str,
-    n: u32,
-) -> Result<serde_json::Value, ApiError> {
+pub(crate) async fn get(state: &Arc<State>, name: &str, n: u32) -> Result<VersionDetail, ApiError> {
     let record = record(state, name).await?;
-    let info = version_list(&record)
-        .versions
-        .into_iter()
-        .find(|v| v.version == n)
-        .ok_or_else(|| {
-            store_error(StoreError::NoSuchVersion {
-                function: name.to_owned(),
-                version: n,
-            })
-        })?;
+    let version = record.version(n).ok_or_else(|| {
+        store_error(StoreError::NoSuchVersion {
+            function: name.to_owned(),
+            version: n,
+        })
+    })?;
     let s = state.clone();
     let f = name.to_owned();
     let manifest =
         tokio::task::spawn_blocking(move || s.store.version_manifest(DEFAULT_PROJECT, &f, n))
             .await??;
-    let spec = record.version(n).map(|v| &v.spec);
-    let mut value =
-        serde_json::to_value(&info).map_err(|e| ApiError::internal("encoding a version", e))?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("manifest".into(), manifest.unwrap_or_default().into());
-        obj.insert(
-            "spec".into(),
-            serde_json::to_value(spec).map_err(|e| ApiError::internal("encoding a spec", e))?,
-        );
-    }
-    Ok(value)
+    Ok(VersionDetail {
+        info: version_info(&record, version),
+        manifest: manifest.unwrap_or_default(),
+        spec: serde_json::to_value(&version.spec)
+            .map_err(|e| ApiError::internal("encoding a spec", e))?,
+    })
 }
 
 /// Points alias `alias.name` of `name` where `alias` says, recording `note` on a version.
@@ -166,13 +161,8 @@ pub(crate) async fn move_alias(
         Ok::<_, ApiError>((record, pruned))
     })
     .await??;
-    let mut next = guard.clone();
-    next.insert(
-        name.to_owned(),
-        entry(state, record.clone(), Some(&current), None),
-    );
-    let snap = snapshot(&next).map_err(|e| ApiError::internal("rebuilding routes", e))?;
-    state.gateway.publish(snap);
+    let rebuilt = entry(state, record.clone(), Some(&current), None);
+    swap(state, &mut guard, name, Some(rebuilt))?;
     forget(state, &pruned.orphaned);
     for (f, v) in &pruned.versions {
         event(
@@ -184,8 +174,7 @@ pub(crate) async fn move_alias(
             ),
         );
     }
-    deploy::warm_up(next.get(name));
-    *guard = next;
+    deploy::warm_up(guard.get(name));
     Ok(Some(record))
 }
 
@@ -325,11 +314,8 @@ pub(crate) async fn delete(state: &Arc<State>, name: &str, alias: &str) -> Resul
     })
     .await??
     .ok_or_else(|| not_found(name))?;
-    let mut next = guard.clone();
-    next.insert(name.to_owned(), entry(state, record, Some(&current), None));
-    let snap = snapshot(&next).map_err(|e| ApiError::internal("rebuilding routes", e))?;
-    state.gateway.publish(snap);
-    *guard = next;
+    let rebuilt = entry(state, record, Some(&current), None);
+    swap(state, &mut guard, name, Some(rebuilt))?;
     event(state, name, &format!("alias {alias} deleted"));
     Ok(())
 }

@@ -47,16 +47,8 @@ async fn an_idle_function_is_evicted_and_reloaded_from_the_cache_without_compili
     let rt = runtime_until(&s, "echo", |r| r["loaded"] == false).await;
     assert_eq!(rt["evictions"], 1);
     assert_eq!(rt["cold_starts"], 0);
-    s.logs_until("echo", "", |l| {
-        l.iter().any(|l| {
-            l["stream"] == "platform"
-                && l["line"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("evicted: version 1 was idle")
-        })
-    })
-    .await;
+    s.platform_line("echo", "", |l| l.starts_with("evicted: version 1 was idle"))
+        .await;
 
     // The next request loads it from the compiled cache: a cold start, no compilation.
     let resp = s.get("/echo").await;
@@ -75,14 +67,8 @@ async fn an_idle_function_is_evicted_and_reloaded_from_the_cache_without_compili
     assert_eq!(rt["cold_starts"], 1, "{rt}");
     assert_eq!(rt["loaded"], true);
     // The cold start is in that invocation's log.
-    s.logs_until("echo", &format!("request_id={request_id}"), |l| {
-        l.iter().any(|l| {
-            l["stream"] == "platform"
-                && l["line"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("cold start: version 1 loaded from the compiled-code cache in")
-        })
+    s.platform_line("echo", &format!("request_id={request_id}"), |l| {
+        l.starts_with("cold start: version 1 loaded from the compiled-code cache in")
     })
     .await;
     s.stop().await;
@@ -180,14 +166,8 @@ async fn a_guest_that_fails_when_reused_falls_back_to_fresh_instances() {
     for _ in 0..3 {
         assert_eq!(instance_requests(&s, "/echo?fail-if-reused").await, "1");
     }
-    s.logs_until("echo", "", |l| {
-        l.iter().any(|l| {
-            l["stream"] == "platform"
-                && l["line"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("instance reuse turned off for this function")
-        })
+    s.platform_line("echo", "", |l| {
+        l.starts_with("instance reuse turned off for this function")
     })
     .await;
     s.stop().await;

@@ -210,6 +210,24 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Waits (bounded) until `function`'s log (filtered by `query`) has a platform line for
+    /// which `matches` holds.
+    pub(crate) async fn platform_line(
+        &self,
+        function: &str,
+        query: &str,
+        matches: impl Fn(&str) -> bool,
+    ) {
+        self.logs_until(function, query, |lines| {
+            lines
+                .iter()
+                .any(|l| l["stream"] == "platform" && l["line"].as_str().is_some_and(&matches))
+        })
+        .await;
+    }
+}
+
 fn updraft_engine_digest(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))

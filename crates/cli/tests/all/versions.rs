@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -173,9 +173,11 @@ async fn rollback_under_load_loses_no_request() {
     deploy_echo(&s, &echo, "env = { VERSION = \"two\" }", None).await;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (http, url, stop) = (s.http.clone(), s.url("/v?sleep=5"), stop.clone());
+        let answered = answered.clone();
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -187,11 +189,23 @@ async fn rollback_under_load_loses_no_request() {
                 let expected = if v == 1 { "one" } else { "two" };
                 assert_eq!(body["version"], expected);
                 seen.push(v);
+                answered.fetch_add(1, Ordering::Relaxed);
             }
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The load is running (40 answers in) before the rollback, and runs on past it.
+    let past = |n: usize| {
+        let answered = answered.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while answered.load(Ordering::Relaxed) < n {
+                assert!(Instant::now() < deadline, "the load stalled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    past(40).await;
     let resp = s
         .api(Method::POST, "/v1/functions/echo/rollback")
         .send()
@@ -208,7 +222,7 @@ async fn rollback_under_load_loses_no_request() {
             .contains("version 2 → version 1"),
         "{result}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    past(answered.load(Ordering::Relaxed) + 40).await;
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     for t in tasks {
@@ -562,14 +576,8 @@ async fn a_failing_canary_is_rolled_back_and_a_healthy_one_promoted() {
         let resp = s.get("/v").await;
         assert_eq!((served_by(&resp), resp.status().as_u16()), (1, 200));
     }
-    s.logs_until("echo", "", |lines| {
-        lines.iter().any(|l| {
-            l["stream"] == "platform"
-                && l["line"]
-                    .as_str()
-                    .unwrap()
-                    .contains("canary version 2 of live rolled back automatically")
-        })
+    s.platform_line("echo", "", |l| {
+        l.contains("canary version 2 of live rolled back automatically")
     })
     .await;
 
