@@ -6,4 +6,5 @@ pub(crate) mod invoke;
 pub(crate) mod logs;
 pub(crate) mod serve;
 pub(crate) mod up;
+pub(crate) mod usage;
 pub(crate) mod versions;

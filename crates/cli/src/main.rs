@@ -52,6 +52,10 @@ enum Command {
     Alias(commands::versions::AliasArgs),
     /// Point `live` back at the previous version (or drop its canary).
     Rollback(commands::versions::RollbackArgs),
+    /// Show usage (invocations, GB-seconds, estimated cost) and quotas.
+    Usage(commands::usage::UsageArgs),
+    /// List a function's invocation records (duration, memory, status).
+    Invocations(commands::usage::InvocationsArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,8 @@ fn main() -> ExitCode {
             Command::Versions(args) => commands::versions::versions(args).await,
             Command::Alias(args) => commands::versions::alias(args).await,
             Command::Rollback(args) => commands::versions::rollback(args).await,
+            Command::Usage(args) => commands::usage::usage(args).await,
+            Command::Invocations(args) => commands::usage::invocations(args).await,
         }
     });
     match result {

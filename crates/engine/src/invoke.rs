@@ -29,7 +29,7 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::compile::CompiledComponent;
-use crate::logs::{Capture, Discard, LogSink, LogSlot, LogState, Stream};
+use crate::logs::{Capture, Discard, InvocationSink, LogSlot, LogState, Report, Stream};
 use crate::outbound::OutboundPolicy;
 use crate::{EPOCH_TICK, Engine, lock};
 
@@ -83,7 +83,7 @@ impl Default for FunctionSettings {
 }
 
 /// Why an invocation produced no response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvokeError {
     /// The guest did not respond before its deadline.
@@ -358,7 +358,7 @@ impl PreparedFunction {
     pub async fn handle<B>(
         &self,
         req: http::Request<B>,
-        log: Arc<dyn LogSink>,
+        log: Arc<dyn InvocationSink>,
     ) -> Result<(http::Response<GuestBody>, InstanceStart), InvokeError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -399,7 +399,7 @@ impl PreparedFunction {
         matches!(self.inner.reuse, Reuse::Warm { .. }) && !self.reuse_disabled()
     }
 
-    fn disable_reuse(&self, log: &dyn LogSink, why: &InvokeError) {
+    fn disable_reuse(&self, log: &dyn InvocationSink, why: &InvokeError) {
         if !self.inner.reuse_disabled.swap(true, Ordering::Relaxed) {
             lock(&self.inner.ready).retain(|i| i.served == 0);
             let msg = format!(
@@ -415,7 +415,7 @@ impl PreparedFunction {
     async fn run(
         &self,
         req: http::Request<GuestBody>,
-        log: Arc<dyn LogSink>,
+        log: Arc<dyn InvocationSink>,
         fresh_only: bool,
     ) -> Result<(http::Response<GuestBody>, InstanceStart), (InvokeError, InstanceStart)> {
         let inner = self.inner.clone();
@@ -454,14 +454,17 @@ impl PreparedFunction {
             .map_err(|e| (e, start))?;
 
         let this = self.clone();
+        let started = Instant::now();
         let task = tokio::spawn(async move {
             let timeout = this.inner.timeout;
+            let mut instantiate = None;
             let result = {
                 let run = async {
                     let proxy = match &instance.proxy {
                         Some(p) => p.clone(),
                         None => {
                             let p = this.inner.instantiate(&mut instance.store).await?;
+                            instantiate = Some(started.elapsed());
                             instance.proxy = Some(p.clone());
                             p
                         }
@@ -491,6 +494,7 @@ impl PreparedFunction {
                 }
             });
             instance.served += 1;
+            let peak_memory = instance.store.data().limits.used as u64;
             let keep = result.is_ok()
                 && match this.inner.reuse {
                     Reuse::Warm { max_reuse } => instance.served < max_reuse && this.reuses(),
@@ -515,6 +519,17 @@ impl PreparedFunction {
                 log.sink().line(Stream::Platform, &e.to_string());
             }
             log.flush();
+            let (result, error) = match result {
+                Ok(()) => (Ok(()), None),
+                Err(e) => (Err(e.clone()), Some(e)),
+            };
+            log.sink().finished(Report {
+                peak_memory,
+                started,
+                instantiate,
+                ended: Instant::now(),
+                error,
+            });
             result
         });
 

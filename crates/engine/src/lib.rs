@@ -12,7 +12,7 @@
 //! - [`PreparedFunction`]: a pre-instantiated component plus its per-function settings; each
 //!   invocation gets a fresh instance by default (nothing leaks between requests) or, with
 //!   [`Reuse::Warm`], a warm one that served earlier requests one at a time; its environment
-//!   variables, its memory limit and deadline, captured stdout/stderr ([`LogSink`]) and an
+//!   variables, its memory limit and deadline, captured stdout/stderr ([`InvocationSink`]) and an
 //!   outbound-HTTP policy that only lets it reach its `allowed_outbound_hosts`;
 //! - [`ManagedFunction`]: scale to zero. A deployed function's code is loaded from the disk cache
 //!   on demand (a cold start) and dropped when idle, unless `min_instances` keeps it warm.
@@ -24,10 +24,10 @@
 //! # async fn demo(bytes: Vec<u8>, req: http::Request<hyper::body::Incoming>)
 //! # -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use updraft_engine::{Engine, EngineConfig, FunctionSettings, LogSink, Stream};
+//! use updraft_engine::{Engine, EngineConfig, FunctionSettings, InvocationSink, Stream};
 //!
 //! struct Print;
-//! impl LogSink for Print {
+//! impl InvocationSink for Print {
 //!     fn line(&self, stream: Stream, line: &str) { println!("{stream:?}: {line}") }
 //! }
 //!
@@ -51,7 +51,7 @@ pub use invoke::{
     FunctionSettings, GuestBody, InstanceStart, InvokeError, PreparedFunction, Reuse, body_error,
 };
 pub use lifecycle::{LifecycleStats, ManagedFunction, Start};
-pub use logs::{LogSink, MAX_LOG_BYTES, Stream};
+pub use logs::{InvocationSink, MAX_LOG_BYTES, Report, Stream};
 pub use wasmtime_wasi_http::Error as HttpError;
 
 use std::path::PathBuf;

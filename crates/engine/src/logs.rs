@@ -1,7 +1,7 @@
 //! Capturing a guest's stdout and stderr as lines for its invocation's log.
 //!
 //! Each invocation gets two [`Capture`] streams that cut the bytes the guest writes into lines and
-//! hand each complete line to the invocation's [`LogSink`] as soon as it is written, so logs can
+//! hand each complete line to the invocation's [`InvocationSink`] as soon as it is written, so logs can
 //! be followed live. Output past [`MAX_LOG_BYTES`] per invocation is dropped (one notice says
 //! so); the guest is never failed or slowed for logging too much.
 
@@ -41,16 +41,49 @@ impl Stream {
     }
 }
 
-/// Receives the log lines of one invocation. Implementations must be cheap and must not block:
-/// they are called from the guest's write path (queue the line, don't write it to disk inline).
-pub trait LogSink: Send + Sync {
+/// Observes one invocation: receives its log lines as they are written, gives the trace
+/// context its outbound requests carry, and gets its [`Report`] when the guest is done.
+/// Implementations must be cheap and must not block: `line` is called from the guest's write
+/// path (queue the line, don't write it to disk inline).
+pub trait InvocationSink: Send + Sync {
     /// One line, without its trailing newline.
     fn line(&self, stream: Stream, line: &str);
+
+    /// The W3C `traceparent` the guest's outbound HTTP requests carry (unless the guest sets
+    /// its own), if the invocation is traced.
+    fn traceparent(&self) -> Option<String> {
+        None
+    }
+
+    /// The guest's run is over (response body included). Called once per attempt: a request
+    /// replayed on a fresh instance after failing on a reused one reports twice, the replay
+    /// last.
+    fn finished(&self, report: Report) {
+        let _ = report;
+    }
+}
+
+/// What one guest run used and how it ended, for metering and traces.
+#[derive(Debug)]
+pub struct Report {
+    /// The instance's linear memory at the end, in bytes: its high-water mark, since linear
+    /// memory never shrinks (for a warm instance, over all the requests it served).
+    pub peak_memory: u64,
+    /// When the run started (the instance was taken or created).
+    pub started: std::time::Instant,
+    /// How long creating and instantiating the instance took, if this run had to (a fresh
+    /// instance; a pre-instantiated or warm one did not).
+    pub instantiate: Option<std::time::Duration>,
+    /// When the guest finished.
+    pub ended: std::time::Instant,
+    /// Why it failed, if it did, even after sending a response head (a body cut off by the
+    /// timeout, say).
+    pub error: Option<crate::InvokeError>,
 }
 
 /// State shared by an invocation's stdout and stderr.
 pub(crate) struct LogState {
-    sink: Arc<dyn LogSink>,
+    sink: Arc<dyn InvocationSink>,
     inner: Mutex<Buffers>,
 }
 
@@ -63,14 +96,14 @@ struct Buffers {
 }
 
 impl LogState {
-    pub(crate) fn new(sink: Arc<dyn LogSink>) -> Arc<Self> {
+    pub(crate) fn new(sink: Arc<dyn InvocationSink>) -> Arc<Self> {
         Arc::new(Self {
             sink,
             inner: Mutex::new(Buffers::default()),
         })
     }
 
-    pub(crate) fn sink(&self) -> &Arc<dyn LogSink> {
+    pub(crate) fn sink(&self) -> &Arc<dyn InvocationSink> {
         &self.sink
     }
 
@@ -128,7 +161,7 @@ impl LogState {
     }
 }
 
-fn emit(sink: &dyn LogSink, stream: Stream, line: &[u8]) {
+fn emit(sink: &dyn InvocationSink, stream: Stream, line: &[u8]) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     sink.line(stream, &String::from_utf8_lossy(line));
 }
@@ -155,7 +188,7 @@ impl LogSlot {
 /// Discards lines: the log of an instance that is not serving an invocation (pre-instantiation).
 pub(crate) struct Discard;
 
-impl LogSink for Discard {
+impl InvocationSink for Discard {
     fn line(&self, _: Stream, _: &str) {}
 }
 

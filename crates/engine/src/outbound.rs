@@ -2,7 +2,8 @@
 //!
 //! A denied request fails inside the guest with `wasi:http`'s `HTTP-request-denied` error code
 //! (the guest sees an ordinary, catchable error) and leaves a platform line in the invocation's
-//! log naming the URL and the setting to change.
+//! log naming the URL and the setting to change. An allowed request carries the invocation's
+//! W3C `traceparent` (see [`crate::InvocationSink::traceparent`]) unless the guest set its own.
 
 use std::sync::Arc;
 
@@ -23,6 +24,9 @@ type SendFuture = Box<
             >,
         > + Send,
 >;
+
+/// The W3C trace-context header.
+const TRACEPARENT: &str = "traceparent";
 
 /// How long a denied request's body is drained before the denial is returned.
 const DRAIN_DENIED_BODY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -47,7 +51,7 @@ impl OutboundPolicy {
 impl WasiHttpHooks for OutboundPolicy {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
@@ -69,6 +73,12 @@ impl WasiHttpHooks for OutboundPolicy {
                 let _ = tokio::time::timeout(DRAIN_DENIED_BODY, drain).await;
                 Err(Error::HttpRequestDenied)
             });
+        }
+        if !request.headers().contains_key(TRACEPARENT)
+            && let Some(tp) = self.log.get().sink().traceparent()
+            && let Ok(value) = http::HeaderValue::from_str(&tp)
+        {
+            request.headers_mut().insert(TRACEPARENT, value);
         }
         Box::new(async move {
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

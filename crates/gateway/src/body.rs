@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use updraft_engine::{HttpError, LogSink, ManagedFunction, Stream};
+use updraft_engine::{HttpError, InvocationSink, ManagedFunction, Stream};
 
 use crate::limit::Permits;
 
@@ -91,7 +91,7 @@ where
 pub(crate) struct Tracked {
     pub(crate) inner: crate::Body,
     pub(crate) budget: Budget,
-    pub(crate) log: Arc<dyn LogSink>,
+    pub(crate) log: Arc<dyn InvocationSink>,
     pub(crate) function: Arc<ManagedFunction>,
     pub(crate) _permits: Permits,
 }

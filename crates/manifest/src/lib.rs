@@ -37,6 +37,7 @@ pub use schema::{
     App, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_REQUEST_BODY,
     DEFAULT_MAX_RESPONSE_BODY, DEFAULT_MAX_REUSE, DEFAULT_MEMORY, DEFAULT_TIMEOUT, Function,
     HttpTrigger, InstanceReuse, LIVE, MAX_BODY, MAX_IDLE_TIMEOUT, MAX_MAX_CONCURRENCY,
-    MAX_MAX_REUSE, MAX_MEMORY, MAX_TIMEOUT, Manifest, Method, Name, NameError,
+    MAX_MAX_REUSE, MAX_MEMORY, MAX_TIMEOUT, Manifest, Method, Name, NameError, QuotaMetric,
+    QuotaPeriod, Quotas,
 };
 pub use units::{ByteSize, format_duration, format_size, parse_duration, parse_size};

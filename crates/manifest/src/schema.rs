@@ -79,6 +79,7 @@ struct RawFunction {
     max_request_body: Option<String>,
     max_response_body: Option<String>,
     allow_version_pinning: Option<bool>,
+    quota: Option<Quotas>,
     #[serde(default)]
     http: Vec<RawHttp>,
 }
@@ -156,8 +157,82 @@ pub struct Function {
     /// presenting the admin token may).
     #[serde(default)]
     pub allow_version_pinning: bool,
+    /// `quota = { invocations_per_day = 10000 }`: usage limits; past one, requests get 429
+    /// `quota_exceeded` until the period ends.
+    #[serde(default)]
+    pub quota: Quotas,
     /// `[[functions.http]]` tables.
     pub http: Vec<HttpTrigger>,
+}
+
+/// Usage limits per UTC calendar day or month (`quota = { ... }` on a function; `[quotas.<project>]`
+/// in the server config). Each is optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Invocations per day.
+    pub invocations_per_day: Option<u64>,
+    /// Invocations per month.
+    pub invocations_per_month: Option<u64>,
+    /// GB-seconds (configured memory x billed duration) per day.
+    pub gb_seconds_per_day: Option<u64>,
+    /// GB-seconds per month.
+    pub gb_seconds_per_month: Option<u64>,
+}
+
+/// What a quota counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaMetric {
+    /// Invocations.
+    Invocations,
+    /// GB-seconds.
+    GbSeconds,
+}
+
+/// The calendar period (UTC) a quota resets after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaPeriod {
+    /// A day.
+    Day,
+    /// A month.
+    Month,
+}
+
+impl QuotaMetric {
+    /// `invocations` or `gb_seconds`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaMetric::Invocations => "invocations",
+            QuotaMetric::GbSeconds => "gb_seconds",
+        }
+    }
+}
+
+impl QuotaPeriod {
+    /// `day` or `month`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaPeriod::Day => "day",
+            QuotaPeriod::Month => "month",
+        }
+    }
+}
+
+impl Quotas {
+    /// The limits that are set.
+    pub fn limits(&self) -> Vec<(QuotaMetric, QuotaPeriod, u64)> {
+        use QuotaMetric::{GbSeconds, Invocations};
+        use QuotaPeriod::{Day, Month};
+        [
+            (Invocations, Day, self.invocations_per_day),
+            (Invocations, Month, self.invocations_per_month),
+            (GbSeconds, Day, self.gb_seconds_per_day),
+            (GbSeconds, Month, self.gb_seconds_per_month),
+        ]
+        .into_iter()
+        .filter_map(|(m, p, v)| Some((m, p, v?)))
+        .collect()
+    }
 }
 
 /// Whether an instance may serve more than one request.
@@ -495,6 +570,13 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
                 "only applies with instance_reuse = \"warm\"",
             );
         }
+        let quota = f.quota.unwrap_or_default();
+        if quota.limits().iter().any(|(_, _, v)| *v == 0) {
+            c.report(
+                &at("quota"),
+                "limits must be at least 1 (leave a limit out to have none)",
+            );
+        }
         let mut http = Vec::new();
         for (j, h) in f.http.into_iter().enumerate() {
             let at_http = |k: &str| {
@@ -592,6 +674,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             max_request_body,
             max_response_body,
             allow_version_pinning: f.allow_version_pinning.unwrap_or(false),
+            quota,
             http: http.into_iter().map(|(_, t)| t).collect(),
         });
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// A number of bytes, parsed from strings such as `"128MiB"`.
 pub type ByteSize = u64;
 
-/// Parses a duration such as `"500ms"`, `"30s"`, `"10m"` or `"1h"`.
+/// Parses a duration such as `"500ms"`, `"30s"`, `"10m"`, `"1h"` or `"7d"`.
 ///
 /// # Errors
 /// A message saying what is wrong, fit to follow a key name.
@@ -16,9 +16,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => num.checked_mul(1_000),
         "m" => num.checked_mul(60_000),
         "h" => num.checked_mul(3_600_000),
+        "d" => num.checked_mul(86_400_000),
         _ => {
             return Err(format!(
-                "`{s}` has an unknown unit `{unit}` (use ms, s, m or h, e.g. \"30s\")"
+                "`{s}` has an unknown unit `{unit}` (use ms, s, m, h or d, e.g. \"30s\")"
             ));
         }
     };
@@ -29,7 +30,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Formats a duration the way the manifest writes it (`"30s"`, `"1500ms"`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms.is_multiple_of(3_600_000) && ms > 0 {
+    if ms.is_multiple_of(86_400_000) && ms > 0 {
+        format!("{}d", ms / 86_400_000)
+    } else if ms.is_multiple_of(3_600_000) && ms > 0 {
         format!("{}h", ms / 3_600_000)
     } else if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)

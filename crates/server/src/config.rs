@@ -39,18 +39,45 @@
 //! latency_margin = "50ms"         # ...and at least this much slower
 //! check_interval = "1s"
 //!
+//! [metering]            # invocation records, metrics and quotas
+//! enabled = true
+//! retention = "90d"     # invocation records kept this long
+//!
+//! [logs]
+//! enabled = true        # store the guests' stdout/stderr and platform events
+//! max_age = "7d"
+//! max_size = "1GiB"     # oldest lines deleted past this
+//!
+//! [pricing]             # cost estimates; defaults: AWS Lambda's x86 list prices (us-east-1)
+//! per_million_requests = 0.20
+//! per_gb_second = 0.0000166667
+//! free_requests = 0     # free tier, applied once per report
+//! free_gb_seconds = 0
+//! currency = "USD"
+//!
+//! [quotas.default]      # per project: invocations or GB-seconds per UTC day or month
+//! invocations_per_month = 1000000
+//! gb_seconds_per_month = 400000
+//!
+//! [tracing]             # OTLP/HTTP (JSON) span export; needs the `otlp` cargo feature
+//! otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
+//! service_name = "updraft"
+//!
 //! [pool]                # Wasmtime's pooling instance allocator
 //! enabled = true        # default: on when the machine's address space allows it
 //! max_instances = 1000  # instances alive at once (running, warm or pre-instantiated)
 //! memory_keep_resident = "64KiB"
 //! ```
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use updraft_api::Prices;
 use updraft_manifest::{
-    Function, InstanceReuse, format_duration, format_size, parse_duration, parse_size,
+    Function, InstanceReuse, Quotas, format_duration, format_size, parse_duration, parse_size,
 };
+use updraft_store::Retention;
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +106,79 @@ struct RawConfig {
     versions: RawVersions,
     #[serde(default)]
     canary: RawCanary,
+    #[serde(default)]
+    metering: RawMetering,
+    #[serde(default)]
+    logs: RawLogs,
+    #[serde(default)]
+    pricing: RawPricing,
+    #[serde(default)]
+    quotas: BTreeMap<String, Quotas>,
+    #[serde(default)]
+    tracing: RawTracing,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetering {
+    enabled: Option<bool>,
+    retention: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLogs {
+    enabled: Option<bool>,
+    max_age: Option<String>,
+    max_size: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPricing {
+    per_million_requests: Option<f64>,
+    per_gb_second: Option<f64>,
+    free_requests: Option<u64>,
+    free_gb_seconds: Option<f64>,
+    currency: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTracing {
+    otlp_endpoint: Option<String>,
+    service_name: Option<String>,
+}
+
+/// Where spans are exported (`[tracing]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracingConfig {
+    /// OTLP/HTTP traces endpoint (`http://host:4318/v1/traces`); `None`: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "updraft".to_owned(),
+        }
+    }
+}
+
+/// The default price table: AWS Lambda's x86 list prices in us-east-1 (per request and per
+/// GB-second), without the free tier.
+pub fn default_prices() -> Prices {
+    Prices {
+        per_million_requests: 0.20,
+        per_gb_second: 0.000_016_666_7,
+        free_requests: 0,
+        free_gb_seconds: 0.0,
+        currency: "USD".to_owned(),
+        source: "AWS Lambda x86 list prices, us-east-1 (override in [pricing])".to_owned(),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -359,6 +459,18 @@ pub struct FileConfig {
     pub keep_versions: usize,
     /// Guarded canary thresholds.
     pub canary: CanaryConfig,
+    /// Whether invocations are metered (records, metrics, quotas).
+    pub metering: bool,
+    /// Whether log lines are stored.
+    pub logs: bool,
+    /// How long log lines and invocation records are kept.
+    pub retention: Retention,
+    /// The price table of cost estimates.
+    pub prices: Prices,
+    /// Quotas per project.
+    pub project_quotas: BTreeMap<String, Quotas>,
+    /// Span export.
+    pub tracing: TracingConfig,
 }
 
 impl Default for FileConfig {
@@ -374,6 +486,12 @@ impl Default for FileConfig {
             pool: Pool::default(),
             keep_versions: DEFAULT_KEEP_VERSIONS,
             canary: CanaryConfig::default(),
+            metering: gateway.metering,
+            logs: true,
+            retention: Retention::default(),
+            prices: default_prices(),
+            project_quotas: BTreeMap::new(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -513,6 +631,76 @@ impl FileConfig {
                 c.check_interval,
             )?,
         };
+        let r = defaults.retention;
+        let retention = Retention {
+            log_max_age: duration("logs.max_age", &raw.logs.max_age, r.log_max_age)?,
+            log_max_bytes: size("logs.max_size", &raw.logs.max_size, r.log_max_bytes)?,
+            invocation_max_age: duration(
+                "metering.retention",
+                &raw.metering.retention,
+                r.invocation_max_age,
+            )?,
+        };
+        if retention.invocation_max_age < Duration::from_secs(32 * 86_400) {
+            return Err(err(
+                "metering.retention: must be at least 32d (monthly usage and quotas need a month \
+                 of records)"
+                    .to_owned(),
+            ));
+        }
+        let p = defaults.prices;
+        let price = |key: &str, v: Option<f64>, default: f64| match v {
+            Some(x) if !x.is_finite() || x < 0.0 => Err(err(format!(
+                "pricing.{key}: must be a number of at least 0"
+            ))),
+            x => Ok(x.unwrap_or(default)),
+        };
+        let custom = raw.pricing.per_million_requests.is_some()
+            || raw.pricing.per_gb_second.is_some()
+            || raw.pricing.free_requests.is_some()
+            || raw.pricing.free_gb_seconds.is_some()
+            || raw.pricing.currency.is_some();
+        let prices = Prices {
+            per_million_requests: price(
+                "per_million_requests",
+                raw.pricing.per_million_requests,
+                p.per_million_requests,
+            )?,
+            per_gb_second: price("per_gb_second", raw.pricing.per_gb_second, p.per_gb_second)?,
+            free_requests: raw.pricing.free_requests.unwrap_or(p.free_requests),
+            free_gb_seconds: price(
+                "free_gb_seconds",
+                raw.pricing.free_gb_seconds,
+                p.free_gb_seconds,
+            )?,
+            currency: raw.pricing.currency.unwrap_or(p.currency),
+            source: if custom {
+                format!("{file} [pricing]")
+            } else {
+                p.source
+            },
+        };
+        for (project, q) in &raw.quotas {
+            if q.limits().iter().any(|(_, _, v)| *v == 0) {
+                return Err(err(format!(
+                    "quotas.{project}: limits must be at least 1 (leave a limit out to have none)"
+                )));
+            }
+        }
+        if let Some(e) = &raw.tracing.otlp_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(err(format!(
+                "tracing.otlp_endpoint: `{e}` is not an http:// or https:// URL"
+            )));
+        }
+        let tracing = TracingConfig {
+            otlp_endpoint: raw.tracing.otlp_endpoint,
+            service_name: raw
+                .tracing
+                .service_name
+                .unwrap_or(defaults.tracing.service_name),
+        };
         if raw.concurrency.global_max == Some(0) {
             return Err(err("concurrency.global_max: must be at least 1".to_owned()));
         }
@@ -534,6 +722,12 @@ impl FileConfig {
             pool,
             keep_versions: raw.versions.keep.unwrap_or(DEFAULT_KEEP_VERSIONS),
             canary,
+            metering: raw.metering.enabled.unwrap_or(defaults.metering),
+            logs: raw.logs.enabled.unwrap_or(defaults.logs),
+            retention,
+            prices,
+            project_quotas: raw.quotas,
+            tracing,
         })
     }
 }

@@ -14,7 +14,11 @@
 //! | PUT/DELETE | `/v1/functions/{name}/aliases/{alias}` | point an alias ([`SetAlias`]) / delete it |
 //! | POST | `/v1/functions/{name}/rollback` | roll an alias back ([`RollbackRequest`]) |
 //! | POST | `/v1/functions/{name}/invoke?method=&path=&version=&alias=` | invoke directly, body passed through |
-//! | GET | `/v1/functions/{name}/logs?since=&request_id=&after=&limit=` | stored log lines |
+//! | GET | `/v1/functions/{name}/logs?since=&request_id=&after=&limit=&follow=` | stored log lines; `follow=true`: Server-Sent Events |
+//! | GET | `/v1/functions/{name}/invocations?since=&limit=&errors=` | invocation records, newest first |
+//! | GET | `/v1/invocations/{request_id}` | one invocation record |
+//! | GET | `/v1/usage?function=&since=&by=` | usage, cost estimate and quotas ([`updraft_api::UsageReport`]) |
+//! | GET | `/metrics` | Prometheus text (admin token required) |
 
 use std::sync::Arc;
 
@@ -30,14 +34,12 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use updraft_api::{
-    ArtifactUploaded, Code, DeployRequest, FunctionList, LogLine, LogList, RollbackRequest,
-    SetAlias, Status,
+    ArtifactUploaded, Code, DeployRequest, FunctionList, RollbackRequest, SetAlias, Status,
 };
-use updraft_store::{DEFAULT_PROJECT, LogQuery};
 
 use crate::State as AppState;
 use crate::error::ApiError;
-use crate::{auth, deploy, versions};
+use crate::{auth, deploy, logs, usage, versions};
 
 /// Largest component upload accepted (componentize-py output is ~40 MiB).
 const MAX_ARTIFACT_BYTES: usize = 256 << 20;
@@ -70,7 +72,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/functions/{name}/rollback", post(rollback))
         .route("/v1/functions/{name}/invoke", post(invoke))
-        .route("/v1/functions/{name}/logs", get(logs))
+        .route("/v1/functions/{name}/logs", get(logs::logs))
+        .route(
+            "/v1/functions/{name}/invocations",
+            get(usage::function_invocations),
+        )
+        .route("/v1/invocations/{request_id}", get(usage::invocation))
+        .route("/v1/usage", get(usage::usage))
+        .route("/metrics", get(usage::metrics))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -287,7 +296,7 @@ async fn list_functions(State(state): Shared) -> Json<FunctionList> {
     })
 }
 
-fn not_found(name: &str) -> ApiError {
+pub(crate) fn not_found(name: &str) -> ApiError {
     ApiError::new(
         Code::FunctionNotFound,
         format!("no function named `{name}`"),
@@ -391,55 +400,8 @@ async fn invoke(
     Ok(resp.map(Body::new))
 }
 
-#[derive(Deserialize)]
-struct LogParams {
-    since: Option<String>,
-    request_id: Option<String>,
-    after: Option<i64>,
-    limit: Option<usize>,
-}
-
-async fn logs(
-    State(state): Shared,
-    Path(name): Path<String>,
-    params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<LogList>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
-    let since_ms = match p.since.as_deref() {
-        None => None,
-        Some(s) => Some(parse_since(s)?),
-    };
-    let known = state.gateway.snapshot().functions.contains_key(&name);
-    let query = LogQuery {
-        function: Some(name.clone()),
-        request_id: p.request_id,
-        since_ms,
-        after_id: p.after,
-        limit: p.limit.unwrap_or(100),
-    };
-    let s = state.clone();
-    let records =
-        tokio::task::spawn_blocking(move || s.store.query_logs(DEFAULT_PROJECT, &query)).await??;
-    if records.is_empty() && !known {
-        return Err(not_found(&name));
-    }
-    Ok(Json(LogList {
-        lines: records
-            .into_iter()
-            .map(|r| LogLine {
-                id: r.id,
-                function: r.function,
-                request_id: r.request_id,
-                ts_ms: r.ts_ms,
-                stream: r.stream,
-                line: r.line,
-            })
-            .collect(),
-    }))
-}
-
 /// `since` is a duration back from now (`10m`, `24h`) or a timestamp in ms since the epoch.
-fn parse_since(s: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_since(s: &str) -> Result<i64, ApiError> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }

@@ -53,7 +53,12 @@ impl Entry {
 
 /// Makes the gateway's version for a stored one: settings resolved against the server's
 /// defaults, code not loaded yet (unless `runtime` is code already loaded for it).
-fn new_version(state: &State, v: &VersionRecord, runtime: Option<Arc<ManagedFunction>>) -> Version {
+fn new_version(
+    state: &State,
+    (project, function): (&str, &str),
+    v: &VersionRecord,
+    runtime: Option<Arc<ManagedFunction>>,
+) -> Version {
     let e = state.limits.resolve(&v.spec);
     let runtime = runtime.unwrap_or_else(|| managed(state, &v.digest, &v.spec, &e));
     Version {
@@ -62,7 +67,12 @@ fn new_version(state: &State, v: &VersionRecord, runtime: Option<Arc<ManagedFunc
         limit: ConcurrencyLimit::new(e.max_concurrency, state.queue_timeout),
         max_request_body: e.max_request_body,
         max_response_body: e.max_response_body,
+        memory_bytes: e.memory,
         health: Health::new(state.canary.window),
+        metrics: state
+            .gateway
+            .metrics()
+            .version(project, function, v.version),
     }
 }
 
@@ -109,7 +119,8 @@ pub(crate) fn entry(
             let reused = previous.and_then(|p| p.version(v.version)).cloned();
             let version = reused.unwrap_or_else(|| {
                 let runtime = preloaded.take_if(|(n, _)| *n == v.version).map(|(_, r)| r);
-                Arc::new(new_version(state, v, runtime))
+                let names = (record.project.as_str(), record.name.as_str());
+                Arc::new(new_version(state, names, v, runtime))
             });
             (v.version, version)
         })
@@ -136,12 +147,19 @@ pub(crate) fn entry(
     let allow_pinning = record
         .latest()
         .is_some_and(|v| v.spec.allow_version_pinning);
+    let quotas = record.live().map_or_else(Vec::new, |v| {
+        let q = &v.spec.quota;
+        state
+            .quotas
+            .for_function(&state.store, &record.project, &record.name, q)
+    });
     let function = Arc::new(Function {
         project: record.project.clone(),
         name: record.name.clone(),
         versions,
         aliases,
         allow_pinning,
+        quotas,
     });
     Entry { record, function }
 }
@@ -250,10 +268,11 @@ pub(crate) fn forget(state: &State, digests: &[String]) {
 /// Writes a platform event into a function's log.
 pub(crate) fn event(state: &State, function: &str, message: &str) {
     tracing::info!(function, "{message}");
-    crate::logs::write(
+    crate::telemetry::write(
         state.store.logs(),
         DEFAULT_PROJECT,
         function,
+        None,
         "",
         updraft_engine::Stream::Platform,
         message,

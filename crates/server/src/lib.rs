@@ -27,10 +27,19 @@ mod control;
 mod deploy;
 mod error;
 mod logs;
+#[cfg(feature = "otlp")]
+mod otlp;
+mod quotas;
+mod telemetry;
+mod usage;
 mod versions;
 
-pub use config::{CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, FileConfig, Limits, Pool};
+pub use config::{
+    CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, FileConfig, Limits, Pool, TracingConfig,
+    default_prices,
+};
 pub use error::ServerError;
+pub use updraft_gateway::rfc3339;
 
 use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
@@ -89,6 +98,12 @@ pub(crate) struct State {
     pub(crate) keep_versions: usize,
     /// When guarded canaries are rolled back.
     pub(crate) canary: CanaryConfig,
+    /// The quotas in force.
+    pub(crate) quotas: quotas::QuotaRegistry,
+    /// The price table of cost estimates.
+    pub(crate) prices: updraft_api::Prices,
+    /// Set to true when the server starts shutting down (ends `logs --follow` streams).
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
     /// Base URL of the data plane, set once it is bound.
     pub(crate) data_url: std::sync::OnceLock<String>,
 }
@@ -103,7 +118,7 @@ impl Server {
         let data_dir = config.data_dir.clone();
         let file = config.file.clone();
         let (store, engine) = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&data_dir)?;
+            let store = Store::open_with(&data_dir, file.retention)?;
             let mut engine_config = EngineConfig::new(data_dir.join("compiled"));
             engine_config.pooling = file.pool.enabled;
             engine_config.max_instances = file.pool.max_instances;
@@ -120,12 +135,25 @@ impl Server {
         gateway_config.global_max_concurrency = config.file.global_max_concurrency;
         gateway_config.max_headers = config.file.max_headers;
         gateway_config.max_header_bytes = config.file.max_header_bytes;
+        gateway_config.metering = config.file.metering;
+        let telemetry = telemetry::StoreTelemetry::new(store.logs().clone(), config.file.logs);
+        #[cfg(feature = "otlp")]
+        let telemetry = match &config.file.tracing.otlp_endpoint {
+            Some(endpoint) => telemetry.with_otlp(otlp::Exporter::start(
+                endpoint.clone(),
+                config.file.tracing.service_name.clone(),
+            )),
+            None => telemetry,
+        };
+        #[cfg(not(feature = "otlp"))]
+        if config.file.tracing.otlp_endpoint.is_some() {
+            tracing::warn!(
+                "[tracing] otlp_endpoint is set but this build has no `otlp` feature; spans are \
+                 not exported"
+            );
+        }
         let gateway = Arc::new(
-            Gateway::new(
-                Arc::new(logs::StoreSinks::new(store.logs().clone())),
-                gateway_config,
-            )
-            .with_admin_check(auth.clone()),
+            Gateway::new(Arc::new(telemetry), gateway_config).with_admin_check(auth.clone()),
         );
         let state = Arc::new(State {
             store,
@@ -138,6 +166,9 @@ impl Server {
             queue_timeout: config.file.queue_timeout,
             keep_versions: config.file.keep_versions,
             canary: config.file.canary.clone(),
+            quotas: quotas::QuotaRegistry::new(config.file.project_quotas.clone()),
+            prices: config.file.prices.clone(),
+            stopping: tokio::sync::watch::Sender::new(false),
             data_url: std::sync::OnceLock::new(),
         });
         let failed_loads = deploy::load_all(&state).await?;
@@ -183,7 +214,8 @@ impl Server {
             .local_addr()
             .map_err(ServerError::io("data plane listener"))?;
         let _ = self.state.data_url.set(format!("http://{data_addr}"));
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_tx = self.state.stopping.clone();
+        let stop_rx = stop_tx.subscribe();
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };

@@ -97,6 +97,28 @@ INSERT INTO functions_v2 (project, name, app, created_at)
 DROP TABLE functions;
 ALTER TABLE functions_v2 RENAME TO functions;
 "#,
+    // Metering: one row per finished invocation; log lines say which version wrote them.
+    r#"
+ALTER TABLE logs ADD COLUMN version INTEGER;
+CREATE TABLE invocations (
+    request_id  TEXT NOT NULL,
+    project     TEXT NOT NULL,
+    function    TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    trigger     TEXT NOT NULL,
+    started_ms  INTEGER NOT NULL,
+    duration_us INTEGER NOT NULL,
+    billed_ms   INTEGER NOT NULL,
+    memory_mb   INTEGER NOT NULL,
+    peak_memory INTEGER NOT NULL,
+    cold        INTEGER NOT NULL,
+    status      INTEGER NOT NULL,
+    error       TEXT,
+    trace_id    TEXT
+);
+-- One index: every write pays for each. Lookups by request id use the time in the id.
+CREATE INDEX invocations_by_time ON invocations (project, started_ms);
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -3,7 +3,7 @@
 //! Layout of a data directory:
 //! ```text
 //! updraft.db            SQLite (WAL): projects, admin tokens, artifacts, apps, functions,
-//!                       versions, aliases, logs
+//!                       versions, aliases, logs, invocations
 //! artifacts/<sha256>.wasm   uploaded components, content-addressed
 //! compiled/             compiled-code cache (owned by updraft-engine, not by this crate)
 //! admin-token           the first admin token, mode 0600, for the local CLI
@@ -12,8 +12,9 @@
 //! Every row carries a project (tenant) id; until tenancy lands there is one project, `default`.
 //! Writes the caller is told about are durable before the call returns: metadata goes through
 //! SQLite with `synchronous = FULL`, artifact files are written to a temporary file, fsynced and
-//! renamed. Log lines are the exception by design: they are queued and written in batches by a
-//! background thread ([`LogWriter`]), and a `kill -9` can lose the last ~100 ms of them.
+//! renamed. Log lines and invocation records are the exception by design: they are queued and
+//! written in batches by a background thread ([`LogWriter`]), and a `kill -9` can lose the last
+//! ~100 ms of them.
 //!
 //! This crate must not depend on Wasmtime or on HTTP: it stores bytes, manifests and rows.
 
@@ -21,12 +22,14 @@ mod artifacts;
 mod db;
 mod functions;
 mod logs;
+mod metering;
 
 pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
     VersionRecord,
 };
-pub use logs::{FLUSH_INTERVAL, LogQuery, LogRecord, LogWriter, MAX_LOG_LINES};
+pub use logs::{FLUSH_INTERVAL, LogQuery, LogRecord, LogWriter, Retention};
+pub use metering::{InvocationQuery, Usage, UsageQuery, UsageSummary};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -121,12 +124,20 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the directory or database cannot be created or opened.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        Self::open_with(dir, Retention::default())
+    }
+
+    /// [`Store::open`] keeping log lines and invocation records as `retention` says.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the directory or database cannot be created or opened.
+    pub fn open_with(dir: impl Into<PathBuf>, retention: Retention) -> Result<Self, StoreError> {
         let dir = dir.into();
         let artifacts = dir.join("artifacts");
         std::fs::create_dir_all(&artifacts).map_err(io_err(&artifacts))?;
         let db_path = dir.join("updraft.db");
         let conn = db::open(&db_path)?;
-        let logs = LogWriter::start(db::open(&db_path)?)?;
+        let logs = LogWriter::start(db::open(&db_path)?, retention)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
@@ -141,7 +152,7 @@ impl Store {
         &self.inner.dir
     }
 
-    /// The background log writer.
+    /// The background writer of log lines and invocation records.
     pub fn logs(&self) -> &LogWriter {
         &self.inner.logs
     }

@@ -1,27 +1,64 @@
-//! Invocation log lines: queued by the request path, written in batches by one thread.
+//! Log lines and invocation records: queued by the request path, written in batches by one
+//! thread.
 //!
-//! [`LogWriter::write`] never blocks: it puts the line on a bounded queue and, if the queue is
-//! full (the disk cannot keep up), drops the line and counts it. The writer thread commits what
-//! it has at least every [`FLUSH_INTERVAL`], so a `kill -9` loses at most that much, and
-//! [`LogWriter::flush`] (used at shutdown) waits until everything queued so far is on disk.
+//! [`LogWriter::write`] and [`LogWriter::record`] never block: they put the line or record on a
+//! bounded queue and, if the queue is full (the disk cannot keep up), drop it and count it. The
+//! writer thread commits what it has at least every [`FLUSH_INTERVAL`], so a `kill -9` loses at
+//! most that much, and [`LogWriter::flush`] (used at shutdown) waits until everything queued so
+//! far is on disk. Lines get their id when they are queued, so followers
+//! ([`LogWriter::subscribe`]) see them at once, with the id they will be stored under.
+//!
+//! Retention ([`Retention`]) is applied by the same thread: log lines past their age or past the
+//! size budget (oldest first), invocation records past theirs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
+use tokio::sync::broadcast;
+use updraft_api::Invocation;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, now_ms};
 
 /// Longest time a queued line waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-/// Lines kept in the database; older ones are deleted as new ones arrive.
-pub const MAX_LOG_LINES: i64 = 1_000_000;
 const QUEUE: usize = 64 * 1024;
 /// How often the writer drains the queue while it gathers a batch.
 const POLL: Duration = Duration::from_millis(10);
 const BATCH: usize = 4096;
+/// Rows deleted per age-retention statement.
+const TRIM_CHUNK: i64 = 10_000;
+/// Rows deleted per size-retention statement (the budget is overshot by at most this many).
+const SIZE_TRIM_CHUNK: i64 = 100;
+/// Bytes a stored line costs beyond its text (columns, row and index overhead), for the size
+/// budget.
+const ROW_OVERHEAD: i64 = 100;
+/// Lines a follower may fall behind by before it misses some.
+const FOLLOW_BUFFER: usize = 4096;
+
+/// How long log lines and invocation records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Log lines older than this are deleted.
+    pub log_max_age: Duration,
+    /// The oldest log lines are deleted while all of them take more than this many bytes
+    /// (text plus ~100 bytes of overhead per line).
+    pub log_max_bytes: u64,
+    /// Invocation records older than this are deleted.
+    pub invocation_max_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            log_max_age: Duration::from_secs(7 * 86_400),
+            log_max_bytes: 1 << 30,
+            invocation_max_age: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
 
 /// One stored log line.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +70,8 @@ pub struct LogRecord {
     pub project: String,
     /// The function that wrote it.
     pub function: String,
+    /// The version that wrote it (none for function-level platform events).
+    pub version: Option<u32>,
     /// The invocation that wrote it.
     pub request_id: String,
     /// When it was written (ms since the epoch).
@@ -58,16 +97,30 @@ pub struct LogQuery {
     pub limit: usize,
 }
 
+impl LogQuery {
+    /// Whether `r` (of `project`) passes the filter, ignoring `limit`.
+    pub fn matches(&self, r: &LogRecord) -> bool {
+        self.function.as_ref().is_none_or(|f| *f == r.function)
+            && self.request_id.as_ref().is_none_or(|q| *q == r.request_id)
+            && self.since_ms.is_none_or(|s| r.ts_ms >= s)
+            && self.after_id.is_none_or(|a| r.id > a)
+    }
+}
+
 enum Msg {
     Line(LogRecord),
+    Invocation(Box<Invocation>),
     Flush(std::sync::mpsc::Sender<()>),
 }
 
-/// Handle to the background log writer. Cloning shares the same queue.
+/// Handle to the background writer of log lines and invocation records. Cloning shares the
+/// same queue.
 #[derive(Clone)]
 pub struct LogWriter {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
+    next_id: Arc<AtomicI64>,
+    follow: broadcast::Sender<Arc<LogRecord>>,
     // Joined when the last handle goes away (see Drop for WriterThread).
     _thread: Arc<WriterThread>,
 }
@@ -84,13 +137,31 @@ impl Drop for WriterThread {
 }
 
 impl LogWriter {
-    pub(crate) fn start(mut conn: Connection) -> Result<Self, StoreError> {
-        // Log lines are not acknowledged writes: trade fsync per batch for throughput.
+    pub(crate) fn start(conn: Connection, retention: Retention) -> Result<Self, StoreError> {
+        // Log lines are not acknowledged writes: trade fsync per batch for throughput. In WAL
+        // mode a committed batch still survives a crash of the process (not of the machine).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Keep the indexes' hot pages in this connection's cache rather than re-reading them
+        // from the OS for every batch (32 MiB).
+        conn.pragma_update(None, "cache_size", -32_768)?;
+        let last: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM logs", [], |r| r.get(0))?;
+        let bytes: i64 = conn.query_row(
+            "SELECT COALESCE(SUM(length(line)), 0) + COUNT(*) * ?1 FROM logs",
+            params![ROW_OVERHEAD],
+            |r| r.get(0),
+        )?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let mut writer = Writer {
+            conn,
+            retention,
+            bytes,
+            last_age_trim: None,
+        };
+        writer.trim();
         let handle = std::thread::Builder::new()
             .name("updraft-logs".into())
-            .spawn(move || run(&mut conn, &rx))
+            .spawn(move || writer.run(&rx))
             .map_err(|source| StoreError::Io {
                 path: "log writer thread".into(),
                 source,
@@ -98,25 +169,46 @@ impl LogWriter {
         Ok(Self {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            next_id: Arc::new(AtomicI64::new(last + 1)),
+            follow: broadcast::channel(FOLLOW_BUFFER).0,
             _thread: Arc::new(WriterThread(Mutex::new(Some(handle)))),
         })
     }
 
-    /// Queues a line. Never blocks; drops the line if the queue is full.
-    pub fn write(&self, record: LogRecord) {
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.tx.try_send(Msg::Line(record))
-        {
+    /// Queues a line, giving it its id (any id it had is replaced). Never blocks; drops the
+    /// line if the queue is full.
+    pub fn write(&self, mut record: LogRecord) {
+        record.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.follow.receiver_count() > 0 {
+            let _ = self.follow.send(Arc::new(record.clone()));
+        }
+        self.send(Msg::Line(record));
+    }
+
+    /// Queues an invocation record. Never blocks; drops it if the queue is full.
+    pub fn record(&self, invocation: Invocation) {
+        self.send(Msg::Invocation(Box::new(invocation)));
+    }
+
+    fn send(&self, msg: Msg) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(msg) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Lines dropped because the queue was full.
+    /// Every line queued from now on, as it is queued (before it is on disk). A follower that
+    /// falls more than a few thousand lines behind misses the oldest ones
+    /// (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogRecord>> {
+        self.follow.subscribe()
+    }
+
+    /// Lines and records dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Waits until every line queued before this call is committed.
+    /// Waits until every line and record queued before this call is committed.
     pub fn flush(&self) {
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         if self.tx.send(Msg::Flush(ack_tx)).is_ok() {
@@ -125,76 +217,204 @@ impl LogWriter {
     }
 }
 
-fn run(conn: &mut Connection, rx: &Receiver<Msg>) {
-    let mut batch: Vec<LogRecord> = Vec::with_capacity(BATCH);
-    let mut acks = Vec::new();
-    let mut since_trim = 0usize;
-    loop {
-        let mut disconnected = false;
-        // Block for the first message only. After it, gather what arrives by draining the queue
-        // every POLL until the batch is full, a flush is asked for, or the flush interval is up:
-        // blocking per message would wake this thread for every line written, which costs the
-        // request path a context switch per line.
-        match rx.recv() {
-            Ok(Msg::Line(r)) => batch.push(r),
-            Ok(Msg::Flush(ack)) => acks.push(ack),
-            Err(_) => disconnected = true,
-        }
-        let deadline = Instant::now() + FLUSH_INTERVAL;
-        while !disconnected && acks.is_empty() && batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Line(r)) => batch.push(r),
-                Ok(Msg::Flush(ack)) => acks.push(ack),
-                Err(TryRecvError::Disconnected) => disconnected = true,
-                Err(TryRecvError::Empty) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
+struct Writer {
+    conn: Connection,
+    retention: Retention,
+    /// Bytes the stored lines take, by the size budget's measure.
+    bytes: i64,
+    /// When age-based retention last ran (never: at start).
+    last_age_trim: Option<Instant>,
+}
+
+/// How often age-based retention runs.
+const AGE_TRIM_EVERY: Duration = Duration::from_secs(60);
+
+impl Writer {
+    fn run(&mut self, rx: &Receiver<Msg>) {
+        let mut batch = Batch::default();
+        loop {
+            let mut disconnected = false;
+            // Block for the first message only. After it, gather what arrives by draining the
+            // queue every POLL until the batch is full, a flush is asked for, or the flush
+            // interval is up: blocking per message would wake this thread for every line
+            // written, which costs the request path a context switch per line.
+            match rx.recv() {
+                Ok(msg) => batch.take(msg),
+                Err(_) => disconnected = true,
+            }
+            let deadline = Instant::now() + FLUSH_INTERVAL;
+            while !disconnected && batch.acks.is_empty() && batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => batch.take(msg),
+                    Err(TryRecvError::Disconnected) => disconnected = true,
+                    Err(TryRecvError::Empty) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        std::thread::sleep(left.min(POLL));
                     }
-                    std::thread::sleep(left.min(POLL));
                 }
             }
-        }
-        if !batch.is_empty() {
-            since_trim += batch.len();
-            if let Err(e) = insert(conn, &batch) {
-                tracing::warn!(error = %e, lines = batch.len(), "could not store log lines");
-            }
-            batch.clear();
-            if since_trim >= 10_000 {
-                since_trim = 0;
-                if let Err(e) = conn.execute(
-                    "DELETE FROM logs WHERE id <= (SELECT MAX(id) FROM logs) - ?1",
-                    params![MAX_LOG_LINES],
-                ) {
-                    tracing::warn!(error = %e, "could not trim old log lines");
+            if batch.len() > 0 {
+                match insert(&mut self.conn, &batch.lines, &batch.invocations) {
+                    Ok(()) => {
+                        self.bytes += batch
+                            .lines
+                            .iter()
+                            .map(|l| i64::try_from(l.line.len()).unwrap_or(0) + ROW_OVERHEAD)
+                            .sum::<i64>();
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        lines = batch.lines.len(),
+                        invocations = batch.invocations.len(),
+                        "could not store log lines and invocation records"
+                    ),
                 }
+                batch.lines.clear();
+                batch.invocations.clear();
+                self.trim();
+            }
+            for ack in batch.acks.drain(..) {
+                let _ = ack.send(());
+            }
+            if disconnected {
+                return;
             }
         }
-        for ack in acks.drain(..) {
-            let _ = ack.send(());
+    }
+
+    /// Applies retention: the size budget after every batch, ages once a minute.
+    fn trim(&mut self) {
+        if let Err(e) = self.trim_size() {
+            tracing::warn!(error = %e, "could not trim log lines to their size budget");
         }
-        if disconnected {
-            return;
+        if self
+            .last_age_trim
+            .is_none_or(|t| t.elapsed() >= AGE_TRIM_EVERY)
+        {
+            self.last_age_trim = Some(Instant::now());
+            if let Err(e) = self.trim_age() {
+                tracing::warn!(error = %e, "could not delete expired log lines and records");
+            }
         }
+    }
+
+    fn trim_size(&mut self) -> rusqlite::Result<()> {
+        let budget = i64::try_from(self.retention.log_max_bytes).unwrap_or(i64::MAX);
+        while self.bytes > budget {
+            let freed: Vec<i64> = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?1)
+                     RETURNING length(line)",
+                )?
+                .query_map(params![SIZE_TRIM_CHUNK], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if freed.is_empty() {
+                self.bytes = 0;
+                break;
+            }
+            self.bytes -= freed.iter().map(|n| n + ROW_OVERHEAD).sum::<i64>();
+        }
+        Ok(())
+    }
+
+    fn trim_age(&mut self) -> rusqlite::Result<()> {
+        let cutoff = |age: Duration| now_ms() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        let logs = cutoff(self.retention.log_max_age);
+        // Oldest first, in chunks, so neither the scan nor the transaction gets large.
+        loop {
+            let freed: Vec<i64> = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?1)
+                       AND ts_ms < ?2
+                     RETURNING length(line)",
+                )?
+                .query_map(params![TRIM_CHUNK, logs], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            self.bytes -= freed.iter().map(|n| n + ROW_OVERHEAD).sum::<i64>();
+            if i64::try_from(freed.len()).unwrap_or(0) < TRIM_CHUNK {
+                break;
+            }
+        }
+        self.conn.execute(
+            "DELETE FROM invocations WHERE started_ms < ?1",
+            params![cutoff(self.retention.invocation_max_age)],
+        )?;
+        Ok(())
     }
 }
 
-fn insert(conn: &mut Connection, batch: &[LogRecord]) -> rusqlite::Result<()> {
+/// What the writer has gathered since its last commit.
+#[derive(Default)]
+struct Batch {
+    lines: Vec<LogRecord>,
+    invocations: Vec<Invocation>,
+    acks: Vec<std::sync::mpsc::Sender<()>>,
+}
+
+impl Batch {
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Line(r) => self.lines.push(r),
+            Msg::Invocation(i) => self.invocations.push(*i),
+            Msg::Flush(ack) => self.acks.push(ack),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len() + self.invocations.len()
+    }
+}
+
+fn insert(
+    conn: &mut Connection,
+    lines: &[LogRecord],
+    invocations: &[Invocation],
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO logs (project, function, request_id, ts_ms, stream, line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO logs (id, project, function, version, request_id, ts_ms, stream, line)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for r in batch {
+        for r in lines {
             stmt.execute(params![
+                r.id,
                 r.project,
                 r.function,
+                r.version,
                 r.request_id,
                 r.ts_ms,
                 r.stream,
                 r.line
+            ])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO invocations (request_id, project, function, version, trigger,
+                 started_ms, duration_us, billed_ms, memory_mb, peak_memory, cold, status,
+                 error, trace_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        for i in invocations {
+            stmt.execute(params![
+                i.request_id,
+                i.project,
+                i.function,
+                i.version,
+                i.trigger.as_str(),
+                i.started_ms,
+                i64::try_from(i.duration_us).unwrap_or(i64::MAX),
+                i64::try_from(i.billed_ms).unwrap_or(i64::MAX),
+                i64::try_from(i.memory_mb).unwrap_or(i64::MAX),
+                i64::try_from(i.peak_memory_bytes).unwrap_or(i64::MAX),
+                i.cold,
+                i.status,
+                i.error.map(|e| e.as_str()),
+                i.trace_id,
             ])?;
         }
     }
@@ -213,7 +433,7 @@ impl Store {
             // oldest `limit` lines after it (paging forward / following).
             let order = if q.after_id.is_some() { "ASC" } else { "DESC" };
             let sql = format!(
-                "SELECT id, project, function, request_id, ts_ms, stream, line FROM logs
+                "SELECT id, project, function, version, request_id, ts_ms, stream, line FROM logs
                  WHERE project = ?1
                    AND (?2 IS NULL OR function = ?2)
                    AND (?3 IS NULL OR request_id = ?3)
@@ -236,10 +456,11 @@ impl Store {
                         id: r.get(0)?,
                         project: r.get(1)?,
                         function: r.get(2)?,
-                        request_id: r.get(3)?,
-                        ts_ms: r.get(4)?,
-                        stream: r.get(5)?,
-                        line: r.get(6)?,
+                        version: r.get(3)?,
+                        request_id: r.get(4)?,
+                        ts_ms: r.get(5)?,
+                        stream: r.get(6)?,
+                        line: r.get(7)?,
                     })
                 },
             )?;

@@ -1,11 +1,12 @@
-//! `updraft logs <fn>`: print a function's stored log lines, optionally following new ones.
+//! `updraft logs <fn>`: print a function's stored log lines, optionally following new ones as
+//! they are written (`-f`, a Server-Sent Events stream from the control API).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use reqwest::Method;
-use updraft_api::LogList;
+use updraft_api::{LogLine, LogList};
 
 use crate::Remote;
 use crate::client::Client;
@@ -16,7 +17,7 @@ use crate::output::dim;
 pub(crate) struct LogsArgs {
     /// The function.
     function: String,
-    /// Keep printing new lines as they arrive.
+    /// Keep printing new lines as they are written (streamed live).
     #[arg(short, long)]
     follow: bool,
     /// Only lines newer than this (`10m`, `24h`) or since this time (ms since the epoch).
@@ -37,51 +38,75 @@ pub(crate) struct LogsArgs {
 
 pub(crate) async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.remote)?;
-    let mut after: Option<i64> = None;
-    loop {
-        let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
-        if let Some(s) = &args.since {
-            query.push(("since", s.clone()));
-        }
-        if let Some(r) = &args.request_id {
-            query.push(("request_id", r.clone()));
-        }
-        if let Some(a) = after {
-            query.push(("after", a.to_string()));
-        }
-        let resp = client
-            .send(
-                client
-                    .request(
-                        Method::GET,
-                        &format!("/v1/functions/{}/logs", args.function),
-                    )
-                    .query(&query),
-            )
-            .await?;
+    let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    if let Some(s) = &args.since {
+        query.push(("since", s.clone()));
+    }
+    if let Some(r) = &args.request_id {
+        query.push(("request_id", r.clone()));
+    }
+    if args.follow {
+        query.push(("follow", "true".to_owned()));
+    }
+    let resp = client
+        .send(
+            client
+                .request(
+                    Method::GET,
+                    &format!("/v1/functions/{}/logs", args.function),
+                )
+                .query(&query),
+        )
+        .await?;
+    if !args.follow {
         let list: LogList = resp.json().await.context("decoding log lines")?;
         for l in &list.lines {
-            if args.json {
-                println!("{}", serde_json::to_string(l)?);
-            } else {
-                println!(
-                    "{} {} {} {}",
-                    dim(&format_ts(l.ts_ms)),
-                    dim(&l.request_id.chars().take(12).collect::<String>()),
-                    l.stream,
-                    l.line
-                );
-            }
-            after = Some(l.id);
+            print_line(l, args.json)?;
         }
-        if !args.follow {
-            return Ok(ExitCode::SUCCESS);
-        }
-        if after.is_none() {
-            after = Some(0);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        return Ok(ExitCode::SUCCESS);
     }
+    // Server-Sent Events: one `data: <json>` line per log line; comments (`:`) keep it alive.
+    let mut body = resp.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(chunk) = body.next().await {
+        pending.extend_from_slice(&chunk.context("reading the log stream")?);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let raw: Vec<u8> = pending.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&raw);
+            if let Some(data) = text.trim_end().strip_prefix("data: ") {
+                let l: LogLine = serde_json::from_str(data).context("decoding a log line")?;
+                print_line(&l, args.json)?;
+            }
+        }
+    }
+    anyhow::bail!("the server closed the log stream")
+}
+
+fn print_line(l: &LogLine, json: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(l)?)?;
+    } else {
+        let version = l
+            .version
+            .map_or_else(|| "-".to_owned(), |v| format!("v{v}"));
+        writeln!(
+            out,
+            "{} {} {:>4} {} {}",
+            dim(&format_ts(l.ts_ms)),
+            dim(&format!(
+                "{:<12}",
+                l.request_id.chars().take(12).collect::<String>()
+            )),
+            dim(&version),
+            l.stream,
+            l.line
+        )?;
+    }
+    // Followers read line by line (tests, `grep --line-buffered`): flush each one.
+    out.flush()?;
+    Ok(())
 }
 
 /// `HH:MM:SS.mmm` UTC.

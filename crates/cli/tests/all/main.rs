@@ -10,6 +10,7 @@ mod gateway;
 mod lifecycle;
 mod limits;
 mod logs;
+mod metering;
 mod outbound;
 mod restart;
 mod support;

@@ -37,6 +37,14 @@ impl TestServer {
         s
     }
 
+    /// A server on `dir` (which may hold an earlier server's state) with a configuration
+    /// file's `text`.
+    pub(crate) async fn start_at_with(dir: &Path, text: &str) -> Self {
+        let mut config = ServerConfig::new(dir);
+        config.file = FileConfig::parse("server.toml", text).unwrap();
+        Self::start_with_config(config).await
+    }
+
     /// A server on `dir` (which may hold an earlier server's state).
     pub(crate) async fn start_at(dir: &Path) -> Self {
         Self::start_with_config(ServerConfig::new(dir)).await
@@ -293,5 +301,90 @@ impl Upstream {
             }
         });
         Self { addr, hits }
+    }
+}
+
+/// One request a [`Capture`] server received.
+#[derive(Debug, Clone)]
+pub(crate) struct Captured {
+    /// Request line and headers, lower-cased header names.
+    pub(crate) head: String,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Captured {
+    /// The value of header `name` (lower case), if present.
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that keeps every request (head and body) and answers
+/// `200 ok`: an upstream for guests' outbound calls, or an OTLP collector.
+pub(crate) struct Capture {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) requests: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
+}
+
+impl Capture {
+    pub(crate) async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                    let mut c = Captured {
+                        head,
+                        body: Vec::new(),
+                    };
+                    let len: usize = c
+                        .header("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = buf[head_end..].to_vec();
+                    while body.len() < len {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => body.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    c.body = body;
+                    store.lock().unwrap().push(c);
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+        Self { addr, requests }
+    }
+
+    /// The requests so far.
+    pub(crate) fn received(&self) -> Vec<Captured> {
+        self.requests.lock().unwrap().clone()
     }
 }

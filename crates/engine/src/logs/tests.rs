@@ -2,7 +2,7 @@ use super::*;
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<(Stream, String)>>);
-impl LogSink for Collect {
+impl InvocationSink for Collect {
     fn line(&self, stream: Stream, line: &str) {
         self.0.lock().unwrap().push((stream, line.to_owned()));
     }

@@ -252,7 +252,7 @@ fn instance_settings_are_checked() {
     );
     let e = err(&format!("{base}idle_timeout = \"0s\"\n"));
     assert!(
-        e.contains("functions[0].idle_timeout: must be between 1ms and 24h"),
+        e.contains("functions[0].idle_timeout: must be between 1ms and 1d"),
         "{e}"
     );
     let e = err(&format!("{base}max_request_body = \"5GiB\"\n"));
@@ -260,4 +260,44 @@ fn instance_settings_are_checked() {
         e.contains("functions[0].max_request_body: must be between 0B and 4GiB"),
         "{e}"
     );
+}
+
+#[test]
+fn quotas_are_parsed_and_checked() {
+    let base = "[app]\nname = \"a\"\n\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\n";
+    let m = Manifest::parse(
+        "updraft.toml",
+        &format!("{base}quota = {{ invocations_per_day = 100, gb_seconds_per_month = 50 }}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        m.functions[0].quota.limits(),
+        [
+            (QuotaMetric::Invocations, QuotaPeriod::Day, 100),
+            (QuotaMetric::GbSeconds, QuotaPeriod::Month, 50)
+        ]
+    );
+    let e = Manifest::parse(
+        "updraft.toml",
+        &format!("{base}quota = {{ invocations_per_day = 0 }}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("functions[0].quota: limits must be at least 1"),
+        "{e}"
+    );
+    let e = Manifest::parse(
+        "updraft.toml",
+        &format!("{base}quota = {{ requests_per_day = 5 }}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("requests_per_day"), "{e}");
+    // Specs stored before quotas existed decode without them.
+    let old = serde_json::to_value(&m.functions[0]).unwrap();
+    let mut old = old.as_object().unwrap().clone();
+    old.remove("quota");
+    let f: Function = serde_json::from_value(old.into()).unwrap();
+    assert!(f.quota.limits().is_empty());
 }

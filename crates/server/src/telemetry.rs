@@ -1,0 +1,97 @@
+//! Where the data plane's log lines, invocation records and spans go: lines and records to the
+//! store's background writer (which also feeds `logs --follow`), spans to the OTLP exporter when
+//! one is configured.
+
+use updraft_api::Invocation;
+use updraft_engine::Stream;
+#[cfg(feature = "otlp")]
+use updraft_gateway::Span;
+use updraft_gateway::{Function, Telemetry};
+use updraft_store::{LogRecord, LogWriter, now_ms};
+
+pub(crate) struct StoreTelemetry {
+    writer: LogWriter,
+    /// Whether log lines are stored (`[logs] enabled`).
+    logs: bool,
+    #[cfg(feature = "otlp")]
+    otlp: Option<crate::otlp::Exporter>,
+}
+
+impl StoreTelemetry {
+    pub(crate) fn new(writer: LogWriter, logs: bool) -> Self {
+        Self {
+            writer,
+            logs,
+            #[cfg(feature = "otlp")]
+            otlp: None,
+        }
+    }
+
+    /// Exports spans through `exporter`.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn with_otlp(mut self, exporter: crate::otlp::Exporter) -> Self {
+        self.otlp = Some(exporter);
+        self
+    }
+}
+
+impl Telemetry for StoreTelemetry {
+    fn line(
+        &self,
+        function: &Function,
+        version: Option<u32>,
+        request_id: &str,
+        stream: Stream,
+        line: &str,
+    ) {
+        if self.logs {
+            write(
+                &self.writer,
+                &function.project,
+                &function.name,
+                version,
+                request_id,
+                stream,
+                line,
+            );
+        }
+    }
+
+    fn record(&self, invocation: Invocation) {
+        self.writer.record(invocation);
+    }
+
+    #[cfg(feature = "otlp")]
+    fn wants_spans(&self) -> bool {
+        self.otlp.is_some()
+    }
+
+    #[cfg(feature = "otlp")]
+    fn spans(&self, spans: Vec<Span>) {
+        if let Some(e) = &self.otlp {
+            e.export(spans);
+        }
+    }
+}
+
+/// Queues one line of `function`'s log, stamped now.
+pub(crate) fn write(
+    writer: &LogWriter,
+    project: &str,
+    function: &str,
+    version: Option<u32>,
+    request_id: &str,
+    stream: Stream,
+    line: &str,
+) {
+    writer.write(LogRecord {
+        id: 0,
+        project: project.to_owned(),
+        function: function.to_owned(),
+        version,
+        request_id: request_id.to_owned(),
+        ts_ms: now_ms(),
+        stream: stream.as_str().to_owned(),
+        line: line.to_owned(),
+    });
+}
