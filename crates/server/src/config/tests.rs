@@ -110,3 +110,76 @@ fn resolves_defaults_and_checks_maxima() {
         vec!["functions[0].memory: 128MiB is more than this server allows (at most 64MiB)"]
     );
 }
+
+#[test]
+fn parses_metering_logs_pricing_quotas_and_tracing() {
+    let c = FileConfig::parse(
+        "c.toml",
+        r#"
+[metering]
+enabled = false
+retention = "40d"
+[logs]
+enabled = false
+max_age = "2d"
+max_size = "10MiB"
+[pricing]
+per_million_requests = 1.5
+free_gb_seconds = 100
+[quotas.default]
+invocations_per_day = 10
+[tracing]
+otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
+"#,
+    )
+    .unwrap();
+    assert!(!c.metering && !c.logs);
+    assert_eq!(
+        c.retention.invocation_max_age,
+        Duration::from_secs(40 * 86_400)
+    );
+    assert_eq!(c.retention.log_max_age, Duration::from_secs(2 * 86_400));
+    assert_eq!(c.retention.log_max_bytes, 10 << 20);
+    assert_eq!(c.prices.per_million_requests, 1.5);
+    assert_eq!(c.prices.per_gb_second, default_prices().per_gb_second);
+    assert_eq!(c.prices.free_gb_seconds, 100.0);
+    assert_eq!(c.prices.source, "c.toml [pricing]");
+    assert_eq!(c.project_quotas["default"].invocations_per_day, Some(10));
+    assert_eq!(
+        c.tracing.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4318/v1/traces")
+    );
+    let d = FileConfig::default();
+    assert!(d.metering && d.logs && d.tracing.otlp_endpoint.is_none());
+    assert_eq!(d.prices.per_million_requests, 0.20);
+
+    for (text, message) in [
+        (
+            "[metering]\nretention = \"7d\"\n",
+            "metering.retention: must be at least 32d",
+        ),
+        (
+            "[pricing]\nper_gb_second = -1.0\n",
+            "pricing.per_gb_second: must be a number",
+        ),
+        (
+            "[quotas.default]\ninvocations_per_day = 0\n",
+            "quotas.default: limits must be at least 1",
+        ),
+        (
+            "[quotas.default]\nrequests = 5\n",
+            "unknown field `requests`",
+        ),
+        (
+            "[tracing]\notlp_endpoint = \"grpc://x\"\n",
+            "tracing.otlp_endpoint: `grpc://x` is not",
+        ),
+        (
+            "[logs]\nmax_age = \"1w\"\n",
+            "logs.max_age: `1w` has an unknown unit",
+        ),
+    ] {
+        let e = FileConfig::parse("c.toml", text).unwrap_err().to_string();
+        assert!(e.contains(message), "{text}: {e}");
+    }
+}
