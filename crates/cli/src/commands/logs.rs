@@ -95,10 +95,7 @@ fn print_line(l: &LogLine, json: bool) -> anyhow::Result<()> {
             out,
             "{} {} {:>4} {} {}",
             dim(&format_ts(l.ts_ms)),
-            dim(&format!(
-                "{:<12}",
-                l.request_id.chars().take(12).collect::<String>()
-            )),
+            dim(&format!("{:<12}", request_column(&l.request_id))),
             dim(&version),
             l.stream,
             l.line
@@ -107,6 +104,16 @@ fn print_line(l: &LogLine, json: bool) -> anyhow::Result<()> {
     // Followers read line by line (tests, `grep --line-buffered`): flush each one.
     out.flush()?;
     Ok(())
+}
+
+/// The first 12 characters of a request id, or `-` for a line about the function rather than
+/// one invocation.
+fn request_column(id: &str) -> String {
+    if id.is_empty() {
+        "-".to_owned()
+    } else {
+        id.chars().take(12).collect()
+    }
 }
 
 /// `HH:MM:SS.mmm` UTC.
