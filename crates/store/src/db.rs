@@ -118,6 +118,8 @@ CREATE TABLE invocations (
 );
 -- One index: every write pays for each. Lookups by request id use the time in the id.
 CREATE INDEX invocations_by_time ON invocations (project, started_ms);
+-- Log lines by request id are found from the function's lines after the id's time.
+DROP INDEX logs_by_request;
 "#,
 ];
 

@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::broadcast;
 use updraft_api::Invocation;
 
@@ -429,6 +429,21 @@ impl Store {
     pub fn query_logs(&self, project: &str, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
         let limit = i64::try_from(q.limit.clamp(1, 10_000)).unwrap_or(10_000);
         self.with_conn(|c| {
+            // There is no index on time or request id (each would cost every write): a time
+            // bound, from `since` or from the time a request id starts with, becomes a bound on
+            // the line id, found by binary search since ids and times rise together.
+            let from_ms = [
+                q.since_ms,
+                q.request_id.as_deref().and_then(request_time_ms),
+            ]
+            .into_iter()
+            .flatten()
+            .max();
+            let lower = match from_ms {
+                Some(ms) => Some(first_id_at(c, ms - ID_TIME_SLACK_MS)? - 1),
+                None => None,
+            };
+            let after = q.after_id.max(lower);
             // Newest `limit` lines matching, then put back in order. With `after_id`, the
             // oldest `limit` lines after it (paging forward / following).
             let order = if q.after_id.is_some() { "ASC" } else { "DESC" };
@@ -443,14 +458,7 @@ impl Store {
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(
-                params![
-                    project,
-                    q.function,
-                    q.request_id,
-                    q.since_ms,
-                    q.after_id,
-                    limit
-                ],
+                params![project, q.function, q.request_id, q.since_ms, after, limit],
                 |r| {
                     Ok(LogRecord {
                         id: r.get(0)?,
@@ -471,6 +479,41 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// How far a line's time may run behind the order of ids (ids and times are taken a moment
+/// apart, on different threads), and how long before its request id's time a request may write
+/// (none: the id is made when the request arrives).
+const ID_TIME_SLACK_MS: i64 = 60_000;
+
+/// The time a request id starts with (its first 12 hex digits, in ms), if it has one.
+fn request_time_ms(id: &str) -> Option<i64> {
+    i64::from_str_radix(id.get(..12)?, 16).ok()
+}
+
+/// The smallest id of a line written at or after `ms` (one past the largest id if none): a
+/// binary search over ids, each probe one primary-key lookup.
+fn first_id_at(c: &Connection, ms: i64) -> rusqlite::Result<i64> {
+    let (mut lo, mut hi): (i64, i64) = c.query_row(
+        "SELECT COALESCE(MIN(id), 1), COALESCE(MAX(id), 0) + 1 FROM logs",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut probe =
+        c.prepare_cached("SELECT id, ts_ms FROM logs WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let found: Option<(i64, i64)> = probe
+            .query_row(params![mid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match found {
+            Some((id, ts)) if id < hi && ts < ms => lo = id + 1,
+            Some((id, _)) if id < hi => hi = id,
+            // No line in [mid, hi): the answer is below mid, or is hi.
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
 }
 
 #[cfg(test)]

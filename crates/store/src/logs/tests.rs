@@ -164,3 +164,55 @@ fn expired_lines_and_records_are_deleted_at_start() {
         ["new"]
     );
 }
+
+#[test]
+fn time_and_request_filters_find_lines_without_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let t0 = crate::now_ms() - 10 * 3_600_000;
+    // 600 lines one minute apart; every third from a request whose id carries its time.
+    let id_at = |ms: i64| format!("{ms:012x}{:020x}", 7);
+    for i in 0..600i64 {
+        let ts = t0 + i * 60_000;
+        let mut r = rec("a", &id_at(ts), &format!("line {i}"));
+        r.ts_ms = ts;
+        store.logs().write(r);
+    }
+    store.logs().flush();
+    let q = |q: LogQuery| store.query_logs(crate::DEFAULT_PROJECT, &q).unwrap();
+    let since = q(LogQuery {
+        since_ms: Some(t0 + 590 * 60_000),
+        limit: 100,
+        ..Default::default()
+    });
+    assert_eq!(since.len(), 10);
+    assert_eq!(since[0].line, "line 590");
+    for i in [0i64, 1, 299, 599] {
+        let got = q(LogQuery {
+            function: Some("a".into()),
+            request_id: Some(id_at(t0 + i * 60_000)),
+            limit: 100,
+            ..Default::default()
+        });
+        assert_eq!(got.len(), 1, "{i}");
+        assert_eq!(got[0].line, format!("line {i}"));
+    }
+    // A since past every line finds none; one before all finds all.
+    assert!(
+        q(LogQuery {
+            since_ms: Some(crate::now_ms() + 1),
+            limit: 10,
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        q(LogQuery {
+            since_ms: Some(0),
+            limit: 1000,
+            ..Default::default()
+        })
+        .len(),
+        600
+    );
+}
