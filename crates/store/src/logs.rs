@@ -376,49 +376,83 @@ fn insert(
     invocations: &[Invocation],
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO logs (id, project, function, version, request_id, ts_ms, stream, line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for r in lines {
-            stmt.execute(params![
-                r.id,
-                r.project,
-                r.function,
-                r.version,
-                r.request_id,
-                r.ts_ms,
-                r.stream,
-                r.line
-            ])?;
-        }
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO invocations (request_id, project, function, version, trigger,
-                 started_ms, duration_us, billed_ms, memory_mb, peak_memory, cold, status,
-                 error, trace_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?;
-        for i in invocations {
-            stmt.execute(params![
-                i.request_id,
-                i.project,
-                i.function,
-                i.version,
-                i.trigger.as_str(),
-                i.started_ms,
-                i64::try_from(i.duration_us).unwrap_or(i64::MAX),
-                i64::try_from(i.billed_ms).unwrap_or(i64::MAX),
-                i64::try_from(i.memory_mb).unwrap_or(i64::MAX),
-                i64::try_from(i.peak_memory_bytes).unwrap_or(i64::MAX),
-                i.cold,
-                i.status,
-                i.error.map(|e| e.as_str()),
-                i.trace_id,
-            ])?;
+    insert_rows(
+        &tx,
+        "INSERT INTO logs (id, project, function, version, request_id, ts_ms, stream, line)",
+        8,
+        lines,
+        |s, at, r| {
+            s.raw_bind_parameter(at + 1, r.id)?;
+            s.raw_bind_parameter(at + 2, &r.project)?;
+            s.raw_bind_parameter(at + 3, &r.function)?;
+            s.raw_bind_parameter(at + 4, r.version)?;
+            s.raw_bind_parameter(at + 5, &r.request_id)?;
+            s.raw_bind_parameter(at + 6, r.ts_ms)?;
+            s.raw_bind_parameter(at + 7, &r.stream)?;
+            s.raw_bind_parameter(at + 8, &r.line)
+        },
+    )?;
+    let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    insert_rows(
+        &tx,
+        "INSERT INTO invocations (request_id, project, function, version, trigger, started_ms,
+             duration_us, billed_ms, memory_mb, peak_memory, cold, status, error, trace_id)",
+        14,
+        invocations,
+        |s, at, i| {
+            s.raw_bind_parameter(at + 1, &i.request_id)?;
+            s.raw_bind_parameter(at + 2, &i.project)?;
+            s.raw_bind_parameter(at + 3, &i.function)?;
+            s.raw_bind_parameter(at + 4, i.version)?;
+            s.raw_bind_parameter(at + 5, i.trigger.as_str())?;
+            s.raw_bind_parameter(at + 6, i.started_ms)?;
+            s.raw_bind_parameter(at + 7, big(i.duration_us))?;
+            s.raw_bind_parameter(at + 8, big(i.billed_ms))?;
+            s.raw_bind_parameter(at + 9, big(i.memory_mb))?;
+            s.raw_bind_parameter(at + 10, big(i.peak_memory_bytes))?;
+            s.raw_bind_parameter(at + 11, i.cold)?;
+            s.raw_bind_parameter(at + 12, i.status)?;
+            s.raw_bind_parameter(at + 13, i.error.map(|e| e.as_str()))?;
+            s.raw_bind_parameter(at + 14, &i.trace_id)
+        },
+    )?;
+    tx.commit()
+}
+
+/// Rows per multi-row `INSERT`: one statement per chunk instead of per row saves most of
+/// SQLite's per-statement work.
+const ROWS_PER_INSERT: usize = 32;
+
+/// Inserts `rows` with `head` (`INSERT INTO t (columns...)`), `ROWS_PER_INSERT` rows per
+/// statement and the remainder one by one. `bind` binds one row's `columns` values after
+/// parameter `at`.
+fn insert_rows<T>(
+    tx: &rusqlite::Transaction<'_>,
+    head: &str,
+    columns: usize,
+    rows: &[T],
+    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let sql = |n: usize| {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        format!("{head} VALUES {}", vec![row; n].join(", "))
+    };
+    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    if rows.len() >= ROWS_PER_INSERT {
+        let mut stmt = tx.prepare_cached(&sql(ROWS_PER_INSERT))?;
+        for chunk in &mut chunks {
+            for (i, row) in chunk.iter().enumerate() {
+                bind(&mut stmt, i * columns, row)?;
+            }
+            stmt.raw_execute()?;
         }
     }
-    tx.commit()
+    let mut stmt = tx.prepare_cached(&sql(1))?;
+    for row in chunks.remainder() {
+        bind(&mut stmt, 0, row)?;
+        stmt.raw_execute()?;
+    }
+    Ok(())
 }
 
 impl Store {

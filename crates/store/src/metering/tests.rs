@@ -134,3 +134,32 @@ fn usage_sums_match_hand_computed_figures() {
         .unwrap();
     assert_eq!(failed.len(), 1);
 }
+
+#[test]
+fn large_batches_keep_every_record_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // 70 = two multi-row statements of 32 and six single-row ones.
+    let calls: Vec<Invocation> = (0..70)
+        .map(|i| {
+            let mut c = inv("f", DAY0 + i, 1_000 * (i as u64 + 1), 128);
+            c.error = (i % 7 == 0).then_some(ErrorClass::Trap);
+            c
+        })
+        .collect();
+    for c in &calls {
+        store.logs().record(c.clone());
+    }
+    store.logs().flush();
+    let mut listed = store
+        .invocations(
+            DEFAULT_PROJECT,
+            &InvocationQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    listed.reverse();
+    assert_eq!(listed, calls);
+}
