@@ -131,6 +131,10 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     // crash of the process or of the machine.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Every transaction takes the write lock when it begins. A deferred transaction that reads
+    // and then writes fails at once with SQLITE_BUSY (no busy wait) when the log writer's
+    // connection committed in between; an immediate one waits its turn (busy_timeout).
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(0);
     if version < MIGRATIONS.len() {
