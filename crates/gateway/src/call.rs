@@ -40,6 +40,9 @@ impl Traced {
     }
 }
 
+/// The status recorded for a request whose client went away before it was answered.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 pub(crate) struct Call {
     pub(crate) telemetry: Arc<dyn Telemetry>,
     pub(crate) metering: bool,
@@ -115,11 +118,16 @@ impl InvocationSink for Call {
 impl Drop for Call {
     fn drop(&mut self) {
         let now = Instant::now();
-        let outcome = std::mem::take(
+        let mut outcome = std::mem::take(
             self.outcome
                 .get_mut()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
+        // No status: the client went away before the gateway had a response for it (the
+        // request's future was dropped). Recorded as 499, as nginx does.
+        if outcome.status == 0 {
+            outcome.status = CLIENT_CLOSED_REQUEST;
+        }
         let metrics = &self.version.metrics;
         metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         let ended = outcome.report.as_ref().map_or(now, |r| r.ended);
