@@ -450,7 +450,8 @@ impl Gateway {
                 .insert(header::HOST, HeaderValue::from_static("localhost"));
         }
         let served = |resp| with_function(resp, &request_id, function, Some(version));
-        let admitted_quotas = match self.admit_quotas(function, version, &request_id) {
+        let now_ms = trace.clock.unix_ms();
+        let admitted_quotas = match self.admit_quotas(function, version, &request_id, now_ms) {
             Ok(n) => n,
             Err(msg) => return served(error_response(Code::QuotaExceeded, msg, &request_id)),
         };
@@ -496,11 +497,11 @@ impl Gateway {
         function: &Function,
         version: &Version,
         request_id: &str,
+        now: i64,
     ) -> Result<usize, String> {
         if !self.config.metering || function.quotas.is_empty() {
             return Ok(0);
         }
-        let now = unix_now_ms();
         for (i, q) in function.quotas.iter().enumerate() {
             if let Err(msg) = q.admit(now) {
                 for earlier in &function.quotas[..i] {
@@ -740,13 +741,6 @@ fn traced(headers: &http::HeaderMap) -> Traced {
         .and_then(TraceContext::parse)
         .unwrap_or_else(TraceContext::root);
     Traced::new(context)
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The `content-length` a message declares, if any.

@@ -521,7 +521,7 @@ impl Store {
 const ID_TIME_SLACK_MS: i64 = 60_000;
 
 /// The time a request id starts with (its first 12 hex digits, in ms), if it has one.
-fn request_time_ms(id: &str) -> Option<i64> {
+pub(crate) fn request_time_ms(id: &str) -> Option<i64> {
     i64::from_str_radix(id.get(..12)?, 16).ok()
 }
 

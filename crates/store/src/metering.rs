@@ -98,10 +98,11 @@ impl Store {
         let limit = i64::try_from(q.limit.clamp(1, 10_000)).unwrap_or(10_000);
         // A request id starts with its time in ms (12 hex digits); its invocation was admitted
         // after that and within the longest queue wait plus slack, so the time index finds it.
-        let window = q.request_id.as_deref().and_then(|id| {
-            let ms = i64::from_str_radix(id.get(..12)?, 16).ok()?;
-            Some((ms - 60_000, ms + 60 * 60_000))
-        });
+        let window = q
+            .request_id
+            .as_deref()
+            .and_then(crate::logs::request_time_ms)
+            .map(|ms| (ms - 60_000, ms + 60 * 60_000));
         self.with_conn(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT request_id, project, function, version, trigger, started_ms, duration_us,

@@ -3,25 +3,11 @@
 //! `instance_reuse = "warm"` serves sequential requests on one instance, and a guest that breaks
 //! when reused is switched back to fresh instances.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::Value;
 use updraft_test_guests::HTTP_ECHO;
 
 use crate::support::{TestServer, echo_fields};
-
-/// Polls the function's API record until `ready` holds for its `runtime` (bounded).
-async fn runtime_until(s: &TestServer, name: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = s.api_json(&format!("/v1/functions/{name}")).await;
-        if ready(&info["runtime"]) {
-            return info["runtime"].clone();
-        }
-        assert!(Instant::now() < deadline, "never reached: {info}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn instance_requests(s: &TestServer, path: &str) -> String {
     let resp = s.get(path).await;
@@ -44,7 +30,7 @@ async fn an_idle_function_is_evicted_and_reloaded_from_the_cache_without_compili
     let before = s.status().await;
     assert_eq!(before["compilations"], 1);
 
-    let rt = runtime_until(&s, "echo", |r| r["loaded"] == false).await;
+    let rt = s.runtime_until("echo", |r| r["loaded"] == false).await;
     assert_eq!(rt["evictions"], 1);
     assert_eq!(rt["cold_starts"], 0);
     s.platform_line("echo", "", |l| l.starts_with("evicted: version 1 was idle"))
@@ -84,7 +70,7 @@ async fn min_instances_keeps_a_function_warm_and_pre_instantiated() {
         "idle_timeout = \"100ms\"\nmin_instances = 2",
     )
     .await;
-    let rt = runtime_until(&s, "echo", |r| r["ready_instances"] == 2).await;
+    let rt = s.runtime_until("echo", |r| r["ready_instances"] == 2).await;
     assert_eq!(rt["loaded"], true);
     // Well past the idle timeout it is still loaded, with its ready instances.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -95,7 +81,7 @@ async fn min_instances_keeps_a_function_warm_and_pre_instantiated() {
     // A request uses a pre-instantiated instance (fresh: it served nothing before) and the
     // ready set is topped back up.
     assert_eq!(instance_requests(&s, "/echo").await, "1");
-    runtime_until(&s, "echo", |r| r["ready_instances"] == 2).await;
+    s.runtime_until("echo", |r| r["ready_instances"] == 2).await;
     let rt = s.api_json("/v1/functions/echo").await["runtime"].clone();
     assert_eq!(rt["cold_starts"], 0, "{rt}");
     s.stop().await;
@@ -114,7 +100,7 @@ async fn min_instances_are_warmed_at_start_up_and_others_stay_scaled_to_zero() {
     s.stop().await;
 
     let s = TestServer::start_at(tmp.path()).await;
-    runtime_until(&s, "warm", |r| r["ready_instances"] == 1).await;
+    s.runtime_until("warm", |r| r["ready_instances"] == 1).await;
     let cold = s.api_json("/v1/functions/cold").await["runtime"].clone();
     assert_eq!(cold["loaded"], false, "{cold}");
     s.stop().await;

@@ -136,7 +136,7 @@ async fn records_for_success_error_timeout_and_cold_start() {
     assert_eq!(record(&s, &oom_id).await["error"], "out_of_memory");
 
     // Idle past idle_timeout: evicted, so the next request is a cold start.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    s.runtime_until("m", |r| r["loaded"] == false).await;
     let (status, cold_id) = call(&s, "/m").await;
     assert_eq!(status, 200);
     let cold = record(&s, &cold_id).await;

@@ -219,6 +219,19 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// Polls the function's API record until `ready` holds for its `runtime` (bounded).
+    pub(crate) async fn runtime_until(&self, name: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = self.api_json(&format!("/v1/functions/{name}")).await;
+            if ready(&info["runtime"]) {
+                return info["runtime"].clone();
+            }
+            assert!(Instant::now() < deadline, "never reached: {info}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits (bounded) until `function`'s log (filtered by `query`) has a platform line for
     /// which `matches` holds.
     pub(crate) async fn platform_line(
