@@ -11,6 +11,10 @@
 //! where `code` is a stable machine-readable [`Code`] and `message` is written for people.
 //! This crate depends only on serde and http; it must not grow runtime dependencies.
 
+mod events;
+
+pub use events::*;
+
 use std::collections::BTreeMap;
 
 use http::StatusCode;
@@ -47,6 +51,13 @@ pub enum Code {
     AliasNotFound,
     /// No invocation record has this request id (never metered, or past retention).
     InvocationNotFound,
+    /// No queue has this name.
+    QueueNotFound,
+    /// No topic has this name.
+    TopicNotFound,
+    /// No message in the queue has this receipt (it was deleted, or its lease ran out and it was
+    /// received again).
+    MessageNotFound,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -83,7 +94,10 @@ impl Code {
             | Code::RouteNotFound
             | Code::VersionNotFound
             | Code::AliasNotFound
-            | Code::InvocationNotFound => StatusCode::NOT_FOUND,
+            | Code::InvocationNotFound
+            | Code::QueueNotFound
+            | Code::TopicNotFound
+            | Code::MessageNotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -453,14 +467,26 @@ pub enum Trigger {
     Http,
     /// A direct invoke through the control API (`updraft invoke`).
     Invoke,
+    /// An asynchronous invoke (`updraft invoke --async`), delivered from the event log.
+    Async,
+    /// A slot of one of the function's schedules.
+    Schedule,
+    /// A batch of messages from a queue the function consumes.
+    Queue,
+    /// A publication to a topic the function subscribes to.
+    Topic,
 }
 
 impl Trigger {
-    /// `http` or `invoke`.
+    /// `http`, `invoke`, `async`, `schedule`, `queue` or `topic`.
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Http => "http",
             Trigger::Invoke => "invoke",
+            Trigger::Async => "async",
+            Trigger::Schedule => "schedule",
+            Trigger::Queue => "queue",
+            Trigger::Topic => "topic",
         }
     }
 
@@ -469,6 +495,10 @@ impl Trigger {
         match s {
             "http" => Some(Trigger::Http),
             "invoke" => Some(Trigger::Invoke),
+            "async" => Some(Trigger::Async),
+            "schedule" => Some(Trigger::Schedule),
+            "queue" => Some(Trigger::Queue),
+            "topic" => Some(Trigger::Topic),
             _ => None,
         }
     }
@@ -715,6 +745,10 @@ pub mod headers {
     pub const VERSION: &str = "x-updraft-version";
     /// The alias to run (request, with the admin token or `allow_version_pinning`).
     pub const ALIAS: &str = "x-updraft-alias";
+    /// Which delivery attempt of an event this is (1 for the first), on event requests.
+    pub const ATTEMPT: &str = "x-updraft-attempt";
+    /// The idempotency key of an asynchronous invoke (request).
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 }
 
 #[cfg(test)]

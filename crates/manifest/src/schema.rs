@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Locator, ManifestError, Problem, Step, render_path};
 use crate::outbound::OutboundHost;
 use crate::route::RoutePattern;
+use crate::schedule::Schedule;
+use updraft_api::{Filter, check_resource_name};
 use crate::units::{format_duration, format_size, parse_duration, parse_size};
 
 /// Default per-invocation time limit.
@@ -41,6 +43,12 @@ pub const MAX_BODY: u64 = 4 << 30;
 pub const DEFAULT_MAX_REUSE: u32 = 1_000;
 /// Largest `max_reuse`.
 pub const MAX_MAX_REUSE: u32 = 1_000_000;
+/// Default `max_attempts` of an event trigger.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Largest `max_attempts`.
+pub const MAX_MAX_ATTEMPTS: u32 = 100;
+/// Largest `batch_size` of a queue trigger.
+pub const MAX_BATCH_SIZE: u32 = 100;
 
 // ---------------------------------------------------------------------------------------------
 // Raw TOML shape.
@@ -82,6 +90,40 @@ struct RawFunction {
     quota: Option<Quotas>,
     #[serde(default)]
     http: Vec<RawHttp>,
+    #[serde(default)]
+    schedule: Vec<RawSchedule>,
+    #[serde(default)]
+    queue: Vec<RawQueue>,
+    #[serde(default)]
+    topic: Vec<RawTopic>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    cron: Option<String>,
+    timezone: Option<String>,
+    rate: Option<String>,
+    max_attempts: Option<i64>,
+    dead_letter: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    queue: String,
+    batch_size: Option<i64>,
+    max_attempts: Option<i64>,
+    dead_letter: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopic {
+    topic: String,
+    filter: Option<Filter>,
+    max_attempts: Option<i64>,
+    dead_letter: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +205,80 @@ pub struct Function {
     pub quota: Quotas,
     /// `[[functions.http]]` tables.
     pub http: Vec<HttpTrigger>,
+    /// `[[functions.schedule]]` tables.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleTrigger>,
+    /// `[[functions.queue]]` tables.
+    #[serde(default)]
+    pub queue: Vec<QueueTrigger>,
+    /// `[[functions.topic]]` tables.
+    #[serde(default)]
+    pub topic: Vec<TopicTrigger>,
+}
+
+/// What happens to an event whose delivery fails (on every event trigger).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// `max_attempts = 3`: deliveries tried before the event is dead-lettered.
+    pub max_attempts: u32,
+    /// `dead_letter = "orders-failed"`: the queue failed events go to (`None`: the function's
+    /// own, `<function>-dlq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<String>,
+}
+
+/// One `[[functions.schedule]]` table: `cron` (with an optional `timezone`) or `rate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleTrigger {
+    /// `cron = "*/5 * * * *"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// `timezone = "Europe/Berlin"` (with `cron`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// `rate = "30s"`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_ms: Option<u64>,
+    /// Retries and dead letters.
+    pub retry: Retry,
+}
+
+impl ScheduleTrigger {
+    /// The schedule it describes.
+    ///
+    /// # Errors
+    /// Only if the time-zone database no longer knows its time zone (it was validated).
+    pub fn schedule(&self) -> Result<Schedule, String> {
+        match (&self.cron, self.rate_ms) {
+            (Some(cron), _) => Schedule::cron(cron, self.timezone.as_deref()),
+            (None, Some(ms)) => Ok(Schedule::Rate(Duration::from_millis(ms))),
+            (None, None) => Err("a schedule needs `cron` or `rate`".to_owned()),
+        }
+    }
+}
+
+/// One `[[functions.queue]]` table: the function consumes a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueTrigger {
+    /// `queue = "orders"`: created on deploy if it does not exist.
+    pub queue: String,
+    /// `batch_size = 10`: messages per invocation (more than 1: CloudEvents batch mode).
+    pub batch_size: u32,
+    /// Retries and dead letters.
+    pub retry: Retry,
+}
+
+/// One `[[functions.topic]]` table: the function subscribes to a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicTrigger {
+    /// `topic = "signups"`: created on deploy if it does not exist.
+    pub topic: String,
+    /// `filter = { plan = "pro", region = ["eu", "us"] }`: only publications whose attributes
+    /// match.
+    #[serde(default, skip_serializing_if = "Filter::is_empty")]
+    pub filter: Filter,
+    /// Retries and dead letters.
+    pub retry: Retry,
 }
 
 /// Usage limits per UTC calendar day or month (`quota = { ... }` on a function; `[quotas.<project>]`
@@ -658,6 +774,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
                 }
             }
         }
+        let (schedule, queue, topic) = event_triggers(c, i, f.schedule, f.queue, f.topic);
         functions.push(Function {
             name,
             component: f.component,
@@ -676,12 +793,129 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             allow_version_pinning: f.allow_version_pinning.unwrap_or(false),
             quota,
             http: http.into_iter().map(|(_, t)| t).collect(),
+            schedule,
+            queue,
+            topic,
         });
     }
     Manifest {
         app: App { name: app_name },
         functions,
     }
+}
+
+/// Validates a function's `schedule`, `queue` and `topic` tables.
+fn event_triggers(
+    c: &mut Checker<'_>,
+    i: usize,
+    schedules: Vec<RawSchedule>,
+    queues: Vec<RawQueue>,
+    topics: Vec<RawTopic>,
+) -> (Vec<ScheduleTrigger>, Vec<QueueTrigger>, Vec<TopicTrigger>) {
+    let at = |table: &str, j: usize, k: &str| {
+        vec![
+            key("functions"),
+            Step::Index(i),
+            key(table),
+            Step::Index(j),
+            key(k),
+        ]
+    };
+    let retry = |c: &mut Checker<'_>, table: &str, j: usize, max: Option<i64>, dl: Option<String>| {
+        let max_attempts = check_count(
+            c,
+            &at(table, j, "max_attempts"),
+            max,
+            1,
+            MAX_MAX_ATTEMPTS,
+        )
+        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if let Some(q) = &dl
+            && let Err(e) = check_resource_name("queue", q)
+        {
+            c.report(&at(table, j, "dead_letter"), e);
+        }
+        Retry {
+            max_attempts,
+            dead_letter: dl,
+        }
+    };
+    let mut out_schedules = Vec::new();
+    for (j, s) in schedules.into_iter().enumerate() {
+        let retry = retry(c, "schedule", j, s.max_attempts, s.dead_letter);
+        let parsed = match (&s.cron, &s.rate) {
+            (Some(cron), None) => Schedule::cron(cron, s.timezone.as_deref())
+                .map_err(|e| {
+                    let k = if e.contains("time zone") { "timezone" } else { "cron" };
+                    c.report(&at("schedule", j, k), e);
+                })
+                .ok(),
+            (None, Some(rate)) => {
+                if s.timezone.is_some() {
+                    c.report(&at("schedule", j, "timezone"), "only applies to `cron`");
+                }
+                Schedule::rate(rate)
+                    .map_err(|e| c.report(&at("schedule", j, "rate"), e))
+                    .ok()
+            }
+            (Some(_), Some(_)) => {
+                c.report(&at("schedule", j, "rate"), "give `cron` or `rate`, not both");
+                None
+            }
+            (None, None) => {
+                let mut p = at("schedule", j, "cron");
+                p.pop();
+                c.report(&p, "a schedule needs `cron = \"...\"` or `rate = \"...\"`");
+                None
+            }
+        };
+        if let Some(schedule) = parsed {
+            out_schedules.push(ScheduleTrigger {
+                cron: s.cron,
+                timezone: s.timezone,
+                rate_ms: match schedule {
+                    Schedule::Rate(d) => Some(duration_ms(d)),
+                    Schedule::Cron { .. } => None,
+                },
+                retry,
+            });
+        }
+    }
+    let mut out_queues: Vec<QueueTrigger> = Vec::new();
+    for (j, q) in queues.into_iter().enumerate() {
+        let retry = retry(c, "queue", j, q.max_attempts, q.dead_letter);
+        if let Err(e) = check_resource_name("queue", &q.queue) {
+            c.report(&at("queue", j, "queue"), e);
+        } else if out_queues.iter().any(|t| t.queue == q.queue) {
+            c.report(&at("queue", j, "queue"), format!("`{}` is consumed twice", q.queue));
+        }
+        let batch_size =
+            check_count(c, &at("queue", j, "batch_size"), q.batch_size, 1, MAX_BATCH_SIZE)
+                .unwrap_or(1);
+        out_queues.push(QueueTrigger {
+            queue: q.queue,
+            batch_size,
+            retry,
+        });
+    }
+    let mut out_topics: Vec<TopicTrigger> = Vec::new();
+    for (j, t) in topics.into_iter().enumerate() {
+        let retry = retry(c, "topic", j, t.max_attempts, t.dead_letter);
+        if let Err(e) = check_resource_name("topic", &t.topic) {
+            c.report(&at("topic", j, "topic"), e);
+        } else if out_topics.iter().any(|o| o.topic == t.topic) {
+            c.report(
+                &at("topic", j, "topic"),
+                format!("`{}` is subscribed to twice", t.topic),
+            );
+        }
+        out_topics.push(TopicTrigger {
+            topic: t.topic,
+            filter: t.filter.unwrap_or_default(),
+            retry,
+        });
+    }
+    (out_schedules, out_queues, out_topics)
 }
 
 fn duration_ms(d: Duration) -> u64 {

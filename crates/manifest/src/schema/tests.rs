@@ -301,3 +301,74 @@ fn quotas_are_parsed_and_checked() {
     let f: Function = serde_json::from_value(old.into()).unwrap();
     assert!(f.quota.limits().is_empty());
 }
+
+const EVENTS: &str = r#"[app]
+name = "shop"
+
+[[functions]]
+name = "worker"
+component = "w.wasm"
+
+[[functions.schedule]]
+cron = "*/5 * * * *"
+timezone = "Europe/Berlin"
+
+[[functions.schedule]]
+rate = "30s"
+max_attempts = 5
+
+[[functions.queue]]
+queue = "orders"
+batch_size = 10
+dead_letter = "orders-failed"
+
+[[functions.topic]]
+topic = "signups"
+filter = { plan = "pro", region = ["eu", "us"] }
+"#;
+
+#[test]
+fn event_triggers_parse() {
+    let m = Manifest::parse("updraft.toml", EVENTS).unwrap();
+    let f = &m.functions[0];
+    assert_eq!(f.schedule.len(), 2);
+    assert_eq!(f.schedule[0].timezone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(f.schedule[0].retry.max_attempts, DEFAULT_MAX_ATTEMPTS);
+    assert_eq!(f.schedule[1].rate_ms, Some(30_000));
+    assert_eq!(f.schedule[1].retry.max_attempts, 5);
+    assert_eq!(f.queue[0].batch_size, 10);
+    assert_eq!(f.queue[0].retry.dead_letter.as_deref(), Some("orders-failed"));
+    assert_eq!(
+        f.topic[0].filter.0["region"],
+        vec!["eu".to_owned(), "us".to_owned()]
+    );
+    assert_eq!(f.topic[0].filter.0["plan"], vec!["pro".to_owned()]);
+    // The stored spec round-trips.
+    let json = serde_json::to_string(f).unwrap();
+    assert_eq!(&serde_json::from_str::<Function>(&json).unwrap(), f);
+}
+
+#[test]
+fn bad_event_triggers_name_line_and_key() {
+    let e = err(&EVENTS.replace("*/5 * * * *", "*/5 * * *"));
+    assert!(
+        e.starts_with("updraft.toml:9: functions[0].schedule[0].cron: `*/5 * * *` is not a cron expression"),
+        "{e}"
+    );
+    let e = err(&EVENTS.replace("61", "x").replace("*/5 * * * *", "61 * * * *"));
+    assert!(e.contains("functions[0].schedule[0].cron: `61 * * * *` is not a valid cron"), "{e}");
+    let e = err(&EVENTS.replace("Europe/Berlin", "Mars/Olympus"));
+    assert!(e.contains(":10: functions[0].schedule[0].timezone: `Mars/Olympus`"), "{e}");
+    let e = err(&EVENTS.replace("rate = \"30s\"", "rate = \"0s\""));
+    assert!(e.contains(":13: functions[0].schedule[1].rate:"), "{e}");
+    let e = err(&EVENTS.replace("queue = \"orders\"", "queue = \"Orders!\""));
+    assert!(e.contains(":17: functions[0].queue[0].queue: `Orders!` is not a valid queue name"), "{e}");
+    let e = err(&EVENTS.replace("batch_size = 10", "batch_size = 0"));
+    assert!(e.contains("functions[0].queue[0].batch_size: must be between 1 and 100"), "{e}");
+    let e = err(&EVENTS.replace("max_attempts = 5", "max_attempts = 0"));
+    assert!(e.contains("functions[0].schedule[1].max_attempts: must be between 1 and 100"), "{e}");
+    let e = err(&EVENTS.replace("rate = \"30s\"", "rate = \"30s\"\ncron = \"* * * * *\""));
+    assert!(e.contains("give `cron` or `rate`, not both"), "{e}");
+    let e = err(&EVENTS.replace("region = [\"eu\", \"us\"]", "region = []"));
+    assert!(e.contains("filter `region` lists no values"), "{e}");
+}
