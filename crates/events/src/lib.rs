@@ -1,0 +1,550 @@
+//! The durable event log: queues and their messages, topics and their subscriptions, the last
+//! fired slot of every schedule, and asynchronous invokes.
+//!
+//! Everything that makes a function run later goes through a queue here: a `[[functions.queue]]`
+//! trigger consumes a user's queue; schedules, topic subscriptions and asynchronous invokes each
+//! feed a hidden per-function queue ([`internal_queue`]). A consumer *receives* messages with a
+//! lease (a visibility timeout and a receipt), then *settles* them: acked (deleted), retried
+//! after a backoff with the error kept in the message's history, or moved to a dead-letter queue
+//! once `max_attempts` have failed. A crash loses no acknowledged message: a send is one
+//! transaction, and an unsettled lease simply runs out.
+//!
+//! [`EventLog`] is the boundary; [`SqliteLog`] is the embedded backend (`events.db` in the data
+//! directory). A cluster backend (NATS JetStream) implements the same trait. This crate knows
+//! nothing of HTTP, functions or Wasmtime: the server's deliverer turns messages into
+//! invocations and settles them.
+
+mod sqlite;
+
+pub use sqlite::SqliteLog;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use updraft_api::{AsyncInvocation, AsyncStatus, AttemptError, Filter, QueueInfo, TopicInfo};
+
+/// Default visibility timeout of a queue.
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default largest message of a queue (SQS's).
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 256 << 10;
+/// Largest `max_message_size` a queue may have.
+pub const MAX_MESSAGE_BYTES: u64 = 1 << 20;
+/// Longest delay a message may be sent with.
+pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+/// Longest visibility timeout.
+pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
+/// Most of a successful asynchronous invoke's response body that is kept.
+pub const MAX_ASYNC_RESULT: usize = 256 << 10;
+
+/// Why an event-log operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// No such queue.
+    #[error("queue `{0}` does not exist")]
+    QueueNotFound(String),
+    /// No such topic.
+    #[error("topic `{0}` does not exist")]
+    TopicNotFound(String),
+    /// No such asynchronous invoke.
+    #[error("no asynchronous invocation has id `{0}`")]
+    AsyncNotFound(String),
+    /// A message is larger than its queue accepts.
+    #[error("message of {size} bytes is larger than queue `{queue}` accepts ({max} bytes)")]
+    TooLarge {
+        /// The queue.
+        queue: String,
+        /// The message's size.
+        size: u64,
+        /// The queue's limit.
+        max: u64,
+    },
+    /// The request contradicts the log's state (e.g. deleting a queue a function consumes).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("event log: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+/// The hidden queue that feeds one function's schedules, topic subscriptions or asynchronous
+/// invokes. Its name has a `~`, which user queue names cannot.
+pub fn internal_queue(function: &str, feed: Feed<'_>) -> String {
+    match feed {
+        Feed::Async => format!("~async.{function}"),
+        Feed::Schedule => format!("~schedule.{function}"),
+        Feed::Topic(topic) => format!("~topic.{function}.{topic}"),
+    }
+}
+
+/// What feeds an internal queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed<'a> {
+    /// Asynchronous invokes.
+    Async,
+    /// Every schedule of the function.
+    Schedule,
+    /// A topic the function subscribes to.
+    Topic(&'a str),
+}
+
+/// The dead-letter queue of a function that names none: `<function>-dlq`.
+pub fn default_dead_letter(function: &str) -> String {
+    format!("{function}-dlq")
+}
+
+/// Settings of a queue being created.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    /// Its name.
+    pub name: String,
+    /// How long a received message stays invisible.
+    pub visibility_timeout: Duration,
+    /// Largest message accepted.
+    pub max_message_bytes: u64,
+}
+
+impl QueueSpec {
+    /// A queue with default settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// A message to store.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage {
+    /// Its id (a new one when `None`).
+    pub id: Option<String>,
+    /// Where it comes from (a URI reference: `/queues/orders`).
+    pub source: String,
+    /// Its CloudEvents type.
+    pub kind: String,
+    /// Its media type.
+    pub content_type: String,
+    /// String attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// The body.
+    pub data: Vec<u8>,
+    /// When it was first produced (ms since the epoch; now when `None`).
+    pub time_ms: Option<i64>,
+    /// How long it stays invisible after it is stored.
+    pub delay: Duration,
+}
+
+/// A received message, leased until its visibility timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its id (`ce-id`).
+    pub id: String,
+    /// The handle that settles it while the lease lasts.
+    pub receipt: String,
+    /// The queue it is in.
+    pub queue: String,
+    /// Where it came from.
+    pub source: String,
+    /// Its CloudEvents type.
+    pub kind: String,
+    /// Its media type.
+    pub content_type: String,
+    /// String attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// The body.
+    pub data: Vec<u8>,
+    /// When it was produced (ms since the epoch).
+    pub time_ms: i64,
+    /// How many times it has been received from this queue, this time included.
+    pub attempts: u32,
+    /// Failed deliveries so far.
+    pub errors: Vec<AttemptError>,
+}
+
+/// Who holds a lease: the server's own deliverer (its leases are released when the server
+/// starts again, as nothing can be running them), or a client of the queue API (its leases run
+/// their full visibility timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// The server's deliverer.
+    Deliverer,
+    /// A client of the queue API.
+    Client,
+}
+
+/// How to settle delivered messages.
+#[derive(Debug, Clone)]
+pub enum Settle {
+    /// Delivered: delete them.
+    Ack,
+    /// The delivery failed: record the error, then retry after `delay`, or move them to
+    /// `dead_letter` when they have had `max_attempts`.
+    Fail {
+        /// What went wrong.
+        error: AttemptError,
+        /// Attempts allowed.
+        max_attempts: u32,
+        /// Backoff before the next one.
+        delay: Duration,
+        /// Where they go when out of attempts (created if missing).
+        dead_letter: String,
+    },
+    /// Not attempted after all (the function was throttled): make them visible again after
+    /// `delay` without counting the attempt.
+    Release {
+        /// Backoff before the next try.
+        delay: Duration,
+    },
+}
+
+/// The outcome of an asynchronous invoke's attempt, kept on its record.
+#[derive(Debug, Clone, Default)]
+pub struct AsyncResult {
+    /// The attempt's request id.
+    pub request_id: String,
+    /// The HTTP status (0 when there was none).
+    pub status: u16,
+    /// The response body (successes only; cut at [`MAX_ASYNC_RESULT`]).
+    pub body: Option<Vec<u8>>,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+/// What became of settled messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Deleted (acked).
+    Acked,
+    /// Visible again at this time (ms since the epoch).
+    Retrying(i64),
+    /// Moved to the dead-letter queue.
+    DeadLettered,
+    /// The lease had run out (the message was received again, or deleted): nothing done.
+    Gone,
+}
+
+/// One queue's depth, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    /// The project.
+    pub project: String,
+    /// The queue.
+    pub queue: String,
+    /// Messages in it.
+    pub depth: u64,
+    /// Received and leased.
+    pub in_flight: u64,
+    /// Age of the oldest message, in ms.
+    pub oldest_age_ms: u64,
+}
+
+/// The durable event log. Every method is a short blocking call (a transaction): call it from
+/// a blocking context (`spawn_blocking`) on async runtimes.
+pub trait EventLog: Send + Sync + 'static {
+    /// Creates a queue unless it exists. Returns it and, when created, its access key (shown
+    /// once; only its hash is kept).
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn create_queue(
+        &self,
+        project: &str,
+        spec: &QueueSpec,
+    ) -> Result<(QueueInfo, Option<String>), EventError>;
+
+    /// Replaces a queue's access key and returns the new one.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`].
+    fn rotate_queue_key(&self, project: &str, queue: &str) -> Result<String, EventError>;
+
+    /// Whether `key` is the queue's access key.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`].
+    fn check_queue_key(&self, project: &str, queue: &str, key: &str) -> Result<bool, EventError>;
+
+    /// Deletes a queue, its messages and its subscriptions.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`].
+    fn delete_queue(&self, project: &str, queue: &str) -> Result<(), EventError>;
+
+    /// One queue and its depth.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`].
+    fn queue(&self, project: &str, queue: &str) -> Result<QueueInfo, EventError>;
+
+    /// The project's queues (internal ones too when `internal`), by name.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn queues(&self, project: &str, internal: bool) -> Result<Vec<QueueInfo>, EventError>;
+
+    /// Stores messages in one transaction; returns their ids.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`], [`EventError::TooLarge`] (nothing is stored).
+    fn send(
+        &self,
+        project: &str,
+        queue: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<String>, EventError>;
+
+    /// Leases up to `max` visible messages, oldest first, for `visibility`.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`].
+    fn receive(
+        &self,
+        project: &str,
+        queue: &str,
+        max: u32,
+        visibility: Duration,
+        holder: Holder,
+    ) -> Result<Vec<Message>, EventError>;
+
+    /// When the next message of the queue becomes visible (ms since the epoch), if it has any.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn next_visible(&self, project: &str, queue: &str) -> Result<Option<i64>, EventError>;
+
+    /// Deletes messages by receipt; returns how many were deleted (expired receipts are not).
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError>;
+
+    /// Settles delivered messages (one transaction), and updates the asynchronous-invoke record
+    /// of each (if it is one) with `result`. Returns the fate of the first.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn settle(
+        &self,
+        project: &str,
+        receipts: &[String],
+        how: &Settle,
+        result: Option<&AsyncResult>,
+    ) -> Result<Fate, EventError>;
+
+    /// Makes every message `holder` has leased visible again (at start-up, for the deliverer).
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn release_all(&self, holder: Holder) -> Result<u64, EventError>;
+
+    /// Deletes every message of a queue; returns how many.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`].
+    fn purge(&self, project: &str, queue: &str) -> Result<u64, EventError>;
+
+    /// Depth of every queue of every project.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn stats(&self) -> Result<Vec<QueueStats>, EventError>;
+
+    /// Creates a topic unless it exists; returns it and, when created, its publish key.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn create_topic(
+        &self,
+        project: &str,
+        topic: &str,
+    ) -> Result<(TopicInfo, Option<String>), EventError>;
+
+    /// Replaces a topic's publish key and returns the new one.
+    ///
+    /// # Errors
+    /// [`EventError::TopicNotFound`].
+    fn rotate_topic_key(&self, project: &str, topic: &str) -> Result<String, EventError>;
+
+    /// Whether `key` is the topic's publish key.
+    ///
+    /// # Errors
+    /// [`EventError::TopicNotFound`].
+    fn check_topic_key(&self, project: &str, topic: &str, key: &str) -> Result<bool, EventError>;
+
+    /// Deletes a topic and its subscriptions.
+    ///
+    /// # Errors
+    /// [`EventError::TopicNotFound`].
+    fn delete_topic(&self, project: &str, topic: &str) -> Result<(), EventError>;
+
+    /// One topic.
+    ///
+    /// # Errors
+    /// [`EventError::TopicNotFound`].
+    fn topic(&self, project: &str, topic: &str) -> Result<TopicInfo, EventError>;
+
+    /// The project's topics.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn topics(&self, project: &str) -> Result<Vec<TopicInfo>, EventError>;
+
+    /// Subscribes a queue to a topic (replacing its filter if subscribed).
+    ///
+    /// # Errors
+    /// [`EventError::TopicNotFound`], [`EventError::QueueNotFound`].
+    fn subscribe_queue(
+        &self,
+        project: &str,
+        topic: &str,
+        queue: &str,
+        filter: &Filter,
+    ) -> Result<(), EventError>;
+
+    /// Removes a queue's subscription; returns whether there was one.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn unsubscribe_queue(&self, project: &str, topic: &str, queue: &str)
+    -> Result<bool, EventError>;
+
+    /// Replaces a function's topic subscriptions (`(topic, filter)`; topics and the function's
+    /// internal queues are created as needed). An empty list removes them.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn set_function_subscriptions(
+        &self,
+        project: &str,
+        function: &str,
+        topics: &[(String, Filter)],
+    ) -> Result<(), EventError>;
+
+    /// Publishes: one copy to every subscription whose filter matches, in one transaction.
+    /// Returns the event id and how many subscriptions got it.
+    ///
+    /// # Errors
+    /// [`EventError::TopicNotFound`], [`EventError::TooLarge`].
+    fn publish(
+        &self,
+        project: &str,
+        topic: &str,
+        message: NewMessage,
+    ) -> Result<(String, u64), EventError>;
+
+    /// Keeps exactly these schedules of a function (by key); new ones start at `now_ms` (their
+    /// first slot is the next one after it); existing ones keep their last fired slot.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn sync_schedules(
+        &self,
+        project: &str,
+        function: &str,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<(), EventError>;
+
+    /// The last slot a schedule fired (or its start), if the schedule exists.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn last_slot(&self, project: &str, function: &str, key: &str)
+    -> Result<Option<i64>, EventError>;
+
+    /// Fires a schedule's slot: in one transaction, records `slot_ms` as its last slot and
+    /// stores `message` in `queue`, unless a slot at or after it was already fired. Returns
+    /// whether it fired.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`].
+    fn fire(
+        &self,
+        project: &str,
+        function: &str,
+        key: &str,
+        slot_ms: i64,
+        queue: &str,
+        message: NewMessage,
+    ) -> Result<bool, EventError>;
+
+    /// Accepts an asynchronous invoke: its record and its message in `queue`, in one
+    /// transaction. With an idempotency key already used for the function, returns that
+    /// invoke instead (and `false`).
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`], [`EventError::TooLarge`].
+    fn submit_async(
+        &self,
+        project: &str,
+        function: &str,
+        queue: &str,
+        idempotency_key: Option<&str>,
+        message: NewMessage,
+    ) -> Result<(AsyncInvocation, bool), EventError>;
+
+    /// One asynchronous invoke.
+    ///
+    /// # Errors
+    /// [`EventError::AsyncNotFound`].
+    fn async_invocation(&self, project: &str, id: &str) -> Result<AsyncInvocation, EventError>;
+
+    /// Records which queues a function consumes (`[[functions.queue]]`), replacing its previous
+    /// list; the queues are created if missing. A consumed queue cannot be deleted.
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn set_consumers(
+        &self,
+        project: &str,
+        function: &str,
+        queues: &[String],
+    ) -> Result<(), EventError>;
+
+    /// Deletes a function's schedules, subscriptions, internal queues and asynchronous-invoke
+    /// records (when the function is deleted).
+    ///
+    /// # Errors
+    /// [`EventError::Db`].
+    fn forget_function(&self, project: &str, function: &str) -> Result<(), EventError>;
+}
+
+/// Exponential backoff with jitter: attempt `n` (1 for the first retry) waits a random time
+/// between half and all of `base x 2^(n-1)`, capped at `max`.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let full = exp.min(max);
+    let half = full / 2;
+    half + full.saturating_sub(half).mul_f64(rand::random::<f64>())
+}
+
+/// The state an asynchronous invoke is in after a settle.
+pub(crate) fn async_status(how: &Settle, fate: Fate) -> Option<AsyncStatus> {
+    match (how, fate) {
+        (_, Fate::Gone) | (Settle::Release { .. }, _) => None,
+        (Settle::Ack, _) => Some(AsyncStatus::Succeeded),
+        (_, Fate::DeadLettered) => Some(AsyncStatus::Failed),
+        _ => Some(AsyncStatus::Retrying),
+    }
+}
+
+/// A new message or event id: the time in ms (12 hex digits) then 80 random bits, so ids sort
+/// by time.
+pub fn new_id() -> String {
+    let ms = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
+    let r: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
+    format!("{ms:012x}{r:020x}")
+}
+
+/// Now, in ms since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;
