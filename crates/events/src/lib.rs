@@ -21,6 +21,8 @@ pub use sqlite::SqliteLog;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use sha2::Digest as _;
+
 use updraft_api::{AsyncInvocation, AsyncStatus, AttemptError, Filter, QueueInfo, TopicInfo};
 
 /// Default visibility timeout of a queue.
@@ -72,7 +74,10 @@ pub enum EventError {
 pub fn internal_queue(function: &str, feed: Feed<'_>) -> String {
     match feed {
         Feed::Async => format!("~async.{function}"),
-        Feed::Schedule => format!("~schedule.{function}"),
+        Feed::Schedule(key) => {
+            let h = hex::encode(&sha2::Sha256::digest(key.as_bytes())[..4]);
+            format!("~schedule.{function}.{h}")
+        }
         Feed::Topic(topic) => format!("~topic.{function}.{topic}"),
     }
 }
@@ -82,8 +87,8 @@ pub fn internal_queue(function: &str, feed: Feed<'_>) -> String {
 pub enum Feed<'a> {
     /// Asynchronous invokes.
     Async,
-    /// Every schedule of the function.
-    Schedule,
+    /// One schedule of the function (by its key).
+    Schedule(&'a str),
     /// A topic the function subscribes to.
     Topic(&'a str),
 }
@@ -407,8 +412,12 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::Db`].
-    fn unsubscribe_queue(&self, project: &str, topic: &str, queue: &str)
-    -> Result<bool, EventError>;
+    fn unsubscribe_queue(
+        &self,
+        project: &str,
+        topic: &str,
+        queue: &str,
+    ) -> Result<bool, EventError>;
 
     /// Replaces a function's topic subscriptions (`(topic, filter)`; topics and the function's
     /// internal queues are created as needed). An empty list removes them.
@@ -451,8 +460,12 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::Db`].
-    fn last_slot(&self, project: &str, function: &str, key: &str)
-    -> Result<Option<i64>, EventError>;
+    fn last_slot(
+        &self,
+        project: &str,
+        function: &str,
+        key: &str,
+    ) -> Result<Option<i64>, EventError>;
 
     /// Fires a schedule's slot: in one transaction, records `slot_ms` as its last slot and
     /// stores `message` in `queue`, unless a slot at or after it was already fired. Returns

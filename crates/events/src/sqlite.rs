@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
-use updraft_api::{AsyncInvocation, AsyncStatus, AttemptError, Filter, QueueInfo, Subscription, TopicInfo};
+use updraft_api::{
+    AsyncInvocation, AsyncStatus, AttemptError, Filter, QueueInfo, Subscription, TopicInfo,
+};
 
 use crate::{
     AsyncResult, EventError, EventLog, Fate, Feed, Holder, MAX_ASYNC_RESULT, Message, NewMessage,
@@ -289,7 +291,11 @@ fn topic_info(tx: &Connection, project: &str, topic: &str) -> Result<TopicInfo, 
     )?;
     let subscriptions = stmt
         .query_map(params![project, topic], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?
         .map(|r| {
             r.map(|(kind, target, filter)| Subscription {
@@ -355,7 +361,12 @@ fn check_key(
     Ok(stored.map(|s| s == hash(key)))
 }
 
-fn rotate_key(conn: &Connection, table: &str, project: &str, name: &str) -> Result<Option<String>, EventError> {
+fn rotate_key(
+    conn: &Connection,
+    table: &str,
+    project: &str,
+    name: &str,
+) -> Result<Option<String>, EventError> {
     let key = new_key();
     let sql = format!("UPDATE {table} SET key_sha256 = ?3 WHERE project = ?1 AND name = ?2");
     let n = conn.execute(&sql, params![project, name, hash(&key)])?;
@@ -429,7 +440,10 @@ impl EventLog for SqliteLog {
             )?
             .query_map(params![project, internal], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        names.iter().map(|n| queue_info(&conn, project, n)).collect()
+        names
+            .iter()
+            .map(|n| queue_info(&conn, project, n))
+            .collect()
     }
 
     fn send(
@@ -725,7 +739,10 @@ impl EventLog for SqliteLog {
             .prepare_cached("SELECT name FROM topics WHERE project = ?1 ORDER BY name")?
             .query_map(params![project], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        names.iter().map(|n| topic_info(&conn, project, n)).collect()
+        names
+            .iter()
+            .map(|n| topic_info(&conn, project, n))
+            .collect()
     }
 
     fn subscribe_queue(
@@ -741,7 +758,12 @@ impl EventLog for SqliteLog {
             tx.execute(
                 "INSERT OR REPLACE INTO subscriptions (project, topic, queue, kind, target, filter)
                  VALUES (?1, ?2, ?3, 'queue', ?3, ?4)",
-                params![project, topic, queue, serde_json::to_string(filter).unwrap_or_default()],
+                params![
+                    project,
+                    topic,
+                    queue,
+                    serde_json::to_string(filter).unwrap_or_default()
+                ],
             )?;
             Ok(())
         })
@@ -846,8 +868,8 @@ impl EventLog for SqliteLog {
                     params![project, function, k, now_ms],
                 )?;
             }
-            if !keys.is_empty() {
-                let queue = internal_queue(function, Feed::Schedule);
+            for k in keys {
+                let queue = internal_queue(function, Feed::Schedule(k));
                 ensure_queue(tx, project, &QueueSpec::new(queue), true)?;
             }
             Ok(())
@@ -978,19 +1000,18 @@ impl EventLog for SqliteLog {
                 "DELETE FROM async_invocations WHERE project = ?1 AND function = ?2",
                 params![project, function],
             )?;
-            let internal = [
+            let owned = "(name = ?2 OR substr(name, 1, length(?3)) = ?3 OR substr(name, 1, length(?4)) = ?4)";
+            let args = params![
+                project,
                 internal_queue(function, Feed::Async),
-                internal_queue(function, Feed::Schedule),
+                format!("~schedule.{function}."),
+                internal_queue(function, Feed::Topic("")),
             ];
-            let prefix = internal_queue(function, Feed::Topic(""));
             tx.execute(
-                "DELETE FROM messages WHERE project = ?1 AND (queue IN (?2, ?3) OR substr(queue, 1, length(?4)) = ?4)",
-                params![project, internal[0], internal[1], prefix],
+                &format!("DELETE FROM messages WHERE project = ?1 AND {}", owned.replace("name", "queue")),
+                args,
             )?;
-            tx.execute(
-                "DELETE FROM queues WHERE project = ?1 AND (name IN (?2, ?3) OR substr(name, 1, length(?4)) = ?4)",
-                params![project, internal[0], internal[1], prefix],
-            )?;
+            tx.execute(&format!("DELETE FROM queues WHERE project = ?1 AND {owned}"), args)?;
             Ok(())
         })
     }

@@ -43,8 +43,16 @@ fn send_receive_ack_and_visibility() {
     let key = key.unwrap();
     assert!(log.check_queue_key(P, "q", &key).unwrap());
     assert!(!log.check_queue_key(P, "q", "nope").unwrap());
-    assert!(log.create_queue(P, &QueueSpec::new("q")).unwrap().1.is_none(), "idempotent");
-    let ids = log.send(P, "q", vec![msg("a"), msg("b"), msg("c")]).unwrap();
+    assert!(
+        log.create_queue(P, &QueueSpec::new("q"))
+            .unwrap()
+            .1
+            .is_none(),
+        "idempotent"
+    );
+    let ids = log
+        .send(P, "q", vec![msg("a"), msg("b"), msg("c")])
+        .unwrap();
     assert_eq!(ids.len(), 3);
     let got = log
         .receive(P, "q", 2, Duration::from_secs(60), Holder::Client)
@@ -71,7 +79,11 @@ fn send_receive_ack_and_visibility() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     assert_eq!(log.ack(P, &[rest[0].receipt.clone()]).unwrap(), 0);
-    let receipts: Vec<String> = got.iter().chain(&again).map(|m| m.receipt.clone()).collect();
+    let receipts: Vec<String> = got
+        .iter()
+        .chain(&again)
+        .map(|m| m.receipt.clone())
+        .collect();
     assert_eq!(log.ack(P, &receipts).unwrap(), 3);
     assert_eq!(log.queue(P, "q").unwrap().depth, 0);
     assert!(matches!(
@@ -86,14 +98,20 @@ fn oversized_batches_store_nothing_and_delays_hide() {
     let mut spec = QueueSpec::new("q");
     spec.max_message_bytes = 4;
     log.create_queue(P, &spec).unwrap();
-    let e = log.send(P, "q", vec![msg("ok"), msg("too long")]).unwrap_err();
+    let e = log
+        .send(P, "q", vec![msg("ok"), msg("too long")])
+        .unwrap_err();
     assert!(e.to_string().contains("8 bytes"), "{e}");
     assert_eq!(log.queue(P, "q").unwrap().depth, 0, "all or nothing");
     let mut delayed = msg("later");
     delayed.data.truncate(4);
     delayed.delay = Duration::from_secs(60);
     log.send(P, "q", vec![delayed]).unwrap();
-    assert!(log.receive(P, "q", 1, DEFAULT_VISIBILITY_TIMEOUT, Holder::Client).unwrap().is_empty());
+    assert!(
+        log.receive(P, "q", 1, DEFAULT_VISIBILITY_TIMEOUT, Holder::Client)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(log.queue(P, "q").unwrap().delayed, 1);
 }
 
@@ -128,7 +146,11 @@ fn failures_retry_then_dead_letter_with_history() {
         dead.errors.iter().map(|e| e.attempt).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
-    assert!(dead.errors.iter().all(|e| e.status == 500 && e.error == "boom"));
+    assert!(
+        dead.errors
+            .iter()
+            .all(|e| e.status == 500 && e.error == "boom")
+    );
 }
 
 #[test]
@@ -141,8 +163,15 @@ fn released_and_restarted_leases_do_not_count() {
         .unwrap()
         .pop()
         .unwrap();
-    log.settle(P, &[m.receipt], &Settle::Release { delay: Duration::ZERO }, None)
-        .unwrap();
+    log.settle(
+        P,
+        &[m.receipt],
+        &Settle::Release {
+            delay: Duration::ZERO,
+        },
+        None,
+    )
+    .unwrap();
     let m = log
         .receive(P, "q", 1, Duration::from_secs(600), Holder::Deliverer)
         .unwrap()
@@ -165,9 +194,11 @@ fn publish_fans_out_through_filters() {
     log.create_topic(P, "signups").unwrap();
     log.create_queue(P, &QueueSpec::new("all")).unwrap();
     log.create_queue(P, &QueueSpec::new("pro")).unwrap();
-    log.subscribe_queue(P, "signups", "all", &Filter::default()).unwrap();
+    log.subscribe_queue(P, "signups", "all", &Filter::default())
+        .unwrap();
     let mut pro = Filter::default();
-    pro.0.insert("plan".into(), vec!["pro".into(), "team".into()]);
+    pro.0
+        .insert("plan".into(), vec!["pro".into(), "team".into()]);
     log.subscribe_queue(P, "signups", "pro", &pro).unwrap();
     log.set_function_subscriptions(P, "welcome", &[("signups".into(), pro.clone())])
         .unwrap();
@@ -185,7 +216,10 @@ fn publish_fans_out_through_filters() {
     assert_eq!(got[0].id, id, "every copy keeps the event id");
     assert_eq!(log.queue(P, "all").unwrap().depth, 2);
     assert_eq!(log.topic(P, "signups").unwrap().subscriptions.len(), 3);
-    assert!(matches!(log.delete_topic(P, "signups"), Err(EventError::Conflict(_))));
+    assert!(matches!(
+        log.delete_topic(P, "signups"),
+        Err(EventError::Conflict(_))
+    ));
     assert!(matches!(
         log.publish(P, "nope", msg("x")),
         Err(EventError::TopicNotFound(_))
@@ -195,16 +229,25 @@ fn publish_fans_out_through_filters() {
 #[test]
 fn a_slot_fires_once() {
     let (_d, log) = log();
-    log.sync_schedules(P, "tick", &["rate:1s".into()], 1_000).unwrap();
-    let q = internal_queue("tick", Feed::Schedule);
+    log.sync_schedules(P, "tick", &["rate:1s".into()], 1_000)
+        .unwrap();
+    let q = internal_queue("tick", Feed::Schedule("rate:1s"));
     assert!(log.fire(P, "tick", "rate:1s", 2_000, &q, msg("a")).unwrap());
-    assert!(!log.fire(P, "tick", "rate:1s", 2_000, &q, msg("a")).unwrap(), "same slot");
-    assert!(!log.fire(P, "tick", "rate:1s", 1_500, &q, msg("a")).unwrap(), "older slot");
+    assert!(
+        !log.fire(P, "tick", "rate:1s", 2_000, &q, msg("a")).unwrap(),
+        "same slot"
+    );
+    assert!(
+        !log.fire(P, "tick", "rate:1s", 1_500, &q, msg("a")).unwrap(),
+        "older slot"
+    );
     assert_eq!(log.last_slot(P, "tick", "rate:1s").unwrap(), Some(2_000));
     // A redeploy with the same schedule keeps its slot; a changed one starts afresh.
-    log.sync_schedules(P, "tick", &["rate:1s".into()], 9_000).unwrap();
+    log.sync_schedules(P, "tick", &["rate:1s".into()], 9_000)
+        .unwrap();
     assert_eq!(log.last_slot(P, "tick", "rate:1s").unwrap(), Some(2_000));
-    log.sync_schedules(P, "tick", &["rate:2s".into()], 9_000).unwrap();
+    log.sync_schedules(P, "tick", &["rate:2s".into()], 9_000)
+        .unwrap();
     assert_eq!(log.last_slot(P, "tick", "rate:1s").unwrap(), None);
     assert_eq!(log.queue(P, &q).unwrap().depth, 1);
 }
@@ -235,7 +278,8 @@ fn async_invokes_dedupe_by_key_and_record_results() {
         body: Some(b"done".to_vec()),
         error: None,
     };
-    log.settle(P, &[m.receipt], &Settle::Ack, Some(&result)).unwrap();
+    log.settle(P, &[m.receipt], &Settle::Ack, Some(&result))
+        .unwrap();
     let a = log.async_invocation(P, &a.id).unwrap();
     assert_eq!(a.status, AsyncStatus::Succeeded);
     assert_eq!(a.response_body.as_deref(), Some("done"));

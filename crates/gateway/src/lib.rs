@@ -216,8 +216,23 @@ pub struct Gateway {
     telemetry: Arc<dyn Telemetry>,
     metrics: Metrics,
     admin: Option<Arc<dyn AdminCheck>>,
+    services: Option<Arc<dyn Mounted>>,
     global: Option<Arc<Semaphore>>,
     config: GatewayConfig,
+}
+
+/// Paths under this prefix are served by the [`Mounted`] services (queues and topics for
+/// clients), not by function routes.
+pub const SERVICES_PREFIX: &str = "/_updraft/";
+
+/// The platform's own data-plane APIs, served under [`SERVICES_PREFIX`] (the gateway does not
+/// know what they are: the composition root mounts them).
+pub trait Mounted: Send + Sync + 'static {
+    /// Answers one request.
+    fn call(
+        &self,
+        req: Request<Incoming>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send + 'static>>;
 }
 
 impl Gateway {
@@ -228,6 +243,7 @@ impl Gateway {
             telemetry,
             metrics: Metrics::default(),
             admin: None,
+            services: None,
             global: config
                 .global_max_concurrency
                 .map(|n| Arc::new(Semaphore::new(usize::try_from(n.max(1)).unwrap_or(1)))),
@@ -245,6 +261,13 @@ impl Gateway {
     #[must_use]
     pub fn with_admin_check(mut self, check: Arc<dyn AdminCheck>) -> Self {
         self.admin = Some(check);
+        self
+    }
+
+    /// Serves [`SERVICES_PREFIX`] with `services`.
+    #[must_use]
+    pub fn with_services(mut self, services: Arc<dyn Mounted>) -> Self {
+        self.services = Some(services);
         self
     }
 
@@ -405,6 +428,24 @@ impl Gateway {
         &self,
         function: &Arc<Function>,
         pin: Option<&Pin>,
+        req: Request<B>,
+        request_id: String,
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<updraft_engine::HttpError>,
+    {
+        self.invoke_as(function, pin, Trigger::Invoke, req, request_id)
+            .await
+    }
+
+    /// Invokes `function` directly for `trigger` (an event delivery: schedule, queue, topic,
+    /// async invoke), through the same admission, limits and metering as any request.
+    pub async fn invoke_as<B>(
+        &self,
+        function: &Arc<Function>,
+        pin: Option<&Pin>,
+        trigger: Trigger,
         mut req: Request<B>,
         request_id: String,
     ) -> Response<Body>
@@ -420,8 +461,10 @@ impl Gateway {
                 return with_function(resp, &request_id, function, None);
             }
         };
-        strip_updraft_headers(req.headers_mut());
-        let call = (Trigger::Invoke, trace);
+        if matches!(trigger, Trigger::Invoke | Trigger::Http) {
+            strip_updraft_headers(req.headers_mut());
+        }
+        let call = (trigger, trace);
         self.run(function, &version, req, request_id, call).await
     }
 
@@ -709,7 +752,14 @@ impl Gateway {
             let gateway = self.clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req).await) }
+                async move {
+                    if let Some(services) = &gateway.services
+                        && req.uri().path().starts_with(SERVICES_PREFIX)
+                    {
+                        return Ok::<_, Infallible>(services.call(req).await);
+                    }
+                    Ok::<_, Infallible>(gateway.handle(req).await)
+                }
             });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)

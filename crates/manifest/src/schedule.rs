@@ -52,8 +52,9 @@ impl Schedule {
         let (timezone, timezone_name) = match timezone {
             None => (TimeZone::UTC, "UTC".to_owned()),
             Some(name) => (
-                TimeZone::get(name)
-                    .map_err(|_| format!("`{name}` is not an IANA time zone (e.g. Europe/Berlin)"))?,
+                TimeZone::get(name).map_err(|_| {
+                    format!("`{name}` is not an IANA time zone (e.g. Europe/Berlin)")
+                })?,
                 name.to_owned(),
             ),
         };
@@ -217,7 +218,10 @@ mod tests {
         assert!(e.contains("not a valid cron expression"), "{e}");
         let e = Schedule::cron("0 3 * * *", Some("Mars/Olympus")).unwrap_err();
         assert!(e.contains("Mars/Olympus"), "{e}");
-        assert!(Schedule::cron("0 0 30 2 *", None).is_err(), "February 30th never comes");
+        assert!(
+            Schedule::cron("0 0 30 2 *", None).is_err(),
+            "February 30th never comes"
+        );
     }
 
     #[test]

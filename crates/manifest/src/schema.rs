@@ -12,8 +12,8 @@ use crate::error::{Locator, ManifestError, Problem, Step, render_path};
 use crate::outbound::OutboundHost;
 use crate::route::RoutePattern;
 use crate::schedule::Schedule;
-use updraft_api::{Filter, check_resource_name};
 use crate::units::{format_duration, format_size, parse_duration, parse_size};
+use updraft_api::{Filter, check_resource_name};
 
 /// Default per-invocation time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -704,6 +704,13 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
                     key(k),
                 ]
             };
+            if h.route == "/_updraft" || h.route.starts_with("/_updraft/") {
+                c.report(
+                    &at_http("route"),
+                    "paths under /_updraft/ are reserved for the platform's queue and topic APIs",
+                );
+                continue;
+            }
             let route = match RoutePattern::parse(&h.route) {
                 Ok(r) => r,
                 Err(e) => {
@@ -821,32 +828,32 @@ fn event_triggers(
             key(k),
         ]
     };
-    let retry = |c: &mut Checker<'_>, table: &str, j: usize, max: Option<i64>, dl: Option<String>| {
-        let max_attempts = check_count(
-            c,
-            &at(table, j, "max_attempts"),
-            max,
-            1,
-            MAX_MAX_ATTEMPTS,
-        )
-        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
-        if let Some(q) = &dl
-            && let Err(e) = check_resource_name("queue", q)
-        {
-            c.report(&at(table, j, "dead_letter"), e);
-        }
-        Retry {
-            max_attempts,
-            dead_letter: dl,
-        }
-    };
+    let retry =
+        |c: &mut Checker<'_>, table: &str, j: usize, max: Option<i64>, dl: Option<String>| {
+            let max_attempts =
+                check_count(c, &at(table, j, "max_attempts"), max, 1, MAX_MAX_ATTEMPTS)
+                    .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+            if let Some(q) = &dl
+                && let Err(e) = check_resource_name("queue", q)
+            {
+                c.report(&at(table, j, "dead_letter"), e);
+            }
+            Retry {
+                max_attempts,
+                dead_letter: dl,
+            }
+        };
     let mut out_schedules = Vec::new();
     for (j, s) in schedules.into_iter().enumerate() {
         let retry = retry(c, "schedule", j, s.max_attempts, s.dead_letter);
         let parsed = match (&s.cron, &s.rate) {
             (Some(cron), None) => Schedule::cron(cron, s.timezone.as_deref())
                 .map_err(|e| {
-                    let k = if e.contains("time zone") { "timezone" } else { "cron" };
+                    let k = if e.contains("time zone") {
+                        "timezone"
+                    } else {
+                        "cron"
+                    };
                     c.report(&at("schedule", j, k), e);
                 })
                 .ok(),
@@ -859,7 +866,10 @@ fn event_triggers(
                     .ok()
             }
             (Some(_), Some(_)) => {
-                c.report(&at("schedule", j, "rate"), "give `cron` or `rate`, not both");
+                c.report(
+                    &at("schedule", j, "rate"),
+                    "give `cron` or `rate`, not both",
+                );
                 None
             }
             (None, None) => {
@@ -887,11 +897,19 @@ fn event_triggers(
         if let Err(e) = check_resource_name("queue", &q.queue) {
             c.report(&at("queue", j, "queue"), e);
         } else if out_queues.iter().any(|t| t.queue == q.queue) {
-            c.report(&at("queue", j, "queue"), format!("`{}` is consumed twice", q.queue));
+            c.report(
+                &at("queue", j, "queue"),
+                format!("`{}` is consumed twice", q.queue),
+            );
         }
-        let batch_size =
-            check_count(c, &at("queue", j, "batch_size"), q.batch_size, 1, MAX_BATCH_SIZE)
-                .unwrap_or(1);
+        let batch_size = check_count(
+            c,
+            &at("queue", j, "batch_size"),
+            q.batch_size,
+            1,
+            MAX_BATCH_SIZE,
+        )
+        .unwrap_or(1);
         out_queues.push(QueueTrigger {
             queue: q.queue,
             batch_size,

@@ -58,7 +58,7 @@ impl Tokens {
         ))
     }
 
-    fn is_valid(&self, token: &str) -> bool {
+    pub(crate) fn is_valid(&self, token: &str) -> bool {
         let h = hash(token);
         self.hashes
             .read()

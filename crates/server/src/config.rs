@@ -116,6 +116,39 @@ struct RawConfig {
     quotas: BTreeMap<String, Quotas>,
     #[serde(default)]
     tracing: RawTracing,
+    #[serde(default)]
+    events: RawEvents,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    retry_base: Option<String>,
+    retry_max: Option<String>,
+    max_inflight: Option<u32>,
+}
+
+/// How events are delivered (`[events]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// The first retry's backoff (`retry_base`, default 1 s); each retry doubles it, with
+    /// jitter (a random time between half and all of it).
+    pub retry_base: Duration,
+    /// The longest backoff (`retry_max`, default 5 min).
+    pub retry_max: Duration,
+    /// Most deliveries in flight per trigger (`max_inflight`, default 64; the function's
+    /// `max_concurrency` also caps it).
+    pub max_inflight: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            max_inflight: 64,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -471,6 +504,8 @@ pub struct FileConfig {
     pub project_quotas: BTreeMap<String, Quotas>,
     /// Span export.
     pub tracing: TracingConfig,
+    /// Event delivery.
+    pub events: EventsConfig,
 }
 
 impl Default for FileConfig {
@@ -492,6 +527,7 @@ impl Default for FileConfig {
             prices: default_prices(),
             project_quotas: BTreeMap::new(),
             tracing: TracingConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -701,6 +737,23 @@ impl FileConfig {
                 .service_name
                 .unwrap_or(defaults.tracing.service_name),
         };
+        let events = EventsConfig {
+            retry_base: duration(
+                "events.retry_base",
+                &raw.events.retry_base,
+                defaults.events.retry_base,
+            )?,
+            retry_max: duration(
+                "events.retry_max",
+                &raw.events.retry_max,
+                defaults.events.retry_max,
+            )?,
+            max_inflight: match raw.events.max_inflight {
+                Some(0) => return Err(err("events.max_inflight: must be at least 1".to_owned())),
+                Some(n) => n,
+                None => defaults.events.max_inflight,
+            },
+        };
         if raw.concurrency.global_max == Some(0) {
             return Err(err("concurrency.global_max: must be at least 1".to_owned()));
         }
@@ -728,6 +781,7 @@ impl FileConfig {
             prices,
             project_quotas: raw.quotas,
             tracing,
+            events,
         })
     }
 }

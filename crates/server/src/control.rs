@@ -18,6 +18,9 @@
 //! | GET | `/v1/functions/{name}/invocations?since=&limit=&errors=` | invocation records, newest first |
 //! | GET | `/v1/invocations/{request_id}` | one invocation record |
 //! | GET | `/v1/usage?function=&since=&by=` | usage, cost estimate and quotas ([`updraft_api::UsageReport`]) |
+//! | POST | `/v1/functions/{name}/invocations?async=true` | asynchronous invoke: 202 + id (`Idempotency-Key` dedupes) |
+//! | GET | `/v1/async/{id}` | an asynchronous invoke's status and result |
+//! | ... | `/v1/queues/...`, `/v1/topics/...` | queues and topics (see `queues.rs`) |
 //! | GET | `/metrics` | Prometheus text (admin token required) |
 
 use std::sync::Arc;
@@ -39,7 +42,7 @@ use updraft_api::{
 
 use crate::State as AppState;
 use crate::error::ApiError;
-use crate::{auth, deploy, logs, usage, versions};
+use crate::{auth, deploy, logs, queues, usage, versions};
 
 /// Largest component upload accepted (componentize-py output is ~40 MiB).
 const MAX_ARTIFACT_BYTES: usize = 256 << 20;
@@ -75,8 +78,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/functions/{name}/logs", get(logs::logs))
         .route(
             "/v1/functions/{name}/invocations",
-            get(usage::function_invocations),
+            get(usage::function_invocations).post(queues::invoke_async),
         )
+        .nest("/v1", queues::control_routes())
         .route("/v1/invocations/{request_id}", get(usage::invocation))
         .route("/v1/usage", get(usage::usage))
         .route("/metrics", get(usage::metrics))

@@ -323,6 +323,7 @@ pub(crate) async fn load_all(
     let snap = snapshot(&entries).map_err(|e| crate::ServerError::Internal(e.to_string()))?;
     state.gateway.publish(snap);
     warm_up(entries.values());
+    crate::events::reconcile(state, &entries, &[]).await;
     *guard = entries;
     Ok(failed)
 }
@@ -604,6 +605,7 @@ pub(crate) async fn deploy(
         next.values()
             .filter(|e| outcome.published.iter().any(|(n, _)| *n == e.record.name)),
     );
+    crate::events::reconcile(state, &next, &outcome.removed).await;
     *guard = next;
 
     let mut infos: Vec<FunctionInfo> = guard
@@ -636,6 +638,7 @@ pub(crate) async fn delete(state: &Arc<State>, name: &str) -> Result<bool, ApiEr
     let pruned =
         tokio::task::spawn_blocking(move || s.store.delete_function(DEFAULT_PROJECT, &n)).await??;
     swap(state, &mut guard, name, None)?;
+    crate::events::reconcile(state, &guard, &[name.to_owned()]).await;
     if let Some(p) = pruned {
         forget(state, &p.orphaned);
     }

@@ -22,6 +22,9 @@ pub enum ServerError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The event log could not be opened.
+    #[error(transparent)]
+    Events(#[from] updraft_events::EventError),
     /// A background task failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,6 +69,21 @@ impl From<updraft_store::StoreError> for ApiError {
             }
             e => Self::internal("storage error", e),
         }
+    }
+}
+
+impl From<updraft_events::EventError> for ApiError {
+    fn from(e: updraft_events::EventError) -> Self {
+        use updraft_events::EventError as E;
+        let code = match &e {
+            E::QueueNotFound(_) => Code::QueueNotFound,
+            E::TopicNotFound(_) => Code::TopicNotFound,
+            E::AsyncNotFound(_) => Code::InvocationNotFound,
+            E::TooLarge { .. } => Code::PayloadTooLarge,
+            E::Conflict(_) => Code::Conflict,
+            _ => return Self::internal("event log error", e),
+        };
+        Self::new(code, e.to_string())
     }
 }
 

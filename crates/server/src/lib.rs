@@ -26,17 +26,19 @@ mod config;
 mod control;
 mod deploy;
 mod error;
+mod events;
 mod logs;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod queues;
 mod quotas;
 mod telemetry;
 mod usage;
 mod versions;
 
 pub use config::{
-    CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, FileConfig, Limits, Pool, TracingConfig,
-    default_prices,
+    CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, EventsConfig, FileConfig, Limits, Pool,
+    TracingConfig, default_prices,
 };
 pub use error::ServerError;
 pub use updraft_gateway::rfc3339;
@@ -104,6 +106,8 @@ pub(crate) struct State {
     pub(crate) prices: updraft_api::Prices,
     /// Set to true when the server starts shutting down (ends `logs --follow` streams).
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// The event log and its delivery tasks.
+    pub(crate) events: events::Events,
     /// Base URL of the data plane, set once it is bound.
     pub(crate) data_url: std::sync::OnceLock<String>,
 }
@@ -117,15 +121,27 @@ impl Server {
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
         let data_dir = config.data_dir.clone();
         let file = config.file.clone();
-        let (store, engine) = tokio::task::spawn_blocking(move || {
+        let (store, engine, event_log) = tokio::task::spawn_blocking(move || {
             let store = Store::open_with(&data_dir, file.retention)?;
+            let event_log = updraft_events::SqliteLog::open(&data_dir.join("events.db"))?;
+            // Nothing runs the leases a previous run of the deliverer held.
+            let released = updraft_events::EventLog::release_all(
+                &event_log,
+                updraft_events::Holder::Deliverer,
+            )?;
+            if released > 0 {
+                tracing::info!(
+                    released,
+                    "events in flight when the server stopped will be delivered again"
+                );
+            }
             let mut engine_config = EngineConfig::new(data_dir.join("compiled"));
             engine_config.pooling = file.pool.enabled;
             engine_config.max_instances = file.pool.max_instances;
             engine_config.max_memory = file.limits.max_memory.max(file.limits.memory);
             engine_config.memory_keep_resident = file.pool.memory_keep_resident;
             let engine = Engine::new(engine_config)?;
-            Ok::<_, ServerError>((store, engine))
+            Ok::<_, ServerError>((store, engine, event_log))
         })
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))??;
@@ -152,9 +168,10 @@ impl Server {
                  not exported"
             );
         }
-        let gateway = Arc::new(
-            Gateway::new(Arc::new(telemetry), gateway_config).with_admin_check(auth.clone()),
-        );
+        let gateway =
+            Gateway::new(Arc::new(telemetry), gateway_config).with_admin_check(auth.clone());
+        let services = Arc::new(queues::DataPlane::default());
+        let gateway = Arc::new(gateway.with_services(services.clone()));
         let state = Arc::new(State {
             store,
             engine: Arc::new(engine),
@@ -169,8 +186,10 @@ impl Server {
             quotas: quotas::QuotaRegistry::new(config.file.project_quotas.clone()),
             prices: config.file.prices.clone(),
             stopping: tokio::sync::watch::Sender::new(false),
+            events: events::Events::new(Arc::new(event_log), config.file.events.clone()),
             data_url: std::sync::OnceLock::new(),
         });
+        services.attach(&state);
         let failed_loads = deploy::load_all(&state).await?;
         Ok(Self {
             state,
@@ -258,6 +277,7 @@ impl Server {
         });
         shutdown.await;
         let _ = stop_tx.send(true);
+        self.state.events.stop_all();
         let _ = data_task.await;
         let _ = evictor.await;
         let _ = guard.await;

@@ -215,6 +215,7 @@ pub(crate) async fn metrics(State(state): Shared) -> Response {
          updraft_build_info{{version=\"{}\"}} 1\n",
         env!("CARGO_PKG_VERSION")
     ));
+    text.push_str(&crate::queues::metrics(&state).await);
     let mut resp = text.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

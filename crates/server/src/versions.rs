@@ -163,6 +163,7 @@ pub(crate) async fn move_alias(
     .await??;
     let rebuilt = entry(state, record.clone(), Some(&current), None);
     swap(state, &mut guard, name, Some(rebuilt))?;
+    crate::events::reconcile(state, &guard, &[]).await;
     forget(state, &pruned.orphaned);
     for (f, v) in &pruned.versions {
         event(
@@ -316,6 +317,7 @@ pub(crate) async fn delete(state: &Arc<State>, name: &str, alias: &str) -> Resul
     .ok_or_else(|| not_found(name))?;
     let rebuilt = entry(state, record, Some(&current), None);
     swap(state, &mut guard, name, Some(rebuilt))?;
+    crate::events::reconcile(state, &guard, &[]).await;
     event(state, name, &format!("alias {alias} deleted"));
     Ok(())
 }

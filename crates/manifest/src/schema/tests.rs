@@ -337,7 +337,10 @@ fn event_triggers_parse() {
     assert_eq!(f.schedule[1].rate_ms, Some(30_000));
     assert_eq!(f.schedule[1].retry.max_attempts, 5);
     assert_eq!(f.queue[0].batch_size, 10);
-    assert_eq!(f.queue[0].retry.dead_letter.as_deref(), Some("orders-failed"));
+    assert_eq!(
+        f.queue[0].retry.dead_letter.as_deref(),
+        Some("orders-failed")
+    );
     assert_eq!(
         f.topic[0].filter.0["region"],
         vec!["eu".to_owned(), "us".to_owned()]
@@ -352,21 +355,40 @@ fn event_triggers_parse() {
 fn bad_event_triggers_name_line_and_key() {
     let e = err(&EVENTS.replace("*/5 * * * *", "*/5 * * *"));
     assert!(
-        e.starts_with("updraft.toml:9: functions[0].schedule[0].cron: `*/5 * * *` is not a cron expression"),
+        e.starts_with(
+            "updraft.toml:9: functions[0].schedule[0].cron: `*/5 * * *` is not a cron expression"
+        ),
         "{e}"
     );
-    let e = err(&EVENTS.replace("61", "x").replace("*/5 * * * *", "61 * * * *"));
-    assert!(e.contains("functions[0].schedule[0].cron: `61 * * * *` is not a valid cron"), "{e}");
+    let e = err(&EVENTS
+        .replace("61", "x")
+        .replace("*/5 * * * *", "61 * * * *"));
+    assert!(
+        e.contains("functions[0].schedule[0].cron: `61 * * * *` is not a valid cron"),
+        "{e}"
+    );
     let e = err(&EVENTS.replace("Europe/Berlin", "Mars/Olympus"));
-    assert!(e.contains(":10: functions[0].schedule[0].timezone: `Mars/Olympus`"), "{e}");
+    assert!(
+        e.contains(":10: functions[0].schedule[0].timezone: `Mars/Olympus`"),
+        "{e}"
+    );
     let e = err(&EVENTS.replace("rate = \"30s\"", "rate = \"0s\""));
     assert!(e.contains(":13: functions[0].schedule[1].rate:"), "{e}");
     let e = err(&EVENTS.replace("queue = \"orders\"", "queue = \"Orders!\""));
-    assert!(e.contains(":17: functions[0].queue[0].queue: `Orders!` is not a valid queue name"), "{e}");
+    assert!(
+        e.contains(":17: functions[0].queue[0].queue: `Orders!` is not a valid queue name"),
+        "{e}"
+    );
     let e = err(&EVENTS.replace("batch_size = 10", "batch_size = 0"));
-    assert!(e.contains("functions[0].queue[0].batch_size: must be between 1 and 100"), "{e}");
+    assert!(
+        e.contains("functions[0].queue[0].batch_size: must be between 1 and 100"),
+        "{e}"
+    );
     let e = err(&EVENTS.replace("max_attempts = 5", "max_attempts = 0"));
-    assert!(e.contains("functions[0].schedule[1].max_attempts: must be between 1 and 100"), "{e}");
+    assert!(
+        e.contains("functions[0].schedule[1].max_attempts: must be between 1 and 100"),
+        "{e}"
+    );
     let e = err(&EVENTS.replace("rate = \"30s\"", "rate = \"30s\"\ncron = \"* * * * *\""));
     assert!(e.contains("give `cron` or `rate`, not both"), "{e}");
     let e = err(&EVENTS.replace("region = [\"eu\", \"us\"]", "region = []"));
