@@ -4,6 +4,7 @@ pub(crate) mod deploy;
 pub(crate) mod functions;
 pub(crate) mod invoke;
 pub(crate) mod logs;
+pub(crate) mod queue;
 pub(crate) mod serve;
 pub(crate) mod up;
 pub(crate) mod usage;

@@ -22,13 +22,13 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub(crate) struct Remote {
     /// Control API base URL.
-    #[arg(long, env = "UPDRAFT_SERVER", default_value = "http://127.0.0.1:3001")]
+    #[arg(long, global = true, env = "UPDRAFT_SERVER", default_value = "http://127.0.0.1:3001")]
     server: String,
     /// Admin token (default: read from `<data-dir>/admin-token`).
-    #[arg(long, env = "UPDRAFT_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "UPDRAFT_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Data directory of a local server, used to find its admin token.
-    #[arg(long, env = "UPDRAFT_DATA_DIR", default_value = ".updraft")]
+    #[arg(long, global = true, env = "UPDRAFT_DATA_DIR", default_value = ".updraft")]
     data_dir: PathBuf,
 }
 
@@ -56,6 +56,12 @@ enum Command {
     Usage(commands::usage::UsageArgs),
     /// List a function's invocation records (duration, memory, status).
     Invocations(commands::usage::InvocationsArgs),
+    /// Manage queues; send, receive and delete messages.
+    Queue(commands::queue::QueueArgs),
+    /// Manage topics; publish; subscribe queues.
+    Topic(commands::queue::TopicArgs),
+    /// Show an asynchronous invoke's status and result.
+    Async(commands::queue::AsyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +96,9 @@ fn main() -> ExitCode {
             Command::Rollback(args) => commands::versions::rollback(args).await,
             Command::Usage(args) => commands::usage::usage(args).await,
             Command::Invocations(args) => commands::usage::invocations(args).await,
+            Command::Queue(args) => commands::queue::queue(args).await,
+            Command::Topic(args) => commands::queue::topic(args).await,
+            Command::Async(args) => commands::queue::async_status(args).await,
         }
     });
     match result {

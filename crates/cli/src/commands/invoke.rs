@@ -43,6 +43,14 @@ pub(crate) struct InvokeArgs {
     /// Print `{status, headers, body}` as JSON.
     #[arg(long)]
     json: bool,
+    /// Queue the invoke and return at once with its id (see `updraft async <id>`); the body
+    /// is delivered as a CloudEvent, with retries.
+    #[arg(long = "async", conflicts_with_all = ["version", "alias", "include"])]
+    asynchronous: bool,
+    /// With `--async`: a retry with the same key returns the first invoke instead of
+    /// queueing another.
+    #[arg(long, requires = "asynchronous")]
+    idempotency_key: Option<String>,
     #[command(flatten)]
     remote: Remote,
 }
@@ -59,6 +67,9 @@ pub(crate) async fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
         (None, Some(p)) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
         (None, None) => Vec::new(),
     };
+    if args.asynchronous {
+        return submit_async(&client, &args, body).await;
+    }
     let mut req = client
         .request(
             Method::POST,
@@ -120,4 +131,41 @@ pub(crate) async fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn submit_async(
+    client: &Client,
+    args: &InvokeArgs,
+    body: Vec<u8>,
+) -> anyhow::Result<ExitCode> {
+    let mut req = client
+        .request(
+            Method::POST,
+            &format!("/v1/functions/{}/invocations?async=true", args.function),
+        )
+        .body(body);
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once(':')
+            .with_context(|| format!("header `{h}` must look like `name: value`"))?;
+        req = req.header(k.trim(), v.trim());
+    }
+    if let Some(k) = &args.idempotency_key {
+        req = req.header(updraft_api::headers::IDEMPOTENCY_KEY, k);
+    }
+    let resp = client.send(req).await?;
+    let replayed = resp.headers().contains_key("idempotent-replayed");
+    let inv: updraft_api::AsyncInvocation = resp.json().await.context("decoding the answer")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&inv)?);
+    } else if replayed {
+        println!(
+            "{} (already submitted with this key: {})",
+            inv.id,
+            inv.status.as_str()
+        );
+    } else {
+        println!("{}", inv.id);
+    }
+    Ok(ExitCode::SUCCESS)
 }
