@@ -1,60 +1,15 @@
 //! The `updraft` binary end to end: a real `serve` process, `deploy`, `functions`, `invoke`,
 //! `logs`, a manifest error, and `kill -9` followed by a restart.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use updraft_test_guests::HTTP_ECHO;
 
-const BIN: &str = env!("CARGO_BIN_EXE_updraft");
+use crate::support::{ServeProcess, serve};
 
-struct ServeProcess {
-    child: Child,
-    data_url: String,
-    control_url: String,
-}
-
-/// Starts `updraft serve` on ephemeral ports and waits for its readiness lines.
-fn serve(data_dir: &Path) -> ServeProcess {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--control-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut data_url, mut control_url) = (None, None);
-    while data_url.is_none() || control_url.is_none() {
-        let line = lines
-            .next()
-            .expect("serve exited before it was ready")
-            .unwrap();
-        if let Some(u) = line.strip_prefix("data plane listening on ") {
-            data_url = Some(u.trim().to_owned());
-        }
-        if let Some(u) = line.strip_prefix("control API listening on ") {
-            control_url = Some(u.trim().to_owned());
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    ServeProcess {
-        child,
-        data_url: data_url.unwrap(),
-        control_url: control_url.unwrap(),
-    }
-}
+use crate::support::BIN;
 
 fn updraft(server: &ServeProcess, data_dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -283,6 +238,19 @@ fn every_command_has_help() {
         "alias set",
         "alias list",
         "alias delete",
+        "usage",
+        "invocations",
+        "queue",
+        "queue create",
+        "queue send",
+        "queue receive",
+        "queue ack",
+        "queue purge",
+        "queue key",
+        "topic",
+        "topic publish",
+        "topic subscribe",
+        "async",
     ] {
         let cmd: Vec<&str> = cmd.split(' ').collect();
         let out = Command::new(BIN).args(&cmd).arg("--help").output().unwrap();

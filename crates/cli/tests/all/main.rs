@@ -6,6 +6,7 @@
 
 mod cli;
 mod deploy;
+mod events;
 mod gateway;
 mod lifecycle;
 mod limits;

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use updraft_server::{FileConfig, Server, ServerConfig};
 
+/// The `updraft` binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_updraft");
+
 pub(crate) struct TestServer {
     pub(crate) data_url: String,
     pub(crate) control_url: String,
@@ -340,6 +343,10 @@ impl Captured {
 pub(crate) struct Capture {
     pub(crate) addr: std::net::SocketAddr,
     pub(crate) requests: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
+    /// The status it answers with (200 unless a test changes it).
+    pub(crate) status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    /// How long it waits before answering, in ms (0 unless a test changes it).
+    pub(crate) delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Capture {
@@ -348,13 +355,19 @@ impl Capture {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let store = requests.clone();
+        let answer = status.clone();
+        let delay = delay_ms.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
                 let store = store.clone();
+                let code = answer.load(std::sync::atomic::Ordering::SeqCst);
+                let wait = delay.load(std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 8192];
@@ -385,19 +398,82 @@ impl Capture {
                     }
                     c.body = body;
                     store.lock().unwrap().push(c);
-                    let _ = stream
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                        )
-                        .await;
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                    let reply = format!(
+                        "HTTP/1.1 {code} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                        if code == 200 { "ok" } else { "no" }
+                    );
+                    let _ = stream.write_all(reply.as_bytes()).await;
                 });
             }
         });
-        Self { addr, requests }
+        Self {
+            addr,
+            requests,
+            status,
+            delay_ms,
+        }
     }
 
     /// The requests so far.
     pub(crate) fn received(&self) -> Vec<Captured> {
         self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A real `updraft serve` process.
+pub(crate) struct ServeProcess {
+    pub(crate) child: std::process::Child,
+    pub(crate) data_url: String,
+    pub(crate) control_url: String,
+}
+
+/// Starts `updraft serve` on ephemeral ports and waits for its readiness lines.
+pub(crate) fn serve(data_dir: &Path) -> ServeProcess {
+    serve_with(data_dir, &[])
+}
+
+/// Starts `updraft serve` with extra arguments (`--config`).
+pub(crate) fn serve_with(data_dir: &Path, extra: &[&str]) -> ServeProcess {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--control-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut data_url, mut control_url) = (None, None);
+    while data_url.is_none() || control_url.is_none() {
+        let line = lines
+            .next()
+            .expect("serve exited before it was ready")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("data plane listening on ") {
+            data_url = Some(u.trim().to_owned());
+        }
+        if let Some(u) = line.strip_prefix("control API listening on ") {
+            control_url = Some(u.trim().to_owned());
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    ServeProcess {
+        child,
+        data_url: data_url.unwrap(),
+        control_url: control_url.unwrap(),
     }
 }
