@@ -22,13 +22,23 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub(crate) struct Remote {
     /// Control API base URL.
-    #[arg(long, global = true, env = "UPDRAFT_SERVER", default_value = "http://127.0.0.1:3001")]
+    #[arg(
+        long,
+        global = true,
+        env = "UPDRAFT_SERVER",
+        default_value = "http://127.0.0.1:3001"
+    )]
     server: String,
     /// Admin token (default: read from `<data-dir>/admin-token`).
     #[arg(long, global = true, env = "UPDRAFT_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Data directory of a local server, used to find its admin token.
-    #[arg(long, global = true, env = "UPDRAFT_DATA_DIR", default_value = ".updraft")]
+    #[arg(
+        long,
+        global = true,
+        env = "UPDRAFT_DATA_DIR",
+        default_value = ".updraft"
+    )]
     data_dir: PathBuf,
 }
 

@@ -40,7 +40,7 @@ use crate::deploy::Entry;
 
 /// The most slots a ticker counts one by one when it catches up.
 const MAX_MISSED_COUNT: u64 = 100_000;
-/// The longest a consumer sleeps before it looks at its queue again.
+/// The longest a consumer with delayed or leased messages sleeps before it looks again.
 const POLL: Duration = Duration::from_secs(1);
 
 /// The event side of the server: the log, wake-ups per queue, and the running tasks.
@@ -103,7 +103,9 @@ impl Events {
         map.entry(queue.to_owned()).or_default().clone()
     }
 
-    /// Wakes a queue's consumers (after a send or publish).
+    /// Wakes everyone waiting on a queue: its consumers and long-polling receives (after a
+    /// send, publish, retry or dead letter). Waiters register before they read the queue
+    /// (`Notified::enable`), so no wake-up is lost.
     pub(crate) fn wake(&self, queue: &str) {
         if let Some(n) = self
             .notify
@@ -111,7 +113,7 @@ impl Events {
             .unwrap_or_else(|e| e.into_inner())
             .get(queue)
         {
-            n.notify_one();
+            n.notify_waiters();
         }
     }
 
@@ -332,6 +334,10 @@ async fn consume(state: Arc<State>, mut rx: watch::Receiver<Option<Arc<Task>>>) 
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = rx.changed() => continue,
         };
+        // Registered before the queue is read, so a send committed after the read wakes it.
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         let free = 1 + slots.available_permits() as u32;
         let want = free.saturating_mul(c.batch_size).min(1000);
         let (q, lease) = (queue.clone(), c.lease);
@@ -360,12 +366,15 @@ async fn consume(state: Arc<State>, mut rx: watch::Receiver<Option<Arc<Task>>>) 
             .await
             .ok()
             .flatten();
-            let wait = next.map_or(POLL, |at| {
-                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(POLL)
+            // An empty queue sleeps until a producer wakes it (every producer is in this
+            // process and does); a delayed or leased message sets an alarm for when it shows.
+            let wait = next.map(|at| {
+                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+                    .clamp(Duration::from_millis(5), POLL)
             });
             tokio::select! {
-                () = notify.notified() => {},
-                () = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {},
+                () = notified => {},
+                () = sleep_or_forever(wait) => {},
                 r = rx.changed() => if r.is_err() { return },
             }
             continue;
@@ -389,6 +398,13 @@ async fn consume(state: Arc<State>, mut rx: watch::Receiver<Option<Arc<Task>>>) 
                 drop(p);
             });
         }
+    }
+}
+
+async fn sleep_or_forever(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 

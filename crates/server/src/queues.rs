@@ -441,6 +441,9 @@ async fn receive(
     let deadline = tokio::time::Instant::now() + wait;
     let notify = state.events.notifier(&q);
     loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         let queue = q.clone();
         let got = blocking(&state.events.log, move |log| {
             log.receive(DEFAULT_PROJECT, &queue, max, visibility, Holder::Client)
@@ -466,7 +469,7 @@ async fn receive(
             return Ok(Json(Received { messages }));
         }
         tokio::select! {
-            () = notify.notified() => {},
+            () = notified => {},
             () = tokio::time::sleep((deadline - now).min(Duration::from_millis(250))) => {},
         }
     }
