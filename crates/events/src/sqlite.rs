@@ -1,5 +1,10 @@
-//! The embedded backend: `events.db`, a SQLite database in WAL mode with `synchronous = FULL`
-//! (a send is on disk before it is acknowledged).
+//! The embedded backend: `events.db`, a SQLite database in WAL mode. Transactions that accept
+//! events (sends, publishes, schedule fires, async submits) and change queues commit with
+//! `synchronous = FULL`: they are on disk before they are acknowledged, even across a power
+//! loss. Leases and settles (receive, ack, retry, dead-letter) commit with `NORMAL`: they
+//! survive a crash of the process, and a power loss can only undo the latest of them, which
+//! delivers those events again (at least once), never loses one. The next `FULL` commit makes
+//! everything before it durable too.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -97,7 +102,26 @@ CREATE UNIQUE INDEX IF NOT EXISTS async_by_key ON async_invocations (project, fu
 /// The SQLite event log. One connection, used under a mutex: every operation is one short
 /// transaction.
 pub struct SqliteLog {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
+}
+
+/// The connection and its current `synchronous` setting.
+struct Conn {
+    db: Connection,
+    full: bool,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.db
+    }
 }
 
 fn hash(key: &str) -> String {
@@ -129,20 +153,47 @@ impl SqliteLog {
         conn.pragma_update(None, "cache_size", -16_384)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Conn {
+                db: conn,
+                full: true,
+            }),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Conn> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A transaction that accepts events: durable before it returns.
     fn tx<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, EventError>,
     ) -> Result<T, EventError> {
+        self.tx_with(true, f)
+    }
+
+    /// A lease or settle: survives a process crash; a power loss may undo it (redelivery).
+    fn light_tx<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, EventError>,
+    ) -> Result<T, EventError> {
+        self.tx_with(false, f)
+    }
+
+    fn tx_with<T>(
+        &self,
+        full: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, EventError>,
+    ) -> Result<T, EventError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if conn.full != full {
+            conn.db
+                .pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+            conn.full = full;
+        }
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -463,7 +514,7 @@ impl EventLog for SqliteLog {
         visibility: Duration,
         holder: Holder,
     ) -> Result<Vec<Message>, EventError> {
-        self.tx(|tx| {
+        self.light_tx(|tx| {
             queue_limits(tx, project, queue)?;
             let now = now_ms();
             let mut pick = tx.prepare_cached(
@@ -520,7 +571,7 @@ impl EventLog for SqliteLog {
     }
 
     fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError> {
-        self.tx(|tx| {
+        self.light_tx(|tx| {
             let mut del = tx.prepare_cached(
                 "DELETE FROM messages WHERE seq = ?1 AND receipt = ?2 AND project = ?3",
             )?;
@@ -541,7 +592,7 @@ impl EventLog for SqliteLog {
         how: &Settle,
         result: Option<&AsyncResult>,
     ) -> Result<Fate, EventError> {
-        self.tx(|tx| {
+        self.light_tx(|tx| {
             let now = now_ms();
             let mut first = None;
             for receipt in receipts {

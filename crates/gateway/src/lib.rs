@@ -30,6 +30,11 @@
 //! in a W3C trace ([`TraceContext`]): the guest and its outbound requests see a `traceparent`,
 //! and the spans go to the telemetry when it wants them.
 //!
+//! Event deliveries (queue, topic, schedule, async) enter through [`Gateway::invoke_as`], so
+//! they are admitted, limited and metered exactly like HTTP requests. Paths under
+//! [`SERVICES_PREFIX`] (`/_updraft/`) go to the platform's own APIs ([`Mounted`], handed in by
+//! the composition root), not to function routes.
+//!
 //! It depends on `updraft-engine` to run functions and must not touch storage: where log lines,
 //! records and spans go is the [`Telemetry`] the composition root hands it.
 

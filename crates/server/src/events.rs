@@ -51,6 +51,8 @@ pub(crate) struct Events {
     tasks: Mutex<HashMap<String, watch::Sender<Option<Arc<Task>>>>>,
     /// Events moved to a dead-letter queue, by source queue.
     pub(crate) dead_lettered: Mutex<BTreeMap<String, u64>>,
+    /// Deliveries running now (graceful shutdown waits for them).
+    in_flight: watch::Sender<usize>,
 }
 
 /// What a consumer or ticker task does; replaced in place when the function is redeployed.
@@ -94,6 +96,7 @@ impl Events {
             notify: Mutex::default(),
             tasks: Mutex::default(),
             dead_lettered: Mutex::default(),
+            in_flight: watch::Sender::new(0),
         }
     }
 
@@ -130,11 +133,20 @@ impl Events {
         }
     }
 
-    /// Stops every task (at shutdown).
+    /// Stops every task (at shutdown): nothing new is leased or fired.
     pub(crate) fn stop_all(&self) {
         for (_, tx) in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             let _ = tx.send(None);
         }
+    }
+
+    /// Waits until the deliveries in flight have settled (at shutdown, after [`stop_all`]).
+    /// Ones still running when the caller gives up are delivered again after the restart.
+    ///
+    /// [`stop_all`]: Events::stop_all
+    pub(crate) async fn drained(&self) {
+        let mut rx = self.in_flight.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 }
 
@@ -332,7 +344,7 @@ async fn consume(state: Arc<State>, mut rx: watch::Receiver<Option<Arc<Task>>>) 
         // Wait for a free slot before leasing, so nothing is leased that cannot run.
         let first = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = rx.changed() => continue,
+            r = rx.changed() => if r.is_err() { return } else { continue },
         };
         // Registered before the queue is read, so a send committed after the read wakes it.
         let notified = notify.notified();
@@ -352,7 +364,7 @@ async fn consume(state: Arc<State>, mut rx: watch::Receiver<Option<Arc<Task>>>) 
                 drop(first);
                 tokio::select! {
                     () = tokio::time::sleep(POLL) => {},
-                    _ = rx.changed() => {},
+                    r = rx.changed() => if r.is_err() { return },
                 }
                 continue;
             }
@@ -391,11 +403,13 @@ async fn consume(state: Arc<State>, mut rx: watch::Receiver<Option<Arc<Task>>>) 
             let state = state.clone();
             let task = task.clone();
             let batch = batch.to_vec();
+            state.events.in_flight.send_modify(|n| *n += 1);
             tokio::spawn(async move {
                 if let Task::Consume(c) = &*task {
                     deliver(&state, c, batch).await;
                 }
                 drop(p);
+                state.events.in_flight.send_modify(|n| *n -= 1);
             });
         }
     }

@@ -8,8 +8,11 @@
 //!    with `min_instances`, which are loaded and pre-instantiated now (code missing from the
 //!    cache is compiled now, so no request pays for it);
 //!    a background task guards canaries (rolls back or promotes them, see `versions`);
-//! 3. serve both planes until the shutdown future resolves; stop accepting, let in-flight
-//!    requests finish (bounded by `drain`), then flush queued log lines.
+//!    the event log (`events.db`) is opened, leases a killed run held are released, and every
+//!    function's event triggers start delivering (see `events`);
+//! 3. serve both planes and deliver events until the shutdown future resolves; stop accepting
+//!    and stop leasing events, let in-flight requests and deliveries finish (bounded by
+//!    `drain`), then flush queued log lines.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -279,6 +282,7 @@ impl Server {
         let _ = stop_tx.send(true);
         self.state.events.stop_all();
         let _ = data_task.await;
+        let _ = tokio::time::timeout(self.state.drain, self.state.events.drained()).await;
         let _ = evictor.await;
         let _ = guard.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;

@@ -88,6 +88,18 @@ fn bounded(
     Ok(d)
 }
 
+/// 201 for a resource this call created, 200 for one that existed.
+fn created_status(created: bool) -> (bool, StatusCode) {
+    (
+        created,
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+    )
+}
+
 fn name(kind: &str, s: &str) -> Result<(), ApiError> {
     check_resource_name(kind, s).map_err(|e| ApiError::new(Code::BadRequest, e))
 }
@@ -258,12 +270,7 @@ async fn create_queue(
         log.create_queue(DEFAULT_PROJECT, &spec)
     })
     .await?;
-    let created = key.is_some();
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let (created, status) = created_status(key.is_some());
     Ok((
         status,
         Json(QueueCreated {
@@ -531,12 +538,7 @@ async fn create_topic(
         log.create_topic(DEFAULT_PROJECT, &req.name)
     })
     .await?;
-    let created = key.is_some();
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let (created, status) = created_status(key.is_some());
     Ok((
         status,
         Json(TopicCreated {

@@ -555,158 +555,171 @@ async fn queues_serve_clients_on_the_data_plane_with_access_keys() {
     s.stop().await;
 }
 
+/// Asserts that `method path` with `body` (JSON, or raw text when a string starting with `{`
+/// that is not JSON) answers `status` + `code` with a message containing `needle`.
+async fn rejects(
+    s: &TestServer,
+    (method, path): (Method, &str),
+    body: Option<Value>,
+    (status, code): (u16, &str),
+    needle: &str,
+) {
+    let mut req = s.api(method, path);
+    req = match body {
+        Some(Value::String(raw)) => req.header("content-type", "application/json").body(raw),
+        Some(json) => req.json(&json),
+        None => req,
+    };
+    let e = expect_error(req.send().await.unwrap(), status, code).await;
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains(needle), "{path}: {message}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_event_input_gets_clear_errors() {
     let sink = Capture::start().await;
-    let server = TestServer::start().await;
-    let s = &server;
+    let s = TestServer::start().await;
     let digest = s.upload_guest(EVENT_SINK).await;
-    let (status, body) = s
-        .deploy(
-            &app(&sink, "[[functions.schedule]]\ncron = \"*/5 * * *\"\n"),
-            &[("sink", &digest)],
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_manifest");
-    let msg = body["error"]["message"].as_str().unwrap();
-    assert!(
-        msg.contains("functions[0].schedule[0].cron: `*/5 * * *` is not a cron expression"),
-        "{msg}"
-    );
-    let (status, body) = s
-        .deploy(
-            &app(
-                &sink,
-                "[[functions.schedule]]\ncron = \"0 3 * * *\"\ntimezone = \"Mars/Base\"\n",
-            ),
-            &[("sink", &digest)],
-        )
-        .await;
-    assert_eq!(status, 400);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("`Mars/Base` is not an IANA time zone")
-    );
+    for (triggers, needle) in [
+        (
+            "[[functions.schedule]]\ncron = \"*/5 * * *\"\n",
+            "functions[0].schedule[0].cron: `*/5 * * *` is not a cron expression",
+        ),
+        (
+            "[[functions.schedule]]\ncron = \"0 3 * * *\"\ntimezone = \"Mars/Base\"\n",
+            "functions[0].schedule[0].timezone: `Mars/Base` is not an IANA time zone",
+        ),
+        (
+            "[[functions.queue]]\nqueue = \"orders\"\nbatch_size = 1000\n",
+            "functions[0].queue[0].batch_size: must be between 1 and 100",
+        ),
+    ] {
+        let (status, body) = s.deploy(&app(&sink, triggers), &[("sink", &digest)]).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_manifest")),
+            "{body}"
+        );
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg}");
+    }
 
-    let send = |q: &str, body: Value| {
-        let path = format!("/v1/queues/{q}/messages");
-        async move { s.api(Method::POST, &path).json(&body).send().await.unwrap() }
-    };
-    let e = expect_error(
-        send("nope", json!({"body": "x"})).await,
-        404,
-        "queue_not_found",
-    )
-    .await;
-    assert_eq!(e["error"]["message"], "queue `nope` does not exist");
     post(
-        s,
+        &s,
         "/v1/queues",
         json!({"name": "small", "max_message_size": "1KiB"}),
     )
     .await;
-    let e = expect_error(
-        send("small", json!({"body": "x".repeat(2048)})).await,
-        413,
-        "payload_too_large",
+    let send = (Method::POST, "/v1/queues/small/messages");
+    let bad = (400, "bad_request");
+    rejects(
+        &s,
+        (Method::POST, "/v1/queues/nope/messages"),
+        Some(json!({"body": "x"})),
+        (404, "queue_not_found"),
+        "queue `nope` does not exist",
     )
     .await;
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("2048 bytes"),
-        "{e}"
-    );
-    expect_error(send("small", json!({"bdy": "x"})).await, 400, "bad_request").await;
-    expect_error(
-        send("small", json!({"body": "x", "delay": "1h"})).await,
-        400,
-        "bad_request",
+    rejects(
+        &s,
+        send.clone(),
+        Some(json!({"body": "x".repeat(2048)})),
+        (413, "payload_too_large"),
+        "2048 bytes",
     )
     .await;
-    let r = s
-        .api(Method::POST, "/v1/queues/small/messages")
-        .body("{not json")
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, 400, "bad_request").await;
+    rejects(
+        &s,
+        send.clone(),
+        Some(json!({"bdy": "x"})),
+        bad,
+        "unknown field `bdy`",
+    )
+    .await;
+    rejects(
+        &s,
+        send.clone(),
+        Some(json!({"body": "x", "delay": "1h"})),
+        bad,
+        "delay: at most 15m",
+    )
+    .await;
+    rejects(
+        &s,
+        send.clone(),
+        Some(Value::String("{not json".into())),
+        bad,
+        "",
+    )
+    .await;
     let many: Vec<Value> = (0..101).map(|_| json!({"body": "x"})).collect();
-    let r = s
-        .api(Method::POST, "/v1/queues/small/messages/batch")
-        .json(&json!({"messages": many}))
-        .send()
-        .await
-        .unwrap();
-    let e = expect_error(r, 400, "bad_request").await;
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("1 to 100 messages"),
-        "{e}"
-    );
-    let r = s
-        .api(Method::POST, "/v1/queues/small/messages/receive")
-        .json(&json!({"max": 0}))
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, 400, "bad_request").await;
-    let r = s
-        .api(Method::POST, "/v1/queues")
-        .json(&json!({"name": "Bad Name"}))
-        .send()
-        .await
-        .unwrap();
-    let e = expect_error(r, 400, "bad_request").await;
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not a valid queue name"),
-        "{e}"
-    );
-    let r = s
-        .api(Method::POST, "/v1/topics/nope/publish")
-        .json(&json!({"body": "x"}))
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, 404, "topic_not_found").await;
-    let r = s
-        .api(Method::POST, "/v1/functions/nope/invocations?async=true")
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, 404, "function_not_found").await;
+    rejects(
+        &s,
+        (Method::POST, "/v1/queues/small/messages/batch"),
+        Some(json!({"messages": many})),
+        bad,
+        "1 to 100 messages",
+    )
+    .await;
+    rejects(
+        &s,
+        (Method::POST, "/v1/queues/small/messages/receive"),
+        Some(json!({"max": 0})),
+        bad,
+        "max: must be between 1 and 100",
+    )
+    .await;
+    rejects(
+        &s,
+        (Method::POST, "/v1/queues"),
+        Some(json!({"name": "Bad Name"})),
+        bad,
+        "not a valid queue name",
+    )
+    .await;
+    rejects(
+        &s,
+        (Method::POST, "/v1/topics/nope/publish"),
+        Some(json!({"body": "x"})),
+        (404, "topic_not_found"),
+        "topic `nope` does not exist",
+    )
+    .await;
+    rejects(
+        &s,
+        (Method::POST, "/v1/functions/nope/invocations?async=true"),
+        None,
+        (404, "function_not_found"),
+        "`nope`",
+    )
+    .await;
+    rejects(
+        &s,
+        (Method::GET, "/v1/async/nope"),
+        None,
+        (404, "invocation_not_found"),
+        "`nope`",
+    )
+    .await;
     // A queue a function consumes cannot be deleted from under it.
-    deploy_sink(s, &sink, "[[functions.queue]]\nqueue = \"orders\"\n").await;
-    let r = s
-        .api(Method::POST, "/v1/functions/sink/invocations")
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, 400, "bad_request").await;
-    let r = s
-        .api(Method::DELETE, "/v1/queues/orders")
-        .send()
-        .await
-        .unwrap();
-    let e = expect_error(r, 409, "conflict").await;
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("consumed by function `sink`"),
-        "{e}"
-    );
-    server.stop().await;
+    deploy_sink(&s, &sink, "[[functions.queue]]\nqueue = \"orders\"\n").await;
+    rejects(
+        &s,
+        (Method::POST, "/v1/functions/sink/invocations"),
+        None,
+        bad,
+        "needs `?async=true`",
+    )
+    .await;
+    rejects(
+        &s,
+        (Method::DELETE, "/v1/queues/orders"),
+        None,
+        (409, "conflict"),
+        "consumed by function `sink`",
+    )
+    .await;
+    s.stop().await;
 }
 
 /// `(ce-id, slot ms, missed)` of every schedule delivery, deduplicated by id.
