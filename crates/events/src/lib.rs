@@ -141,6 +141,19 @@ pub struct NewMessage {
     pub delay: Duration,
 }
 
+/// The event triggers one function declares (see [`EventLog::sync_triggers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionTriggers {
+    /// The function.
+    pub function: String,
+    /// Queues it consumes.
+    pub queues: Vec<String>,
+    /// Topics it subscribes to, with their filters.
+    pub topics: Vec<(String, Filter)>,
+    /// Keys of its schedules.
+    pub schedules: Vec<String>,
+}
+
 /// A received message, leased until its visibility timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -300,7 +313,8 @@ pub trait EventLog: Send + Sync + 'static {
         messages: Vec<NewMessage>,
     ) -> Result<Vec<String>, EventError>;
 
-    /// Leases up to `max` visible messages, oldest first, for `visibility`.
+    /// Leases up to `max` visible messages, oldest first, for `visibility` (`None`: the
+    /// queue's visibility timeout).
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
@@ -309,7 +323,7 @@ pub trait EventLog: Send + Sync + 'static {
         project: &str,
         queue: &str,
         max: u32,
-        visibility: Duration,
+        visibility: Option<Duration>,
         holder: Holder,
     ) -> Result<Vec<Message>, EventError>;
 
@@ -419,20 +433,8 @@ pub trait EventLog: Send + Sync + 'static {
         queue: &str,
     ) -> Result<bool, EventError>;
 
-    /// Replaces a function's topic subscriptions (`(topic, filter)`; topics and the function's
-    /// internal queues are created as needed). An empty list removes them.
-    ///
-    /// # Errors
-    /// [`EventError::Db`].
-    fn set_function_subscriptions(
-        &self,
-        project: &str,
-        function: &str,
-        topics: &[(String, Filter)],
-    ) -> Result<(), EventError>;
-
     /// Publishes: one copy to every subscription whose filter matches, in one transaction.
-    /// Returns the event id and how many subscriptions got it.
+    /// Returns the event id and the queues that got a copy.
     ///
     /// # Errors
     /// [`EventError::TopicNotFound`], [`EventError::TooLarge`].
@@ -441,20 +443,7 @@ pub trait EventLog: Send + Sync + 'static {
         project: &str,
         topic: &str,
         message: NewMessage,
-    ) -> Result<(String, u64), EventError>;
-
-    /// Keeps exactly these schedules of a function (by key); new ones start at `now_ms` (their
-    /// first slot is the next one after it); existing ones keep their last fired slot.
-    ///
-    /// # Errors
-    /// [`EventError::Db`].
-    fn sync_schedules(
-        &self,
-        project: &str,
-        function: &str,
-        keys: &[String],
-        now_ms: i64,
-    ) -> Result<(), EventError>;
+    ) -> Result<(String, Vec<String>), EventError>;
 
     /// The last slot a schedule fired (or its start), if the schedule exists.
     ///
@@ -504,24 +493,23 @@ pub trait EventLog: Send + Sync + 'static {
     /// [`EventError::AsyncNotFound`].
     fn async_invocation(&self, project: &str, id: &str) -> Result<AsyncInvocation, EventError>;
 
-    /// Records which queues a function consumes (`[[functions.queue]]`), replacing its previous
-    /// list; the queues are created if missing. A consumed queue cannot be deleted.
+    /// Brings the triggers of `functions` in line, and deletes everything of `forgotten`
+    /// functions, in one transaction. For each function: its async-invoke queue exists; it
+    /// consumes exactly `queues` (created if missing; a consumed queue cannot be deleted); it
+    /// subscribes to exactly `topics` (topics and its internal queues created as needed); it
+    /// has exactly `schedules` (new ones start at `now_ms`, their first slot the next one after
+    /// it; existing ones keep their last fired slot). Forgetting deletes a function's
+    /// schedules, subscriptions, internal queues and asynchronous-invoke records.
     ///
     /// # Errors
     /// [`EventError::Db`].
-    fn set_consumers(
+    fn sync_triggers(
         &self,
         project: &str,
-        function: &str,
-        queues: &[String],
+        functions: &[FunctionTriggers],
+        forgotten: &[String],
+        now_ms: i64,
     ) -> Result<(), EventError>;
-
-    /// Deletes a function's schedules, subscriptions, internal queues and asynchronous-invoke
-    /// records (when the function is deleted).
-    ///
-    /// # Errors
-    /// [`EventError::Db`].
-    fn forget_function(&self, project: &str, function: &str) -> Result<(), EventError>;
 }
 
 /// Exponential backoff with jitter: attempt `n` (1 for the first retry) waits a random time

@@ -17,8 +17,9 @@ use updraft_api::{
 };
 
 use crate::{
-    AsyncResult, EventError, EventLog, Fate, Feed, Holder, MAX_ASYNC_RESULT, Message, NewMessage,
-    QueueSpec, QueueStats, Settle, async_status, internal_queue, new_id, now_ms,
+    AsyncResult, EventError, EventLog, Fate, Feed, FunctionTriggers, Holder, MAX_ASYNC_RESULT,
+    Message, NewMessage, QueueSpec, QueueStats, Settle, async_status, internal_queue, new_id,
+    now_ms,
 };
 
 const SCHEMA: &str = r#"
@@ -424,6 +425,128 @@ fn rotate_key(
     Ok((n == 1).then_some(key))
 }
 
+/// Replaces a function's topic subscriptions (topics and its internal queues created as needed).
+fn set_subscriptions(
+    tx: &Connection,
+    project: &str,
+    function: &str,
+    topics: &[(String, Filter)],
+) -> Result<(), EventError> {
+    tx.execute(
+        "DELETE FROM subscriptions WHERE project = ?1 AND kind = 'function' AND target = ?2",
+        params![project, function],
+    )?;
+    for (topic, filter) in topics {
+        ensure_topic(tx, project, topic)?;
+        let queue = internal_queue(function, Feed::Topic(topic));
+        ensure_queue(tx, project, &QueueSpec::new(queue.clone()), true)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO subscriptions (project, topic, queue, kind, target, filter)
+             VALUES (?1, ?2, ?3, 'function', ?4, ?5)",
+            params![
+                project,
+                topic,
+                queue,
+                function,
+                serde_json::to_string(filter).unwrap_or_default()
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Keeps exactly these schedules of a function; new ones start at `now_ms`.
+fn set_schedules(
+    tx: &Connection,
+    project: &str,
+    function: &str,
+    keys: &[String],
+    now_ms: i64,
+) -> Result<(), EventError> {
+    let existing: Vec<String> = tx
+        .prepare_cached("SELECT key FROM schedules WHERE project = ?1 AND function = ?2")?
+        .query_map(params![project, function], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for k in existing.iter().filter(|k| !keys.contains(k)) {
+        tx.execute(
+            "DELETE FROM schedules WHERE project = ?1 AND function = ?2 AND key = ?3",
+            params![project, function, k],
+        )?;
+    }
+    for k in keys {
+        tx.execute(
+            "INSERT OR IGNORE INTO schedules (project, function, key, last_slot_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![project, function, k, now_ms],
+        )?;
+    }
+    for k in keys {
+        let queue = internal_queue(function, Feed::Schedule(k));
+        ensure_queue(tx, project, &QueueSpec::new(queue), true)?;
+    }
+    Ok(())
+}
+
+/// Replaces the list of queues a function consumes (created if missing).
+fn set_consumers(
+    tx: &Connection,
+    project: &str,
+    function: &str,
+    queues: &[String],
+) -> Result<(), EventError> {
+    tx.execute(
+        "DELETE FROM consumers WHERE project = ?1 AND function = ?2",
+        params![project, function],
+    )?;
+    for q in queues {
+        ensure_queue(tx, project, &QueueSpec::new(q.clone()), false)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO consumers (project, queue, function) VALUES (?1, ?2, ?3)",
+            params![project, q, function],
+        )?;
+    }
+    Ok(())
+}
+
+/// Deletes a function's schedules, subscriptions, internal queues and async records.
+fn forget(tx: &Connection, project: &str, function: &str) -> Result<(), EventError> {
+    tx.execute(
+        "DELETE FROM schedules WHERE project = ?1 AND function = ?2",
+        params![project, function],
+    )?;
+    tx.execute(
+        "DELETE FROM subscriptions WHERE project = ?1 AND target = ?2 AND kind = 'function'",
+        params![project, function],
+    )?;
+    tx.execute(
+        "DELETE FROM consumers WHERE project = ?1 AND function = ?2",
+        params![project, function],
+    )?;
+    tx.execute(
+        "DELETE FROM async_invocations WHERE project = ?1 AND function = ?2",
+        params![project, function],
+    )?;
+    let owned =
+        "(name = ?2 OR substr(name, 1, length(?3)) = ?3 OR substr(name, 1, length(?4)) = ?4)";
+    let args = params![
+        project,
+        internal_queue(function, Feed::Async),
+        format!("~schedule.{function}."),
+        internal_queue(function, Feed::Topic("")),
+    ];
+    tx.execute(
+        &format!(
+            "DELETE FROM messages WHERE project = ?1 AND {}",
+            owned.replace("name", "queue")
+        ),
+        args,
+    )?;
+    tx.execute(
+        &format!("DELETE FROM queues WHERE project = ?1 AND {owned}"),
+        args,
+    )?;
+    Ok(())
+}
+
 impl EventLog for SqliteLog {
     fn create_queue(
         &self,
@@ -511,11 +634,12 @@ impl EventLog for SqliteLog {
         project: &str,
         queue: &str,
         max: u32,
-        visibility: Duration,
+        visibility: Option<Duration>,
         holder: Holder,
     ) -> Result<Vec<Message>, EventError> {
         self.light_tx(|tx| {
-            queue_limits(tx, project, queue)?;
+            let (default_ms, _) = queue_limits(tx, project, queue)?;
+            let lease_ms = visibility.map_or(default_ms, ms);
             let now = now_ms();
             let mut pick = tx.prepare_cached(
                 "SELECT seq FROM messages WHERE project = ?1 AND queue = ?2 AND visible_ms <= ?3
@@ -537,7 +661,7 @@ impl EventLog for SqliteLog {
             for seq in seqs {
                 let receipt = format!("{seq}-{}", hex::encode(rand::random::<[u8; 8]>()));
                 let m = lease.query_row(
-                    params![seq, now + ms(visibility), receipt, holder],
+                    params![seq, now + lease_ms, receipt, holder],
                     |r| {
                         let attributes: String = r.get(4)?;
                         let errors: String = r.get(8)?;
@@ -833,43 +957,12 @@ impl EventLog for SqliteLog {
         Ok(n > 0)
     }
 
-    fn set_function_subscriptions(
-        &self,
-        project: &str,
-        function: &str,
-        topics: &[(String, Filter)],
-    ) -> Result<(), EventError> {
-        self.tx(|tx| {
-            tx.execute(
-                "DELETE FROM subscriptions WHERE project = ?1 AND kind = 'function' AND target = ?2",
-                params![project, function],
-            )?;
-            for (topic, filter) in topics {
-                ensure_topic(tx, project, topic)?;
-                let queue = internal_queue(function, Feed::Topic(topic));
-                ensure_queue(tx, project, &QueueSpec::new(queue.clone()), true)?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO subscriptions (project, topic, queue, kind, target, filter)
-                     VALUES (?1, ?2, ?3, 'function', ?4, ?5)",
-                    params![
-                        project,
-                        topic,
-                        queue,
-                        function,
-                        serde_json::to_string(filter).unwrap_or_default()
-                    ],
-                )?;
-            }
-            Ok(())
-        })
-    }
-
     fn publish(
         &self,
         project: &str,
         topic: &str,
         message: NewMessage,
-    ) -> Result<(String, u64), EventError> {
+    ) -> Result<(String, Vec<String>), EventError> {
         self.tx(|tx| {
             topic_info(tx, project, topic)?;
             let subs: Vec<(String, String)> = tx
@@ -883,47 +976,15 @@ impl EventLog for SqliteLog {
                 id: Some(id.clone()),
                 ..message
             };
-            let mut n = 0;
+            let mut delivered = Vec::new();
             for (queue, filter) in subs {
                 let filter: Filter = serde_json::from_str(&filter).unwrap_or_default();
                 if filter.matches(&message.attributes) {
                     send_to(tx, project, &queue, vec![message.clone()])?;
-                    n += 1;
+                    delivered.push(queue);
                 }
             }
-            Ok((id, n))
-        })
-    }
-
-    fn sync_schedules(
-        &self,
-        project: &str,
-        function: &str,
-        keys: &[String],
-        now_ms: i64,
-    ) -> Result<(), EventError> {
-        self.tx(|tx| {
-            let existing: Vec<String> = tx
-                .prepare_cached("SELECT key FROM schedules WHERE project = ?1 AND function = ?2")?
-                .query_map(params![project, function], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            for k in existing.iter().filter(|k| !keys.contains(k)) {
-                tx.execute(
-                    "DELETE FROM schedules WHERE project = ?1 AND function = ?2 AND key = ?3",
-                    params![project, function, k],
-                )?;
-            }
-            for k in keys {
-                tx.execute(
-                    "INSERT OR IGNORE INTO schedules (project, function, key, last_slot_ms) VALUES (?1, ?2, ?3, ?4)",
-                    params![project, function, k, now_ms],
-                )?;
-            }
-            for k in keys {
-                let queue = internal_queue(function, Feed::Schedule(k));
-                ensure_queue(tx, project, &QueueSpec::new(queue), true)?;
-            }
-            Ok(())
+            Ok((id, delivered))
         })
     }
 
@@ -1011,58 +1072,24 @@ impl EventLog for SqliteLog {
         read_async(&self.lock(), project, id)
     }
 
-    fn set_consumers(
+    fn sync_triggers(
         &self,
         project: &str,
-        function: &str,
-        queues: &[String],
+        functions: &[FunctionTriggers],
+        forgotten: &[String],
+        now_ms: i64,
     ) -> Result<(), EventError> {
         self.tx(|tx| {
-            tx.execute(
-                "DELETE FROM consumers WHERE project = ?1 AND function = ?2",
-                params![project, function],
-            )?;
-            for q in queues {
-                ensure_queue(tx, project, &QueueSpec::new(q.clone()), false)?;
-                tx.execute(
-                    "INSERT OR IGNORE INTO consumers (project, queue, function) VALUES (?1, ?2, ?3)",
-                    params![project, q, function],
-                )?;
+            for f in forgotten {
+                forget(tx, project, f)?;
             }
-            Ok(())
-        })
-    }
-
-    fn forget_function(&self, project: &str, function: &str) -> Result<(), EventError> {
-        self.tx(|tx| {
-            tx.execute(
-                "DELETE FROM schedules WHERE project = ?1 AND function = ?2",
-                params![project, function],
-            )?;
-            tx.execute(
-                "DELETE FROM subscriptions WHERE project = ?1 AND target = ?2 AND kind = 'function'",
-                params![project, function],
-            )?;
-            tx.execute(
-                "DELETE FROM consumers WHERE project = ?1 AND function = ?2",
-                params![project, function],
-            )?;
-            tx.execute(
-                "DELETE FROM async_invocations WHERE project = ?1 AND function = ?2",
-                params![project, function],
-            )?;
-            let owned = "(name = ?2 OR substr(name, 1, length(?3)) = ?3 OR substr(name, 1, length(?4)) = ?4)";
-            let args = params![
-                project,
-                internal_queue(function, Feed::Async),
-                format!("~schedule.{function}."),
-                internal_queue(function, Feed::Topic("")),
-            ];
-            tx.execute(
-                &format!("DELETE FROM messages WHERE project = ?1 AND {}", owned.replace("name", "queue")),
-                args,
-            )?;
-            tx.execute(&format!("DELETE FROM queues WHERE project = ?1 AND {owned}"), args)?;
+            for f in functions {
+                let q = QueueSpec::new(internal_queue(&f.function, Feed::Async));
+                ensure_queue(tx, project, &q, true)?;
+                set_consumers(tx, project, &f.function, &f.queues)?;
+                set_subscriptions(tx, project, &f.function, &f.topics)?;
+                set_schedules(tx, project, &f.function, &f.schedules, now_ms)?;
+            }
             Ok(())
         })
     }

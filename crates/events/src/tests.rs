@@ -55,7 +55,7 @@ fn send_receive_ack_and_visibility() {
         .unwrap();
     assert_eq!(ids.len(), 3);
     let got = log
-        .receive(P, "q", 2, Duration::from_secs(60), Holder::Client)
+        .receive(P, "q", 2, Some(Duration::from_secs(60)), Holder::Client)
         .unwrap();
     assert_eq!(
         got.iter().map(|m| m.data.clone()).collect::<Vec<_>>(),
@@ -68,13 +68,13 @@ fn send_receive_ack_and_visibility() {
     assert_eq!((info.depth, info.in_flight), (3, 2));
     // Leased messages are invisible; only `c` is left.
     let rest = log
-        .receive(P, "q", 10, Duration::from_millis(1), Holder::Client)
+        .receive(P, "q", 10, Some(Duration::from_millis(1)), Holder::Client)
         .unwrap();
     assert_eq!(rest.len(), 1);
     std::thread::sleep(Duration::from_millis(5));
     // Its 1 ms lease ran out: it comes back with a new receipt, the old one is dead.
     let again = log
-        .receive(P, "q", 10, Duration::from_secs(60), Holder::Client)
+        .receive(P, "q", 10, Some(Duration::from_secs(60)), Holder::Client)
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
@@ -108,7 +108,7 @@ fn oversized_batches_store_nothing_and_delays_hide() {
     delayed.delay = Duration::from_secs(60);
     log.send(P, "q", vec![delayed]).unwrap();
     assert!(
-        log.receive(P, "q", 1, DEFAULT_VISIBILITY_TIMEOUT, Holder::Client)
+        log.receive(P, "q", 1, Some(DEFAULT_VISIBILITY_TIMEOUT), Holder::Client)
             .unwrap()
             .is_empty()
     );
@@ -122,7 +122,7 @@ fn failures_retry_then_dead_letter_with_history() {
     log.send(P, "q", vec![msg("x")]).unwrap();
     for attempt in 1..=3u32 {
         let m = log
-            .receive(P, "q", 1, Duration::from_secs(60), Holder::Deliverer)
+            .receive(P, "q", 1, Some(Duration::from_secs(60)), Holder::Deliverer)
             .unwrap()
             .pop()
             .unwrap();
@@ -137,7 +137,7 @@ fn failures_retry_then_dead_letter_with_history() {
     }
     assert_eq!(log.queue(P, "q").unwrap().depth, 0);
     let dead = log
-        .receive(P, "f-dlq", 1, Duration::from_secs(60), Holder::Client)
+        .receive(P, "f-dlq", 1, Some(Duration::from_secs(60)), Holder::Client)
         .unwrap()
         .pop()
         .unwrap();
@@ -159,7 +159,7 @@ fn released_and_restarted_leases_do_not_count() {
     log.create_queue(P, &QueueSpec::new("q")).unwrap();
     log.send(P, "q", vec![msg("x")]).unwrap();
     let m = log
-        .receive(P, "q", 1, Duration::from_secs(600), Holder::Deliverer)
+        .receive(P, "q", 1, Some(Duration::from_secs(600)), Holder::Deliverer)
         .unwrap()
         .pop()
         .unwrap();
@@ -173,7 +173,7 @@ fn released_and_restarted_leases_do_not_count() {
     )
     .unwrap();
     let m = log
-        .receive(P, "q", 1, Duration::from_secs(600), Holder::Deliverer)
+        .receive(P, "q", 1, Some(Duration::from_secs(600)), Holder::Deliverer)
         .unwrap()
         .pop()
         .unwrap();
@@ -181,7 +181,7 @@ fn released_and_restarted_leases_do_not_count() {
     // A crash leaves the lease; the next start releases it at once.
     assert_eq!(log.release_all(Holder::Deliverer).unwrap(), 1);
     assert_eq!(
-        log.receive(P, "q", 1, Duration::from_secs(600), Holder::Client)
+        log.receive(P, "q", 1, Some(Duration::from_secs(600)), Holder::Client)
             .unwrap()
             .len(),
         1
@@ -200,17 +200,21 @@ fn publish_fans_out_through_filters() {
     pro.0
         .insert("plan".into(), vec!["pro".into(), "team".into()]);
     log.subscribe_queue(P, "signups", "pro", &pro).unwrap();
-    log.set_function_subscriptions(P, "welcome", &[("signups".into(), pro.clone())])
-        .unwrap();
+    let welcome = FunctionTriggers {
+        function: "welcome".into(),
+        topics: vec![("signups".into(), pro.clone())],
+        ..FunctionTriggers::default()
+    };
+    log.sync_triggers(P, &[welcome], &[], now_ms()).unwrap();
     let mut m = msg("{}");
     m.attributes.insert("plan".into(), "free".into());
-    assert_eq!(log.publish(P, "signups", m.clone()).unwrap().1, 1);
+    assert_eq!(log.publish(P, "signups", m.clone()).unwrap().1.len(), 1);
     m.attributes.insert("plan".into(), "team".into());
-    let (id, n) = log.publish(P, "signups", m).unwrap();
-    assert_eq!(n, 3);
+    let (id, queues) = log.publish(P, "signups", m).unwrap();
+    assert_eq!(queues.len(), 3);
     let fq = internal_queue("welcome", Feed::Topic("signups"));
     let got = log
-        .receive(P, &fq, 10, Duration::from_secs(1), Holder::Client)
+        .receive(P, &fq, 10, Some(Duration::from_secs(1)), Holder::Client)
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, id, "every copy keeps the event id");
@@ -226,10 +230,18 @@ fn publish_fans_out_through_filters() {
     ));
 }
 
+fn ticks(key: &str) -> FunctionTriggers {
+    FunctionTriggers {
+        function: "tick".into(),
+        schedules: vec![key.into()],
+        ..FunctionTriggers::default()
+    }
+}
+
 #[test]
 fn a_slot_fires_once() {
     let (_d, log) = log();
-    log.sync_schedules(P, "tick", &["rate:1s".into()], 1_000)
+    log.sync_triggers(P, &[ticks("rate:1s")], &[], 1_000)
         .unwrap();
     let q = internal_queue("tick", Feed::Schedule("rate:1s"));
     assert!(log.fire(P, "tick", "rate:1s", 2_000, &q, msg("a")).unwrap());
@@ -243,10 +255,10 @@ fn a_slot_fires_once() {
     );
     assert_eq!(log.last_slot(P, "tick", "rate:1s").unwrap(), Some(2_000));
     // A redeploy with the same schedule keeps its slot; a changed one starts afresh.
-    log.sync_schedules(P, "tick", &["rate:1s".into()], 9_000)
+    log.sync_triggers(P, &[ticks("rate:1s")], &[], 9_000)
         .unwrap();
     assert_eq!(log.last_slot(P, "tick", "rate:1s").unwrap(), Some(2_000));
-    log.sync_schedules(P, "tick", &["rate:2s".into()], 9_000)
+    log.sync_triggers(P, &[ticks("rate:2s")], &[], 9_000)
         .unwrap();
     assert_eq!(log.last_slot(P, "tick", "rate:1s").unwrap(), None);
     assert_eq!(log.queue(P, &q).unwrap().depth, 1);
@@ -267,7 +279,7 @@ fn async_invokes_dedupe_by_key_and_record_results() {
     assert_ne!(c.id, a.id);
     assert_eq!(log.queue(P, &q).unwrap().depth, 2);
     let m = log
-        .receive(P, &q, 1, Duration::from_secs(60), Holder::Deliverer)
+        .receive(P, &q, 1, Some(Duration::from_secs(60)), Holder::Deliverer)
         .unwrap()
         .pop()
         .unwrap();

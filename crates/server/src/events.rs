@@ -22,14 +22,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{Notify, Semaphore, watch};
-use updraft_api::{AttemptError, Filter, Trigger, headers};
+use updraft_api::{AttemptError, Trigger, headers};
 use updraft_events::{
-    AsyncResult, EventLog, Fate, Feed, Holder, Message, NewMessage, Settle, backoff,
-    default_dead_letter, internal_queue, now_ms,
+    AsyncResult, EventLog, Fate, Feed, FunctionTriggers, Holder, Message, NewMessage, Settle,
+    backoff, default_dead_letter, internal_queue, now_ms,
 };
 use updraft_manifest::{Retry, Schedule};
 use updraft_store::DEFAULT_PROJECT;
@@ -117,19 +119,6 @@ impl Events {
             .get(queue)
         {
             n.notify_waiters();
-        }
-    }
-
-    /// Wakes the consumers of every queue subscribed to `topic`.
-    pub(crate) fn wake_subscribers(&self, topic: &str) {
-        if let Ok(t) = self.log.topic(DEFAULT_PROJECT, topic) {
-            for s in t.subscriptions {
-                let queue = match s.kind.as_str() {
-                    "function" => internal_queue(&s.target, Feed::Topic(topic)),
-                    _ => s.target,
-                };
-                self.wake(&queue);
-            }
         }
     }
 
@@ -246,28 +235,20 @@ pub(crate) async fn reconcile(
             );
             keys.push(key);
         }
-        let queues: Vec<String> = spec.queue.iter().map(|t| t.queue.clone()).collect();
-        let topics: Vec<(String, Filter)> = spec
-            .topic
-            .iter()
-            .map(|t| (t.topic.clone(), t.filter.clone()))
-            .collect();
-        writes.push((name.clone(), queues, topics, keys));
+        writes.push(FunctionTriggers {
+            function: name.clone(),
+            queues: spec.queue.iter().map(|t| t.queue.clone()).collect(),
+            topics: spec
+                .topic
+                .iter()
+                .map(|t| (t.topic.clone(), t.filter.clone()))
+                .collect(),
+            schedules: keys,
+        });
     }
     let deleted = deleted.to_vec();
     let result = blocking(&state.events.log, move |log| {
-        for f in &deleted {
-            log.forget_function(DEFAULT_PROJECT, f)?;
-        }
-        let now = now_ms();
-        for (name, queues, topics, keys) in &writes {
-            let q = updraft_events::QueueSpec::new(internal_queue(name, Feed::Async));
-            log.create_queue(DEFAULT_PROJECT, &q)?;
-            log.set_consumers(DEFAULT_PROJECT, name, queues)?;
-            log.set_function_subscriptions(DEFAULT_PROJECT, name, topics)?;
-            log.sync_schedules(DEFAULT_PROJECT, name, keys, now)?;
-        }
-        Ok::<_, updraft_events::EventError>(())
+        log.sync_triggers(DEFAULT_PROJECT, &writes, &deleted, now_ms())
     })
     .await;
     if let Err(e) = result {
@@ -354,7 +335,7 @@ async fn consume(state: Arc<State>, mut rx: watch::Receiver<Option<Arc<Task>>>) 
         let want = free.saturating_mul(c.batch_size).min(1000);
         let (q, lease) = (queue.clone(), c.lease);
         let got = blocking(&state.events.log, move |log| {
-            log.receive(DEFAULT_PROJECT, &q, want, lease, Holder::Deliverer)
+            log.receive(DEFAULT_PROJECT, &q, want, Some(lease), Holder::Deliverer)
         })
         .await;
         let messages = match got {
@@ -532,19 +513,9 @@ async fn deliver(state: &Arc<State>, c: &Consumer, batch: Vec<Message>) {
                 state.events.wake(dead_letter);
             }
         }
-        Ok(Fate::Retrying(_)) => {
-            // Wake the consumer when the backoff is over (it would poll anyway).
-            let state = state.clone();
-            let queue = c.queue.clone();
-            let delay = match &how {
-                Settle::Fail { delay, .. } | Settle::Release { delay } => *delay,
-                Settle::Ack => Duration::ZERO,
-            };
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                state.events.wake(&queue);
-            });
-        }
+        // Wake the consumer: it finds the event not yet visible and sleeps until its backoff
+        // is over (`next_visible`).
+        Ok(Fate::Retrying(_)) => state.events.wake(&c.queue),
         Ok(_) => {}
         Err(e) => tracing::warn!(queue = c.queue, error = %e, "could not settle events"),
     }
@@ -657,7 +628,7 @@ fn batch_request(batch: &[Message]) -> Result<Request<Full<Bytes>>, http::Error>
                 _ => match std::str::from_utf8(&m.data) {
                     Ok(s) => e["data"] = serde_json::Value::String(s.to_owned()),
                     Err(_) => {
-                        e["data_base64"] = serde_json::Value::String(base64(&m.data));
+                        e["data_base64"] = serde_json::Value::String(STANDARD.encode(&m.data));
                     }
                 },
             }
@@ -671,28 +642,6 @@ fn batch_request(batch: &[Message]) -> Result<Request<Full<Bytes>>, http::Error>
             "application/cloudevents-batch+json",
         )
         .body(Full::new(Bytes::from(body)))
-}
-
-/// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A schedule's ticker: fires each slot into the schedule's queue.
@@ -778,21 +727,6 @@ async fn tick(state: Arc<State>, mut rx: watch::Receiver<Option<Arc<Task>>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 
     #[test]
     fn extension_names() {

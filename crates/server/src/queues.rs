@@ -435,16 +435,15 @@ async fn receive(
         ));
     }
     let wait = bounded("wait", req.wait.as_deref(), Duration::ZERO, MAX_WAIT)?;
-    let info = {
-        let q = q.clone();
-        blocking(&state.events.log, move |log| log.queue(DEFAULT_PROJECT, &q)).await?
+    let visibility = match req.visibility_timeout.as_deref() {
+        None => None,
+        v => Some(bounded(
+            "visibility_timeout",
+            v,
+            DEFAULT_VISIBILITY_TIMEOUT,
+            MAX_VISIBILITY_TIMEOUT,
+        )?),
     };
-    let visibility = bounded(
-        "visibility_timeout",
-        req.visibility_timeout.as_deref(),
-        Duration::from_millis(info.visibility_timeout_ms),
-        MAX_VISIBILITY_TIMEOUT,
-    )?;
     let deadline = tokio::time::Instant::now() + wait;
     let notify = state.events.notifier(&q);
     loop {
@@ -589,17 +588,18 @@ async fn publish(
         "dev.updraft.topic.published",
         None,
     )?;
-    let topic = t.clone();
-    let (id, n) = blocking(&state.events.log, move |log| {
-        log.publish(DEFAULT_PROJECT, &topic, m)
+    let (id, queues) = blocking(&state.events.log, move |log| {
+        log.publish(DEFAULT_PROJECT, &t, m)
     })
     .await?;
-    state.events.wake_subscribers(&t);
+    for q in &queues {
+        state.events.wake(q);
+    }
     Ok((
         StatusCode::CREATED,
         Json(Published {
             id,
-            delivered_to: n,
+            delivered_to: queues.len() as u64,
         }),
     ))
 }

@@ -555,15 +555,12 @@ async fn queues_serve_clients_on_the_data_plane_with_access_keys() {
     s.stop().await;
 }
 
-/// Asserts that `method path` with `body` (JSON, or raw text when a string starting with `{`
-/// that is not JSON) answers `status` + `code` with a message containing `needle`.
-async fn rejects(
-    s: &TestServer,
-    (method, path): (Method, &str),
-    body: Option<Value>,
-    (status, code): (u16, &str),
-    needle: &str,
-) {
+/// One bad request: method, path, body (JSON; a string is sent raw as invalid JSON), the
+/// expected status and code, and text the error message must contain.
+type BadCase<'a> = (Method, &'a str, Option<Value>, (u16, &'a str), &'a str);
+
+/// Asserts that the request of `case` is answered with its status, code and message.
+async fn rejects(s: &TestServer, (method, path, body, (status, code), needle): BadCase<'_>) {
     let mut req = s.api(method, path);
     req = match body {
         Some(Value::String(raw)) => req.header("content-type", "application/json").body(raw),
@@ -610,113 +607,113 @@ async fn bad_event_input_gets_clear_errors() {
         json!({"name": "small", "max_message_size": "1KiB"}),
     )
     .await;
-    let send = (Method::POST, "/v1/queues/small/messages");
+    const SEND: &str = "/v1/queues/small/messages";
     let bad = (400, "bad_request");
-    rejects(
-        &s,
-        (Method::POST, "/v1/queues/nope/messages"),
-        Some(json!({"body": "x"})),
-        (404, "queue_not_found"),
-        "queue `nope` does not exist",
-    )
-    .await;
-    rejects(
-        &s,
-        send.clone(),
-        Some(json!({"body": "x".repeat(2048)})),
-        (413, "payload_too_large"),
-        "2048 bytes",
-    )
-    .await;
-    rejects(
-        &s,
-        send.clone(),
-        Some(json!({"bdy": "x"})),
-        bad,
-        "unknown field `bdy`",
-    )
-    .await;
-    rejects(
-        &s,
-        send.clone(),
-        Some(json!({"body": "x", "delay": "1h"})),
-        bad,
-        "delay: at most 15m",
-    )
-    .await;
-    rejects(
-        &s,
-        send.clone(),
-        Some(Value::String("{not json".into())),
-        bad,
-        "",
-    )
-    .await;
     let many: Vec<Value> = (0..101).map(|_| json!({"body": "x"})).collect();
-    rejects(
-        &s,
-        (Method::POST, "/v1/queues/small/messages/batch"),
-        Some(json!({"messages": many})),
-        bad,
-        "1 to 100 messages",
-    )
-    .await;
-    rejects(
-        &s,
-        (Method::POST, "/v1/queues/small/messages/receive"),
-        Some(json!({"max": 0})),
-        bad,
-        "max: must be between 1 and 100",
-    )
-    .await;
-    rejects(
-        &s,
-        (Method::POST, "/v1/queues"),
-        Some(json!({"name": "Bad Name"})),
-        bad,
-        "not a valid queue name",
-    )
-    .await;
-    rejects(
-        &s,
-        (Method::POST, "/v1/topics/nope/publish"),
-        Some(json!({"body": "x"})),
-        (404, "topic_not_found"),
-        "topic `nope` does not exist",
-    )
-    .await;
-    rejects(
-        &s,
-        (Method::POST, "/v1/functions/nope/invocations?async=true"),
-        None,
-        (404, "function_not_found"),
-        "`nope`",
-    )
-    .await;
-    rejects(
-        &s,
-        (Method::GET, "/v1/async/nope"),
-        None,
-        (404, "invocation_not_found"),
-        "`nope`",
-    )
-    .await;
+    let cases: Vec<BadCase<'_>> = vec![
+        (
+            Method::POST,
+            "/v1/queues/nope/messages",
+            Some(json!({"body": "x"})),
+            (404, "queue_not_found"),
+            "queue `nope` does not exist",
+        ),
+        (
+            Method::POST,
+            SEND,
+            Some(json!({"body": "x".repeat(2048)})),
+            (413, "payload_too_large"),
+            "2048 bytes",
+        ),
+        (
+            Method::POST,
+            SEND,
+            Some(json!({"bdy": "x"})),
+            bad,
+            "unknown field `bdy`",
+        ),
+        (
+            Method::POST,
+            SEND,
+            Some(json!({"body": "x", "delay": "1h"})),
+            bad,
+            "delay: at most 15m",
+        ),
+        (
+            Method::POST,
+            SEND,
+            Some(Value::String("{not json".into())),
+            bad,
+            "",
+        ),
+        (
+            Method::POST,
+            "/v1/queues/small/messages/batch",
+            Some(json!({"messages": many})),
+            bad,
+            "1 to 100 messages",
+        ),
+        (
+            Method::POST,
+            "/v1/queues/small/messages/receive",
+            Some(json!({"max": 0})),
+            bad,
+            "max: must be between 1 and 100",
+        ),
+        (
+            Method::POST,
+            "/v1/queues",
+            Some(json!({"name": "Bad Name"})),
+            bad,
+            "not a valid queue name",
+        ),
+        (
+            Method::POST,
+            "/v1/topics/nope/publish",
+            Some(json!({"body": "x"})),
+            (404, "topic_not_found"),
+            "topic `nope` does not exist",
+        ),
+        (
+            Method::POST,
+            "/v1/functions/nope/invocations?async=true",
+            None,
+            (404, "function_not_found"),
+            "`nope`",
+        ),
+        (
+            Method::GET,
+            "/v1/async/nope",
+            None,
+            (404, "invocation_not_found"),
+            "`nope`",
+        ),
+    ];
+    for case in cases {
+        rejects(&s, case).await;
+    }
     // A queue a function consumes cannot be deleted from under it.
     deploy_sink(&s, &sink, "[[functions.queue]]\nqueue = \"orders\"\n").await;
     rejects(
         &s,
-        (Method::POST, "/v1/functions/sink/invocations"),
-        None,
-        bad,
-        "needs `?async=true`",
+        (
+            Method::POST,
+            "/v1/functions/sink/invocations",
+            None,
+            bad,
+            "needs `?async=true`",
+        ),
     )
     .await;
     rejects(
         &s,
-        (Method::DELETE, "/v1/queues/orders"),
-        None,
-        (409, "conflict"),
-        "consumed by function `sink`",
+        (
+            Method::DELETE,
+            "/v1/queues/orders",
+            None,
+            (409, "conflict"),
+            "consumed by function `sink`",
+        ),
     )
     .await;
     s.stop().await;
