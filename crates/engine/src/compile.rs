@@ -61,13 +61,13 @@ pub enum ComponentError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The artifact file for a digest could not be read.
-    #[error("reading artifact {path}: {source}")]
+    /// The artifact for a digest could not be read.
+    #[error("reading artifact {digest}: {message}")]
     Artifact {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The artifact's digest.
+        digest: String,
+        /// What failed.
+        message: String,
     },
 }
 
@@ -178,14 +178,14 @@ impl Engine {
     }
 
     /// Loads the component for `digest` from the compiled-code cache, compiling it from the
-    /// artifact at `wasm_path` only when the cache has no entry (e.g. after an engine upgrade).
+    /// artifact's bytes (`read`) only when the cache has no entry (e.g. after an engine upgrade).
     ///
     /// # Errors
     /// [`ComponentError`] if neither the cache nor the artifact yields a valid component.
     pub fn load(
         &self,
         digest: &str,
-        wasm_path: &Path,
+        read: impl FnOnce() -> Result<Vec<u8>, String>,
     ) -> Result<CompiledComponent, ComponentError> {
         let start = Instant::now();
         let path = self.cache_path(digest);
@@ -206,9 +206,9 @@ impl Engine {
                 }
             }
         }
-        let bytes = std::fs::read(wasm_path).map_err(|source| ComponentError::Artifact {
-            path: wasm_path.to_owned(),
-            source,
+        let bytes = read().map_err(|message| ComponentError::Artifact {
+            digest: digest.to_owned(),
+            message,
         })?;
         self.compile(digest, &bytes)
     }

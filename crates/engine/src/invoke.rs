@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use updraft_dispatch::{InvocationSink, InvokeError, Report, Reuse, Settings, Stream};
 use updraft_manifest::OutboundHost;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap};
@@ -29,91 +30,17 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::compile::CompiledComponent;
-use crate::logs::{Capture, Discard, InvocationSink, LogSlot, LogState, Report, Stream};
+use crate::logs::{Capture, Discard, LogSlot, LogState};
 use crate::outbound::OutboundPolicy;
 use crate::{EPOCH_TICK, Engine, lock};
 
-/// A response body streamed from a guest.
-pub type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+/// A body as Wasmtime's wasi:http takes and gives it.
+pub(crate) type GuestBody =
+    http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 
 /// Failures in a row on reused instances, when no fresh retry was possible, after which a
 /// function is switched to fresh instances.
 const REUSE_FAILURES_BEFORE_FALLBACK: u32 = 3;
-
-/// Whether instances serve more than one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reuse {
-    /// A new instance per request.
-    Fresh,
-    /// Instances serve sequential requests, each at most `max_reuse` of them.
-    Warm {
-        /// Requests per instance before it is replaced.
-        max_reuse: u32,
-    },
-}
-
-/// Per-function settings applied to every invocation.
-#[derive(Debug, Clone)]
-pub struct FunctionSettings {
-    /// Environment variables the guest sees.
-    pub env: Vec<(String, String)>,
-    /// Hosts the guest may call over HTTP.
-    pub allowed_outbound_hosts: Vec<OutboundHost>,
-    /// Time limit for the whole invocation, response body included.
-    pub timeout: Duration,
-    /// Memory limit per instance (all its linear memories together), in bytes.
-    pub memory_bytes: u64,
-    /// Instance reuse policy.
-    pub reuse: Reuse,
-    /// Instances kept pre-instantiated and ready.
-    pub min_instances: u32,
-}
-
-impl Default for FunctionSettings {
-    fn default() -> Self {
-        Self {
-            env: Vec::new(),
-            allowed_outbound_hosts: Vec::new(),
-            timeout: updraft_manifest::DEFAULT_TIMEOUT,
-            memory_bytes: updraft_manifest::DEFAULT_MEMORY,
-            reuse: Reuse::Fresh,
-            min_instances: 0,
-        }
-    }
-}
-
-/// Why an invocation produced no response.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvokeError {
-    /// The guest did not respond before its deadline.
-    #[error("the function did not respond within its {0:?} timeout")]
-    Timeout(Duration),
-    /// The guest tried to grow its memory past its limit and then failed.
-    #[error(
-        "the function exceeded its memory limit of {} (it asked for {} in all)",
-        updraft_manifest::format_size(*limit),
-        updraft_manifest::format_size(*requested)
-    )]
-    OutOfMemory {
-        /// The limit, in bytes.
-        limit: u64,
-        /// The total it tried to grow to, in bytes.
-        requested: u64,
-    },
-    /// The guest trapped (panic, `unreachable`, stack overflow...).
-    #[error("the function failed: {0}")]
-    Trap(String),
-    /// The guest returned without setting a response.
-    #[error("the function returned without sending a response")]
-    NoResponse,
-    /// The guest answered with a wasi:http error code instead of a response.
-    #[error("the function responded with an error: {0}")]
-    Guest(String),
-    /// The instance could not be created (e.g. resource limits).
-    #[error("could not start the function: {0}")]
-    Instantiate(String),
-}
 
 /// The per-instance store data.
 pub(crate) struct Host {
@@ -223,7 +150,7 @@ impl Engine {
     pub fn prepare(
         &self,
         compiled: &CompiledComponent,
-        settings: FunctionSettings,
+        settings: Settings,
     ) -> Result<PreparedFunction, crate::ComponentError> {
         let pre = self
             .linker
@@ -355,16 +282,11 @@ impl PreparedFunction {
     ///
     /// # Errors
     /// [`InvokeError`] when the guest produced no response head.
-    pub async fn handle<B>(
+    pub async fn handle(
         &self,
-        req: http::Request<B>,
+        req: http::Request<GuestBody>,
         log: Arc<dyn InvocationSink>,
-    ) -> Result<(http::Response<GuestBody>, InstanceStart), InvokeError>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
-        let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
+    ) -> Result<(http::Response<GuestBody>, InstanceStart), InvokeError> {
         // A request without a body can be replayed on a fresh instance if a reused one fails.
         let replay =
             (http_body::Body::is_end_stream(req.body()) && self.reuses()).then(|| head_of(&req));
@@ -602,10 +524,4 @@ fn trap_error(e: &wasmtime::Error, timeout: Duration) -> InvokeError {
         Some(Trap::Interrupt) => InvokeError::Timeout(timeout),
         _ => InvokeError::Trap(format!("{e:#}")),
     }
-}
-
-/// Maps a body's error type for [`PreparedFunction::handle`], for bodies whose errors are not
-/// wasi:http errors (e.g. axum's).
-pub fn body_error(e: impl std::fmt::Display) -> wasmtime_wasi_http::Error {
-    wasmtime_wasi_http::Error::InternalError(Some(e.to_string()))
 }

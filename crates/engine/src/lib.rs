@@ -12,19 +12,22 @@
 //! - [`PreparedFunction`]: a pre-instantiated component plus its per-function settings; each
 //!   invocation gets a fresh instance by default (nothing leaks between requests) or, with
 //!   [`Reuse::Warm`], a warm one that served earlier requests one at a time; its environment
-//!   variables, its memory limit and deadline, captured stdout/stderr ([`InvocationSink`]) and an
-//!   outbound-HTTP policy that only lets it reach its `allowed_outbound_hosts`;
-//! - [`ManagedFunction`]: scale to zero. A deployed function's code is loaded from the disk cache
-//!   on demand (a cold start) and dropped when idle, unless `min_instances` keeps it warm.
+//!   variables, its memory limit and deadline, captured stdout/stderr (into the dispatcher's
+//!   [`InvocationSink`](updraft_dispatch::InvocationSink)) and an outbound-HTTP policy that only
+//!   lets it reach its `allowed_outbound_hosts`;
+//! - [`ManagedFunction`], the wasm [`Runtime`](updraft_dispatch::Runtime) of one deployed
+//!   version: scale to zero. Its code is loaded from the disk cache on demand (a cold start) and
+//!   dropped when idle, unless `min_instances` keeps it warm. Events reach the guest as
+//!   CloudEvents over HTTP; [`WasmRuntime`] makes one per version for the registry.
 //!
-//! It must not know about storage, routing or the control API: callers hand it bytes, digests,
-//! paths and requests. Other crates never import `wasmtime::{Config, Engine}`.
+//! It must not know about storage, routing or the control API: callers hand it bytes, digests
+//! and invocations. Other crates never import `wasmtime::{Config, Engine}`.
 //!
 //! ```no_run
-//! # async fn demo(bytes: Vec<u8>, req: http::Request<hyper::body::Incoming>)
-//! # -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(bytes: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use updraft_engine::{Engine, EngineConfig, FunctionSettings, InvocationSink, Stream};
+//! use updraft_dispatch::{InvocationSink, Settings, Stream};
+//! use updraft_engine::{Engine, EngineConfig};
 //!
 //! struct Print;
 //! impl InvocationSink for Print {
@@ -34,9 +37,8 @@
 //! let engine = Engine::new(EngineConfig::new("/tmp/updraft-cache"))?;
 //! let digest = updraft_engine::digest(&bytes);
 //! let compiled = engine.compile(&digest, &bytes)?;
-//! let function = engine.prepare(&compiled, FunctionSettings::default())?;
-//! let (response, _instance) = function.handle(req, Arc::new(Print)).await?;
-//! println!("{}", response.status());
+//! let function = engine.prepare(&compiled, Settings::default())?;
+//! let _ = (function, Arc::new(Print));
 //! # Ok(()) }
 //! ```
 
@@ -47,12 +49,11 @@ mod logs;
 mod outbound;
 
 pub use compile::{CompiledComponent, ComponentError, EngineStats, digest};
-pub use invoke::{
-    FunctionSettings, GuestBody, InstanceStart, InvokeError, PreparedFunction, Reuse, body_error,
-};
-pub use lifecycle::{LifecycleStats, ManagedFunction, Start};
-pub use logs::{InvocationSink, MAX_LOG_BYTES, Report, Stream};
-pub use wasmtime_wasi_http::Error as HttpError;
+pub use invoke::{InstanceStart, PreparedFunction};
+pub use lifecycle::{ManagedFunction, WasmRuntime};
+pub use logs::MAX_LOG_BYTES;
+
+use updraft_dispatch::Reuse;
 
 use std::path::PathBuf;
 use std::sync::Arc;

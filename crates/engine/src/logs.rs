@@ -11,75 +11,13 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
+use updraft_dispatch::{InvocationSink, Stream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Bytes of stdout plus stderr kept per invocation.
 pub const MAX_LOG_BYTES: usize = 1 << 20;
 /// Longest line kept; longer lines are cut at this length.
 const MAX_LINE: usize = 16 << 10;
-
-/// Where a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// The guest's stdout.
-    Stdout,
-    /// The guest's stderr.
-    Stderr,
-    /// The platform, about this invocation (a trap, a denied outbound request).
-    Platform,
-}
-
-impl Stream {
-    /// `stdout`, `stderr` or `platform`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-            Stream::Platform => "platform",
-        }
-    }
-}
-
-/// Observes one invocation: receives its log lines as they are written, gives the trace
-/// context its outbound requests carry, and gets its [`Report`] when the guest is done.
-/// Implementations must be cheap and must not block: `line` is called from the guest's write
-/// path (queue the line, don't write it to disk inline).
-pub trait InvocationSink: Send + Sync {
-    /// One line, without its trailing newline.
-    fn line(&self, stream: Stream, line: &str);
-
-    /// The W3C `traceparent` the guest's outbound HTTP requests carry (unless the guest sets
-    /// its own), if the invocation is traced.
-    fn traceparent(&self) -> Option<String> {
-        None
-    }
-
-    /// The guest's run is over (response body included). Called once per attempt: a request
-    /// replayed on a fresh instance after failing on a reused one reports twice, the replay
-    /// last.
-    fn finished(&self, report: Report) {
-        let _ = report;
-    }
-}
-
-/// What one guest run used and how it ended, for metering and traces.
-#[derive(Debug)]
-pub struct Report {
-    /// The instance's linear memory at the end, in bytes: its high-water mark, since linear
-    /// memory never shrinks (for a warm instance, over all the requests it served).
-    pub peak_memory: u64,
-    /// When the run started (the instance was taken or created).
-    pub started: std::time::Instant,
-    /// How long creating and instantiating the instance took, if this run had to (a fresh
-    /// instance; a pre-instantiated or warm one did not).
-    pub instantiate: Option<std::time::Duration>,
-    /// When the guest finished.
-    pub ended: std::time::Instant,
-    /// Why it failed, if it did, even after sending a response head (a body cut off by the
-    /// timeout, say).
-    pub error: Option<crate::InvokeError>,
-}
 
 /// State shared by an invocation's stdout and stderr.
 pub(crate) struct LogState {

@@ -11,7 +11,9 @@ use http_body_util::BodyExt;
 use updraft_manifest::OutboundHost;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::logs::{LogSlot, Stream};
+use updraft_dispatch::Stream;
+
+use crate::logs::LogSlot;
 
 type SendFuture = Box<
     dyn Future<

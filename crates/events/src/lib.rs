@@ -9,14 +9,21 @@
 //! once `max_attempts` have failed. A crash loses no acknowledged message: a send is one
 //! transaction, and an unsettled lease simply runs out.
 //!
-//! [`EventLog`] is the boundary; [`SqliteLog`] is the embedded backend (`events.db` in the data
-//! directory). A cluster backend (NATS JetStream) implements the same trait. This crate knows
-//! nothing of HTTP, functions or Wasmtime: the server's deliverer turns messages into
-//! invocations and settles them.
+//! [`EventLog`] is the boundary (async, with no backend type in its signatures or errors);
+//! [`SqliteLog`] is the embedded backend (`events.db` in the data directory). A cluster backend
+//! (NATS JetStream) implements the same trait and must pass the same [`conformance`] suite.
+//! [`Wakeups`] tell consumers and long-polling receivers that a queue has something new
+//! ([`LocalWakeups`] within one process; a cluster backend's would cross nodes).
+//!
+//! This crate knows nothing of HTTP, functions or Wasmtime: trigger delivery
+//! (`updraft-triggers`) turns messages into invocations and settles them.
 
+pub mod conformance;
 mod sqlite;
+mod wakeups;
 
 pub use sqlite::SqliteLog;
+pub use wakeups::{LocalWakeups, Waiter, Wakeups};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -64,9 +71,9 @@ pub enum EventError {
     /// The request contradicts the log's state (e.g. deleting a queue a function consumes).
     #[error("{0}")]
     Conflict(String),
-    /// The database failed.
+    /// The backend failed (its database, its connection).
     #[error("event log: {0}")]
-    Db(#[from] rusqlite::Error),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The hidden queue that feeds one function's schedules, topic subscriptions or asynchronous
@@ -258,15 +265,18 @@ pub struct QueueStats {
     pub oldest_age_ms: u64,
 }
 
-/// The durable event log. Every method is a short blocking call (a transaction): call it from
-/// a blocking context (`spawn_blocking`) on async runtimes.
+/// The durable event log. Every method is one transaction: when it returns `Ok`, what it did is
+/// committed (sends, publishes, schedule fires and asynchronous submits durably, before they
+/// are acknowledged). Backends: [`SqliteLog`] (embedded); a cluster backend (NATS JetStream)
+/// implements the same trait and passes the same [`conformance`] suite.
+#[async_trait::async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Creates a queue unless it exists. Returns it and, when created, its access key (shown
     /// once; only its hash is kept).
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn create_queue(
+    /// [`EventError::Backend`].
+    async fn create_queue(
         &self,
         project: &str,
         spec: &QueueSpec,
@@ -276,37 +286,42 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
-    fn rotate_queue_key(&self, project: &str, queue: &str) -> Result<String, EventError>;
+    async fn rotate_queue_key(&self, project: &str, queue: &str) -> Result<String, EventError>;
 
     /// Whether `key` is the queue's access key.
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
-    fn check_queue_key(&self, project: &str, queue: &str, key: &str) -> Result<bool, EventError>;
+    async fn check_queue_key(
+        &self,
+        project: &str,
+        queue: &str,
+        key: &str,
+    ) -> Result<bool, EventError>;
 
     /// Deletes a queue, its messages and its subscriptions.
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
-    fn delete_queue(&self, project: &str, queue: &str) -> Result<(), EventError>;
+    async fn delete_queue(&self, project: &str, queue: &str) -> Result<(), EventError>;
 
     /// One queue and its depth.
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
-    fn queue(&self, project: &str, queue: &str) -> Result<QueueInfo, EventError>;
+    async fn queue(&self, project: &str, queue: &str) -> Result<QueueInfo, EventError>;
 
     /// The project's queues (internal ones too when `internal`), by name.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn queues(&self, project: &str, internal: bool) -> Result<Vec<QueueInfo>, EventError>;
+    /// [`EventError::Backend`].
+    async fn queues(&self, project: &str, internal: bool) -> Result<Vec<QueueInfo>, EventError>;
 
     /// Stores messages in one transaction; returns their ids.
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`], [`EventError::TooLarge`] (nothing is stored).
-    fn send(
+    async fn send(
         &self,
         project: &str,
         queue: &str,
@@ -318,7 +333,7 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
-    fn receive(
+    async fn receive(
         &self,
         project: &str,
         queue: &str,
@@ -330,21 +345,21 @@ pub trait EventLog: Send + Sync + 'static {
     /// When the next message of the queue becomes visible (ms since the epoch), if it has any.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn next_visible(&self, project: &str, queue: &str) -> Result<Option<i64>, EventError>;
+    /// [`EventError::Backend`].
+    async fn next_visible(&self, project: &str, queue: &str) -> Result<Option<i64>, EventError>;
 
     /// Deletes messages by receipt; returns how many were deleted (expired receipts are not).
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError>;
+    /// [`EventError::Backend`].
+    async fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError>;
 
     /// Settles delivered messages (one transaction), and updates the asynchronous-invoke record
     /// of each (if it is one) with `result`. Returns the fate of the first.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn settle(
+    /// [`EventError::Backend`].
+    async fn settle(
         &self,
         project: &str,
         receipts: &[String],
@@ -355,26 +370,26 @@ pub trait EventLog: Send + Sync + 'static {
     /// Makes every message `holder` has leased visible again (at start-up, for the deliverer).
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn release_all(&self, holder: Holder) -> Result<u64, EventError>;
+    /// [`EventError::Backend`].
+    async fn release_all(&self, holder: Holder) -> Result<u64, EventError>;
 
     /// Deletes every message of a queue; returns how many.
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
-    fn purge(&self, project: &str, queue: &str) -> Result<u64, EventError>;
+    async fn purge(&self, project: &str, queue: &str) -> Result<u64, EventError>;
 
     /// Depth of every queue of every project.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn stats(&self) -> Result<Vec<QueueStats>, EventError>;
+    /// [`EventError::Backend`].
+    async fn stats(&self) -> Result<Vec<QueueStats>, EventError>;
 
     /// Creates a topic unless it exists; returns it and, when created, its publish key.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn create_topic(
+    /// [`EventError::Backend`].
+    async fn create_topic(
         &self,
         project: &str,
         topic: &str,
@@ -384,37 +399,42 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::TopicNotFound`].
-    fn rotate_topic_key(&self, project: &str, topic: &str) -> Result<String, EventError>;
+    async fn rotate_topic_key(&self, project: &str, topic: &str) -> Result<String, EventError>;
 
     /// Whether `key` is the topic's publish key.
     ///
     /// # Errors
     /// [`EventError::TopicNotFound`].
-    fn check_topic_key(&self, project: &str, topic: &str, key: &str) -> Result<bool, EventError>;
+    async fn check_topic_key(
+        &self,
+        project: &str,
+        topic: &str,
+        key: &str,
+    ) -> Result<bool, EventError>;
 
     /// Deletes a topic and its subscriptions.
     ///
     /// # Errors
     /// [`EventError::TopicNotFound`].
-    fn delete_topic(&self, project: &str, topic: &str) -> Result<(), EventError>;
+    async fn delete_topic(&self, project: &str, topic: &str) -> Result<(), EventError>;
 
     /// One topic.
     ///
     /// # Errors
     /// [`EventError::TopicNotFound`].
-    fn topic(&self, project: &str, topic: &str) -> Result<TopicInfo, EventError>;
+    async fn topic(&self, project: &str, topic: &str) -> Result<TopicInfo, EventError>;
 
     /// The project's topics.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn topics(&self, project: &str) -> Result<Vec<TopicInfo>, EventError>;
+    /// [`EventError::Backend`].
+    async fn topics(&self, project: &str) -> Result<Vec<TopicInfo>, EventError>;
 
     /// Subscribes a queue to a topic (replacing its filter if subscribed).
     ///
     /// # Errors
     /// [`EventError::TopicNotFound`], [`EventError::QueueNotFound`].
-    fn subscribe_queue(
+    async fn subscribe_queue(
         &self,
         project: &str,
         topic: &str,
@@ -425,8 +445,8 @@ pub trait EventLog: Send + Sync + 'static {
     /// Removes a queue's subscription; returns whether there was one.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn unsubscribe_queue(
+    /// [`EventError::Backend`].
+    async fn unsubscribe_queue(
         &self,
         project: &str,
         topic: &str,
@@ -438,7 +458,7 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::TopicNotFound`], [`EventError::TooLarge`].
-    fn publish(
+    async fn publish(
         &self,
         project: &str,
         topic: &str,
@@ -448,8 +468,8 @@ pub trait EventLog: Send + Sync + 'static {
     /// The last slot a schedule fired (or its start), if the schedule exists.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn last_slot(
+    /// [`EventError::Backend`].
+    async fn last_slot(
         &self,
         project: &str,
         function: &str,
@@ -462,7 +482,7 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
-    fn fire(
+    async fn fire(
         &self,
         project: &str,
         function: &str,
@@ -478,7 +498,7 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`], [`EventError::TooLarge`].
-    fn submit_async(
+    async fn submit_async(
         &self,
         project: &str,
         function: &str,
@@ -491,7 +511,11 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`EventError::AsyncNotFound`].
-    fn async_invocation(&self, project: &str, id: &str) -> Result<AsyncInvocation, EventError>;
+    async fn async_invocation(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<AsyncInvocation, EventError>;
 
     /// Brings the triggers of `functions` in line, and deletes everything of `forgotten`
     /// functions, in one transaction. For each function: its async-invoke queue exists; it
@@ -502,8 +526,8 @@ pub trait EventLog: Send + Sync + 'static {
     /// schedules, subscriptions, internal queues and asynchronous-invoke records.
     ///
     /// # Errors
-    /// [`EventError::Db`].
-    fn sync_triggers(
+    /// [`EventError::Backend`].
+    async fn sync_triggers(
         &self,
         project: &str,
         functions: &[FunctionTriggers],

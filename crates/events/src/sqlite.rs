@@ -5,631 +5,110 @@
 //! survive a crash of the process, and a power loss can only undo the latest of them, which
 //! delivers those events again (at least once), never loses one. The next `FULL` commit makes
 //! everything before it durable too.
+//!
+//! SQLite calls block, so every operation runs on Tokio's blocking pool; the connection is
+//! shared under a mutex (`db`), the operations themselves are in `ops`.
+
+mod db;
+mod ops;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use sha2::{Digest, Sha256};
-use updraft_api::{
-    AsyncInvocation, AsyncStatus, AttemptError, Filter, QueueInfo, Subscription, TopicInfo,
-};
+use updraft_api::{AsyncInvocation, Filter, QueueInfo, TopicInfo};
 
 use crate::{
-    AsyncResult, EventError, EventLog, Fate, Feed, FunctionTriggers, Holder, MAX_ASYNC_RESULT,
-    Message, NewMessage, QueueSpec, QueueStats, Settle, async_status, internal_queue, new_id,
-    now_ms,
+    AsyncResult, EventError, EventLog, Fate, FunctionTriggers, Holder, Message, NewMessage,
+    QueueSpec, QueueStats, Settle,
 };
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS queues (
-    project       TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    created_ms    INTEGER NOT NULL,
-    visibility_ms INTEGER NOT NULL,
-    max_bytes     INTEGER NOT NULL,
-    key_sha256    TEXT NOT NULL,
-    internal      INTEGER NOT NULL,
-    PRIMARY KEY (project, name)
-);
-CREATE TABLE IF NOT EXISTS messages (
-    seq          INTEGER PRIMARY KEY,
-    project      TEXT NOT NULL,
-    queue        TEXT NOT NULL,
-    id           TEXT NOT NULL,
-    visible_ms   INTEGER NOT NULL,
-    receipt      TEXT,
-    holder       TEXT,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    time_ms      INTEGER NOT NULL,
-    source       TEXT NOT NULL,
-    type         TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    attributes   TEXT NOT NULL,
-    data         BLOB NOT NULL,
-    errors       TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (project, queue, visible_ms, seq);
-CREATE INDEX IF NOT EXISTS messages_leased ON messages (holder) WHERE holder IS NOT NULL;
-CREATE TABLE IF NOT EXISTS topics (
-    project     TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    created_ms  INTEGER NOT NULL,
-    key_sha256  TEXT NOT NULL,
-    PRIMARY KEY (project, name)
-);
-CREATE TABLE IF NOT EXISTS subscriptions (
-    project     TEXT NOT NULL,
-    topic       TEXT NOT NULL,
-    queue       TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    target      TEXT NOT NULL,
-    filter      TEXT NOT NULL,
-    PRIMARY KEY (project, topic, queue)
-);
-CREATE TABLE IF NOT EXISTS consumers (
-    project     TEXT NOT NULL,
-    queue       TEXT NOT NULL,
-    function    TEXT NOT NULL,
-    PRIMARY KEY (project, queue, function)
-);
-CREATE TABLE IF NOT EXISTS schedules (
-    project     TEXT NOT NULL,
-    function    TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    last_slot_ms INTEGER NOT NULL,
-    PRIMARY KEY (project, function, key)
-);
-CREATE TABLE IF NOT EXISTS async_invocations (
-    project     TEXT NOT NULL,
-    id          TEXT NOT NULL,
-    function    TEXT NOT NULL,
-    idem_key    TEXT,
-    status      TEXT NOT NULL,
-    created_ms  INTEGER NOT NULL,
-    updated_ms  INTEGER NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    request_id  TEXT,
-    resp_status INTEGER,
-    resp_body   BLOB,
-    error       TEXT,
-    PRIMARY KEY (project, id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS async_by_key ON async_invocations (project, function, idem_key)
-    WHERE idem_key IS NOT NULL;
-"#;
-
-/// The SQLite event log. One connection, used under a mutex: every operation is one short
-/// transaction.
+/// The SQLite event log. Cheap to clone; clones share one connection.
+#[derive(Clone)]
 pub struct SqliteLog {
-    conn: Mutex<Conn>,
-}
-
-/// The connection and its current `synchronous` setting.
-struct Conn {
-    db: Connection,
-    full: bool,
-}
-
-impl std::ops::Deref for Conn {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.db
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.db
-    }
-}
-
-fn hash(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-fn new_key() -> String {
-    format!("uqk_{}", hex::encode(rand::random::<[u8; 20]>()))
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
-}
-
-fn u(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
+    db: Arc<db::Db>,
 }
 
 impl SqliteLog {
-    /// Opens (creating if needed) the event log at `path`.
+    /// Opens (creating if needed) the event log at `path`. Blocking: call it at start-up or
+    /// from a blocking thread.
     ///
     /// # Errors
-    /// [`EventError::Db`] if the file cannot be opened or its schema created.
+    /// [`EventError::Backend`] if the file cannot be opened or its schema created.
     pub fn open(path: &Path) -> Result<Self, EventError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "cache_size", -16_384)?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Self {
-            conn: Mutex::new(Conn {
-                db: conn,
-                full: true,
-            }),
+            db: Arc::new(db::Db::open(path)?),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Conn> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A transaction that accepts events: durable before it returns.
-    fn tx<T>(
+    /// Runs `f` on the connection on a blocking thread.
+    async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, EventError>,
+        f: impl FnOnce(&db::Db) -> Result<T, EventError> + Send + 'static,
     ) -> Result<T, EventError> {
-        self.tx_with(true, f)
-    }
-
-    /// A lease or settle: survives a process crash; a power loss may undo it (redelivery).
-    fn light_tx<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, EventError>,
-    ) -> Result<T, EventError> {
-        self.tx_with(false, f)
-    }
-
-    fn tx_with<T>(
-        &self,
-        full: bool,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, EventError>,
-    ) -> Result<T, EventError> {
-        let mut conn = self.lock();
-        if conn.full != full {
-            conn.db
-                .pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
-            conn.full = full;
-        }
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .unwrap_or_else(|e| Err(EventError::Backend(Box::new(e))))
     }
 }
 
-fn queue_limits(tx: &Connection, project: &str, queue: &str) -> Result<(i64, u64), EventError> {
-    tx.query_row(
-        "SELECT visibility_ms, max_bytes FROM queues WHERE project = ?1 AND name = ?2",
-        params![project, queue],
-        |r| Ok((r.get(0)?, u(r.get(1)?))),
-    )
-    .optional()?
-    .ok_or_else(|| EventError::QueueNotFound(queue.to_owned()))
+fn own(s: &str) -> String {
+    s.to_owned()
 }
 
-fn queue_info(tx: &Connection, project: &str, queue: &str) -> Result<QueueInfo, EventError> {
-    let now = now_ms();
-    let row = tx
-        .query_row(
-            "SELECT created_ms, visibility_ms, max_bytes FROM queues WHERE project = ?1 AND name = ?2",
-            params![project, queue],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
-        )
-        .optional()?
-        .ok_or_else(|| EventError::QueueNotFound(queue.to_owned()))?;
-    let (depth, in_flight, delayed, oldest): (i64, i64, i64, Option<i64>) = tx.query_row(
-        "SELECT count(*),
-                coalesce(sum(receipt IS NOT NULL AND visible_ms > ?3), 0),
-                coalesce(sum(receipt IS NULL AND visible_ms > ?3), 0),
-                min(time_ms)
-         FROM messages WHERE project = ?1 AND queue = ?2",
-        params![project, queue, now],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT function FROM consumers WHERE project = ?1 AND queue = ?2 ORDER BY function",
-    )?;
-    let consumers = stmt
-        .query_map(params![project, queue], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    Ok(QueueInfo {
-        name: queue.to_owned(),
-        created_ms: row.0,
-        visibility_timeout_ms: u(row.1),
-        max_message_bytes: u(row.2),
-        depth: u(depth),
-        in_flight: u(in_flight),
-        delayed: u(delayed),
-        oldest_age_ms: oldest.map_or(0, |t| u(now - t)),
-        consumers,
-    })
-}
-
-fn ensure_queue(
-    tx: &Connection,
-    project: &str,
-    spec: &QueueSpec,
-    internal: bool,
-) -> Result<Option<String>, EventError> {
-    let key = new_key();
-    let n = tx.execute(
-        "INSERT OR IGNORE INTO queues (project, name, created_ms, visibility_ms, max_bytes, key_sha256, internal)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            project,
-            spec.name,
-            now_ms(),
-            ms(spec.visibility_timeout),
-            i64::try_from(spec.max_message_bytes).unwrap_or(i64::MAX),
-            hash(&key),
-            internal
-        ],
-    )?;
-    Ok((n == 1).then_some(key))
-}
-
-fn insert(
-    tx: &Connection,
-    project: &str,
-    queue: &str,
-    m: &NewMessage,
-    id: &str,
-    now: i64,
-) -> Result<(), EventError> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO messages (project, queue, id, visible_ms, time_ms, source, type, content_type, attributes, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    let attributes = serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
-    stmt.execute(params![
-        project,
-        queue,
-        id,
-        now + ms(m.delay),
-        m.time_ms.unwrap_or(now),
-        m.source,
-        m.kind,
-        m.content_type,
-        attributes,
-        m.data
-    ])?;
-    Ok(())
-}
-
-fn send_to(
-    tx: &Connection,
-    project: &str,
-    queue: &str,
-    messages: Vec<NewMessage>,
-) -> Result<Vec<String>, EventError> {
-    let (_, max) = queue_limits(tx, project, queue)?;
-    let now = now_ms();
-    let mut ids = Vec::with_capacity(messages.len());
-    for m in messages {
-        let size = m.data.len() as u64;
-        if size > max {
-            return Err(EventError::TooLarge {
-                queue: queue.to_owned(),
-                size,
-                max,
-            });
-        }
-        let id = m.id.clone().unwrap_or_else(new_id);
-        insert(tx, project, queue, &m, &id, now)?;
-        ids.push(id);
-    }
-    Ok(ids)
-}
-
-fn receipt_seq(receipt: &str) -> Option<i64> {
-    receipt.split_once('-')?.0.parse().ok()
-}
-
-fn topic_info(tx: &Connection, project: &str, topic: &str) -> Result<TopicInfo, EventError> {
-    let created_ms: i64 = tx
-        .query_row(
-            "SELECT created_ms FROM topics WHERE project = ?1 AND name = ?2",
-            params![project, topic],
-            |r| r.get(0),
-        )
-        .optional()?
-        .ok_or_else(|| EventError::TopicNotFound(topic.to_owned()))?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT kind, target, filter FROM subscriptions WHERE project = ?1 AND topic = ?2 ORDER BY kind, target",
-    )?;
-    let subscriptions = stmt
-        .query_map(params![project, topic], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?
-        .map(|r| {
-            r.map(|(kind, target, filter)| Subscription {
-                kind,
-                target,
-                filter: serde_json::from_str(&filter).unwrap_or_default(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(TopicInfo {
-        name: topic.to_owned(),
-        created_ms,
-        subscriptions,
-    })
-}
-
-fn ensure_topic(tx: &Connection, project: &str, topic: &str) -> Result<Option<String>, EventError> {
-    let key = new_key();
-    let n = tx.execute(
-        "INSERT OR IGNORE INTO topics (project, name, created_ms, key_sha256) VALUES (?1, ?2, ?3, ?4)",
-        params![project, topic, now_ms(), hash(&key)],
-    )?;
-    Ok((n == 1).then_some(key))
-}
-
-fn read_async(tx: &Connection, project: &str, id: &str) -> Result<AsyncInvocation, EventError> {
-    tx.query_row(
-        "SELECT id, function, status, idem_key, created_ms, updated_ms, attempts, request_id, resp_status, resp_body, error
-         FROM async_invocations WHERE project = ?1 AND id = ?2",
-        params![project, id],
-        |r| {
-            let body: Option<Vec<u8>> = r.get(9)?;
-            Ok(AsyncInvocation {
-                id: r.get(0)?,
-                function: r.get(1)?,
-                status: AsyncStatus::parse(&r.get::<_, String>(2)?).unwrap_or(AsyncStatus::Queued),
-                idempotency_key: r.get(3)?,
-                created_ms: r.get(4)?,
-                updated_ms: r.get(5)?,
-                attempts: r.get(6)?,
-                request_id: r.get(7)?,
-                response_status: r.get(8)?,
-                response_body: body.map(|b| String::from_utf8_lossy(&b).into_owned()),
-                error: r.get(10)?,
-            })
-        },
-    )
-    .optional()?
-    .ok_or_else(|| EventError::AsyncNotFound(id.to_owned()))
-}
-
-fn check_key(
-    conn: &Connection,
-    table: &str,
-    project: &str,
-    name: &str,
-    key: &str,
-) -> Result<Option<bool>, EventError> {
-    let sql = format!("SELECT key_sha256 FROM {table} WHERE project = ?1 AND name = ?2");
-    let stored: Option<String> = conn
-        .query_row(&sql, params![project, name], |r| r.get(0))
-        .optional()?;
-    Ok(stored.map(|s| s == hash(key)))
-}
-
-fn rotate_key(
-    conn: &Connection,
-    table: &str,
-    project: &str,
-    name: &str,
-) -> Result<Option<String>, EventError> {
-    let key = new_key();
-    let sql = format!("UPDATE {table} SET key_sha256 = ?3 WHERE project = ?1 AND name = ?2");
-    let n = conn.execute(&sql, params![project, name, hash(&key)])?;
-    Ok((n == 1).then_some(key))
-}
-
-/// Replaces a function's topic subscriptions (topics and its internal queues created as needed).
-fn set_subscriptions(
-    tx: &Connection,
-    project: &str,
-    function: &str,
-    topics: &[(String, Filter)],
-) -> Result<(), EventError> {
-    tx.execute(
-        "DELETE FROM subscriptions WHERE project = ?1 AND kind = 'function' AND target = ?2",
-        params![project, function],
-    )?;
-    for (topic, filter) in topics {
-        ensure_topic(tx, project, topic)?;
-        let queue = internal_queue(function, Feed::Topic(topic));
-        ensure_queue(tx, project, &QueueSpec::new(queue.clone()), true)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO subscriptions (project, topic, queue, kind, target, filter)
-             VALUES (?1, ?2, ?3, 'function', ?4, ?5)",
-            params![
-                project,
-                topic,
-                queue,
-                function,
-                serde_json::to_string(filter).unwrap_or_default()
-            ],
-        )?;
-    }
-    Ok(())
-}
-
-/// Keeps exactly these schedules of a function; new ones start at `now_ms`.
-fn set_schedules(
-    tx: &Connection,
-    project: &str,
-    function: &str,
-    keys: &[String],
-    now_ms: i64,
-) -> Result<(), EventError> {
-    let existing: Vec<String> = tx
-        .prepare_cached("SELECT key FROM schedules WHERE project = ?1 AND function = ?2")?
-        .query_map(params![project, function], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for k in existing.iter().filter(|k| !keys.contains(k)) {
-        tx.execute(
-            "DELETE FROM schedules WHERE project = ?1 AND function = ?2 AND key = ?3",
-            params![project, function, k],
-        )?;
-    }
-    for k in keys {
-        tx.execute(
-            "INSERT OR IGNORE INTO schedules (project, function, key, last_slot_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![project, function, k, now_ms],
-        )?;
-    }
-    for k in keys {
-        let queue = internal_queue(function, Feed::Schedule(k));
-        ensure_queue(tx, project, &QueueSpec::new(queue), true)?;
-    }
-    Ok(())
-}
-
-/// Replaces the list of queues a function consumes (created if missing).
-fn set_consumers(
-    tx: &Connection,
-    project: &str,
-    function: &str,
-    queues: &[String],
-) -> Result<(), EventError> {
-    tx.execute(
-        "DELETE FROM consumers WHERE project = ?1 AND function = ?2",
-        params![project, function],
-    )?;
-    for q in queues {
-        ensure_queue(tx, project, &QueueSpec::new(q.clone()), false)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO consumers (project, queue, function) VALUES (?1, ?2, ?3)",
-            params![project, q, function],
-        )?;
-    }
-    Ok(())
-}
-
-/// Deletes a function's schedules, subscriptions, internal queues and async records.
-fn forget(tx: &Connection, project: &str, function: &str) -> Result<(), EventError> {
-    tx.execute(
-        "DELETE FROM schedules WHERE project = ?1 AND function = ?2",
-        params![project, function],
-    )?;
-    tx.execute(
-        "DELETE FROM subscriptions WHERE project = ?1 AND target = ?2 AND kind = 'function'",
-        params![project, function],
-    )?;
-    tx.execute(
-        "DELETE FROM consumers WHERE project = ?1 AND function = ?2",
-        params![project, function],
-    )?;
-    tx.execute(
-        "DELETE FROM async_invocations WHERE project = ?1 AND function = ?2",
-        params![project, function],
-    )?;
-    let owned =
-        "(name = ?2 OR substr(name, 1, length(?3)) = ?3 OR substr(name, 1, length(?4)) = ?4)";
-    let args = params![
-        project,
-        internal_queue(function, Feed::Async),
-        format!("~schedule.{function}."),
-        internal_queue(function, Feed::Topic("")),
-    ];
-    tx.execute(
-        &format!(
-            "DELETE FROM messages WHERE project = ?1 AND {}",
-            owned.replace("name", "queue")
-        ),
-        args,
-    )?;
-    tx.execute(
-        &format!("DELETE FROM queues WHERE project = ?1 AND {owned}"),
-        args,
-    )?;
-    Ok(())
-}
-
+#[async_trait::async_trait]
 impl EventLog for SqliteLog {
-    fn create_queue(
+    async fn create_queue(
         &self,
         project: &str,
         spec: &QueueSpec,
     ) -> Result<(QueueInfo, Option<String>), EventError> {
-        self.tx(|tx| {
-            let key = ensure_queue(tx, project, spec, spec.name.contains('~'))?;
-            Ok((queue_info(tx, project, &spec.name)?, key))
-        })
+        let (p, spec) = (own(project), spec.clone());
+        self.run(move |db| db.create_queue(&p, &spec)).await
     }
 
-    fn rotate_queue_key(&self, project: &str, queue: &str) -> Result<String, EventError> {
-        rotate_key(&self.lock(), "queues", project, queue)?
-            .ok_or_else(|| EventError::QueueNotFound(queue.to_owned()))
+    async fn rotate_queue_key(&self, project: &str, queue: &str) -> Result<String, EventError> {
+        let (p, q) = (own(project), own(queue));
+        self.run(move |db| db.rotate_queue_key(&p, &q)).await
     }
 
-    fn check_queue_key(&self, project: &str, queue: &str, key: &str) -> Result<bool, EventError> {
-        check_key(&self.lock(), "queues", project, queue, key)?
-            .ok_or_else(|| EventError::QueueNotFound(queue.to_owned()))
+    async fn check_queue_key(
+        &self,
+        project: &str,
+        queue: &str,
+        key: &str,
+    ) -> Result<bool, EventError> {
+        let (p, q, k) = (own(project), own(queue), own(key));
+        self.run(move |db| db.check_queue_key(&p, &q, &k)).await
     }
 
-    fn delete_queue(&self, project: &str, queue: &str) -> Result<(), EventError> {
-        self.tx(|tx| {
-            let consumers: Vec<String> = tx
-                .prepare_cached(
-                    "SELECT function FROM consumers WHERE project = ?1 AND queue = ?2",
-                )?
-                .query_map(params![project, queue], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            if !consumers.is_empty() {
-                return Err(EventError::Conflict(format!(
-                    "queue `{queue}` is consumed by function `{}`: remove its [[functions.queue]] first",
-                    consumers.join("`, `")
-                )));
-            }
-            let n = tx.execute(
-                "DELETE FROM queues WHERE project = ?1 AND name = ?2",
-                params![project, queue],
-            )?;
-            if n == 0 {
-                return Err(EventError::QueueNotFound(queue.to_owned()));
-            }
-            tx.execute(
-                "DELETE FROM messages WHERE project = ?1 AND queue = ?2",
-                params![project, queue],
-            )?;
-            tx.execute(
-                "DELETE FROM subscriptions WHERE project = ?1 AND queue = ?2",
-                params![project, queue],
-            )?;
-            Ok(())
-        })
+    async fn delete_queue(&self, project: &str, queue: &str) -> Result<(), EventError> {
+        let (p, q) = (own(project), own(queue));
+        self.run(move |db| db.delete_queue(&p, &q)).await
     }
 
-    fn queue(&self, project: &str, queue: &str) -> Result<QueueInfo, EventError> {
-        queue_info(&self.lock(), project, queue)
+    async fn queue(&self, project: &str, queue: &str) -> Result<QueueInfo, EventError> {
+        let (p, q) = (own(project), own(queue));
+        self.run(move |db| db.queue(&p, &q)).await
     }
 
-    fn queues(&self, project: &str, internal: bool) -> Result<Vec<QueueInfo>, EventError> {
-        let conn = self.lock();
-        let names: Vec<String> = conn
-            .prepare_cached(
-                "SELECT name FROM queues WHERE project = ?1 AND (internal = 0 OR ?2) ORDER BY name",
-            )?
-            .query_map(params![project, internal], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        names
-            .iter()
-            .map(|n| queue_info(&conn, project, n))
-            .collect()
+    async fn queues(&self, project: &str, internal: bool) -> Result<Vec<QueueInfo>, EventError> {
+        let p = own(project);
+        self.run(move |db| db.queues(&p, internal)).await
     }
 
-    fn send(
+    async fn send(
         &self,
         project: &str,
         queue: &str,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<String>, EventError> {
-        self.tx(|tx| send_to(tx, project, queue, messages))
+        let (p, q) = (own(project), own(queue));
+        self.run(move |db| db.send(&p, &q, messages)).await
     }
 
-    fn receive(
+    async fn receive(
         &self,
         project: &str,
         queue: &str,
@@ -637,374 +116,132 @@ impl EventLog for SqliteLog {
         visibility: Option<Duration>,
         holder: Holder,
     ) -> Result<Vec<Message>, EventError> {
-        self.light_tx(|tx| {
-            let (default_ms, _) = queue_limits(tx, project, queue)?;
-            let lease_ms = visibility.map_or(default_ms, ms);
-            let now = now_ms();
-            let mut pick = tx.prepare_cached(
-                "SELECT seq FROM messages WHERE project = ?1 AND queue = ?2 AND visible_ms <= ?3
-                 ORDER BY visible_ms, seq LIMIT ?4",
-            )?;
-            let seqs: Vec<i64> = pick
-                .query_map(params![project, queue, now, max], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let holder = match holder {
-                Holder::Deliverer => "deliverer",
-                Holder::Client => "client",
-            };
-            let mut lease = tx.prepare_cached(
-                "UPDATE messages SET visible_ms = ?2, receipt = ?3, holder = ?4, attempts = attempts + 1
-                 WHERE seq = ?1
-                 RETURNING id, source, type, content_type, attributes, data, time_ms, attempts, errors",
-            )?;
-            let mut out = Vec::with_capacity(seqs.len());
-            for seq in seqs {
-                let receipt = format!("{seq}-{}", hex::encode(rand::random::<[u8; 8]>()));
-                let m = lease.query_row(
-                    params![seq, now + lease_ms, receipt, holder],
-                    |r| {
-                        let attributes: String = r.get(4)?;
-                        let errors: String = r.get(8)?;
-                        Ok(Message {
-                            id: r.get(0)?,
-                            receipt: receipt.clone(),
-                            queue: queue.to_owned(),
-                            source: r.get(1)?,
-                            kind: r.get(2)?,
-                            content_type: r.get(3)?,
-                            attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-                            data: r.get(5)?,
-                            time_ms: r.get(6)?,
-                            attempts: r.get(7)?,
-                            errors: serde_json::from_str(&errors).unwrap_or_default(),
-                        })
-                    },
-                )?;
-                out.push(m);
-            }
-            Ok(out)
-        })
+        let (p, q) = (own(project), own(queue));
+        self.run(move |db| db.receive(&p, &q, max, visibility, holder))
+            .await
     }
 
-    fn next_visible(&self, project: &str, queue: &str) -> Result<Option<i64>, EventError> {
-        Ok(self.lock().query_row(
-            "SELECT min(visible_ms) FROM messages WHERE project = ?1 AND queue = ?2",
-            params![project, queue],
-            |r| r.get(0),
-        )?)
+    async fn next_visible(&self, project: &str, queue: &str) -> Result<Option<i64>, EventError> {
+        let (p, q) = (own(project), own(queue));
+        self.run(move |db| db.next_visible(&p, &q)).await
     }
 
-    fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError> {
-        self.light_tx(|tx| {
-            let mut del = tx.prepare_cached(
-                "DELETE FROM messages WHERE seq = ?1 AND receipt = ?2 AND project = ?3",
-            )?;
-            let mut n = 0;
-            for r in receipts {
-                if let Some(seq) = receipt_seq(r) {
-                    n += del.execute(params![seq, r, project])? as u64;
-                }
-            }
-            Ok(n)
-        })
+    async fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError> {
+        let (p, r) = (own(project), receipts.to_vec());
+        self.run(move |db| db.ack(&p, &r)).await
     }
 
-    fn settle(
+    async fn settle(
         &self,
         project: &str,
         receipts: &[String],
         how: &Settle,
         result: Option<&AsyncResult>,
     ) -> Result<Fate, EventError> {
-        self.light_tx(|tx| {
-            let now = now_ms();
-            let mut first = None;
-            for receipt in receipts {
-                let Some(seq) = receipt_seq(receipt) else {
-                    continue;
-                };
-                let row: Option<(String, String, u32, String)> = tx
-                    .prepare_cached(
-                        "SELECT id, queue, attempts, errors FROM messages WHERE seq = ?1 AND receipt = ?2 AND project = ?3",
-                    )?
-                    .query_row(params![seq, receipt, project], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })
-                    .optional()?;
-                let Some((id, _queue, attempts, errors)) = row else {
-                    first.get_or_insert(Fate::Gone);
-                    continue;
-                };
-                let fate = match how {
-                    Settle::Ack => {
-                        tx.execute("DELETE FROM messages WHERE seq = ?1", params![seq])?;
-                        Fate::Acked
-                    }
-                    Settle::Release { delay } => {
-                        let at = now + ms(*delay);
-                        tx.execute(
-                            "UPDATE messages SET visible_ms = ?2, receipt = NULL, holder = NULL,
-                             attempts = max(attempts - 1, 0) WHERE seq = ?1",
-                            params![seq, at],
-                        )?;
-                        Fate::Retrying(at)
-                    }
-                    Settle::Fail {
-                        error,
-                        max_attempts,
-                        delay,
-                        dead_letter,
-                    } => {
-                        let mut history: Vec<AttemptError> =
-                            serde_json::from_str(&errors).unwrap_or_default();
-                        history.push(AttemptError {
-                            attempt: attempts,
-                            ..error.clone()
-                        });
-                        let history = serde_json::to_string(&history).unwrap_or_default();
-                        if attempts >= *max_attempts {
-                            ensure_queue(tx, project, &QueueSpec::new(dead_letter.clone()), false)?;
-                            tx.execute(
-                                "UPDATE messages SET queue = ?2, visible_ms = ?3, receipt = NULL, holder = NULL,
-                                 attempts = 0, errors = ?4 WHERE seq = ?1",
-                                params![seq, dead_letter, now, history],
-                            )?;
-                            Fate::DeadLettered
-                        } else {
-                            let at = now + ms(*delay);
-                            tx.execute(
-                                "UPDATE messages SET visible_ms = ?2, receipt = NULL, holder = NULL, errors = ?3
-                                 WHERE seq = ?1",
-                                params![seq, at, history],
-                            )?;
-                            Fate::Retrying(at)
-                        }
-                    }
-                };
-                first.get_or_insert(fate);
-                if let (Some(result), Some(status)) = (result, async_status(how, fate)) {
-                    let body = result.body.as_deref().map(|b| &b[..b.len().min(MAX_ASYNC_RESULT)]);
-                    tx.prepare_cached(
-                        "UPDATE async_invocations SET status = ?3, updated_ms = ?4, attempts = ?5,
-                         request_id = ?6, resp_status = ?7, resp_body = ?8, error = ?9
-                         WHERE project = ?1 AND id = ?2",
-                    )?
-                    .execute(params![
-                        project,
-                        id,
-                        status.as_str(),
-                        now,
-                        attempts,
-                        result.request_id,
-                        result.status,
-                        body,
-                        result.error
-                    ])?;
-                }
-            }
-            Ok(first.unwrap_or(Fate::Gone))
-        })
+        let (p, r, how, result) = (
+            own(project),
+            receipts.to_vec(),
+            how.clone(),
+            result.cloned(),
+        );
+        self.run(move |db| db.settle(&p, &r, &how, result.as_ref()))
+            .await
     }
 
-    fn release_all(&self, holder: Holder) -> Result<u64, EventError> {
-        let holder = match holder {
-            Holder::Deliverer => "deliverer",
-            Holder::Client => "client",
-        };
-        let n = self.lock().execute(
-            "UPDATE messages SET visible_ms = min(visible_ms, ?2), receipt = NULL, holder = NULL
-             WHERE holder = ?1",
-            params![holder, now_ms()],
-        )?;
-        Ok(n as u64)
+    async fn release_all(&self, holder: Holder) -> Result<u64, EventError> {
+        self.run(move |db| db.release_all(holder)).await
     }
 
-    fn purge(&self, project: &str, queue: &str) -> Result<u64, EventError> {
-        self.tx(|tx| {
-            queue_limits(tx, project, queue)?;
-            let n = tx.execute(
-                "DELETE FROM messages WHERE project = ?1 AND queue = ?2",
-                params![project, queue],
-            )?;
-            Ok(n as u64)
-        })
+    async fn purge(&self, project: &str, queue: &str) -> Result<u64, EventError> {
+        let (p, q) = (own(project), own(queue));
+        self.run(move |db| db.purge(&p, &q)).await
     }
 
-    fn stats(&self) -> Result<Vec<QueueStats>, EventError> {
-        let conn = self.lock();
-        let now = now_ms();
-        let mut stmt = conn.prepare_cached(
-            "SELECT q.project, q.name, count(m.seq),
-                    coalesce(sum(m.receipt IS NOT NULL AND m.visible_ms > ?1), 0), min(m.time_ms)
-             FROM queues q LEFT JOIN messages m ON m.project = q.project AND m.queue = q.name
-             GROUP BY q.project, q.name ORDER BY q.project, q.name",
-        )?;
-        let rows = stmt
-            .query_map(params![now], |r| {
-                let oldest: Option<i64> = r.get(4)?;
-                Ok(QueueStats {
-                    project: r.get(0)?,
-                    queue: r.get(1)?,
-                    depth: u(r.get(2)?),
-                    in_flight: u(r.get(3)?),
-                    oldest_age_ms: oldest.map_or(0, |t| u(now - t)),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+    async fn stats(&self) -> Result<Vec<QueueStats>, EventError> {
+        self.run(db::Db::stats).await
     }
 
-    fn create_topic(
+    async fn create_topic(
         &self,
         project: &str,
         topic: &str,
     ) -> Result<(TopicInfo, Option<String>), EventError> {
-        self.tx(|tx| {
-            let key = ensure_topic(tx, project, topic)?;
-            Ok((topic_info(tx, project, topic)?, key))
-        })
+        let (p, t) = (own(project), own(topic));
+        self.run(move |db| db.create_topic(&p, &t)).await
     }
 
-    fn rotate_topic_key(&self, project: &str, topic: &str) -> Result<String, EventError> {
-        rotate_key(&self.lock(), "topics", project, topic)?
-            .ok_or_else(|| EventError::TopicNotFound(topic.to_owned()))
+    async fn rotate_topic_key(&self, project: &str, topic: &str) -> Result<String, EventError> {
+        let (p, t) = (own(project), own(topic));
+        self.run(move |db| db.rotate_topic_key(&p, &t)).await
     }
 
-    fn check_topic_key(&self, project: &str, topic: &str, key: &str) -> Result<bool, EventError> {
-        check_key(&self.lock(), "topics", project, topic, key)?
-            .ok_or_else(|| EventError::TopicNotFound(topic.to_owned()))
+    async fn check_topic_key(
+        &self,
+        project: &str,
+        topic: &str,
+        key: &str,
+    ) -> Result<bool, EventError> {
+        let (p, t, k) = (own(project), own(topic), own(key));
+        self.run(move |db| db.check_topic_key(&p, &t, &k)).await
     }
 
-    fn delete_topic(&self, project: &str, topic: &str) -> Result<(), EventError> {
-        self.tx(|tx| {
-            let functions: Vec<String> = tx
-                .prepare_cached(
-                    "SELECT target FROM subscriptions WHERE project = ?1 AND topic = ?2 AND kind = 'function'",
-                )?
-                .query_map(params![project, topic], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            if !functions.is_empty() {
-                return Err(EventError::Conflict(format!(
-                    "topic `{topic}` has subscribed functions (`{}`): remove their [[functions.topic]] first",
-                    functions.join("`, `")
-                )));
-            }
-            let n = tx.execute(
-                "DELETE FROM topics WHERE project = ?1 AND name = ?2",
-                params![project, topic],
-            )?;
-            if n == 0 {
-                return Err(EventError::TopicNotFound(topic.to_owned()));
-            }
-            tx.execute(
-                "DELETE FROM subscriptions WHERE project = ?1 AND topic = ?2",
-                params![project, topic],
-            )?;
-            Ok(())
-        })
+    async fn delete_topic(&self, project: &str, topic: &str) -> Result<(), EventError> {
+        let (p, t) = (own(project), own(topic));
+        self.run(move |db| db.delete_topic(&p, &t)).await
     }
 
-    fn topic(&self, project: &str, topic: &str) -> Result<TopicInfo, EventError> {
-        topic_info(&self.lock(), project, topic)
+    async fn topic(&self, project: &str, topic: &str) -> Result<TopicInfo, EventError> {
+        let (p, t) = (own(project), own(topic));
+        self.run(move |db| db.topic(&p, &t)).await
     }
 
-    fn topics(&self, project: &str) -> Result<Vec<TopicInfo>, EventError> {
-        let conn = self.lock();
-        let names: Vec<String> = conn
-            .prepare_cached("SELECT name FROM topics WHERE project = ?1 ORDER BY name")?
-            .query_map(params![project], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        names
-            .iter()
-            .map(|n| topic_info(&conn, project, n))
-            .collect()
+    async fn topics(&self, project: &str) -> Result<Vec<TopicInfo>, EventError> {
+        let p = own(project);
+        self.run(move |db| db.topics(&p)).await
     }
 
-    fn subscribe_queue(
+    async fn subscribe_queue(
         &self,
         project: &str,
         topic: &str,
         queue: &str,
         filter: &Filter,
     ) -> Result<(), EventError> {
-        self.tx(|tx| {
-            topic_info(tx, project, topic)?;
-            queue_limits(tx, project, queue)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO subscriptions (project, topic, queue, kind, target, filter)
-                 VALUES (?1, ?2, ?3, 'queue', ?3, ?4)",
-                params![
-                    project,
-                    topic,
-                    queue,
-                    serde_json::to_string(filter).unwrap_or_default()
-                ],
-            )?;
-            Ok(())
-        })
+        let (p, t, q, f) = (own(project), own(topic), own(queue), filter.clone());
+        self.run(move |db| db.subscribe_queue(&p, &t, &q, &f)).await
     }
 
-    fn unsubscribe_queue(
+    async fn unsubscribe_queue(
         &self,
         project: &str,
         topic: &str,
         queue: &str,
     ) -> Result<bool, EventError> {
-        let n = self.lock().execute(
-            "DELETE FROM subscriptions WHERE project = ?1 AND topic = ?2 AND queue = ?3 AND kind = 'queue'",
-            params![project, topic, queue],
-        )?;
-        Ok(n > 0)
+        let (p, t, q) = (own(project), own(topic), own(queue));
+        self.run(move |db| db.unsubscribe_queue(&p, &t, &q)).await
     }
 
-    fn publish(
+    async fn publish(
         &self,
         project: &str,
         topic: &str,
         message: NewMessage,
     ) -> Result<(String, Vec<String>), EventError> {
-        self.tx(|tx| {
-            topic_info(tx, project, topic)?;
-            let subs: Vec<(String, String)> = tx
-                .prepare_cached(
-                    "SELECT queue, filter FROM subscriptions WHERE project = ?1 AND topic = ?2",
-                )?
-                .query_map(params![project, topic], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            let id = message.id.clone().unwrap_or_else(new_id);
-            let message = NewMessage {
-                id: Some(id.clone()),
-                ..message
-            };
-            let mut delivered = Vec::new();
-            for (queue, filter) in subs {
-                let filter: Filter = serde_json::from_str(&filter).unwrap_or_default();
-                if filter.matches(&message.attributes) {
-                    send_to(tx, project, &queue, vec![message.clone()])?;
-                    delivered.push(queue);
-                }
-            }
-            Ok((id, delivered))
-        })
+        let (p, t) = (own(project), own(topic));
+        self.run(move |db| db.publish(&p, &t, message)).await
     }
 
-    fn last_slot(
+    async fn last_slot(
         &self,
         project: &str,
         function: &str,
         key: &str,
     ) -> Result<Option<i64>, EventError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT last_slot_ms FROM schedules WHERE project = ?1 AND function = ?2 AND key = ?3",
-                params![project, function, key],
-                |r| r.get(0),
-            )
-            .optional()?)
+        let (p, f, k) = (own(project), own(function), own(key));
+        self.run(move |db| db.last_slot(&p, &f, &k)).await
     }
 
-    fn fire(
+    async fn fire(
         &self,
         project: &str,
         function: &str,
@@ -1013,21 +250,12 @@ impl EventLog for SqliteLog {
         queue: &str,
         message: NewMessage,
     ) -> Result<bool, EventError> {
-        self.tx(|tx| {
-            let n = tx.execute(
-                "UPDATE schedules SET last_slot_ms = ?4
-                 WHERE project = ?1 AND function = ?2 AND key = ?3 AND last_slot_ms < ?4",
-                params![project, function, key, slot_ms],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-            send_to(tx, project, queue, vec![message])?;
-            Ok(true)
-        })
+        let (p, f, k, q) = (own(project), own(function), own(key), own(queue));
+        self.run(move |db| db.fire(&p, &f, &k, slot_ms, &q, message))
+            .await
     }
 
-    fn submit_async(
+    async fn submit_async(
         &self,
         project: &str,
         function: &str,
@@ -1035,62 +263,37 @@ impl EventLog for SqliteLog {
         idempotency_key: Option<&str>,
         message: NewMessage,
     ) -> Result<(AsyncInvocation, bool), EventError> {
-        self.tx(|tx| {
-            if let Some(k) = idempotency_key {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT id FROM async_invocations WHERE project = ?1 AND function = ?2 AND idem_key = ?3",
-                        params![project, function, k],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(id) = existing {
-                    return Ok((read_async(tx, project, &id)?, false));
-                }
-            }
-            let id = message.id.clone().unwrap_or_else(new_id);
-            let now = now_ms();
-            send_to(
-                tx,
-                project,
-                queue,
-                vec![NewMessage {
-                    id: Some(id.clone()),
-                    ..message
-                }],
-            )?;
-            tx.execute(
-                "INSERT INTO async_invocations (project, id, function, idem_key, status, created_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5)",
-                params![project, id, function, idempotency_key, now],
-            )?;
-            Ok((read_async(tx, project, &id)?, true))
-        })
+        let (p, f, q, k) = (
+            own(project),
+            own(function),
+            own(queue),
+            idempotency_key.map(own),
+        );
+        self.run(move |db| db.submit_async(&p, &f, &q, k.as_deref(), message))
+            .await
     }
 
-    fn async_invocation(&self, project: &str, id: &str) -> Result<AsyncInvocation, EventError> {
-        read_async(&self.lock(), project, id)
+    async fn async_invocation(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<AsyncInvocation, EventError> {
+        let (p, i) = (own(project), own(id));
+        self.run(move |db| db.async_invocation(&p, &i)).await
     }
 
-    fn sync_triggers(
+    async fn sync_triggers(
         &self,
         project: &str,
         functions: &[FunctionTriggers],
         forgotten: &[String],
         now_ms: i64,
     ) -> Result<(), EventError> {
-        self.tx(|tx| {
-            for f in forgotten {
-                forget(tx, project, f)?;
-            }
-            for f in functions {
-                let q = QueueSpec::new(internal_queue(&f.function, Feed::Async));
-                ensure_queue(tx, project, &q, true)?;
-                set_consumers(tx, project, &f.function, &f.queues)?;
-                set_subscriptions(tx, project, &f.function, &f.topics)?;
-                set_schedules(tx, project, &f.function, &f.schedules, now_ms)?;
-            }
-            Ok(())
-        })
+        let (p, f, g) = (own(project), functions.to_vec(), forgotten.to_vec());
+        self.run(move |db| db.sync_triggers(&p, &f, &g, now_ms))
+            .await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use updraft_manifest::{HttpTrigger, RouteMatch};
 
-use crate::Function;
+use updraft_dispatch::Function;
 
 /// One entry: a trigger and the function it invokes.
 #[derive(Clone)]

@@ -128,28 +128,8 @@ struct RawEvents {
     max_inflight: Option<u32>,
 }
 
-/// How events are delivered (`[events]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventsConfig {
-    /// The first retry's backoff (`retry_base`, default 1 s); each retry doubles it, with
-    /// jitter (a random time between half and all of it).
-    pub retry_base: Duration,
-    /// The longest backoff (`retry_max`, default 5 min).
-    pub retry_max: Duration,
-    /// Most deliveries in flight per trigger (`max_inflight`, default 64; the function's
-    /// `max_concurrency` also caps it).
-    pub max_inflight: u32,
-}
-
-impl Default for EventsConfig {
-    fn default() -> Self {
-        Self {
-            retry_base: Duration::from_secs(1),
-            retry_max: Duration::from_secs(300),
-            max_inflight: 64,
-        }
-    }
-}
+/// How events are delivered (`[events]`): trigger delivery's settings.
+pub use updraft_triggers::DeliveryConfig as EventsConfig;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -512,16 +492,17 @@ impl Default for FileConfig {
     fn default() -> Self {
         // The data plane's own defaults, so that they are written down once.
         let gateway = updraft_gateway::GatewayConfig::default();
+        let dispatch = updraft_dispatch::DispatchConfig::default();
         Self {
             limits: Limits::default(),
-            global_max_concurrency: gateway.global_max_concurrency,
-            queue_timeout: updraft_gateway::DEFAULT_QUEUE_TIMEOUT,
+            global_max_concurrency: dispatch.global_max_concurrency,
+            queue_timeout: updraft_dispatch::DEFAULT_QUEUE_TIMEOUT,
             max_headers: gateway.max_headers,
             max_header_bytes: gateway.max_header_bytes,
             pool: Pool::default(),
             keep_versions: DEFAULT_KEEP_VERSIONS,
             canary: CanaryConfig::default(),
-            metering: gateway.metering,
+            metering: dispatch.metering,
             logs: true,
             retention: Retention::default(),
             prices: default_prices(),

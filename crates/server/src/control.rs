@@ -352,8 +352,8 @@ async fn invoke(
                 "give `version` or `alias`, not both",
             ));
         }
-        (Some(v), None) => Some(updraft_gateway::Pin::Version(parse_version(v)?)),
-        (None, Some(a)) => Some(updraft_gateway::Pin::Alias(a.clone())),
+        (Some(v), None) => Some(updraft_dispatch::Pin::Version(parse_version(v)?)),
+        (None, Some(a)) => Some(updraft_dispatch::Pin::Alias(a.clone())),
         (None, None) => None,
     };
     let function = state
@@ -390,16 +390,11 @@ async fn invoke(
     }
     let forwarded = forwarded
         .header(http::header::HOST, "localhost")
-        .body(body.map_err(updraft_engine::body_error))
+        .body(body)
         .map_err(|e| ApiError::new(Code::BadRequest, e.to_string()))?;
     let resp = state
         .gateway
-        .invoke(
-            &function,
-            pin.as_ref(),
-            forwarded,
-            updraft_gateway::new_request_id(),
-        )
+        .invoke(&function, pin.as_ref(), forwarded)
         .await;
     Ok(resp.map(Body::new))
 }

@@ -17,8 +17,10 @@ use updraft_api::{
     AliasInfo, CanaryInfo, Code, DeployRequest, DeployResponse, FunctionInfo, RouteInfo,
     RuntimeInfo,
 };
-use updraft_engine::{FunctionSettings, ManagedFunction, Reuse};
-use updraft_gateway::{Alias, ConcurrencyLimit, Function, Health, RouteTable, Snapshot, Version};
+use updraft_dispatch::{
+    Alias, ConcurrencyLimit, Function, Health, Reuse, Runtime, RuntimeProvider, Settings, Version,
+};
+use updraft_gateway::{RouteTable, Snapshot};
 use updraft_manifest::{Function as Spec, HttpTrigger, LIVE, Manifest};
 use updraft_store::{
     AliasRecord, Canary, DEFAULT_PROJECT, DeployOptions, DeployedFunction, FunctionRecord,
@@ -57,20 +59,20 @@ fn new_version(
     state: &State,
     (project, function): (&str, &str),
     v: &VersionRecord,
-    runtime: Option<Arc<ManagedFunction>>,
+    runtime: Option<Arc<dyn Runtime>>,
 ) -> Version {
     let e = state.limits.resolve(&v.spec);
     let runtime = runtime.unwrap_or_else(|| managed(state, &v.digest, &v.spec, &e));
     Version {
         number: v.version,
         runtime,
-        limit: ConcurrencyLimit::new(e.max_concurrency, state.queue_timeout),
         max_request_body: e.max_request_body,
         max_response_body: e.max_response_body,
         memory_bytes: e.memory,
         health: Health::new(state.canary.window),
         metrics: state
             .gateway
+            .dispatcher()
             .metrics()
             .version(project, function, v.version),
     }
@@ -78,8 +80,8 @@ fn new_version(
 
 /// The code of the component `digest` run with `spec` (settings `e` resolved from it), not
 /// loaded yet.
-fn managed(state: &State, digest: &str, spec: &Spec, e: &Effective) -> Arc<ManagedFunction> {
-    let settings = FunctionSettings {
+fn managed(state: &State, digest: &str, spec: &Spec, e: &Effective) -> Arc<dyn Runtime> {
+    let settings = Settings {
         env: spec
             .env
             .iter()
@@ -93,14 +95,9 @@ fn managed(state: &State, digest: &str, spec: &Spec, e: &Effective) -> Arc<Manag
             None => Reuse::Fresh,
         },
         min_instances: spec.min_instances,
+        idle_timeout: e.idle_timeout,
     };
-    Arc::new(ManagedFunction::new(
-        state.engine.clone(),
-        digest.to_owned(),
-        state.store.artifact_path(digest),
-        settings,
-        e.idle_timeout,
-    ))
+    state.runtime.prepare(digest, settings)
 }
 
 /// Builds what the gateway serves for `record`, reusing the versions of `previous` (same
@@ -109,7 +106,7 @@ pub(crate) fn entry(
     state: &State,
     record: FunctionRecord,
     previous: Option<&Entry>,
-    mut preloaded: Option<(u32, Arc<ManagedFunction>)>,
+    mut preloaded: Option<(u32, Arc<dyn Runtime>)>,
 ) -> Entry {
     let versions: BTreeMap<u32, Arc<Version>> = record
         .versions
@@ -153,6 +150,18 @@ pub(crate) fn entry(
             .quotas
             .for_function(&state.store, &record.project, &record.name, q)
     });
+    // One limit per function, kept across redeploys and alias moves: the value of the version
+    // `live` serves.
+    let max_concurrency = record.live().map_or(state.limits.max_concurrency, |v| {
+        state.limits.resolve(&v.spec).max_concurrency
+    });
+    let limit = match previous {
+        Some(p) => {
+            p.function.limit.resize(max_concurrency);
+            p.function.limit.clone()
+        }
+        None => Arc::new(ConcurrencyLimit::new(max_concurrency, state.queue_timeout)),
+    };
     let function = Arc::new(Function {
         project: record.project.clone(),
         name: record.name.clone(),
@@ -160,6 +169,7 @@ pub(crate) fn entry(
         aliases,
         allow_pinning,
         quotas,
+        limit,
     });
     Entry { record, function }
 }
@@ -259,9 +269,7 @@ pub(crate) fn warm_up<'a>(entries: impl IntoIterator<Item = &'a Entry>) {
 /// Deletes the compiled code of artifacts the store just deleted.
 pub(crate) fn forget(state: &State, digests: &[String]) {
     for d in digests {
-        if let Err(e) = state.engine.forget(d) {
-            tracing::warn!(digest = %d, error = %e, "could not delete compiled code");
-        }
+        state.runtime.forget(d);
     }
 }
 
@@ -274,9 +282,33 @@ pub(crate) fn event(state: &State, function: &str, message: &str) {
         function,
         None,
         "",
-        updraft_engine::Stream::Platform,
+        updraft_dispatch::Stream::Platform,
         message,
     );
+}
+
+/// Brings trigger delivery in line with the served `entries` (each function's `live`
+/// version's triggers); `deleted` functions' event state is deleted.
+pub(crate) async fn reconcile(state: &State, entries: &HashMap<String, Entry>, deleted: &[String]) {
+    let served: Vec<updraft_triggers::Served> = entries
+        .values()
+        .filter_map(|e| {
+            let live = e.record.live()?;
+            let eff = state.limits.resolve(&live.spec);
+            Some(updraft_triggers::Served {
+                project: e.record.project.clone(),
+                name: e.record.name.clone(),
+                spec: live.spec.clone(),
+                timeout: eff.timeout,
+                max_concurrency: eff.max_concurrency,
+            })
+        })
+        .collect();
+    let deleted: Vec<(String, String)> = deleted
+        .iter()
+        .map(|n| (DEFAULT_PROJECT.to_owned(), n.clone()))
+        .collect();
+    state.triggers.reconcile(&served, &deleted).await;
 }
 
 /// Loads every stored function and publishes them. Returns the ones that failed, with why.
@@ -285,45 +317,41 @@ pub(crate) async fn load_all(
 ) -> Result<Vec<(String, String)>, crate::ServerError> {
     let mut guard = state.deployed.inner.lock().await;
     let s = state.clone();
-    let (entries, failed) = tokio::task::spawn_blocking(move || {
-        let mut entries = HashMap::new();
-        let mut failed = Vec::new();
-        for record in s.store.all_functions()? {
-            let name = record.name.clone();
-            // Scaled to zero: only code missing from the cache is loaded now (compiled, so
-            // that no request pays for it), and dropped again until a request comes. Versions
-            // no alias points at are left to compile on the first request that pins one.
-            let aliased = |n: u32| record.aliases.iter().any(|a| a.references(n));
-            let problem = record
-                .versions
-                .iter()
-                .filter(|v| {
-                    v.deleted_at.is_none() && aliased(v.version) && !s.engine.is_cached(&v.digest)
-                })
-                .find_map(|v| {
-                    s.engine
-                        .load(&v.digest, &s.store.artifact_path(&v.digest))
-                        .err()
-                        .map(|e| format!("version {}: {e}", v.version))
-                });
-            match problem {
-                None => {
-                    entries.insert(name, entry(&s, record, None, None));
-                }
-                Some(e) => {
-                    tracing::error!(function = %name, error = %e, "could not load function");
-                    failed.push((name, e));
-                }
+    let records = tokio::task::spawn_blocking(move || s.store.all_functions())
+        .await
+        .map_err(|e| crate::ServerError::Internal(e.to_string()))??;
+    let mut entries = HashMap::new();
+    let mut failed = Vec::new();
+    for record in records {
+        let name = record.name.clone();
+        // Scaled to zero: only code missing from the compiled-code cache is made now (so that
+        // no request pays for compiling it), without loading it. Versions no alias points at
+        // are left to compile on the first request that pins one.
+        let aliased = |n: u32| record.aliases.iter().any(|a| a.references(n));
+        let mut problem = None;
+        for v in &record.versions {
+            if v.deleted_at.is_none()
+                && aliased(v.version)
+                && let Err(e) = state.runtime.ensure_prepared(&v.digest).await
+            {
+                problem = Some(format!("version {}: {e}", v.version));
+                break;
             }
         }
-        Ok::<_, crate::ServerError>((entries, failed))
-    })
-    .await
-    .map_err(|e| crate::ServerError::Internal(e.to_string()))??;
+        match problem {
+            None => {
+                entries.insert(name, entry(state, record, None, None));
+            }
+            Some(e) => {
+                tracing::error!(function = %name, error = %e, "could not load function");
+                failed.push((name, e));
+            }
+        }
+    }
     let snap = snapshot(&entries).map_err(|e| crate::ServerError::Internal(e.to_string()))?;
     state.gateway.publish(snap);
     warm_up(entries.values());
-    crate::events::reconcile(state, &entries, &[]).await;
+    reconcile(state, &entries, &[]).await;
     *guard = entries;
     Ok(failed)
 }
@@ -521,41 +549,46 @@ pub(crate) async fn deploy(
     };
     let manifest_text = req.manifest.clone();
     let app_name = app.clone();
-    let (mut preloaded, outcome, records) = tokio::task::spawn_blocking(move || {
-        let mut preloaded = HashMap::new();
-        for f in &changed {
-            if !s.store.has_artifact(&f.digest)? {
-                return Err(ApiError::new(
-                    Code::UnknownArtifact,
-                    format!(
-                        "function `{}`: artifact {} was not uploaded (PUT /v1/artifacts/{{digest}} first)",
-                        f.spec.name, f.digest
-                    ),
-                ));
-            }
-            let runtime = managed(&s, &f.digest, &f.spec, &s.limits.resolve(&f.spec));
-            runtime.load_now().map_err(|e| {
-                if e.is_user_error() {
-                    ApiError::new(
-                        Code::InvalidComponent,
-                        format!("function `{}`: {e}", f.spec.name),
-                    )
-                } else {
-                    ApiError::internal("loading a component", e)
-                }
-            })?;
-            preloaded.insert(f.spec.name.to_string(), runtime);
+    let mut preloaded = HashMap::new();
+    for f in &changed {
+        let (store, digest) = (state.store.clone(), f.digest.clone());
+        if !tokio::task::spawn_blocking(move || store.has_artifact(&digest)).await?? {
+            return Err(ApiError::new(
+                Code::UnknownArtifact,
+                format!(
+                    "function `{}`: artifact {} was not uploaded (PUT /v1/artifacts/{{digest}} first)",
+                    f.spec.name, f.digest
+                ),
+            ));
         }
-        let outcome =
-            s.store
-                .deploy_app(DEFAULT_PROJECT, &app_name, &manifest_text, &functions, &options)?;
+        let runtime = managed(state, &f.digest, &f.spec, &state.limits.resolve(&f.spec));
+        runtime.load().await.map_err(|e| {
+            if e.user_error {
+                ApiError::new(
+                    Code::InvalidComponent,
+                    format!("function `{}`: {e}", f.spec.name),
+                )
+            } else {
+                ApiError::internal("loading a component", e)
+            }
+        })?;
+        preloaded.insert(f.spec.name.to_string(), runtime);
+    }
+    let (outcome, records) = tokio::task::spawn_blocking(move || {
+        let outcome = s.store.deploy_app(
+            DEFAULT_PROJECT,
+            &app_name,
+            &manifest_text,
+            &functions,
+            &options,
+        )?;
         let mut records = Vec::new();
         for f in &functions {
             if let Some(r) = s.store.function(DEFAULT_PROJECT, f.spec.name.as_str())? {
                 records.push(r);
             }
         }
-        Ok::<_, ApiError>((preloaded, outcome, records))
+        Ok::<_, ApiError>((outcome, records))
     })
     .await??;
     // Durable; now switch traffic.
@@ -605,7 +638,7 @@ pub(crate) async fn deploy(
         next.values()
             .filter(|e| outcome.published.iter().any(|(n, _)| *n == e.record.name)),
     );
-    crate::events::reconcile(state, &next, &outcome.removed).await;
+    reconcile(state, &next, &outcome.removed).await;
     *guard = next;
 
     let mut infos: Vec<FunctionInfo> = guard
@@ -638,7 +671,7 @@ pub(crate) async fn delete(state: &Arc<State>, name: &str) -> Result<bool, ApiEr
     let pruned =
         tokio::task::spawn_blocking(move || s.store.delete_function(DEFAULT_PROJECT, &n)).await??;
     swap(state, &mut guard, name, None)?;
-    crate::events::reconcile(state, &guard, &[name.to_owned()]).await;
+    reconcile(state, &guard, &[name.to_owned()]).await;
     if let Some(p) = pruned {
         forget(state, &p.orphaned);
     }

@@ -29,7 +29,6 @@ mod config;
 mod control;
 mod deploy;
 mod error;
-mod events;
 mod logs;
 #[cfg(feature = "otlp")]
 mod otlp;
@@ -44,7 +43,7 @@ pub use config::{
     TracingConfig, default_prices,
 };
 pub use error::ServerError;
-pub use updraft_gateway::rfc3339;
+pub use updraft_dispatch::rfc3339;
 
 use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
@@ -52,9 +51,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use updraft_engine::{Engine, EngineConfig};
+use updraft_dispatch::{CodeSource, DispatchConfig, Dispatcher};
+use updraft_engine::{Engine, EngineConfig, WasmRuntime};
+use updraft_events::{EventLog, Holder, LocalWakeups, Wakeups};
 use updraft_gateway::{Gateway, GatewayConfig};
 use updraft_store::Store;
+use updraft_triggers::Triggers;
 
 /// Settings for [`Server::open`].
 #[derive(Debug, Clone)]
@@ -93,6 +95,8 @@ pub struct Server {
 pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) engine: Arc<Engine>,
+    /// Makes the runtime of each deployed version.
+    pub(crate) runtime: Arc<WasmRuntime>,
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) auth: Arc<auth::Tokens>,
     pub(crate) deployed: deploy::Deployed,
@@ -109,8 +113,12 @@ pub(crate) struct State {
     pub(crate) prices: updraft_api::Prices,
     /// Set to true when the server starts shutting down (ends `logs --follow` streams).
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
-    /// The event log and its delivery tasks.
-    pub(crate) events: events::Events,
+    /// The durable event log.
+    pub(crate) log: Arc<dyn EventLog>,
+    /// Wakes consumers and long-polling receivers when a queue gets something.
+    pub(crate) wakeups: Arc<dyn Wakeups>,
+    /// Trigger delivery: consumers and schedule tickers.
+    pub(crate) triggers: Arc<Triggers>,
     /// Base URL of the data plane, set once it is bound.
     pub(crate) data_url: std::sync::OnceLock<String>,
 }
@@ -127,17 +135,6 @@ impl Server {
         let (store, engine, event_log) = tokio::task::spawn_blocking(move || {
             let store = Store::open_with(&data_dir, file.retention)?;
             let event_log = updraft_events::SqliteLog::open(&data_dir.join("events.db"))?;
-            // Nothing runs the leases a previous run of the deliverer held.
-            let released = updraft_events::EventLog::release_all(
-                &event_log,
-                updraft_events::Holder::Deliverer,
-            )?;
-            if released > 0 {
-                tracing::info!(
-                    released,
-                    "events in flight when the server stopped will be delivered again"
-                );
-            }
             let mut engine_config = EngineConfig::new(data_dir.join("compiled"));
             engine_config.pooling = file.pool.enabled;
             engine_config.max_instances = file.pool.max_instances;
@@ -148,13 +145,23 @@ impl Server {
         })
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))??;
+        let event_log: Arc<dyn EventLog> = Arc::new(event_log);
+        // Nothing runs the leases a previous run of the deliverer held.
+        let released = event_log.release_all(Holder::Deliverer).await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "events in flight when the server stopped will be delivered again"
+            );
+        }
         let (auth, new_admin_token) = auth::Tokens::load_or_bootstrap(&store)?;
         let auth = Arc::new(auth);
         let mut gateway_config = GatewayConfig::default();
-        gateway_config.global_max_concurrency = config.file.global_max_concurrency;
         gateway_config.max_headers = config.file.max_headers;
         gateway_config.max_header_bytes = config.file.max_header_bytes;
-        gateway_config.metering = config.file.metering;
+        let mut dispatch_config = DispatchConfig::default();
+        dispatch_config.global_max_concurrency = config.file.global_max_concurrency;
+        dispatch_config.metering = config.file.metering;
         let telemetry = telemetry::StoreTelemetry::new(store.logs().clone(), config.file.logs);
         #[cfg(feature = "otlp")]
         let telemetry = match &config.file.tracing.otlp_endpoint {
@@ -171,13 +178,27 @@ impl Server {
                  not exported"
             );
         }
-        let gateway =
-            Gateway::new(Arc::new(telemetry), gateway_config).with_admin_check(auth.clone());
+        let dispatcher = Arc::new(Dispatcher::new(Arc::new(telemetry), dispatch_config));
+        let gateway = Gateway::new(dispatcher, gateway_config).with_admin_check(auth.clone());
+        let engine = Arc::new(engine);
+        let runtime = Arc::new(WasmRuntime::new(
+            engine.clone(),
+            Arc::new(ArtifactFiles(store.clone())),
+        ));
         let services = Arc::new(queues::DataPlane::default());
         let gateway = Arc::new(gateway.with_services(services.clone()));
+        let wakeups: Arc<dyn Wakeups> = Arc::new(LocalWakeups::default());
+        let triggers = Triggers::new(
+            event_log.clone(),
+            wakeups.clone(),
+            gateway.dispatcher().clone(),
+            Arc::new(Served(gateway.clone())),
+            config.file.events.clone(),
+        );
         let state = Arc::new(State {
             store,
-            engine: Arc::new(engine),
+            engine,
+            runtime,
             gateway,
             auth,
             deployed: deploy::Deployed::default(),
@@ -189,7 +210,9 @@ impl Server {
             quotas: quotas::QuotaRegistry::new(config.file.project_quotas.clone()),
             prices: config.file.prices.clone(),
             stopping: tokio::sync::watch::Sender::new(false),
-            events: events::Events::new(Arc::new(event_log), config.file.events.clone()),
+            log: event_log,
+            wakeups,
+            triggers,
             data_url: std::sync::OnceLock::new(),
         });
         services.attach(&state);
@@ -260,7 +283,10 @@ impl Server {
             tokio::pin!(stop);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => gateway.evict_idle(),
+                    _ = tick.tick() => {
+                        let snapshot = gateway.snapshot();
+                        gateway.dispatcher().evict_idle(snapshot.functions.values());
+                    }
                     () = &mut stop => break,
                 }
             }
@@ -280,14 +306,38 @@ impl Server {
         });
         shutdown.await;
         let _ = stop_tx.send(true);
-        self.state.events.stop_all();
+        self.state.triggers.stop_all();
         let _ = data_task.await;
-        let _ = tokio::time::timeout(self.state.drain, self.state.events.drained()).await;
+        let _ = tokio::time::timeout(self.state.drain, self.state.triggers.drained()).await;
         let _ = evictor.await;
         let _ = guard.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.logs().flush()).await;
         Ok(())
+    }
+}
+
+/// Artifacts as the runtime reads them: the files in the data directory.
+struct ArtifactFiles(Store);
+
+impl CodeSource for ArtifactFiles {
+    fn read(&self, digest: &str) -> Result<Vec<u8>, String> {
+        let path = self.0.artifact_path(digest);
+        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The functions the gateway serves, as trigger delivery looks them up.
+struct Served(Arc<Gateway>);
+
+impl updraft_triggers::Functions for Served {
+    fn function(&self, project: &str, name: &str) -> Option<Arc<updraft_dispatch::Function>> {
+        self.0
+            .snapshot()
+            .functions
+            .get(name)
+            .filter(|f| f.project == project)
+            .cloned()
     }
 }

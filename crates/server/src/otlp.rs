@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use updraft_gateway::Span;
+use updraft_dispatch::Span;
 
 /// Spans per request to the collector.
 const BATCH: usize = 512;

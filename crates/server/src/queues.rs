@@ -52,7 +52,6 @@ use updraft_store::DEFAULT_PROJECT;
 
 use crate::State as AppState;
 use crate::error::ApiError;
-use crate::events::blocking;
 
 type Shared = State<Arc<AppState>>;
 
@@ -169,7 +168,7 @@ impl updraft_gateway::Mounted for DataPlane {
         &self,
         req: http::Request<hyper::body::Incoming>,
     ) -> std::pin::Pin<
-        Box<dyn Future<Output = http::Response<updraft_gateway::Body>> + Send + 'static>,
+        Box<dyn Future<Output = http::Response<updraft_dispatch::Body>> + Send + 'static>,
     > {
         let router = self.router.get().cloned();
         Box::pin(async move {
@@ -186,14 +185,14 @@ impl updraft_gateway::Mounted for DataPlane {
     }
 }
 
-async fn to_gateway(resp: Response) -> http::Response<updraft_gateway::Body> {
+async fn to_gateway(resp: Response) -> http::Response<updraft_dispatch::Body> {
     let (parts, body) = resp.into_parts();
     let bytes = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    http::Response::from_parts(parts, updraft_gateway::full(bytes))
+    http::Response::from_parts(parts, updraft_dispatch::full(bytes))
 }
 
 /// Data-plane auth: `Authorization: Bearer <key>` with the key of the queue or topic in the
@@ -220,12 +219,21 @@ async fn require_key(State(state): Shared, req: Request, next: Next) -> Response
     if state.auth.is_valid(&token) {
         return next.run(req).await;
     }
-    let checked = blocking(&state.events.log, move |log| match kind.as_str() {
-        "queues" => log.check_queue_key(DEFAULT_PROJECT, &target, &token),
-        "topics" => log.check_topic_key(DEFAULT_PROJECT, &target, &token),
+    let checked = match kind.as_str() {
+        "queues" => {
+            state
+                .log
+                .check_queue_key(DEFAULT_PROJECT, &target, &token)
+                .await
+        }
+        "topics" => {
+            state
+                .log
+                .check_topic_key(DEFAULT_PROJECT, &target, &token)
+                .await
+        }
         _ => Ok(false),
-    })
-    .await;
+    };
     match checked {
         Ok(true) => next.run(req).await,
         Ok(false) => ApiError::new(
@@ -238,7 +246,7 @@ async fn require_key(State(state): Shared, req: Request, next: Next) -> Response
 }
 
 async fn list_queues(State(state): Shared) -> Result<Json<QueueList>, ApiError> {
-    let queues = blocking(&state.events.log, |log| log.queues(DEFAULT_PROJECT, false)).await?;
+    let queues = state.log.queues(DEFAULT_PROJECT, false).await?;
     Ok(Json(QueueList { queues }))
 }
 
@@ -266,10 +274,7 @@ async fn create_queue(
         }
         spec.max_message_bytes = n;
     }
-    let (queue, key) = blocking(&state.events.log, move |log| {
-        log.create_queue(DEFAULT_PROJECT, &spec)
-    })
-    .await?;
+    let (queue, key) = state.log.create_queue(DEFAULT_PROJECT, &spec).await?;
     let (created, status) = created_status(key.is_some());
     Ok((
         status,
@@ -282,15 +287,12 @@ async fn create_queue(
 }
 
 async fn queue_info(State(state): Shared, Path(q): Path<String>) -> Result<Response, ApiError> {
-    let info = blocking(&state.events.log, move |log| log.queue(DEFAULT_PROJECT, &q)).await?;
+    let info = state.log.queue(DEFAULT_PROJECT, &q).await?;
     Ok(Json(info).into_response())
 }
 
 async fn delete_queue(State(state): Shared, Path(q): Path<String>) -> Result<StatusCode, ApiError> {
-    blocking(&state.events.log, move |log| {
-        log.delete_queue(DEFAULT_PROJECT, &q)
-    })
-    .await?;
+    state.log.delete_queue(DEFAULT_PROJECT, &q).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -298,11 +300,8 @@ async fn rotate_queue_key(
     State(state): Shared,
     Path(q): Path<String>,
 ) -> Result<Json<QueueCreated>, ApiError> {
-    let (key, queue) = blocking(&state.events.log, move |log| {
-        let key = log.rotate_queue_key(DEFAULT_PROJECT, &q)?;
-        Ok::<_, updraft_events::EventError>((key, log.queue(DEFAULT_PROJECT, &q)?))
-    })
-    .await?;
+    let key = state.log.rotate_queue_key(DEFAULT_PROJECT, &q).await?;
+    let queue = state.log.queue(DEFAULT_PROJECT, &q).await?;
     Ok(Json(QueueCreated {
         queue,
         created: false,
@@ -362,11 +361,8 @@ async fn send_messages(
     messages: Vec<NewMessage>,
 ) -> Result<Sent, ApiError> {
     let queue = q.clone();
-    let ids = blocking(&state.events.log, move |log| {
-        log.send(DEFAULT_PROJECT, &queue, messages)
-    })
-    .await?;
-    state.events.wake(&q);
+    let ids = state.log.send(DEFAULT_PROJECT, &queue, messages).await?;
+    state.wakeups.wake(DEFAULT_PROJECT, &q);
     Ok(Sent { ids })
 }
 
@@ -445,16 +441,13 @@ async fn receive(
         )?),
     };
     let deadline = tokio::time::Instant::now() + wait;
-    let notify = state.events.notifier(&q);
     loop {
-        let notified = notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let queue = q.clone();
-        let got = blocking(&state.events.log, move |log| {
-            log.receive(DEFAULT_PROJECT, &queue, max, visibility, Holder::Client)
-        })
-        .await?;
+        // Registered before the queue is read, so a send committed after the read wakes it.
+        let woken = state.wakeups.waiter(DEFAULT_PROJECT, &q);
+        let got = state
+            .log
+            .receive(DEFAULT_PROJECT, &q, max, visibility, Holder::Client)
+            .await?;
         let now = tokio::time::Instant::now();
         if !got.is_empty() || now >= deadline {
             let messages = got
@@ -475,7 +468,7 @@ async fn receive(
             return Ok(Json(Received { messages }));
         }
         tokio::select! {
-            () = notified => {},
+            () = woken => {},
             () = tokio::time::sleep((deadline - now).min(Duration::from_millis(250))) => {},
         }
     }
@@ -493,10 +486,7 @@ async fn ack(
             format!("at most {MAX_BATCH} receipts"),
         ));
     }
-    let deleted = blocking(&state.events.log, move |log| {
-        log.ack(DEFAULT_PROJECT, &req.receipts)
-    })
-    .await?;
+    let deleted = state.log.ack(DEFAULT_PROJECT, &req.receipts).await?;
     Ok(Json(Deleted { deleted }))
 }
 
@@ -505,7 +495,7 @@ async fn ack_one(
     Path((q, receipt)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let r = vec![receipt.clone()];
-    let n = blocking(&state.events.log, move |log| log.ack(DEFAULT_PROJECT, &r)).await?;
+    let n = state.log.ack(DEFAULT_PROJECT, &r).await?;
     if n == 0 {
         return Err(ApiError::new(
             Code::MessageNotFound,
@@ -518,12 +508,12 @@ async fn ack_one(
 }
 
 async fn purge(State(state): Shared, Path(q): Path<String>) -> Result<Json<Deleted>, ApiError> {
-    let deleted = blocking(&state.events.log, move |log| log.purge(DEFAULT_PROJECT, &q)).await?;
+    let deleted = state.log.purge(DEFAULT_PROJECT, &q).await?;
     Ok(Json(Deleted { deleted }))
 }
 
 async fn list_topics(State(state): Shared) -> Result<Json<TopicList>, ApiError> {
-    let topics = blocking(&state.events.log, |log| log.topics(DEFAULT_PROJECT)).await?;
+    let topics = state.log.topics(DEFAULT_PROJECT).await?;
     Ok(Json(TopicList { topics }))
 }
 
@@ -533,10 +523,7 @@ async fn create_topic(
 ) -> Result<(StatusCode, Json<TopicCreated>), ApiError> {
     let req = json(body)?;
     name("topic", &req.name)?;
-    let (topic, key) = blocking(&state.events.log, move |log| {
-        log.create_topic(DEFAULT_PROJECT, &req.name)
-    })
-    .await?;
+    let (topic, key) = state.log.create_topic(DEFAULT_PROJECT, &req.name).await?;
     let (created, status) = created_status(key.is_some());
     Ok((
         status,
@@ -549,15 +536,12 @@ async fn create_topic(
 }
 
 async fn topic_info(State(state): Shared, Path(t): Path<String>) -> Result<Response, ApiError> {
-    let info = blocking(&state.events.log, move |log| log.topic(DEFAULT_PROJECT, &t)).await?;
+    let info = state.log.topic(DEFAULT_PROJECT, &t).await?;
     Ok(Json(info).into_response())
 }
 
 async fn delete_topic(State(state): Shared, Path(t): Path<String>) -> Result<StatusCode, ApiError> {
-    blocking(&state.events.log, move |log| {
-        log.delete_topic(DEFAULT_PROJECT, &t)
-    })
-    .await?;
+    state.log.delete_topic(DEFAULT_PROJECT, &t).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -565,11 +549,8 @@ async fn rotate_topic_key(
     State(state): Shared,
     Path(t): Path<String>,
 ) -> Result<Json<TopicCreated>, ApiError> {
-    let (key, topic) = blocking(&state.events.log, move |log| {
-        let key = log.rotate_topic_key(DEFAULT_PROJECT, &t)?;
-        Ok::<_, updraft_events::EventError>((key, log.topic(DEFAULT_PROJECT, &t)?))
-    })
-    .await?;
+    let key = state.log.rotate_topic_key(DEFAULT_PROJECT, &t).await?;
+    let topic = state.log.topic(DEFAULT_PROJECT, &t).await?;
     Ok(Json(TopicCreated {
         topic,
         created: false,
@@ -588,12 +569,9 @@ async fn publish(
         "dev.updraft.topic.published",
         None,
     )?;
-    let (id, queues) = blocking(&state.events.log, move |log| {
-        log.publish(DEFAULT_PROJECT, &t, m)
-    })
-    .await?;
+    let (id, queues) = state.log.publish(DEFAULT_PROJECT, &t, m).await?;
     for q in &queues {
-        state.events.wake(q);
+        state.wakeups.wake(DEFAULT_PROJECT, q);
     }
     Ok((
         StatusCode::CREATED,
@@ -611,11 +589,11 @@ async fn subscribe(
 ) -> Result<Response, ApiError> {
     let req = json(body)?;
     let topic = t.clone();
-    let info = blocking(&state.events.log, move |log| {
-        log.subscribe_queue(DEFAULT_PROJECT, &topic, &q, &req.filter)?;
-        log.topic(DEFAULT_PROJECT, &topic)
-    })
-    .await?;
+    state
+        .log
+        .subscribe_queue(DEFAULT_PROJECT, &topic, &q, &req.filter)
+        .await?;
+    let info = state.log.topic(DEFAULT_PROJECT, &topic).await?;
     Ok(Json(info).into_response())
 }
 
@@ -624,10 +602,10 @@ async fn unsubscribe(
     Path((t, q)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (topic, queue) = (t.clone(), q.clone());
-    let removed = blocking(&state.events.log, move |log| {
-        log.unsubscribe_queue(DEFAULT_PROJECT, &topic, &queue)
-    })
-    .await?;
+    let removed = state
+        .log
+        .unsubscribe_queue(DEFAULT_PROJECT, &topic, &queue)
+        .await?;
     if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -698,12 +676,12 @@ pub(crate) async fn invoke_async(
     };
     let queue = internal_queue(&function, Feed::Async);
     let q = queue.clone();
-    let (inv, created): (AsyncInvocation, bool) = blocking(&state.events.log, move |log| {
-        log.submit_async(DEFAULT_PROJECT, &function, &q, key.as_deref(), message)
-    })
-    .await?;
+    let (inv, created): (AsyncInvocation, bool) = state
+        .log
+        .submit_async(DEFAULT_PROJECT, &function, &q, key.as_deref(), message)
+        .await?;
     if created {
-        state.events.wake(&queue);
+        state.wakeups.wake(DEFAULT_PROJECT, &queue);
     }
     let mut resp = (StatusCode::ACCEPTED, Json(&inv)).into_response();
     if let Ok(v) = http::HeaderValue::from_str(&format!("/v1/async/{}", inv.id)) {
@@ -722,25 +700,20 @@ async fn async_status(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> Result<Json<AsyncInvocation>, ApiError> {
-    let inv = blocking(&state.events.log, move |log| {
-        log.async_invocation(DEFAULT_PROJECT, &id)
-    })
-    .await?;
+    let inv = state.log.async_invocation(DEFAULT_PROJECT, &id).await?;
     Ok(Json(inv))
 }
 
 /// Queue depth and age for `/metrics`.
 pub(crate) async fn metrics(state: &Arc<AppState>) -> String {
     use std::fmt::Write as _;
-    let stats = blocking(&state.events.log, |log| log.stats())
-        .await
-        .unwrap_or_default();
+    let stats = state.log.stats().await.unwrap_or_default();
     let dead: BTreeMap<String, u64> = state
-        .events
-        .dead_lettered
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+        .triggers
+        .dead_lettered()
+        .into_iter()
+        .map(|((_, queue), n)| (queue, n))
+        .collect();
     let mut out = String::new();
     let families: [(&str, &str, &str); 3] = [
         (

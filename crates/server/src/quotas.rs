@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use updraft_gateway::{Quota, QuotaScope, period_bounds};
+use updraft_dispatch::{Quota, QuotaScope, period_bounds};
 use updraft_manifest::{QuotaMetric, QuotaPeriod, Quotas};
 use updraft_store::{Store, UsageQuery, now_ms};
 

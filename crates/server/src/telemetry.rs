@@ -3,10 +3,9 @@
 //! one is configured.
 
 use updraft_api::Invocation;
-use updraft_engine::Stream;
 #[cfg(feature = "otlp")]
-use updraft_gateway::Span;
-use updraft_gateway::{Function, Telemetry};
+use updraft_dispatch::Span;
+use updraft_dispatch::{Stream, Telemetry};
 use updraft_store::{LogRecord, LogWriter, now_ms};
 
 pub(crate) struct StoreTelemetry {
@@ -38,7 +37,8 @@ impl StoreTelemetry {
 impl Telemetry for StoreTelemetry {
     fn line(
         &self,
-        function: &Function,
+        project: &str,
+        function: &str,
         version: Option<u32>,
         request_id: &str,
         stream: Stream,
@@ -47,8 +47,8 @@ impl Telemetry for StoreTelemetry {
         if self.logs {
             write(
                 &self.writer,
-                &function.project,
-                &function.name,
+                project,
+                function,
                 version,
                 request_id,
                 stream,

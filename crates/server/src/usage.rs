@@ -202,7 +202,7 @@ async fn read(state: &Arc<AppState>, q: InvocationQuery) -> Result<Vec<Invocatio
 
 /// `GET /metrics`: the data plane's series plus the server's own.
 pub(crate) async fn metrics(State(state): Shared) -> Response {
-    let mut text = state.gateway.metrics().render();
+    let mut text = state.gateway.dispatcher().metrics().render();
     let functions = state.gateway.snapshot().functions.len();
     let dropped = state.store.logs().dropped();
     text.push_str(&format!(

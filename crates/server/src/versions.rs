@@ -13,7 +13,7 @@ use std::time::Duration;
 use updraft_api::{
     Code, RollbackRequest, RollbackResponse, SetAlias, VersionDetail, VersionInfo, VersionList,
 };
-use updraft_gateway::Summary;
+use updraft_dispatch::Summary;
 use updraft_manifest::{LIVE, Name, format_duration};
 use updraft_store::{
     AliasRecord, Canary, DEFAULT_PROJECT, FunctionRecord, StoreError, VersionRecord,
@@ -163,7 +163,7 @@ pub(crate) async fn move_alias(
     .await??;
     let rebuilt = entry(state, record.clone(), Some(&current), None);
     swap(state, &mut guard, name, Some(rebuilt))?;
-    crate::events::reconcile(state, &guard, &[]).await;
+    deploy::reconcile(state, &guard, &[]).await;
     forget(state, &pruned.orphaned);
     for (f, v) in &pruned.versions {
         event(
@@ -317,7 +317,7 @@ pub(crate) async fn delete(state: &Arc<State>, name: &str, alias: &str) -> Resul
     .ok_or_else(|| not_found(name))?;
     let rebuilt = entry(state, record, Some(&current), None);
     swap(state, &mut guard, name, Some(rebuilt))?;
-    crate::events::reconcile(state, &guard, &[]).await;
+    deploy::reconcile(state, &guard, &[]).await;
     event(state, name, &format!("alias {alias} deleted"));
     Ok(())
 }

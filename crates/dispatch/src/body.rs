@@ -8,9 +8,19 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use updraft_engine::{HttpError, InvocationSink, ManagedFunction, Stream};
 
 use crate::limit::Permits;
+use crate::runtime::{BodyError, InvocationSink, Runtime, Stream};
+
+/// The `content-length` a message declares, if any.
+pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
 
 /// A byte cap on a body, counted frame by frame.
 pub(crate) struct Budget {
@@ -43,35 +53,29 @@ impl Budget {
 }
 
 /// A request body that fails once more than its budget has come through, and says so in
-/// `exceeded` so the gateway can answer 413 whatever the guest made of the error.
-pub(crate) struct LimitedRequest<B> {
-    pub(crate) inner: B,
+/// `exceeded` so the dispatcher can answer 413 whatever the guest made of the error.
+pub(crate) struct LimitedRequest {
+    pub(crate) inner: crate::Body,
     pub(crate) budget: Budget,
     pub(crate) exceeded: Arc<AtomicBool>,
 }
 
-impl<B> Body for LimitedRequest<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<HttpError>,
-{
+impl Body for LimitedRequest {
     type Data = Bytes;
-    type Error = HttpError;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
+            other => return other,
         };
         if !self.budget.spend(&frame) {
             self.exceeded.store(true, Ordering::Relaxed);
             let limit = self.budget.limit;
-            return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(limit)))));
+            return Poll::Ready(Some(Err(BodyError::TooLarge { limit })));
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -86,24 +90,24 @@ where
 }
 
 /// A guest's response body on its way to the client. It holds the invocation's concurrency
-/// permits until it ends (the guest runs until then), marks the function used when it is done,
-/// and cuts the stream off past the response cap.
+/// permits until it ends (the guest runs until then), tells the runtime when it is done, and
+/// cuts the stream off past the response cap.
 pub(crate) struct Tracked {
     pub(crate) inner: crate::Body,
     pub(crate) budget: Budget,
     pub(crate) log: Arc<dyn InvocationSink>,
-    pub(crate) function: Arc<ManagedFunction>,
+    pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) _permits: Permits,
 }
 
 impl Body for Tracked {
     type Data = Bytes;
-    type Error = HttpError;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             other => return other,
@@ -117,7 +121,7 @@ impl Body for Tracked {
                     updraft_manifest::format_size(limit)
                 ),
             );
-            return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(limit)))));
+            return Poll::Ready(Some(Err(BodyError::TooLarge { limit })));
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -133,6 +137,6 @@ impl Body for Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.function.finished();
+        self.runtime.finished();
     }
 }

@@ -1,20 +1,21 @@
-//! One admitted invocation as the gateway follows it: it observes the guest for the engine
-//! ([`InvocationSink`]: log lines, outbound trace context, the final report), and when both the
-//! guest and the response are done (the last `Arc` is dropped) it produces the invocation's
-//! record, updates the version's metrics, charges quotas and reports the trace's spans.
+//! One admitted invocation as the dispatcher follows it: it observes the guest for the runtime
+//! ([`InvocationSink`]: log lines, outbound trace context, the cold start, the final report),
+//! and when both the guest and the response are done (the last `Arc` is dropped) it produces
+//! the invocation's record, updates the version's metrics, charges quotas and reports the
+//! trace's spans.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use updraft_api::{ErrorClass, Invocation, Trigger};
-use updraft_engine::{InvocationSink, InvokeError, Report, Stream};
 
+use crate::runtime::{InvocationSink, InvokeError, Report, Stream};
 use crate::trace::{Clock, Span, TraceContext, span_id};
 use crate::{Function, Telemetry, Version, lock};
 
-/// The span ids and timing an invocation's trace needs.
-pub(crate) struct Traced {
+/// The span ids and timing an invocation's trace needs, from when it arrived.
+pub struct Traced {
     pub(crate) context: TraceContext,
     /// The gateway's span (child of the caller's).
     pub(crate) gateway_span: u64,
@@ -25,7 +26,8 @@ pub(crate) struct Traced {
 }
 
 impl Traced {
-    pub(crate) fn new(context: TraceContext) -> Self {
+    /// A trace continuing `context`, with new span ids, arriving now.
+    pub fn new(context: TraceContext) -> Self {
         Self {
             context,
             gateway_span: span_id(),
@@ -91,6 +93,7 @@ pub(crate) fn class_of(e: &InvokeError) -> ErrorClass {
         InvokeError::Trap(_) => ErrorClass::Trap,
         InvokeError::NoResponse => ErrorClass::NoResponse,
         InvokeError::Guest(_) => ErrorClass::GuestError,
+        InvokeError::Load(_) => ErrorClass::LoadFailed,
         _ => ErrorClass::Instantiate,
     }
 }
@@ -98,7 +101,8 @@ pub(crate) fn class_of(e: &InvokeError) -> ErrorClass {
 impl InvocationSink for Call {
     fn line(&self, stream: Stream, line: &str) {
         self.telemetry.line(
-            &self.function,
+            &self.function.project,
+            &self.function.name,
             Some(self.version.number),
             &self.request_id,
             stream,
@@ -108,6 +112,18 @@ impl InvocationSink for Call {
 
     fn traceparent(&self) -> Option<String> {
         Some(self.trace.guest_header())
+    }
+
+    fn cold_start(&self, load: Duration) {
+        self.set_cold(load);
+        self.line(
+            Stream::Platform,
+            &format!(
+                "cold start: version {} loaded from the compiled-code cache in {:.1} ms",
+                self.version.number,
+                load.as_secs_f64() * 1000.0
+            ),
+        );
     }
 
     fn finished(&self, report: Report) {
