@@ -591,3 +591,6 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .map_err(|never: Infallible| match never {})
         .boxed_unsync()
 }
+
+#[cfg(test)]
+mod tests;
