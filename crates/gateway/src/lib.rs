@@ -9,28 +9,21 @@
 //! request to the [`Dispatcher`], which admits, runs and meters it. Header caps (431) are
 //! enforced by hyper.
 //!
-//! What is served is one immutable [`Snapshot`] (route table + functions) behind an
-//! [`ArcSwap`]: a deploy or an alias move builds a new snapshot and swaps it in atomically. A
-//! request holds an `Arc` of its version, so in-flight requests finish on the code they started
-//! on.
+//! What is served is the registry's current [`Snapshot`] (route table + functions), read
+//! lock-free per request: a deploy or an alias move publishes a new one atomically. A request
+//! holds an `Arc` of its version, so in-flight requests finish on the code they started on.
 //!
 //! Paths under [`SERVICES_PREFIX`] (`/_updraft/`) go to the platform's own APIs ([`Mounted`],
 //! handed in by the composition root), not to function routes.
 //!
 //! It must not touch storage nor know what runs a function: that is the dispatcher's.
 
-mod routes;
-
-pub use routes::{Lookup, Route, RouteConflict, RouteTable};
-
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
@@ -43,6 +36,7 @@ use updraft_dispatch::{
     with_function,
 };
 use updraft_manifest::RouteMatch;
+use updraft_registry::{Lookup, Registry, Snapshot};
 
 /// Decides whether a request carries the admin token (which allows pinning a version).
 pub trait AdminCheck: Send + Sync + 'static {
@@ -69,18 +63,9 @@ impl Default for GatewayConfig {
     }
 }
 
-/// Everything the data plane serves at one moment.
-#[derive(Clone, Default)]
-pub struct Snapshot {
-    /// HTTP routes.
-    pub routes: RouteTable,
-    /// Functions by name (for direct invocation through the control API).
-    pub functions: HashMap<String, Arc<Function>>,
-}
-
 /// The data plane. Share it behind an `Arc`.
 pub struct Gateway {
-    snapshot: ArcSwap<Snapshot>,
+    registry: Arc<Registry>,
     dispatcher: Arc<Dispatcher>,
     admin: Option<Arc<dyn AdminCheck>>,
     services: Option<Arc<dyn Mounted>>,
@@ -102,10 +87,14 @@ pub trait Mounted: Send + Sync + 'static {
 }
 
 impl Gateway {
-    /// A gateway serving nothing yet, handing requests to `dispatcher`.
-    pub fn new(dispatcher: Arc<Dispatcher>, config: GatewayConfig) -> Self {
+    /// A gateway serving what `registry` publishes, handing requests to `dispatcher`.
+    pub fn new(
+        registry: Arc<Registry>,
+        dispatcher: Arc<Dispatcher>,
+        config: GatewayConfig,
+    ) -> Self {
         Self {
-            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            registry,
             dispatcher,
             admin: None,
             services: None,
@@ -133,23 +122,9 @@ impl Gateway {
         self
     }
 
-    /// Atomically replaces what is served. Requests already running keep their function. The
-    /// metric series of versions no longer served are dropped.
-    pub fn publish(&self, snapshot: Snapshot) {
-        self.dispatcher
-            .metrics()
-            .retain(|project, function, version| {
-                snapshot
-                    .functions
-                    .get(function)
-                    .is_some_and(|f| f.project == project && f.versions.contains_key(&version))
-            });
-        self.snapshot.store(Arc::new(snapshot));
-    }
-
     /// What is served now.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+        arc_swap::Guard::into_inner(self.registry.snapshot())
     }
 
     /// Serves one data-plane request: route, pick a version, dispatch.
@@ -159,7 +134,7 @@ impl Gateway {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let origin = Origin::new(Trigger::Http, traceparent(req.headers()));
-        let snapshot = self.snapshot.load();
+        let snapshot = self.registry.snapshot();
         let path = req.uri().path().to_owned();
         // Everything the route decides is settled while the snapshot is held, so nothing of
         // it is copied out but the function and the version.

@@ -74,9 +74,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use updraft_api::Prices;
-use updraft_manifest::{
-    Function, InstanceReuse, Quotas, format_duration, format_size, parse_duration, parse_size,
-};
+use updraft_manifest::{Quotas, format_duration, format_size, parse_duration, parse_size};
 use updraft_store::Retention;
 
 /// A configuration file that cannot be used.
@@ -128,6 +126,8 @@ struct RawEvents {
     max_inflight: Option<u32>,
 }
 
+/// Function defaults and maxima (`[defaults]`, `[maxima]`), guarded canaries (`[canary]`).
+pub use updraft_registry::{CanaryConfig, DEFAULT_KEEP_VERSIONS, Limits};
 /// How events are delivered (`[events]`): trigger delivery's settings.
 pub use updraft_triggers::DeliveryConfig as EventsConfig;
 
@@ -211,42 +211,6 @@ struct RawCanary {
     check_interval: Option<String>,
 }
 
-/// When a guarded canary is rolled back: it has served at least `min_requests` in the last
-/// `window`, and its error rate is more than `max_error_rate_increase` points above the stable
-/// version's, or its p99 latency is more than `max_latency_ratio` times the stable version's
-/// and at least `latency_margin` slower.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CanaryConfig {
-    /// The sliding window both versions are compared over.
-    pub window: Duration,
-    /// Canary requests in the window before it is judged (and before it may be promoted).
-    pub min_requests: u64,
-    /// Percentage points of error rate above the stable version's that fail the canary.
-    pub max_error_rate_increase: f64,
-    /// Canary p99 over stable p99 that fails the canary (with `latency_margin`).
-    pub max_latency_ratio: f64,
-    /// Least p99 difference that counts as slower.
-    pub latency_margin: Duration,
-    /// How often canaries are checked.
-    pub check_interval: Duration,
-}
-
-impl Default for CanaryConfig {
-    fn default() -> Self {
-        Self {
-            window: Duration::from_secs(60),
-            min_requests: 20,
-            max_error_rate_increase: 5.0,
-            max_latency_ratio: 2.0,
-            latency_margin: Duration::from_millis(50),
-            check_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// Versions kept per function by default.
-pub const DEFAULT_KEEP_VERSIONS: usize = 10;
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
@@ -290,145 +254,6 @@ struct RawPool {
     enabled: Option<bool>,
     max_instances: Option<u32>,
     memory_keep_resident: Option<String>,
-}
-
-/// Defaults and maxima for function settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Default `timeout`.
-    pub timeout: Duration,
-    /// Default `memory`.
-    pub memory: u64,
-    /// Default `max_concurrency`.
-    pub max_concurrency: u32,
-    /// Default `idle_timeout`.
-    pub idle_timeout: Duration,
-    /// Default `max_request_body`.
-    pub max_request_body: u64,
-    /// Default `max_response_body`.
-    pub max_response_body: u64,
-    /// Default `max_reuse`.
-    pub max_reuse: u32,
-    /// Largest `timeout` a manifest may ask for.
-    pub max_timeout: Duration,
-    /// Largest `memory`.
-    pub max_memory: u64,
-    /// Largest `max_concurrency`.
-    pub max_max_concurrency: u32,
-    /// Largest `min_instances`.
-    pub max_min_instances: u32,
-    /// Largest `max_request_body`.
-    pub max_max_request_body: u64,
-    /// Largest `max_response_body`.
-    pub max_max_response_body: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        use updraft_manifest as m;
-        Self {
-            timeout: m::DEFAULT_TIMEOUT,
-            memory: m::DEFAULT_MEMORY,
-            max_concurrency: m::DEFAULT_MAX_CONCURRENCY,
-            idle_timeout: m::DEFAULT_IDLE_TIMEOUT,
-            max_request_body: m::DEFAULT_MAX_REQUEST_BODY,
-            max_response_body: m::DEFAULT_MAX_RESPONSE_BODY,
-            max_reuse: m::DEFAULT_MAX_REUSE,
-            max_timeout: m::MAX_TIMEOUT,
-            max_memory: 1 << 30,
-            max_max_concurrency: 1_000,
-            max_min_instances: 10,
-            max_max_request_body: 1 << 30,
-            max_max_response_body: m::MAX_BODY,
-        }
-    }
-}
-
-/// A function's settings with the server's defaults filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Effective {
-    pub(crate) timeout: Duration,
-    pub(crate) memory: u64,
-    pub(crate) max_concurrency: u32,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) max_request_body: u64,
-    pub(crate) max_response_body: u64,
-    pub(crate) max_reuse: Option<u32>,
-}
-
-impl Limits {
-    /// `spec`'s settings, defaults filled in.
-    pub(crate) fn resolve(&self, spec: &Function) -> Effective {
-        Effective {
-            timeout: spec.timeout_ms.map_or(self.timeout, Duration::from_millis),
-            memory: spec.memory_bytes.unwrap_or(self.memory),
-            max_concurrency: spec.max_concurrency.unwrap_or(self.max_concurrency),
-            idle_timeout: spec
-                .idle_timeout_ms
-                .map_or(self.idle_timeout, Duration::from_millis),
-            max_request_body: spec.max_request_body.unwrap_or(self.max_request_body),
-            max_response_body: spec.max_response_body.unwrap_or(self.max_response_body),
-            max_reuse: match spec.instance_reuse {
-                InstanceReuse::Fresh => None,
-                InstanceReuse::Warm => Some(spec.max_reuse.unwrap_or(self.max_reuse)),
-            },
-        }
-    }
-
-    /// Every setting of `spec` (the function at `index` in the manifest) above this server's
-    /// maxima, as `functions[i].key: ...` messages.
-    pub(crate) fn check(&self, index: usize, spec: &Function) -> Vec<String> {
-        let mut problems = Vec::new();
-        let mut over = |key: &str, asked: String, max: String| {
-            problems.push(format!(
-                "functions[{index}].{key}: {asked} is more than this server allows (at most {max})"
-            ));
-        };
-        let e = self.resolve(spec);
-        if e.timeout > self.max_timeout {
-            over(
-                "timeout",
-                format_duration(e.timeout),
-                format_duration(self.max_timeout),
-            );
-        }
-        if e.memory > self.max_memory {
-            over(
-                "memory",
-                format_size(e.memory),
-                format_size(self.max_memory),
-            );
-        }
-        if e.max_concurrency > self.max_max_concurrency {
-            over(
-                "max_concurrency",
-                e.max_concurrency.to_string(),
-                self.max_max_concurrency.to_string(),
-            );
-        }
-        if spec.min_instances > self.max_min_instances {
-            over(
-                "min_instances",
-                spec.min_instances.to_string(),
-                self.max_min_instances.to_string(),
-            );
-        }
-        if e.max_request_body > self.max_max_request_body {
-            over(
-                "max_request_body",
-                format_size(e.max_request_body),
-                format_size(self.max_max_request_body),
-            );
-        }
-        if e.max_response_body > self.max_max_response_body {
-            over(
-                "max_response_body",
-                format_size(e.max_response_body),
-                format_size(self.max_max_response_body),
-            );
-        }
-        problems
-    }
 }
 
 /// Settings of the pooling instance allocator.

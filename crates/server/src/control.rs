@@ -42,7 +42,7 @@ use updraft_api::{
 
 use crate::State as AppState;
 use crate::error::ApiError;
-use crate::{auth, deploy, logs, queues, usage, versions};
+use crate::{auth, logs, queues, usage};
 
 /// Largest component upload accepted (componentize-py output is ~40 MiB).
 const MAX_ARTIFACT_BYTES: usize = 256 << 20;
@@ -239,14 +239,14 @@ async fn deploy_app(
         (Some(d), None) => d,
         (None, None) => "unknown".to_owned(),
     };
-    Ok(Json(deploy::deploy(&state, req, deployer).await?))
+    Ok(Json(state.registry.deploy(req, deployer).await?))
 }
 
 async fn list_versions(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<Json<updraft_api::VersionList>, ApiError> {
-    Ok(Json(versions::list(&state, &name).await?))
+    Ok(Json(state.registry.versions(&name).await?))
 }
 
 async fn get_version(
@@ -254,7 +254,7 @@ async fn get_version(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<updraft_api::VersionDetail>, ApiError> {
     let n = parse_version(&version)?;
-    Ok(Json(versions::get(&state, &name, n).await?))
+    Ok(Json(state.registry.version(&name, n).await?))
 }
 
 fn parse_version(v: &str) -> Result<u32, ApiError> {
@@ -268,14 +268,14 @@ async fn set_alias(
     body: Result<Json<SetAlias>, JsonRejection>,
 ) -> Result<Json<updraft_api::AliasInfo>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
-    Ok(Json(versions::set(&state, &name, &alias, req).await?))
+    Ok(Json(state.registry.set_alias(&name, &alias, req).await?))
 }
 
 async fn delete_alias(
     State(state): Shared,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    versions::delete(&state, &name, &alias).await?;
+    state.registry.delete_alias(&name, &alias).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -291,12 +291,12 @@ async fn rollback(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(Code::BadRequest, format!("rollback request: {e}")))?
     };
-    Ok(Json(versions::rollback(&state, &name, req).await?))
+    Ok(Json(state.registry.rollback(&name, req).await?))
 }
 
 async fn list_functions(State(state): Shared) -> Json<FunctionList> {
     Json(FunctionList {
-        functions: deploy::list(&state).await,
+        functions: state.registry.list().await,
     })
 }
 
@@ -311,19 +311,14 @@ async fn get_function(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<Json<updraft_api::FunctionInfo>, ApiError> {
-    let guard = state.deployed.inner.lock().await;
-    guard
-        .get(&name)
-        .and_then(|e| deploy::info(&state.limits, e))
-        .map(Json)
-        .ok_or_else(|| not_found(&name))
+    Ok(Json(state.registry.function(&name).await?))
 }
 
 async fn delete_function(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if deploy::delete(&state, &name).await? {
+    if state.registry.delete(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&name))

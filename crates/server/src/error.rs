@@ -87,6 +87,12 @@ impl From<updraft_events::EventError> for ApiError {
     }
 }
 
+impl From<updraft_registry::Error> for ApiError {
+    fn from(e: updraft_registry::Error) -> Self {
+        Self::new(e.code, e.message)
+    }
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
         Self::internal("background task failed", e)

@@ -27,16 +27,13 @@
 mod auth;
 mod config;
 mod control;
-mod deploy;
 mod error;
 mod logs;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod queues;
-mod quotas;
 mod telemetry;
 mod usage;
-mod versions;
 
 pub use config::{
     CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, EventsConfig, FileConfig, Limits, Pool,
@@ -55,6 +52,7 @@ use updraft_dispatch::{CodeSource, DispatchConfig, Dispatcher};
 use updraft_engine::{Engine, EngineConfig, WasmRuntime};
 use updraft_events::{EventLog, Holder, LocalWakeups, Wakeups};
 use updraft_gateway::{Gateway, GatewayConfig};
+use updraft_registry::{Registry, RegistryConfig};
 use updraft_store::Store;
 use updraft_triggers::Triggers;
 
@@ -95,20 +93,13 @@ pub struct Server {
 pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) engine: Arc<Engine>,
-    /// Makes the runtime of each deployed version.
-    pub(crate) runtime: Arc<WasmRuntime>,
+    /// Deployed state: functions, versions, aliases, routes.
+    pub(crate) registry: Arc<Registry>,
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) auth: Arc<auth::Tokens>,
-    pub(crate) deployed: deploy::Deployed,
     pub(crate) drain: Duration,
-    pub(crate) limits: Limits,
-    pub(crate) queue_timeout: Duration,
-    /// Versions kept per function.
-    pub(crate) keep_versions: usize,
-    /// When guarded canaries are rolled back.
-    pub(crate) canary: CanaryConfig,
-    /// The quotas in force.
-    pub(crate) quotas: quotas::QuotaRegistry,
+    /// How often the canary guard looks.
+    pub(crate) canary_check: Duration,
     /// The price table of cost estimates.
     pub(crate) prices: updraft_api::Prices,
     /// Set to true when the server starts shutting down (ends `logs --follow` streams).
@@ -179,35 +170,41 @@ impl Server {
             );
         }
         let dispatcher = Arc::new(Dispatcher::new(Arc::new(telemetry), dispatch_config));
-        let gateway = Gateway::new(dispatcher, gateway_config).with_admin_check(auth.clone());
         let engine = Arc::new(engine);
         let runtime = Arc::new(WasmRuntime::new(
             engine.clone(),
             Arc::new(ArtifactFiles(store.clone())),
         ));
+        let mut registry_config = RegistryConfig::default();
+        registry_config.limits = config.file.limits.clone();
+        registry_config.queue_timeout = config.file.queue_timeout;
+        registry_config.keep_versions = config.file.keep_versions;
+        registry_config.canary = config.file.canary.clone();
+        registry_config.project_quotas = config.file.project_quotas.clone();
+        let registry = Registry::new(store.clone(), runtime, dispatcher.clone(), registry_config);
         let services = Arc::new(queues::DataPlane::default());
-        let gateway = Arc::new(gateway.with_services(services.clone()));
+        let gateway = Gateway::new(registry.clone(), dispatcher.clone(), gateway_config)
+            .with_admin_check(auth.clone())
+            .with_services(services.clone());
         let wakeups: Arc<dyn Wakeups> = Arc::new(LocalWakeups::default());
         let triggers = Triggers::new(
             event_log.clone(),
             wakeups.clone(),
-            gateway.dispatcher().clone(),
-            Arc::new(Served(gateway.clone())),
+            dispatcher,
+            Arc::new(ServedFunctions(registry.clone())),
             config.file.events.clone(),
         );
+        // Trigger delivery follows every change of what is served; the registry waits for it
+        // to apply a change before acknowledging it.
+        tokio::spawn(follow(registry.clone(), triggers.clone()));
         let state = Arc::new(State {
             store,
             engine,
-            runtime,
-            gateway,
+            registry: registry.clone(),
+            gateway: Arc::new(gateway),
             auth,
-            deployed: deploy::Deployed::default(),
             drain: config.drain,
-            limits: config.file.limits.clone(),
-            queue_timeout: config.file.queue_timeout,
-            keep_versions: config.file.keep_versions,
-            canary: config.file.canary.clone(),
-            quotas: quotas::QuotaRegistry::new(config.file.project_quotas.clone()),
+            canary_check: config.file.canary.check_interval,
             prices: config.file.prices.clone(),
             stopping: tokio::sync::watch::Sender::new(false),
             log: event_log,
@@ -216,7 +213,10 @@ impl Server {
             data_url: std::sync::OnceLock::new(),
         });
         services.attach(&state);
-        let failed_loads = deploy::load_all(&state).await?;
+        let failed_loads = registry
+            .load()
+            .await
+            .map_err(|e| ServerError::Internal(e.message))?;
         Ok(Self {
             state,
             new_admin_token,
@@ -275,7 +275,8 @@ impl Server {
                 .with_graceful_shutdown(wait(stop_rx.clone()))
                 .into_future(),
         );
-        let gateway = self.state.gateway.clone();
+        let registry = self.state.registry.clone();
+        let dispatcher = self.state.gateway.dispatcher().clone();
         let stop = wait(stop_rx.clone());
         let evictor = tokio::spawn(async move {
             let mut tick = tokio::time::interval(EVICTION_TICK);
@@ -284,8 +285,8 @@ impl Server {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        let snapshot = gateway.snapshot();
-                        gateway.dispatcher().evict_idle(snapshot.functions.values());
+                        let snapshot = registry.snapshot();
+                        dispatcher.evict_idle(snapshot.functions.values());
                     }
                     () = &mut stop => break,
                 }
@@ -294,12 +295,12 @@ impl Server {
         let state = self.state.clone();
         let stop = wait(stop_rx);
         let guard = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(state.canary.check_interval);
+            let mut tick = tokio::time::interval(state.canary_check);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tokio::pin!(stop);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => versions::guard_canaries(&state).await,
+                    _ = tick.tick() => state.registry.guard_canaries().await,
                     () = &mut stop => break,
                 }
             }
@@ -328,10 +329,10 @@ impl CodeSource for ArtifactFiles {
     }
 }
 
-/// The functions the gateway serves, as trigger delivery looks them up.
-struct Served(Arc<Gateway>);
+/// The functions the registry serves, as trigger delivery looks them up.
+struct ServedFunctions(Arc<Registry>);
 
-impl updraft_triggers::Functions for Served {
+impl updraft_triggers::Functions for ServedFunctions {
     fn function(&self, project: &str, name: &str) -> Option<Arc<updraft_dispatch::Function>> {
         self.0
             .snapshot()
@@ -339,5 +340,36 @@ impl updraft_triggers::Functions for Served {
             .get(name)
             .filter(|f| f.project == project)
             .cloned()
+    }
+}
+
+/// Brings trigger delivery in line with every snapshot the registry publishes (each served
+/// function's `live` version's triggers), then tells the registry it has.
+async fn follow(registry: Arc<Registry>, triggers: Arc<Triggers>) {
+    let mut changes = registry.subscribe();
+    // Hold the registry weakly: the server owns it, this task only follows it.
+    let registry = Arc::downgrade(&registry);
+    while let Some(snapshot) = changes.next().await {
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        let limits = &registry.config().limits;
+        let served: Vec<updraft_triggers::Served> = snapshot
+            .records
+            .values()
+            .filter_map(|record| {
+                let live = record.live()?;
+                let e = limits.resolve(&live.spec);
+                Some(updraft_triggers::Served {
+                    project: record.project.clone(),
+                    name: record.name.clone(),
+                    spec: live.spec.clone(),
+                    timeout: e.timeout,
+                    max_concurrency: e.max_concurrency,
+                })
+            })
+            .collect();
+        triggers.reconcile(&served, &snapshot.forgotten).await;
+        changes.applied(snapshot.generation);
     }
 }

@@ -122,8 +122,8 @@ pub(crate) async fn usage(
             .collect(),
         prices: prices.clone(),
         quotas: state
-            .quotas
-            .all(p.function.as_deref())
+            .registry
+            .quotas(p.function.as_deref())
             .iter()
             .map(|q| q.status(now))
             .collect(),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::CanaryConfig;
+use updraft_manifest::LIVE;
 
 fn alias(stable: u32) -> AliasRecord {
     AliasRecord {

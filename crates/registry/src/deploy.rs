@@ -1,0 +1,348 @@
+//! Deploys, deletes and start-up: validate, load, check routes, persist, then publish.
+
+use std::collections::{BTreeMap, HashMap};
+
+use updraft_api::{Code, DeployRequest, DeployResponse, FunctionInfo};
+use updraft_manifest::{HttpTrigger, LIVE, Manifest};
+use updraft_store::{Canary, DEFAULT_PROJECT, DeployOptions, DeployedFunction};
+
+use crate::build::{Entry, check_routes, warm_up};
+use crate::{Error, Registry, views};
+
+/// Validates a canary weight and guard.
+pub(crate) fn canary_template(p: &updraft_api::CanaryPolicy) -> Result<Canary, Error> {
+    if p.weight > 100 {
+        return Err(Error::new(
+            Code::BadRequest,
+            format!("canary weight {} is not a percentage (0 to 100)", p.weight),
+        ));
+    }
+    if p.promote_after_ms == Some(0) {
+        return Err(Error::new(
+            Code::BadRequest,
+            "promote_after must be longer than 0",
+        ));
+    }
+    Ok(Canary {
+        version: 0,
+        weight: p.weight,
+        auto_rollback: p.auto_rollback,
+        promote_after_ms: p.promote_after_ms,
+        started_at: 0,
+    })
+}
+
+impl Registry {
+    /// Loads every stored function and publishes them: scaled to zero, only code missing from
+    /// the runtime's prepared form (the compiled-code cache) is made now, so that no request
+    /// pays for it. Returns the functions that could not be loaded, with why (they are not
+    /// served; the rest are).
+    ///
+    /// # Errors
+    /// [`Error`] if the store cannot be read.
+    pub async fn load(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut deployed = self.deployed.lock().await;
+        let store = self.store.clone();
+        let records = tokio::task::spawn_blocking(move || store.all_functions()).await??;
+        let mut entries = HashMap::new();
+        let mut failed = Vec::new();
+        for record in records {
+            let name = record.name.clone();
+            // Versions no alias points at are left to compile on the first request that pins
+            // one.
+            let aliased = |n: u32| record.aliases.iter().any(|a| a.references(n));
+            let mut problem = None;
+            for v in &record.versions {
+                if v.deleted_at.is_none()
+                    && aliased(v.version)
+                    && let Err(e) = self.runtimes.ensure_prepared(&v.digest).await
+                {
+                    problem = Some(format!("version {}: {e}", v.version));
+                    break;
+                }
+            }
+            match problem {
+                None => {
+                    entries.insert(name, self.entry(record, None, None));
+                }
+                Some(e) => {
+                    tracing::error!(function = %name, error = %e, "could not load function");
+                    failed.push((name, e));
+                }
+            }
+        }
+        self.publish(&mut deployed, entries, Vec::new()).await?;
+        warm_up(deployed.entries.values());
+        Ok(failed)
+    }
+
+    /// Deploys (or redeploys) one app: validates the manifest against the server's maxima,
+    /// loads the code of every changed function (a deploy whose code cannot run changes
+    /// nothing), checks routes, persists new versions and moves `live` (or adds a canary),
+    /// then publishes.
+    ///
+    /// # Errors
+    /// [`Error`] naming what is wrong: the manifest, an artifact, a route conflict.
+    pub async fn deploy(
+        &self,
+        req: DeployRequest,
+        deployer: String,
+    ) -> Result<DeployResponse, Error> {
+        let file = req.manifest_file.as_deref().unwrap_or("updraft.toml");
+        let manifest = Manifest::parse(file, &req.manifest)
+            .map_err(|e| Error::new(Code::InvalidManifest, e.to_string()))?;
+        for name in req.artifacts.keys() {
+            if !manifest.functions.iter().any(|f| f.name.as_str() == name) {
+                return Err(Error::new(
+                    Code::BadRequest,
+                    format!("artifacts names `{name}`, which is not a function in {file}"),
+                ));
+            }
+        }
+        let mut functions = Vec::new();
+        for f in &manifest.functions {
+            let digest = req.artifacts.get(f.name.as_str()).ok_or_else(|| {
+                Error::new(
+                    Code::BadRequest,
+                    format!("no artifact digest given for function `{}`", f.name),
+                )
+            })?;
+            functions.push(DeployedFunction {
+                spec: f.clone(),
+                digest: digest.clone(),
+            });
+        }
+        let problems: Vec<String> = manifest
+            .functions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| self.config.limits.check(i, f))
+            .collect();
+        if !problems.is_empty() {
+            return Err(Error::new(
+                Code::InvalidManifest,
+                problems
+                    .iter()
+                    .map(|p| format!("{file}: {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ));
+        }
+        let canary = req.canary.as_ref().map(canary_template).transpose()?;
+        let app = manifest.app.name.to_string();
+
+        let mut deployed = self.deployed.lock().await;
+        let guard = &deployed.entries;
+        if let Some((f, owner)) = functions.iter().find_map(|f| {
+            guard
+                .get(f.spec.name.as_str())
+                .filter(|e| e.record.app != app)
+                .map(|e| (f, e.record.app.clone()))
+        }) {
+            return Err(Error::new(
+                Code::Conflict,
+                format!(
+                    "function `{}` already belongs to app `{owner}`; delete it there first",
+                    f.spec.name
+                ),
+            ));
+        }
+        // What changed: a function whose code or settings differ from its newest version gets a new
+        // version. Its code is loaded before anything is stored, so that a deploy whose code cannot
+        // run changes nothing (and the first request after it is warm).
+        let changed: Vec<DeployedFunction> = functions
+            .iter()
+            .filter(|f| {
+                guard
+                    .get(f.spec.name.as_str())
+                    .and_then(|e| e.record.latest())
+                    .is_none_or(|v| v.digest != f.digest || v.spec != f.spec)
+            })
+            .cloned()
+            .collect();
+        // The routes each of the app's functions will have: the new spec's where `live` moves to
+        // the new version, the current `live` version's otherwise.
+        let mut next_routes: BTreeMap<String, Vec<HttpTrigger>> = BTreeMap::new();
+        for f in &functions {
+            let name = f.spec.name.to_string();
+            let current = guard.get(&name).and_then(|e| e.record.live());
+            let moves = changed.iter().any(|c| c.spec.name == f.spec.name)
+                && (canary.is_none() || current.is_none());
+            let routes = match current {
+                Some(live) if !moves => live.spec.http.clone(),
+                _ => f.spec.http.clone(),
+            };
+            next_routes.insert(name, routes);
+        }
+        for (name, e) in guard.iter() {
+            if e.record.app == app && !next_routes.contains_key(name) {
+                next_routes.insert(name.clone(), Vec::new());
+            }
+        }
+        check_routes(guard, &next_routes)?;
+
+        let store = self.store.clone();
+        let options = DeployOptions {
+            deployer,
+            canary,
+            keep: self.config.keep_versions,
+        };
+        let manifest_text = req.manifest.clone();
+        let app_name = app.clone();
+        let mut preloaded = HashMap::new();
+        for f in &changed {
+            let (store, digest) = (self.store.clone(), f.digest.clone());
+            if !tokio::task::spawn_blocking(move || store.has_artifact(&digest)).await?? {
+                return Err(Error::new(
+                    Code::UnknownArtifact,
+                    format!(
+                        "function `{}`: artifact {} was not uploaded (PUT /v1/artifacts/{{digest}} first)",
+                        f.spec.name, f.digest
+                    ),
+                ));
+            }
+            let runtime = self.runtime(&f.digest, &f.spec, &self.config.limits.resolve(&f.spec));
+            runtime.load().await.map_err(|e| {
+                if e.user_error {
+                    Error::new(
+                        Code::InvalidComponent,
+                        format!("function `{}`: {e}", f.spec.name),
+                    )
+                } else {
+                    Error::internal("loading a component", e)
+                }
+            })?;
+            preloaded.insert(f.spec.name.to_string(), runtime);
+        }
+        let (outcome, records) = tokio::task::spawn_blocking(move || {
+            let outcome = store.deploy_app(
+                DEFAULT_PROJECT,
+                &app_name,
+                &manifest_text,
+                &functions,
+                &options,
+            )?;
+            let mut records = Vec::new();
+            for f in &functions {
+                if let Some(r) = store.function(DEFAULT_PROJECT, f.spec.name.as_str())? {
+                    records.push(r);
+                }
+            }
+            Ok::<_, Error>((outcome, records))
+        })
+        .await??;
+        // Durable; now switch traffic.
+        let mut next: HashMap<String, Entry> = guard
+            .iter()
+            .filter(|(k, _)| !outcome.removed.contains(k))
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        for record in records {
+            let name = record.name.clone();
+            let fresh = outcome
+                .published
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| preloaded.remove(&name).map(|r| (*v, r)));
+            let e = self.entry(record, guard.get(&name), fresh);
+            next.insert(name, e);
+        }
+        self.publish(&mut deployed, next, outcome.removed.clone())
+            .await?;
+        self.forget(&outcome.orphaned);
+        let next = &deployed.entries;
+        for (name, version) in &outcome.published {
+            let msg = match next.get(name).and_then(|e| e.record.alias(LIVE)) {
+                Some(live) if live.version == *version => {
+                    format!("deployed version {version}; live now serves it")
+                }
+                Some(live) => format!(
+                    "deployed version {version} as a {}% canary of live (stable: version {})",
+                    live.canary.as_ref().map_or(0, |c| c.weight),
+                    live.version
+                ),
+                None => format!("deployed version {version}"),
+            };
+            self.event(name, &msg);
+        }
+        for (name, version) in &outcome.pruned {
+            self.event(
+                name,
+                &format!(
+                    "deleted version {version} (retention keeps the last {})",
+                    self.config.keep_versions
+                ),
+            );
+        }
+        warm_up(
+            next.values()
+                .filter(|e| outcome.published.iter().any(|(n, _)| *n == e.record.name)),
+        );
+        let mut infos: Vec<FunctionInfo> = next
+            .values()
+            .filter(|e| e.record.app == app)
+            .filter_map(|e| views::info(&self.config.limits, e))
+            .collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut pruned: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (name, v) in outcome.pruned {
+            pruned.entry(name).or_default().push(v);
+        }
+        Ok(DeployResponse {
+            app,
+            functions: infos,
+            removed: outcome.removed,
+            published: outcome.published.into_iter().collect(),
+            pruned,
+        })
+    }
+
+    /// Deletes one function with its versions. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`Error`] if the store fails.
+    pub async fn delete(&self, name: &str) -> Result<bool, Error> {
+        let mut deployed = self.deployed.lock().await;
+        if !deployed.entries.contains_key(name) {
+            return Ok(false);
+        }
+        let store = self.store.clone();
+        let n = name.to_owned();
+        let pruned =
+            tokio::task::spawn_blocking(move || store.delete_function(DEFAULT_PROJECT, &n))
+                .await??;
+        let mut next = deployed.entries.clone();
+        next.remove(name);
+        self.publish(&mut deployed, next, vec![name.to_owned()])
+            .await?;
+        if let Some(p) = pruned {
+            self.forget(&p.orphaned);
+        }
+        Ok(true)
+    }
+
+    /// Every deployed function, by name.
+    pub async fn list(&self) -> Vec<FunctionInfo> {
+        let deployed = self.deployed.lock().await;
+        let mut infos: Vec<FunctionInfo> = deployed
+            .entries
+            .values()
+            .filter_map(|e| views::info(&self.config.limits, e))
+            .collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        infos
+    }
+
+    /// One deployed function.
+    ///
+    /// # Errors
+    /// [`Code::FunctionNotFound`].
+    pub async fn function(&self, name: &str) -> Result<FunctionInfo, Error> {
+        let deployed = self.deployed.lock().await;
+        deployed
+            .entries
+            .get(name)
+            .and_then(|e| views::info(&self.config.limits, e))
+            .ok_or_else(|| Error::not_found(name))
+    }
+}

@@ -1,0 +1,324 @@
+//! The registry: the one owner of deployed state (functions, their immutable versions, aliases,
+//! routes and triggers).
+//!
+//! Every change (a deploy, an alias move, a rollback, a delete, the canary guard's decisions)
+//! runs under one lock, persists to the metadata store first, then builds and publishes a new
+//! immutable [`Snapshot`]: what the gateway routes requests by and what trigger delivery
+//! consumes for. What is served therefore always equals what is stored, an acknowledged change
+//! is durable, and a failed one changes nothing.
+//!
+//! Subscribers ([`Registry::subscribe`]) see every snapshot in order and say when they have
+//! applied one ([`Subscription::applied`]); a change returns only once they have (bounded by
+//! [`SUBSCRIBER_WAIT`]), so that, say, the queues a deploy's triggers consume exist when the
+//! deploy is acknowledged. The registry does not know who its subscribers are.
+//!
+//! Each stored version becomes one dispatch [`Version`](updraft_dispatch::Version) whose
+//! runtime comes from the [`RuntimeProvider`]; it is kept across snapshots so its loaded code,
+//! warm instances and health record survive alias moves. A function's routes are those of the
+//! version `live` points at: moving `live` (a rollback) brings back that version's routes with
+//! its code.
+//!
+//! It depends on the metadata store, the dispatcher's types and a runtime provider; it must not
+//! know about HTTP listeners, Wasmtime or trigger delivery.
+
+mod aliases;
+mod build;
+mod canary;
+mod deploy;
+mod limits;
+mod quotas;
+mod routes;
+mod views;
+
+pub use aliases::RollbackOutcome;
+pub use canary::CanaryConfig;
+pub use limits::{Effective, Limits};
+pub use routes::{Lookup, Route, RouteConflict, RouteTable};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use updraft_api::Code;
+use updraft_dispatch::{Dispatcher, Function, RuntimeProvider, Stream};
+use updraft_store::{DEFAULT_PROJECT, FunctionRecord, Store, StoreError};
+
+use crate::build::Entry;
+
+/// Versions kept per function by default.
+pub const DEFAULT_KEEP_VERSIONS: usize = 10;
+
+/// How long a change waits for its subscribers to apply it before it returns anyway.
+pub const SUBSCRIBER_WAIT: Duration = Duration::from_secs(30);
+
+/// The registry's settings (from the server config).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RegistryConfig {
+    /// Function defaults and maxima.
+    pub limits: Limits,
+    /// Longest wait for a concurrency slot.
+    pub queue_timeout: Duration,
+    /// Versions kept per function.
+    pub keep_versions: usize,
+    /// When guarded canaries are rolled back or promoted.
+    pub canary: CanaryConfig,
+    /// Quotas per project.
+    pub project_quotas: BTreeMap<String, updraft_manifest::Quotas>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            queue_timeout: updraft_dispatch::DEFAULT_QUEUE_TIMEOUT,
+            keep_versions: DEFAULT_KEEP_VERSIONS,
+            canary: CanaryConfig::default(),
+            project_quotas: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why a registry operation failed: a code from the API's error table and a message for the
+/// caller.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    /// The error code (and HTTP status).
+    pub code: Code,
+    /// What went wrong, for the caller.
+    pub message: String,
+}
+
+impl Error {
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An internal error: logged in full, answered without internals.
+    pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "{context}");
+        Self::new(Code::Internal, format!("{context}; see the server log"))
+    }
+
+    pub(crate) fn not_found(name: &str) -> Self {
+        Self::new(
+            Code::FunctionNotFound,
+            format!("no function named `{name}`"),
+        )
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::DigestMismatch { .. } => Self::new(Code::DigestMismatch, e.to_string()),
+            StoreError::FunctionOwnedByOtherApp { .. } => Self::new(Code::Conflict, e.to_string()),
+            StoreError::NoSuchVersion { .. } => Self::new(Code::VersionNotFound, e.to_string()),
+            StoreError::VersionDeleted { .. } => Self::new(
+                Code::VersionNotFound,
+                format!("{e}; `updraft versions` lists the versions that can serve"),
+            ),
+            StoreError::NoSuchFunction { function } => Self::not_found(&function),
+            e => Self::internal("storage error", e),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::internal("background task failed", e)
+    }
+}
+
+/// Everything served at one moment. Immutable; a change publishes a new one.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    /// Increases with every change.
+    pub generation: u64,
+    /// HTTP routes.
+    pub routes: RouteTable,
+    /// Functions by name.
+    pub functions: HashMap<String, Arc<Function>>,
+    /// The stored record of each function (its versions and aliases).
+    pub records: HashMap<String, Arc<FunctionRecord>>,
+    /// Functions the change that made this snapshot deleted, as `(project, name)`: their
+    /// event state can go.
+    pub forgotten: Vec<(String, String)>,
+}
+
+/// A subscriber's view of the registry's snapshots.
+pub struct Subscription {
+    rx: watch::Receiver<Arc<Snapshot>>,
+    applied: watch::Sender<u64>,
+}
+
+impl Subscription {
+    /// The next snapshot (the current one first); `None` once the registry is gone.
+    pub async fn next(&mut self) -> Option<Arc<Snapshot>> {
+        self.rx.changed().await.ok()?;
+        Some(self.rx.borrow_and_update().clone())
+    }
+
+    /// Tells the registry this subscriber has applied snapshot `generation`.
+    pub fn applied(&self, generation: u64) {
+        self.applied.send_if_modified(|g| {
+            let newer = generation > *g;
+            if newer {
+                *g = generation;
+            }
+            newer
+        });
+    }
+}
+
+/// The registry. Share it behind an `Arc`.
+pub struct Registry {
+    store: Store,
+    runtimes: Arc<dyn RuntimeProvider>,
+    dispatcher: Arc<Dispatcher>,
+    config: RegistryConfig,
+    quotas: quotas::QuotaRegistry,
+    // tokio Mutex: held across the awaits of a change (loads, store calls on blocking
+    // threads, subscribers applying it) so that changes are serialised.
+    deployed: tokio::sync::Mutex<Deployed>,
+    current: ArcSwap<Snapshot>,
+    changes: watch::Sender<Arc<Snapshot>>,
+    acks: Mutex<Vec<watch::Receiver<u64>>>,
+}
+
+/// The functions being served, with the records they were built from.
+#[derive(Default)]
+struct Deployed {
+    entries: HashMap<String, Entry>,
+    generation: u64,
+}
+
+impl Registry {
+    /// A registry serving nothing yet; [`Registry::load`] publishes what the store holds.
+    pub fn new(
+        store: Store,
+        runtimes: Arc<dyn RuntimeProvider>,
+        dispatcher: Arc<Dispatcher>,
+        config: RegistryConfig,
+    ) -> Arc<Self> {
+        let empty = Arc::new(Snapshot::default());
+        Arc::new(Self {
+            quotas: quotas::QuotaRegistry::new(config.project_quotas.clone()),
+            store,
+            runtimes,
+            dispatcher,
+            config,
+            deployed: tokio::sync::Mutex::default(),
+            current: ArcSwap::new(empty.clone()),
+            changes: watch::Sender::new(empty),
+            acks: Mutex::default(),
+        })
+    }
+
+    /// What is served now (lock-free: the request path calls it).
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// Every snapshot from now on, the current one first.
+    pub fn subscribe(&self) -> Subscription {
+        let mut rx = self.changes.subscribe();
+        rx.mark_changed();
+        let (applied, ack) = watch::channel(0);
+        lock(&self.acks).push(ack);
+        Subscription { rx, applied }
+    }
+
+    /// The settings it resolves functions' limits with.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// The quotas in force, for the usage API.
+    pub fn quotas(&self, function: Option<&str>) -> Vec<Arc<updraft_dispatch::Quota>> {
+        self.quotas.all(function)
+    }
+
+    /// Publishes `entries` as the new snapshot, then waits for subscribers to apply it.
+    async fn publish(
+        &self,
+        deployed: &mut Deployed,
+        entries: HashMap<String, Entry>,
+        forgotten: Vec<String>,
+    ) -> Result<(), Error> {
+        let mut snapshot =
+            build::snapshot(&entries).map_err(|e| Error::internal("rebuilding routes", e))?;
+        deployed.generation += 1;
+        snapshot.generation = deployed.generation;
+        snapshot.forgotten = forgotten
+            .into_iter()
+            .map(|n| (DEFAULT_PROJECT.to_owned(), n))
+            .collect();
+        self.dispatcher
+            .metrics()
+            .retain(|project, function, version| {
+                snapshot
+                    .functions
+                    .get(function)
+                    .is_some_and(|f| f.project == project && f.versions.contains_key(&version))
+            });
+        let snapshot = Arc::new(snapshot);
+        self.current.store(snapshot.clone());
+        self.changes.send_replace(snapshot);
+        deployed.entries = entries;
+        self.wait_for_subscribers(deployed.generation).await;
+        Ok(())
+    }
+
+    async fn wait_for_subscribers(&self, generation: u64) {
+        let acks: Vec<watch::Receiver<u64>> = {
+            let mut acks = lock(&self.acks);
+            // A subscription that was dropped will never apply anything.
+            acks.retain(|rx| rx.has_changed().is_ok());
+            acks.clone()
+        };
+        for mut rx in acks {
+            let applied = tokio::time::timeout(SUBSCRIBER_WAIT, rx.wait_for(|g| *g >= generation));
+            if applied.await.is_err() {
+                tracing::warn!(
+                    generation,
+                    "a subscriber did not apply a change within {SUBSCRIBER_WAIT:?}; going on"
+                );
+            }
+        }
+    }
+
+    /// Writes a platform event into a function's log (and the server's).
+    pub(crate) fn event(&self, function: &str, message: &str) {
+        tracing::info!(function, "{message}");
+        self.dispatcher.telemetry().line(
+            DEFAULT_PROJECT,
+            function,
+            None,
+            "",
+            Stream::Platform,
+            message,
+        );
+    }
+
+    /// Deletes the prepared code of artifacts the store just deleted.
+    fn forget(&self, digests: &[String]) {
+        for d in digests {
+            self.runtimes.forget(d);
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section leaves its data consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;
