@@ -51,11 +51,11 @@ impl Registry {
                 version: n,
             })
         })?;
-        let store = self.store.clone();
-        let f = name.to_owned();
-        let manifest =
-            tokio::task::spawn_blocking(move || store.version_manifest(DEFAULT_PROJECT, &f, n))
-                .await??;
+        let manifest = self
+            .stores
+            .metadata
+            .version_manifest(DEFAULT_PROJECT, name, n)
+            .await?;
         Ok(VersionDetail {
             info: version_info(&record, version),
             manifest: manifest.unwrap_or_default(),
@@ -92,25 +92,25 @@ impl Registry {
             let routes = BTreeMap::from([(name.to_owned(), v.spec.http.clone())]);
             check_routes(&deployed.entries, &routes)?;
         }
-        let store = self.store.clone();
-        let f = name.to_owned();
+        let metadata = &self.stores.metadata;
         let keep = self.config.keep_versions;
-        let (record, pruned) = tokio::task::spawn_blocking(move || {
-            let (_, pruned) = store.set_alias(DEFAULT_PROJECT, &f, &alias, keep)?;
-            if let Some((v, note)) = note {
-                store.set_version_note(DEFAULT_PROJECT, &f, v, &note)?;
-            }
-            let record = store
-                .function(DEFAULT_PROJECT, &f)?
-                .ok_or_else(|| Error::not_found(&f))?;
-            Ok::<_, Error>((record, pruned))
-        })
-        .await??;
-        let rebuilt = self.entry(record.clone(), Some(&current), None);
+        let (_, pruned) = metadata
+            .set_alias(DEFAULT_PROJECT, name, &alias, keep)
+            .await?;
+        if let Some((v, note)) = note {
+            metadata
+                .set_version_note(DEFAULT_PROJECT, name, v, &note)
+                .await?;
+        }
+        let record = metadata
+            .function(DEFAULT_PROJECT, name)
+            .await?
+            .ok_or_else(|| Error::not_found(name))?;
+        let rebuilt = self.entry(record.clone(), Some(&current), None).await;
         let mut next = deployed.entries.clone();
         next.insert(name.to_owned(), rebuilt);
         self.publish(&mut deployed, next, Vec::new()).await?;
-        self.forget(&pruned.orphaned);
+        self.forget(&pruned.orphaned).await;
         for (f, v) in &pruned.versions {
             self.event(
                 f,
@@ -247,15 +247,13 @@ impl Registry {
                 ),
             ));
         }
-        let store = self.store.clone();
-        let (f, a) = (name.to_owned(), alias.to_owned());
-        let record = tokio::task::spawn_blocking(move || {
-            store.delete_alias(DEFAULT_PROJECT, &f, &a)?;
-            store.function(DEFAULT_PROJECT, &f)
-        })
-        .await??
-        .ok_or_else(|| Error::not_found(name))?;
-        let rebuilt = self.entry(record, Some(&current), None);
+        let metadata = &self.stores.metadata;
+        metadata.delete_alias(DEFAULT_PROJECT, name, alias).await?;
+        let record = metadata
+            .function(DEFAULT_PROJECT, name)
+            .await?
+            .ok_or_else(|| Error::not_found(name))?;
+        let rebuilt = self.entry(record, Some(&current), None).await;
         let mut next = deployed.entries.clone();
         next.insert(name.to_owned(), rebuilt);
         self.publish(&mut deployed, next, Vec::new()).await?;

@@ -79,7 +79,7 @@ impl Registry {
 
     /// Builds what is served for `record`, reusing the versions of `previous` (same number,
     /// same immutable code) and `preloaded` code for a just-published version.
-    pub(crate) fn entry(
+    pub(crate) async fn entry(
         &self,
         record: FunctionRecord,
         previous: Option<&Entry>,
@@ -121,10 +121,19 @@ impl Registry {
         let allow_pinning = record
             .latest()
             .is_some_and(|v| v.spec.allow_version_pinning);
-        let quotas = record.live().map_or_else(Vec::new, |v| {
-            self.quotas
-                .for_function(&self.store, &record.project, &record.name, &v.spec.quota)
-        });
+        let quotas = match record.live() {
+            Some(v) => {
+                self.quotas
+                    .for_function(
+                        &*self.stores.telemetry,
+                        &record.project,
+                        &record.name,
+                        &v.spec.quota,
+                    )
+                    .await
+            }
+            None => Vec::new(),
+        };
         // One limit per function, kept across redeploys and alias moves: the value of the
         // version `live` serves.
         let max_concurrency = record

@@ -42,8 +42,7 @@ impl Registry {
     /// [`Error`] if the store cannot be read.
     pub async fn load(&self) -> Result<Vec<(String, String)>, Error> {
         let mut deployed = self.deployed.lock().await;
-        let store = self.store.clone();
-        let records = tokio::task::spawn_blocking(move || store.all_functions()).await??;
+        let records = self.stores.metadata.all_functions().await?;
         let mut entries = HashMap::new();
         let mut failed = Vec::new();
         for record in records {
@@ -63,7 +62,7 @@ impl Registry {
             }
             match problem {
                 None => {
-                    entries.insert(name, self.entry(record, None, None));
+                    entries.insert(name, self.entry(record, None, None).await);
                 }
                 Some(e) => {
                     tracing::error!(function = %name, error = %e, "could not load function");
@@ -181,18 +180,14 @@ impl Registry {
         }
         check_routes(guard, &next_routes)?;
 
-        let store = self.store.clone();
         let options = DeployOptions {
             deployer,
             canary,
             keep: self.config.keep_versions,
         };
-        let manifest_text = req.manifest.clone();
-        let app_name = app.clone();
         let mut preloaded = HashMap::new();
         for f in &changed {
-            let (store, digest) = (self.store.clone(), f.digest.clone());
-            if !tokio::task::spawn_blocking(move || store.has_artifact(&digest)).await?? {
+            if !self.stores.artifacts.exists(&f.digest).await? {
                 return Err(Error::new(
                     Code::UnknownArtifact,
                     format!(
@@ -214,23 +209,19 @@ impl Registry {
             })?;
             preloaded.insert(f.spec.name.to_string(), runtime);
         }
-        let (outcome, records) = tokio::task::spawn_blocking(move || {
-            let outcome = store.deploy_app(
-                DEFAULT_PROJECT,
-                &app_name,
-                &manifest_text,
-                &functions,
-                &options,
-            )?;
-            let mut records = Vec::new();
-            for f in &functions {
-                if let Some(r) = store.function(DEFAULT_PROJECT, f.spec.name.as_str())? {
-                    records.push(r);
-                }
+        let metadata = &self.stores.metadata;
+        let outcome = metadata
+            .deploy_app(DEFAULT_PROJECT, &app, &req.manifest, &functions, &options)
+            .await?;
+        let mut records = Vec::new();
+        for f in &functions {
+            if let Some(r) = metadata
+                .function(DEFAULT_PROJECT, f.spec.name.as_str())
+                .await?
+            {
+                records.push(r);
             }
-            Ok::<_, Error>((outcome, records))
-        })
-        .await??;
+        }
         // Durable; now switch traffic.
         let mut next: HashMap<String, Entry> = guard
             .iter()
@@ -244,12 +235,12 @@ impl Registry {
                 .iter()
                 .find(|(n, _)| *n == name)
                 .and_then(|(_, v)| preloaded.remove(&name).map(|r| (*v, r)));
-            let e = self.entry(record, guard.get(&name), fresh);
+            let e = self.entry(record, guard.get(&name), fresh).await;
             next.insert(name, e);
         }
         self.publish(&mut deployed, next, outcome.removed.clone())
             .await?;
-        self.forget(&outcome.orphaned);
+        self.forget(&outcome.orphaned).await;
         let next = &deployed.entries;
         for (name, version) in &outcome.published {
             let msg = match next.get(name).and_then(|e| e.record.alias(LIVE)) {
@@ -306,17 +297,17 @@ impl Registry {
         if !deployed.entries.contains_key(name) {
             return Ok(false);
         }
-        let store = self.store.clone();
-        let n = name.to_owned();
-        let pruned =
-            tokio::task::spawn_blocking(move || store.delete_function(DEFAULT_PROJECT, &n))
-                .await??;
+        let pruned = self
+            .stores
+            .metadata
+            .delete_function(DEFAULT_PROJECT, name)
+            .await?;
         let mut next = deployed.entries.clone();
         next.remove(name);
         self.publish(&mut deployed, next, vec![name.to_owned()])
             .await?;
         if let Some(p) = pruned {
-            self.forget(&p.orphaned);
+            self.forget(&p.orphaned).await;
         }
         Ok(true)
     }

@@ -43,7 +43,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use updraft_api::Code;
 use updraft_dispatch::{Dispatcher, Function, RuntimeProvider, Stream};
-use updraft_store::{DEFAULT_PROJECT, FunctionRecord, Store, StoreError};
+use updraft_store::{
+    ArtifactStore, DEFAULT_PROJECT, FunctionRecord, MetadataStore, StoreError, TelemetryStore,
+};
 
 use crate::build::Entry;
 
@@ -177,9 +179,20 @@ impl Subscription {
     }
 }
 
+/// The stores the registry works with.
+#[derive(Clone)]
+pub struct Stores {
+    /// Functions, versions, aliases.
+    pub metadata: Arc<dyn MetadataStore>,
+    /// Uploaded code: a deploy checks its artifacts are there; orphaned ones are deleted.
+    pub artifacts: Arc<dyn ArtifactStore>,
+    /// Invocation records, which quotas start counting from.
+    pub telemetry: Arc<dyn TelemetryStore>,
+}
+
 /// The registry. Share it behind an `Arc`.
 pub struct Registry {
-    store: Store,
+    stores: Stores,
     runtimes: Arc<dyn RuntimeProvider>,
     dispatcher: Arc<Dispatcher>,
     config: RegistryConfig,
@@ -202,7 +215,7 @@ struct Deployed {
 impl Registry {
     /// A registry serving nothing yet; [`Registry::load`] publishes what the store holds.
     pub fn new(
-        store: Store,
+        stores: Stores,
         runtimes: Arc<dyn RuntimeProvider>,
         dispatcher: Arc<Dispatcher>,
         config: RegistryConfig,
@@ -210,7 +223,7 @@ impl Registry {
         let empty = Arc::new(Snapshot::default());
         Arc::new(Self {
             quotas: quotas::QuotaRegistry::new(config.project_quotas.clone()),
-            store,
+            stores,
             runtimes,
             dispatcher,
             config,
@@ -307,10 +320,14 @@ impl Registry {
         );
     }
 
-    /// Deletes the prepared code of artifacts the store just deleted.
-    fn forget(&self, digests: &[String]) {
+    /// Deletes artifacts no version references any more, and their prepared code.
+    async fn forget(&self, digests: &[String]) {
         for d in digests {
             self.runtimes.forget(d);
+            if let Err(e) = self.stores.artifacts.delete(d).await {
+                // Nothing references it, so it is only wasted space; say so and go on.
+                tracing::warn!(digest = %d, error = %e, "could not delete an artifact");
+            }
         }
     }
 }

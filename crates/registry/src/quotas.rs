@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use updraft_dispatch::{Quota, QuotaScope, period_bounds};
 use updraft_manifest::{QuotaMetric, QuotaPeriod, Quotas};
-use updraft_store::{Store, UsageQuery, now_ms};
+use updraft_store::{TelemetryStore, UsageQuery, now_ms};
 
 type Key = (QuotaScope, String, QuotaMetric, QuotaPeriod);
 
@@ -26,10 +26,11 @@ impl QuotaRegistry {
     }
 
     /// The quotas a request to `function` of `project` must pass: the function's own
-    /// (`spec`), then the project's.
-    pub(crate) fn for_function(
+    /// (`spec`), then the project's. A quota new to this server starts from what the
+    /// invocation records of its current period say.
+    pub(crate) async fn for_function(
         &self,
-        store: &Store,
+        store: &dyn TelemetryStore,
         project: &str,
         function: &str,
         spec: &Quotas,
@@ -45,33 +46,28 @@ impl QuotaRegistry {
             .unwrap_or_default()
             .into_iter()
             .map(|(m, p, limit)| (QuotaScope::Project, project, m, p, limit));
-        let mut live = self
-            .live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        own.chain(shared)
-            .map(|(scope, name, metric, period, limit)| {
-                let key = (scope, name.to_owned(), metric, period);
-                if let Some(q) = live.get(&key) {
-                    q.set_limit(limit);
-                    return q.clone();
-                }
-                let now = now_ms();
-                let filter = (scope == QuotaScope::Function).then_some(function);
-                let used = used_so_far(store, project, filter, metric, period, now);
-                let q = Arc::new(Quota::new(scope, name, metric, period, limit, used, now));
-                live.insert(key, q.clone());
-                q
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (scope, name, metric, period, limit) in own.chain(shared) {
+            let key = (scope, name.to_owned(), metric, period);
+            if let Some(q) = lock(&self.live).get(&key) {
+                q.set_limit(limit);
+                out.push(q.clone());
+                continue;
+            }
+            let now = now_ms();
+            let filter = (scope == QuotaScope::Function).then_some(function);
+            let used = used_so_far(store, project, filter, metric, period, now).await;
+            let q = Arc::new(Quota::new(scope, name, metric, period, limit, used, now));
+            // Changes are serialised by the registry, so nobody added it meanwhile; if someone
+            // did, theirs is kept.
+            out.push(lock(&self.live).entry(key).or_insert(q).clone());
+        }
+        out
     }
 
     /// Every quota of `project`, or only those a request to `function` must pass.
     pub(crate) fn all(&self, function: Option<&str>) -> Vec<Arc<Quota>> {
-        let live = self
-            .live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live = lock(&self.live);
         let mut out: Vec<Arc<Quota>> = live
             .values()
             .filter(|q| q.scope == QuotaScope::Project || function.is_none_or(|f| q.name == f))
@@ -96,8 +92,8 @@ impl QuotaRegistry {
 }
 
 /// What the records say is used of a quota in the period containing `now`.
-fn used_so_far(
-    store: &Store,
+async fn used_so_far(
+    store: &dyn TelemetryStore,
     project: &str,
     function: Option<&str>,
     metric: QuotaMetric,
@@ -111,7 +107,7 @@ fn used_so_far(
         until_ms,
         bucket_ms: None,
     };
-    match store.usage(project, &q) {
+    match store.usage(project, &q).await {
         Ok(u) => match metric {
             QuotaMetric::Invocations => u.totals.invocations as f64,
             QuotaMetric::GbSeconds => u.totals.gb_seconds(),
@@ -121,4 +117,8 @@ fn used_so_far(
             0.0
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

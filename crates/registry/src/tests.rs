@@ -72,15 +72,22 @@ struct Env {
     digest: String,
 }
 
-fn env() -> Env {
+async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = updraft_store::Store::open(dir.path()).unwrap();
+    let artifacts = updraft_store::FsArtifacts::open(dir.path().join("artifacts")).unwrap();
     let bytes = b"not really a component".to_vec();
     let digest = updraft_store_digest(&bytes);
-    store.put_artifact(&digest, &bytes).unwrap();
+    let mut w = artifacts.writer(&digest).await.unwrap();
+    w.write(&bytes).await.unwrap();
+    w.commit().await.unwrap();
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(Quiet), DispatchConfig::default()));
     let registry = Registry::new(
-        store,
+        Stores {
+            metadata: Arc::new(store.clone()),
+            artifacts: Arc::new(artifacts),
+            telemetry: Arc::new(store),
+        },
         Arc::new(Provider::default()),
         dispatcher,
         RegistryConfig::default(),
@@ -121,7 +128,7 @@ fn request(env: &Env, functions: &[(&str, &str)], canary: Option<u8>) -> DeployR
 
 #[tokio::test]
 async fn subscribers_see_every_change_in_order_and_a_change_waits_for_them() {
-    let env = env();
+    let env = env().await;
     let mut sub = env.registry.subscribe();
     // The current snapshot first.
     let first = sub.next().await.unwrap();
@@ -159,7 +166,7 @@ async fn subscribers_see_every_change_in_order_and_a_change_waits_for_them() {
 
 #[tokio::test]
 async fn a_failed_change_publishes_nothing() {
-    let env = env();
+    let env = env().await;
     env.registry
         .deploy(
             request(&env, &[("a", "[[functions.http]]\nroute = \"/x\"")], None),
@@ -180,7 +187,7 @@ async fn a_failed_change_publishes_nothing() {
 
 #[tokio::test]
 async fn one_limit_per_function_kept_across_versions_and_resized_by_live() {
-    let env = env();
+    let env = env().await;
     env.registry
         .deploy(
             request(&env, &[("a", "max_concurrency = 4")], None),

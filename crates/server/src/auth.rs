@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use updraft_api::Code;
-use updraft_store::Store;
+use updraft_store::MetadataStore;
 
 use crate::ServerError;
 use crate::error::ApiError;
@@ -39,14 +39,17 @@ fn hash(token: &str) -> String {
 impl Tokens {
     /// Loads the stored token hashes; on a fresh data directory creates the first token and
     /// returns it.
-    pub(crate) fn load_or_bootstrap(store: &Store) -> Result<(Self, Option<String>), ServerError> {
-        let mut hashes: HashSet<String> = store.admin_tokens()?.into_iter().collect();
+    pub(crate) async fn load_or_bootstrap(
+        store: &dyn MetadataStore,
+        data_dir: &Path,
+    ) -> Result<(Self, Option<String>), ServerError> {
+        let mut hashes: HashSet<String> = store.admin_tokens().await?.into_iter().collect();
         let mut created = None;
         if hashes.is_empty() {
             let token = format!("upd_{}", hex::encode(rand::random::<[u8; 32]>()));
-            write_private(&token_file(store.dir()), &token)
+            write_private(&token_file(data_dir), &token)
                 .map_err(ServerError::io("writing the admin token file"))?;
-            store.add_admin_token(&hash(&token))?;
+            store.add_admin_token(&hash(&token)).await?;
             hashes.insert(hash(&token));
             created = Some(token);
         }

@@ -139,9 +139,7 @@ async fn artifact_exists(
     Path(digest): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     valid_digest(&digest)?;
-    let s = state.clone();
-    let d = digest.clone();
-    let stored = tokio::task::spawn_blocking(move || s.store.has_artifact(&d)).await??;
+    let stored = state.artifacts.exists(&digest).await?;
     if stored && state.engine.is_cached(&digest) {
         Ok(StatusCode::OK)
     } else {
@@ -176,33 +174,35 @@ async fn upload_artifact(
         ));
     }
     let size = bytes.len() as u64;
-    let s = state.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        if s.store.has_artifact(&digest)? && s.engine.is_cached(&digest) {
-            return Ok(ArtifactUploaded {
-                digest,
-                size,
-                compiled: false,
-                compile_ms: 0,
-            });
-        }
-        // Compile (which validates) before storing: a bad upload leaves nothing behind.
-        let compiled = s.engine.compile(&digest, &bytes).map_err(|e| {
+    if state.artifacts.exists(&digest).await? && state.engine.is_cached(&digest) {
+        let result = ArtifactUploaded {
+            digest,
+            size,
+            compiled: false,
+            compile_ms: 0,
+        };
+        return Ok((StatusCode::OK, Json(result)));
+    }
+    // Compile (which validates) before storing: a bad upload leaves nothing behind.
+    let (engine, d, b) = (state.engine.clone(), digest.clone(), bytes.clone());
+    let compiled = tokio::task::spawn_blocking(move || engine.compile(&d, &b))
+        .await?
+        .map_err(|e| {
             if e.is_user_error() {
                 ApiError::new(Code::InvalidComponent, e.to_string())
             } else {
                 ApiError::internal("compiling a component", e)
             }
         })?;
-        s.store.put_artifact(&digest, &bytes)?;
-        Ok::<_, ApiError>(ArtifactUploaded {
-            digest,
-            size,
-            compiled: compiled.compiled_now,
-            compile_ms: compiled.elapsed_ms,
-        })
-    })
-    .await??;
+    let mut writer = state.artifacts.writer(&digest).await?;
+    writer.write(&bytes).await?;
+    writer.commit().await?;
+    let result = ArtifactUploaded {
+        digest,
+        size,
+        compiled: compiled.compiled_now,
+        compile_ms: compiled.elapsed_ms,
+    };
     let status = if result.compiled {
         StatusCode::CREATED
     } else {

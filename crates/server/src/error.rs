@@ -67,6 +67,12 @@ impl From<updraft_store::StoreError> for ApiError {
             updraft_store::StoreError::FunctionOwnedByOtherApp { .. } => {
                 Self::new(Code::Conflict, e.to_string())
             }
+            updraft_store::StoreError::InvalidDigest(_) => {
+                Self::new(Code::BadRequest, e.to_string())
+            }
+            updraft_store::StoreError::NoSuchArtifact { .. } => {
+                Self::new(Code::ArtifactNotFound, e.to_string())
+            }
             e => Self::internal("storage error", e),
         }
     }

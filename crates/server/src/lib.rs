@@ -52,8 +52,8 @@ use updraft_dispatch::{CodeSource, DispatchConfig, Dispatcher};
 use updraft_engine::{Engine, EngineConfig, WasmRuntime};
 use updraft_events::{EventLog, Holder, LocalWakeups, Wakeups};
 use updraft_gateway::{Gateway, GatewayConfig};
-use updraft_registry::{Registry, RegistryConfig};
-use updraft_store::Store;
+use updraft_registry::{Registry, RegistryConfig, Stores};
+use updraft_store::{ArtifactStore, FsArtifacts, MetadataStore, Store, TelemetryStore};
 use updraft_triggers::Triggers;
 
 /// Settings for [`Server::open`].
@@ -91,7 +91,12 @@ pub struct Server {
 
 /// Shared by every handler.
 pub(crate) struct State {
-    pub(crate) store: Store,
+    /// The data directory.
+    pub(crate) data_dir: PathBuf,
+    /// Uploaded code.
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+    /// Log lines and invocation records.
+    pub(crate) telemetry: Arc<dyn TelemetryStore>,
     pub(crate) engine: Arc<Engine>,
     /// Deployed state: functions, versions, aliases, routes.
     pub(crate) registry: Arc<Registry>,
@@ -123,8 +128,9 @@ impl Server {
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
         let data_dir = config.data_dir.clone();
         let file = config.file.clone();
-        let (store, engine, event_log) = tokio::task::spawn_blocking(move || {
+        let (store, artifacts, engine, event_log) = tokio::task::spawn_blocking(move || {
             let store = Store::open_with(&data_dir, file.retention)?;
+            let artifacts = FsArtifacts::open(data_dir.join("artifacts"))?;
             let event_log = updraft_events::SqliteLog::open(&data_dir.join("events.db"))?;
             let mut engine_config = EngineConfig::new(data_dir.join("compiled"));
             engine_config.pooling = file.pool.enabled;
@@ -132,7 +138,7 @@ impl Server {
             engine_config.max_memory = file.limits.max_memory.max(file.limits.memory);
             engine_config.memory_keep_resident = file.pool.memory_keep_resident;
             let engine = Engine::new(engine_config)?;
-            Ok::<_, ServerError>((store, engine, event_log))
+            Ok::<_, ServerError>((store, artifacts, engine, event_log))
         })
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))??;
@@ -145,7 +151,11 @@ impl Server {
                 "events in flight when the server stopped will be delivered again"
             );
         }
-        let (auth, new_admin_token) = auth::Tokens::load_or_bootstrap(&store)?;
+        let metadata: Arc<dyn MetadataStore> = Arc::new(store.clone());
+        let telemetry_store: Arc<dyn TelemetryStore> = Arc::new(store);
+        let artifacts: Arc<dyn ArtifactStore> = Arc::new(artifacts);
+        let (auth, new_admin_token) =
+            auth::Tokens::load_or_bootstrap(&*metadata, &config.data_dir).await?;
         let auth = Arc::new(auth);
         let mut gateway_config = GatewayConfig::default();
         gateway_config.max_headers = config.file.max_headers;
@@ -153,7 +163,7 @@ impl Server {
         let mut dispatch_config = DispatchConfig::default();
         dispatch_config.global_max_concurrency = config.file.global_max_concurrency;
         dispatch_config.metering = config.file.metering;
-        let telemetry = telemetry::StoreTelemetry::new(store.logs().clone(), config.file.logs);
+        let telemetry = telemetry::StoreTelemetry::new(telemetry_store.clone(), config.file.logs);
         #[cfg(feature = "otlp")]
         let telemetry = match &config.file.tracing.otlp_endpoint {
             Some(endpoint) => telemetry.with_otlp(otlp::Exporter::start(
@@ -173,7 +183,10 @@ impl Server {
         let engine = Arc::new(engine);
         let runtime = Arc::new(WasmRuntime::new(
             engine.clone(),
-            Arc::new(ArtifactFiles(store.clone())),
+            Arc::new(ArtifactCode {
+                artifacts: artifacts.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            }),
         ));
         let mut registry_config = RegistryConfig::default();
         registry_config.limits = config.file.limits.clone();
@@ -181,7 +194,12 @@ impl Server {
         registry_config.keep_versions = config.file.keep_versions;
         registry_config.canary = config.file.canary.clone();
         registry_config.project_quotas = config.file.project_quotas.clone();
-        let registry = Registry::new(store.clone(), runtime, dispatcher.clone(), registry_config);
+        let stores = Stores {
+            metadata: metadata.clone(),
+            artifacts: artifacts.clone(),
+            telemetry: telemetry_store.clone(),
+        };
+        let registry = Registry::new(stores, runtime, dispatcher.clone(), registry_config);
         let services = Arc::new(queues::DataPlane::default());
         let gateway = Gateway::new(registry.clone(), dispatcher.clone(), gateway_config)
             .with_admin_check(auth.clone())
@@ -198,7 +216,9 @@ impl Server {
         // to apply a change before acknowledging it.
         tokio::spawn(follow(registry.clone(), triggers.clone()));
         let state = Arc::new(State {
-            store,
+            data_dir: config.data_dir.clone(),
+            artifacts,
+            telemetry: telemetry_store,
             engine,
             registry: registry.clone(),
             gateway: Arc::new(gateway),
@@ -241,7 +261,7 @@ impl Server {
 
     /// Path of the file holding the first admin token (mode 0600), for the local CLI.
     pub fn admin_token_file(&self) -> PathBuf {
-        auth::token_file(self.state.store.dir())
+        auth::token_file(&self.state.data_dir)
     }
 
     /// Serves the data plane on `data` and the control API on `control` until `shutdown`
@@ -313,19 +333,23 @@ impl Server {
         let _ = evictor.await;
         let _ = guard.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;
-        let store = self.state.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.logs().flush()).await;
+        self.state.telemetry.flush().await;
         Ok(())
     }
 }
 
-/// Artifacts as the runtime reads them: the files in the data directory.
-struct ArtifactFiles(Store);
+/// Artifacts as the runtime reads them: from the artifact store, on the blocking thread the
+/// runtime compiles on.
+struct ArtifactCode {
+    artifacts: Arc<dyn ArtifactStore>,
+    runtime: tokio::runtime::Handle,
+}
 
-impl CodeSource for ArtifactFiles {
+impl CodeSource for ArtifactCode {
     fn read(&self, digest: &str) -> Result<Vec<u8>, String> {
-        let path = self.0.artifact_path(digest);
-        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+        self.runtime
+            .block_on(self.artifacts.read(digest))
+            .map_err(|e| e.to_string())
     }
 }
 

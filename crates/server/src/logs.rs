@@ -76,16 +76,11 @@ pub(crate) async fn logs(
     };
     // Subscribe first, then make sure everything queued so far is stored: together they see
     // every line.
-    let live = p.follow.then(|| state.store.logs().subscribe());
-    let s = state.clone();
-    let q = query.clone();
-    let records = tokio::task::spawn_blocking(move || {
-        if p.follow {
-            s.store.logs().flush();
-        }
-        s.store.query_logs(DEFAULT_PROJECT, &q)
-    })
-    .await??;
+    let live = p.follow.then(|| state.telemetry.subscribe());
+    if p.follow {
+        state.telemetry.flush().await;
+    }
+    let records = state.telemetry.query_logs(DEFAULT_PROJECT, &query).await?;
     if records.is_empty() && !known {
         return Err(not_found(&name));
     }

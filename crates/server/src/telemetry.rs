@@ -2,14 +2,16 @@
 //! store's background writer (which also feeds `logs --follow`), spans to the OTLP exporter when
 //! one is configured.
 
+use std::sync::Arc;
 use updraft_api::Invocation;
 #[cfg(feature = "otlp")]
 use updraft_dispatch::Span;
 use updraft_dispatch::{Stream, Telemetry};
-use updraft_store::{LogRecord, LogWriter, now_ms};
+
+use updraft_store::{LogRecord, TelemetryStore, now_ms};
 
 pub(crate) struct StoreTelemetry {
-    writer: LogWriter,
+    writer: Arc<dyn TelemetryStore>,
     /// Whether log lines are stored (`[logs] enabled`).
     logs: bool,
     #[cfg(feature = "otlp")]
@@ -17,7 +19,7 @@ pub(crate) struct StoreTelemetry {
 }
 
 impl StoreTelemetry {
-    pub(crate) fn new(writer: LogWriter, logs: bool) -> Self {
+    pub(crate) fn new(writer: Arc<dyn TelemetryStore>, logs: bool) -> Self {
         Self {
             writer,
             logs,
@@ -46,7 +48,7 @@ impl Telemetry for StoreTelemetry {
     ) {
         if self.logs {
             write(
-                &self.writer,
+                &*self.writer,
                 project,
                 function,
                 version,
@@ -76,7 +78,7 @@ impl Telemetry for StoreTelemetry {
 
 /// Queues one line of `function`'s log, stamped now.
 pub(crate) fn write(
-    writer: &LogWriter,
+    writer: &dyn TelemetryStore,
     project: &str,
     function: &str,
     version: Option<u32>,

@@ -90,12 +90,8 @@ pub(crate) async fn usage(
         until_ms: until_ms + 1,
         bucket_ms,
     };
-    let s = state.clone();
-    let summary = tokio::task::spawn_blocking(move || {
-        s.store.logs().flush();
-        s.store.usage(DEFAULT_PROJECT, &q)
-    })
-    .await??;
+    state.telemetry.flush().await;
+    let summary = state.telemetry.usage(DEFAULT_PROJECT, &q).await?;
     let prices = &state.prices;
     let now = now_ms();
     Ok(Json(UsageReport {
@@ -192,19 +188,15 @@ pub(crate) async fn invocation(
 }
 
 async fn read(state: &Arc<AppState>, q: InvocationQuery) -> Result<Vec<Invocation>, ApiError> {
-    let s = state.clone();
-    Ok(tokio::task::spawn_blocking(move || {
-        s.store.logs().flush();
-        s.store.invocations(DEFAULT_PROJECT, &q)
-    })
-    .await??)
+    state.telemetry.flush().await;
+    Ok(state.telemetry.invocations(DEFAULT_PROJECT, &q).await?)
 }
 
 /// `GET /metrics`: the data plane's series plus the server's own.
 pub(crate) async fn metrics(State(state): Shared) -> Response {
     let mut text = state.gateway.dispatcher().metrics().render();
     let functions = state.gateway.snapshot().functions.len();
-    let dropped = state.store.logs().dropped();
+    let dropped = state.telemetry.dropped();
     text.push_str(&format!(
         "# HELP updraft_functions Functions deployed.\n# TYPE updraft_functions gauge\n\
          updraft_functions {functions}\n\

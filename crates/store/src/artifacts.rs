@@ -1,83 +1,180 @@
-//! Content-addressed artifact files: `artifacts/<sha256>.wasm`.
+//! The embedded artifact store: content-addressed files, `artifacts/<sha256>.wasm`.
+//!
+//! A write goes to a temporary file in the same directory while it is hashed; commit checks
+//! the digest, fsyncs the file, renames it into place and fsyncs the directory, so a crash
+//! leaves either no artifact or the whole one, never a partial one under its name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::params;
 use sha2::{Digest, Sha256};
 
-use crate::{Store, StoreError, io_err, now_ms};
+use crate::{ArtifactStore, ArtifactWriter, StoreError, io_err};
 
-impl Store {
+/// Artifacts as files in a directory.
+#[derive(Debug, Clone)]
+pub struct FsArtifacts {
+    dir: PathBuf,
+}
+
+impl FsArtifacts {
+    /// The artifacts under `dir` (created if missing). Blocking: call it at start-up.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the directory cannot be created.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(Self { dir })
+    }
+
     /// Where the artifact with this digest lives (whether or not it exists).
-    pub fn artifact_path(&self, digest: &str) -> PathBuf {
-        self.dir().join("artifacts").join(format!("{digest}.wasm"))
-    }
-
-    /// Whether an artifact with this digest is stored.
     ///
     /// # Errors
-    /// [`StoreError::Sqlite`] if the lookup fails.
-    pub fn has_artifact(&self, digest: &str) -> Result<bool, StoreError> {
-        let known = self.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM artifacts WHERE digest = ?1)",
-                params![digest],
-                |r| r.get::<_, bool>(0),
-            )?)
-        })?;
-        Ok(known && self.artifact_path(digest).is_file())
-    }
-
-    /// Stores `bytes` under `digest` after checking that they hash to it. Durable on return.
-    ///
-    /// # Errors
-    /// [`StoreError::DigestMismatch`] if the bytes hash to something else; I/O or SQLite errors.
-    pub fn put_artifact(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let actual = hex::encode(Sha256::digest(bytes));
-        if actual != digest {
-            return Err(StoreError::DigestMismatch {
-                expected: digest.to_owned(),
-                actual,
-            });
-        }
-        let path = self.artifact_path(digest);
-        if !path.is_file() {
-            write_atomically(&path, bytes)?;
-        }
-        let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-        self.with_conn(|c| {
-            c.execute(
-                "INSERT OR IGNORE INTO artifacts (digest, size, created_at) VALUES (?1, ?2, ?3)",
-                params![digest, size, now_ms()],
-            )?;
-            Ok(())
-        })
+    /// [`StoreError::InvalidDigest`] unless `digest` is 64 lower-case hex characters (so a
+    /// digest can never name a path outside the directory).
+    pub fn path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        check_digest(digest)?;
+        Ok(self.dir.join(format!("{digest}.wasm")))
     }
 }
 
-/// Writes a file so that a crash leaves either nothing or the whole file: temporary file in the
-/// same directory, fsync, rename, fsync the directory.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Checks that `digest` is a SHA-256 in lower-case hex.
+pub(crate) fn check_digest(digest: &str) -> Result<(), StoreError> {
+    let ok = digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidDigest(digest.to_owned()))
     }
-    result.map_err(io_err(path))
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Backend(Box::new(e))))
+}
+
+#[async_trait::async_trait]
+impl ArtifactStore for FsArtifacts {
+    async fn exists(&self, digest: &str) -> Result<bool, StoreError> {
+        let path = self.path(digest)?;
+        blocking(move || Ok(path.is_file())).await
+    }
+
+    async fn writer(&self, digest: &str) -> Result<Box<dyn ArtifactWriter>, StoreError> {
+        let path = self.path(digest)?;
+        let digest = digest.to_owned();
+        blocking(move || {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+            let tmp = dir.join(format!(
+                ".tmp-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+            Ok(Box::new(FileWriter {
+                file: Some(file),
+                tmp,
+                path,
+                digest,
+                hasher: Sha256::new(),
+                written: 0,
+            }) as Box<dyn ArtifactWriter>)
+        })
+        .await
+    }
+
+    async fn read(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(digest)?;
+        let digest = digest.to_owned();
+        blocking(move || match std::fs::read(&path) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NoSuchArtifact { digest })
+            }
+            Err(e) => Err(io_err(&path)(e)),
+        })
+        .await
+    }
+
+    async fn delete(&self, digest: &str) -> Result<(), StoreError> {
+        let path = self.path(digest)?;
+        blocking(move || match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+            _ => Ok(()),
+        })
+        .await
+    }
+}
+
+/// A file being written: a temporary file, hashed as it grows.
+struct FileWriter {
+    file: Option<std::fs::File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    digest: String,
+    hasher: Sha256,
+    written: u64,
+}
+
+#[async_trait::async_trait]
+impl ArtifactWriter for FileWriter {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        let Some(file) = self.file.as_mut() else {
+            return Err(StoreError::Corrupt("write after commit".to_owned()));
+        };
+        // Small chunks: a write to the page cache does not block for long.
+        file.write_all(bytes).map_err(io_err(&self.tmp))
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StoreError> {
+        let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        if actual != self.digest {
+            return Err(StoreError::DigestMismatch {
+                expected: self.digest.clone(),
+                actual,
+            });
+        }
+        let file = self.file.take();
+        let (tmp, path) = (self.tmp.clone(), self.path.clone());
+        let written = self.written;
+        blocking(move || {
+            let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+            if let Some(f) = file {
+                f.sync_all().map_err(io_err(&tmp))?;
+            }
+            std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(&dir))?;
+            Ok(written)
+        })
+        .await
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        // Not committed (or the rename failed): nothing may be left behind.
+        if self.tmp.exists() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Sqlite`].
-    pub fn add_admin_token(&self, token_sha256: &str) -> Result<(), StoreError> {
+    pub(crate) fn add_admin_token(&self, token_sha256: &str) -> Result<(), StoreError> {
         self.with_conn(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO admin_tokens (token_sha256, created_at) VALUES (?1, ?2)",
@@ -175,7 +175,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Sqlite`].
-    pub fn admin_tokens(&self) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn admin_tokens(&self) -> Result<Vec<String>, StoreError> {
         self.with_conn(|c| {
             let mut stmt = c.prepare("SELECT token_sha256 FROM admin_tokens")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -183,6 +183,3 @@ impl Store {
         })
     }
 }
-
-#[cfg(test)]
-mod tests;

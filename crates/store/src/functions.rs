@@ -162,7 +162,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::FunctionOwnedByOtherApp`] when a name is taken by another app; SQLite and
     /// I/O errors.
-    pub fn deploy_app(
+    pub(crate) fn deploy_app(
         &self,
         project: &str,
         app: &str,
@@ -190,6 +190,11 @@ impl Store {
                     });
                 }
             }
+            // Projects are created by their first deploy until tenancy manages them.
+            tx.execute(
+                "INSERT OR IGNORE INTO projects (id, created_at) VALUES (?1, ?2)",
+                params![project, now],
+            )?;
             tx.execute(
                 "INSERT INTO apps (project, name, manifest, deployed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (project, name) DO UPDATE SET manifest = ?3, deployed_at = ?4",
@@ -223,7 +228,6 @@ impl Store {
             tx.commit()?;
             Ok(outcome)
         })?;
-        self.delete_artifact_files(&outcome.orphaned);
         Ok(outcome)
     }
 
@@ -231,7 +235,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors, or [`StoreError::Corrupt`] for undecodable rows.
-    pub fn functions(&self, project: &str) -> Result<Vec<FunctionRecord>, StoreError> {
+    pub(crate) fn functions(&self, project: &str) -> Result<Vec<FunctionRecord>, StoreError> {
         self.with_conn(|c| {
             let names: Vec<String> = {
                 let mut stmt = c.prepare_cached(
@@ -251,7 +255,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors, or [`StoreError::Corrupt`] for undecodable rows.
-    pub fn all_functions(&self) -> Result<Vec<FunctionRecord>, StoreError> {
+    pub(crate) fn all_functions(&self) -> Result<Vec<FunctionRecord>, StoreError> {
         self.with_conn(|c| {
             let keys: Vec<(String, String)> = {
                 let mut stmt =
@@ -269,7 +273,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors, or [`StoreError::Corrupt`] for an undecodable row.
-    pub fn function(
+    pub(crate) fn function(
         &self,
         project: &str,
         name: &str,
@@ -281,7 +285,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn version_manifest(
+    pub(crate) fn version_manifest(
         &self,
         project: &str,
         function: &str,
@@ -303,7 +307,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::NoSuchFunction`], [`StoreError::NoSuchVersion`] or
     /// [`StoreError::VersionDeleted`] for a version the alias cannot point at; SQLite errors.
-    pub fn set_alias(
+    pub(crate) fn set_alias(
         &self,
         project: &str,
         function: &str,
@@ -353,7 +357,6 @@ impl Store {
             tx.commit()?;
             Ok((record, pruned))
         })?;
-        self.delete_artifact_files(&pruned.orphaned);
         Ok((record, pruned))
     }
 
@@ -361,7 +364,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn delete_alias(
+    pub(crate) fn delete_alias(
         &self,
         project: &str,
         function: &str,
@@ -380,7 +383,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn set_version_note(
+    pub(crate) fn set_version_note(
         &self,
         project: &str,
         function: &str,
@@ -401,7 +404,11 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn delete_function(&self, project: &str, name: &str) -> Result<Option<Pruned>, StoreError> {
+    pub(crate) fn delete_function(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<Pruned>, StoreError> {
         let pruned = self.with_conn(|c| {
             let tx = c.transaction()?;
             let exists: bool = tx.query_row(
@@ -420,22 +427,7 @@ impl Store {
                 orphaned,
             }))
         })?;
-        if let Some(p) = &pruned {
-            self.delete_artifact_files(&p.orphaned);
-        }
         Ok(pruned)
-    }
-
-    fn delete_artifact_files(&self, digests: &[String]) {
-        for digest in digests {
-            let path = self.artifact_path(digest);
-            if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                // The row is gone, so the file is only wasted space; say so and go on.
-                tracing::warn!(path = %path.display(), error = %e, "could not delete an artifact");
-            }
-        }
     }
 }
 
@@ -561,7 +553,8 @@ fn prune(
     Ok(doomed)
 }
 
-/// Deletes a function's rows. Returns the digests its versions used.
+/// Deletes a function's rows. Returns the digests its versions that were not deleted yet used
+/// (a deleted version's artifact was already reported when it was deleted).
 fn remove_function(
     tx: &Transaction<'_>,
     project: &str,
@@ -569,7 +562,8 @@ fn remove_function(
 ) -> Result<BTreeSet<String>, StoreError> {
     let digests: BTreeSet<String> = {
         let mut stmt = tx.prepare_cached(
-            "SELECT DISTINCT digest FROM versions WHERE project = ?1 AND function = ?2",
+            "SELECT DISTINCT digest FROM versions
+             WHERE project = ?1 AND function = ?2 AND deleted_at IS NULL",
         )?;
         let rows = stmt.query_map(params![project, name], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
@@ -584,7 +578,7 @@ fn remove_function(
     Ok(digests)
 }
 
-/// Deletes the artifact rows among `candidates` that no remaining version uses. Returns them.
+/// The digests among `candidates` that no remaining version uses (their bytes can go).
 fn drop_orphans(
     tx: &Transaction<'_>,
     candidates: BTreeSet<String>,
@@ -596,7 +590,9 @@ fn drop_orphans(
             params![digest],
             |r| r.get(0),
         )?;
-        if !used && tx.execute("DELETE FROM artifacts WHERE digest = ?1", params![digest])? > 0 {
+        if !used {
+            // Data directories from before the artifact store kept a row per artifact.
+            tx.execute("DELETE FROM artifacts WHERE digest = ?1", params![digest])?;
             orphaned.push(digest);
         }
     }

@@ -1,4 +1,11 @@
-//! Embedded durable state: everything Updraft keeps in its data directory.
+//! Durable state behind traits, and its embedded backends: everything Updraft keeps in its data
+//! directory.
+//!
+//! The traits ([`MetadataStore`], [`TelemetryStore`], [`ArtifactStore`]) are the boundary: no
+//! backend type appears in their signatures or errors, and each has a [`conformance`] suite
+//! that every backend must pass (the embedded ones here run it; PostgreSQL and S3 backends will
+//! run the same suites unchanged). [`Store`] is the SQLite backend of the first two,
+//! [`FsArtifacts`] the file backend of the third.
 //!
 //! Layout of a data directory:
 //! ```text
@@ -19,16 +26,23 @@
 //! This crate must not depend on Wasmtime or on HTTP: it stores bytes, manifests and rows.
 
 mod artifacts;
+pub mod conformance;
 mod db;
 mod functions;
 mod logs;
 mod metering;
+mod sqlite;
+mod traits;
 
+pub use artifacts::FsArtifacts;
 pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
     VersionRecord,
 };
-pub use logs::{FLUSH_INTERVAL, LogQuery, LogRecord, LogWriter, Retention};
+pub use logs::{FLUSH_INTERVAL, LogQuery, LogRecord, Retention};
+pub use traits::{ArtifactStore, ArtifactWriter, MetadataStore, TelemetryStore};
+
+use logs::LogWriter;
 pub use metering::{InvocationQuery, Usage, UsageQuery, UsageSummary};
 
 use std::path::{Path, PathBuf};
@@ -41,9 +55,9 @@ pub const DEFAULT_PROJECT: &str = "default";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// SQLite failed.
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The backend failed (its database, its connection).
+    #[error("storage: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A file in the data directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -51,6 +65,15 @@ pub enum StoreError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// Not a SHA-256 digest (64 lower-case hex characters).
+    #[error("`{0}` is not a sha256 digest (64 lower-case hex characters)")]
+    InvalidDigest(String),
+    /// No artifact has this digest.
+    #[error("artifact {digest} is not stored")]
+    NoSuchArtifact {
+        /// The digest.
+        digest: String,
     },
     /// Uploaded bytes do not hash to the digest they were uploaded under.
     #[error("the uploaded bytes hash to sha256 {actual}, not {expected}")]
@@ -95,6 +118,12 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_owned(),
@@ -102,9 +131,10 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError +
     }
 }
 
-/// Handle to the data directory. Cheap to clone; all clones share one SQLite connection for
-/// metadata (metadata traffic is low; a `Mutex` keeps writes serialised, as SQLite needs anyway)
-/// and one background log writer.
+/// The SQLite backend of [`MetadataStore`] and [`TelemetryStore`]: `updraft.db` in the data
+/// directory. Cheap to clone; all clones share one SQLite connection for metadata (metadata
+/// traffic is low; a `Mutex` keeps writes serialised, as SQLite needs anyway) and one
+/// background writer of log lines and invocation records.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -133,8 +163,7 @@ impl Store {
     /// [`StoreError`] if the directory or database cannot be created or opened.
     pub fn open_with(dir: impl Into<PathBuf>, retention: Retention) -> Result<Self, StoreError> {
         let dir = dir.into();
-        let artifacts = dir.join("artifacts");
-        std::fs::create_dir_all(&artifacts).map_err(io_err(&artifacts))?;
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let db_path = dir.join("updraft.db");
         let conn = db::open(&db_path)?;
         let logs = LogWriter::start(db::open(&db_path)?, retention)?;
@@ -153,7 +182,7 @@ impl Store {
     }
 
     /// The background writer of log lines and invocation records.
-    pub fn logs(&self) -> &LogWriter {
+    pub(crate) fn logs(&self) -> &LogWriter {
         &self.inner.logs
     }
 

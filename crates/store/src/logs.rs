@@ -116,7 +116,7 @@ enum Msg {
 /// Handle to the background writer of log lines and invocation records. Cloning shares the
 /// same queue.
 #[derive(Clone)]
-pub struct LogWriter {
+pub(crate) struct LogWriter {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
     next_id: Arc<AtomicI64>,
@@ -177,7 +177,7 @@ impl LogWriter {
 
     /// Queues a line, giving it its id (any id it had is replaced). Never blocks; drops the
     /// line if the queue is full.
-    pub fn write(&self, mut record: LogRecord) {
+    pub(crate) fn write(&self, mut record: LogRecord) {
         record.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if self.follow.receiver_count() > 0 {
             let _ = self.follow.send(Arc::new(record.clone()));
@@ -186,7 +186,7 @@ impl LogWriter {
     }
 
     /// Queues an invocation record. Never blocks; drops it if the queue is full.
-    pub fn record(&self, invocation: Invocation) {
+    pub(crate) fn record(&self, invocation: Invocation) {
         self.send(Msg::Invocation(Box::new(invocation)));
     }
 
@@ -199,17 +199,17 @@ impl LogWriter {
     /// Every line queued from now on, as it is queued (before it is on disk). A follower that
     /// falls more than a few thousand lines behind misses the oldest ones
     /// (`RecvError::Lagged`).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogRecord>> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<LogRecord>> {
         self.follow.subscribe()
     }
 
     /// Lines and records dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
     /// Waits until every line and record queued before this call is committed.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         if self.tx.send(Msg::Flush(ack_tx)).is_ok() {
             let _ = ack_rx.recv();
@@ -460,7 +460,11 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn query_logs(&self, project: &str, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+    pub(crate) fn query_logs(
+        &self,
+        project: &str,
+        q: &LogQuery,
+    ) -> Result<Vec<LogRecord>, StoreError> {
         let limit = i64::try_from(q.limit.clamp(1, 10_000)).unwrap_or(10_000);
         self.with_conn(|c| {
             // There is no index on time or request id (each would cost every write): a time

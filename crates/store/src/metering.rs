@@ -90,7 +90,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors; [`StoreError::Corrupt`] for a row with an unknown trigger.
-    pub fn invocations(
+    pub(crate) fn invocations(
         &self,
         project: &str,
         q: &InvocationQuery,
@@ -179,7 +179,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn usage(&self, project: &str, q: &UsageQuery) -> Result<UsageSummary, StoreError> {
+    pub(crate) fn usage(&self, project: &str, q: &UsageQuery) -> Result<UsageSummary, StoreError> {
         self.with_conn(|c| {
             let filter = "FROM invocations WHERE project = ?1 AND (?2 IS NULL OR function = ?2)
                  AND started_ms >= ?3 AND started_ms < ?4";

@@ -1,20 +1,32 @@
-use super::*;
+//! The artifact conformance suite against the file backend.
 
-#[test]
-fn artifacts_are_content_addressed_and_verified() {
+use std::sync::Arc;
+
+use super::*;
+use crate::conformance::ArtifactSubject;
+
+struct Files(tempfile::TempDir);
+
+#[async_trait::async_trait]
+impl ArtifactSubject for Files {
+    async fn fresh(&self) -> Arc<dyn ArtifactStore> {
+        Arc::new(FsArtifacts::open(self.0.path().join("artifacts")).unwrap())
+    }
+
+    async fn reopen(&self, store: Arc<dyn ArtifactStore>) -> Arc<dyn ArtifactStore> {
+        drop(store);
+        self.fresh().await
+    }
+}
+
+crate::artifact_conformance!(Files(tempfile::tempdir().unwrap()));
+
+#[tokio::test]
+async fn an_unfinished_write_leaves_no_file_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let bytes = b"\0asm fake";
-    let digest = hex::encode(Sha256::digest(bytes));
-    assert!(!store.has_artifact(&digest).unwrap());
-    let wrong = "0".repeat(64);
-    assert!(matches!(
-        store.put_artifact(&wrong, bytes),
-        Err(StoreError::DigestMismatch { .. })
-    ));
-    store.put_artifact(&digest, bytes).unwrap();
-    assert!(store.has_artifact(&digest).unwrap());
-    assert_eq!(std::fs::read(store.artifact_path(&digest)).unwrap(), bytes);
-    // Idempotent.
-    store.put_artifact(&digest, bytes).unwrap();
+    let store = FsArtifacts::open(dir.path()).unwrap();
+    let mut w = store.writer(&"a".repeat(64)).await.unwrap();
+    w.write(b"partial").await.unwrap();
+    drop(w);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

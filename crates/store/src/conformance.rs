@@ -1,0 +1,112 @@
+//! The conformance suites of the storage traits: what every backend must do, written against
+//! the traits only. A backend is done when it passes its trait's suite: the embedded backends'
+//! tests run them here, and PostgreSQL and S3 backends will run them unchanged.
+//!
+//! Each suite has a subject trait (a way to make a fresh, empty store and to reopen one as after
+//! a crash of the process holding it) and a macro that expands to one `#[tokio::test]` per case:
+//!
+//! ```ignore
+//! struct Sqlite(tempfile::TempDir);
+//! #[async_trait::async_trait]
+//! impl updraft_store::conformance::MetadataSubject for Sqlite { /* fresh, reopen */ }
+//! updraft_store::metadata_conformance!(Sqlite::new());
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod artifacts;
+pub mod metadata;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use crate::{ArtifactStore, MetadataStore, TelemetryStore};
+
+/// What the metadata suite needs of a backend.
+#[async_trait::async_trait]
+pub trait MetadataSubject: Send + Sync {
+    /// A new, empty store.
+    async fn fresh(&self) -> Arc<dyn MetadataStore>;
+    /// The same store as `store`, opened again after it is dropped.
+    async fn reopen(&self, store: Arc<dyn MetadataStore>) -> Arc<dyn MetadataStore>;
+}
+
+/// What the telemetry suite needs of a backend.
+#[async_trait::async_trait]
+pub trait TelemetrySubject: Send + Sync {
+    /// A new, empty store.
+    async fn fresh(&self) -> Arc<dyn TelemetryStore>;
+    /// The same store as `store`, opened again after it is flushed and dropped.
+    async fn reopen(&self, store: Arc<dyn TelemetryStore>) -> Arc<dyn TelemetryStore>;
+}
+
+/// What the artifact suite needs of a backend.
+#[async_trait::async_trait]
+pub trait ArtifactSubject: Send + Sync {
+    /// A new, empty store.
+    async fn fresh(&self) -> Arc<dyn ArtifactStore>;
+    /// The same store as `store`, opened again after it is dropped.
+    async fn reopen(&self, store: Arc<dyn ArtifactStore>) -> Arc<dyn ArtifactStore>;
+}
+
+/// One `#[tokio::test]` per case of a suite, each given `$subject` (made fresh per case).
+#[macro_export]
+macro_rules! conformance_cases {
+    ($suite:ident, $subject:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let subject = $subject;
+                $crate::conformance::$suite::$case(&subject).await;
+            }
+        )*
+    };
+}
+
+/// The [`MetadataStore`] suite against the [`MetadataSubject`] `$subject` makes.
+#[macro_export]
+macro_rules! metadata_conformance {
+    ($subject:expr) => {
+        $crate::conformance_cases!(metadata, $subject;
+            admin_tokens_are_kept,
+            deploy_replaces_the_apps_functions_and_survives_reopen,
+            a_function_name_belongs_to_one_app,
+            changes_publish_versions_and_live_follows,
+            canary_deploys_leave_live_and_routes_create_their_aliases,
+            retention_keeps_aliased_versions_and_orphans_unused_artifacts,
+            version_numbers_are_never_reused,
+            projects_do_not_see_each_other,
+            concurrent_deploys_get_distinct_versions,
+        );
+    };
+}
+
+/// The [`TelemetryStore`] suite against the [`TelemetrySubject`] `$subject` makes.
+#[macro_export]
+macro_rules! telemetry_conformance {
+    ($subject:expr) => {
+        $crate::conformance_cases!(telemetry, $subject;
+            lines_are_written_queried_and_kept_across_reopen,
+            ids_are_given_when_queued_and_followers_see_lines_at_once,
+            time_and_request_filters,
+            usage_sums_match_hand_computed_figures,
+            large_batches_keep_every_record_and_field,
+            invocations_are_found_by_request_id_and_filtered,
+            projects_do_not_see_each_other,
+        );
+    };
+}
+
+/// The [`ArtifactStore`] suite against the [`ArtifactSubject`] `$subject` makes.
+#[macro_export]
+macro_rules! artifact_conformance {
+    ($subject:expr) => {
+        $crate::conformance_cases!(artifacts, $subject;
+            artifacts_are_content_addressed_and_verified,
+            an_unfinished_write_leaves_nothing,
+            digests_that_are_not_digests_are_refused,
+            concurrent_writers_of_one_digest,
+            artifacts_survive_a_reopen,
+        );
+    };
+}

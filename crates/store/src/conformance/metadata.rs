@@ -1,0 +1,340 @@
+//! The [`MetadataStore`] suite.
+
+use std::sync::Arc;
+
+use updraft_manifest::{LIVE, Manifest};
+
+use super::MetadataSubject;
+use crate::{
+    AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, MetadataStore, StoreError,
+};
+
+const P: &str = "default";
+
+fn digest(code: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(code))
+}
+
+fn options(keep: usize) -> DeployOptions {
+    DeployOptions {
+        deployer: "test".to_owned(),
+        canary: None,
+        keep,
+    }
+}
+
+/// Deploys app `app` of `project` whose functions all run `code`, with `extra` in each table.
+async fn deploy_to(
+    store: &dyn MetadataStore,
+    project: &str,
+    app: &str,
+    fns: &[(&str, &str)],
+    code: &[u8],
+    opts: &DeployOptions,
+) -> Result<DeployOutcome, StoreError> {
+    let mut text = format!("[app]\nname = \"{app}\"\n");
+    for (f, extra) in fns {
+        text.push_str(&format!(
+            "[[functions]]\nname = \"{f}\"\ncomponent = \"{f}.wasm\"\n{extra}\n"
+        ));
+    }
+    let m = Manifest::parse("updraft.toml", &text).unwrap();
+    let fs: Vec<_> = m
+        .functions
+        .iter()
+        .map(|f| DeployedFunction {
+            spec: f.clone(),
+            digest: digest(code),
+        })
+        .collect();
+    store.deploy_app(project, app, &text, &fs, opts).await
+}
+
+async fn deploy_with(
+    store: &dyn MetadataStore,
+    app: &str,
+    fns: &[(&str, &str)],
+    code: &[u8],
+    opts: &DeployOptions,
+) -> Result<DeployOutcome, StoreError> {
+    deploy_to(store, P, app, fns, code, opts).await
+}
+
+async fn deploy(
+    store: &dyn MetadataStore,
+    app: &str,
+    fns: &[&str],
+) -> Result<DeployOutcome, StoreError> {
+    let fns: Vec<(&str, &str)> = fns.iter().map(|f| (*f, "")).collect();
+    deploy_with(store, app, &fns, b"x", &options(10)).await
+}
+
+async fn live(store: &dyn MetadataStore, f: &str) -> u32 {
+    store
+        .function(P, f)
+        .await
+        .unwrap()
+        .unwrap()
+        .alias(LIVE)
+        .unwrap()
+        .version
+}
+
+async fn names(store: &dyn MetadataStore) -> Vec<String> {
+    store
+        .functions(P)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect()
+}
+
+/// Admin token digests are kept, once each.
+pub async fn admin_tokens_are_kept(subject: &dyn MetadataSubject) {
+    let store = subject.fresh().await;
+    store.add_admin_token("abc").await.unwrap();
+    store.add_admin_token("abc").await.unwrap();
+    store.add_admin_token("def").await.unwrap();
+    let store = subject.reopen(store).await;
+    let mut tokens = store.admin_tokens().await.unwrap();
+    tokens.sort();
+    assert_eq!(tokens, ["abc", "def"]);
+}
+
+/// A deploy replaces the app's set of functions; what is stored survives a reopen; deleting
+/// a function is idempotent.
+pub async fn deploy_replaces_the_apps_functions_and_survives_reopen(subject: &dyn MetadataSubject) {
+    let store = subject.fresh().await;
+    let o = deploy(&*store, "shop", &["a", "b"]).await.unwrap();
+    assert!(o.removed.is_empty());
+    let o = deploy(&*store, "shop", &["b", "c"]).await.unwrap();
+    assert_eq!(o.removed, ["a"]);
+    assert_eq!(names(&*store).await, ["b", "c"]);
+    let store = subject.reopen(store).await;
+    assert_eq!(names(&*store).await, ["b", "c"]);
+    assert_eq!(store.all_functions().await.unwrap().len(), 2);
+    assert!(store.delete_function(P, "b").await.unwrap().is_some());
+    assert!(store.delete_function(P, "b").await.unwrap().is_none());
+    assert_eq!(names(&*store).await, ["c"]);
+    let manifest = store.version_manifest(P, "c", 1).await.unwrap().unwrap();
+    assert!(manifest.contains("name = \"c\""), "{manifest}");
+}
+
+/// A function name belongs to one app of a project.
+pub async fn a_function_name_belongs_to_one_app(subject: &dyn MetadataSubject) {
+    let store = subject.fresh().await;
+    deploy(&*store, "shop", &["a"]).await.unwrap();
+    let err = deploy(&*store, "blog", &["a"]).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::FunctionOwnedByOtherApp { ref app, .. } if app == "shop"),
+        "{err}"
+    );
+    assert_eq!(names(&*store).await, ["a"]);
+}
+
+/// A change of code or settings publishes a version and moves `live`; no change, no version.
+pub async fn changes_publish_versions_and_live_follows(subject: &dyn MetadataSubject) {
+    let store = subject.fresh().await;
+    let store = &*store;
+    let o = deploy_with(store, "shop", &[("a", "")], b"one", &options(10))
+        .await
+        .unwrap();
+    assert_eq!(o.published, [("a".to_owned(), 1)]);
+    let o = deploy_with(store, "shop", &[("a", "")], b"one", &options(10))
+        .await
+        .unwrap();
+    assert!(
+        o.published.is_empty(),
+        "same code and settings: nothing new"
+    );
+    assert_eq!(live(store, "a").await, 1);
+    deploy_with(store, "shop", &[("a", "")], b"two", &options(10))
+        .await
+        .unwrap();
+    assert_eq!(live(store, "a").await, 2);
+    deploy_with(
+        store,
+        "shop",
+        &[("a", "timeout = \"5s\"")],
+        b"two",
+        &options(10),
+    )
+    .await
+    .unwrap();
+    let f = store.function(P, "a").await.unwrap().unwrap();
+    assert_eq!(f.alias(LIVE).unwrap().version, 3);
+    assert_eq!(f.versions.len(), 3);
+    assert_eq!(f.versions[1].digest, f.versions[2].digest);
+    assert_eq!(f.version(3).unwrap().spec.timeout_ms, Some(5_000));
+    assert_eq!(f.version(3).unwrap().deployer, "test");
+    store
+        .set_version_note(P, "a", 2, "rolled back")
+        .await
+        .unwrap();
+    let f = store.function(P, "a").await.unwrap().unwrap();
+    assert_eq!(f.version(2).unwrap().note.as_deref(), Some("rolled back"));
+}
+
+/// A canary deploy leaves `live` where it is; routes create their aliases once.
+pub async fn canary_deploys_leave_live_and_routes_create_their_aliases(
+    subject: &dyn MetadataSubject,
+) {
+    let store = subject.fresh().await;
+    let store = &*store;
+    let routed = "[[functions.http]]\nroute = \"/a\"\nalias = \"beta\"";
+    deploy_with(store, "shop", &[("a", routed)], b"one", &options(10))
+        .await
+        .unwrap();
+    let mut opts = options(10);
+    opts.canary = Some(Canary {
+        version: 0,
+        weight: 10,
+        auto_rollback: true,
+        promote_after_ms: Some(60_000),
+        started_at: 0,
+    });
+    deploy_with(store, "shop", &[("a", routed)], b"two", &opts)
+        .await
+        .unwrap();
+    let f = store.function(P, "a").await.unwrap().unwrap();
+    let live = f.alias(LIVE).unwrap();
+    assert_eq!(live.version, 1);
+    let canary = live.canary.as_ref().unwrap();
+    assert_eq!((canary.version, canary.weight), (2, 10));
+    assert!(canary.auto_rollback && canary.started_at > 0);
+    assert_eq!(canary.promote_after_ms, Some(60_000));
+    // `beta` was made at version 1 by the first deploy and is not moved by later ones.
+    assert_eq!(f.alias("beta").unwrap().version, 1);
+    assert!(store.delete_alias(P, "a", "beta").await.unwrap());
+    assert!(!store.delete_alias(P, "a", "beta").await.unwrap());
+}
+
+/// Retention keeps the newest versions and aliased ones, and reports artifacts no version uses
+/// any more; aliases cannot point at deleted or unknown versions.
+pub async fn retention_keeps_aliased_versions_and_orphans_unused_artifacts(
+    subject: &dyn MetadataSubject,
+) {
+    let store = subject.fresh().await;
+    let store = &*store;
+    let code: Vec<Vec<u8>> = (0..5).map(|i| format!("code {i}").into_bytes()).collect();
+    let digests: Vec<String> = code.iter().map(|c| digest(c)).collect();
+    deploy_with(store, "shop", &[("a", "")], &code[0], &options(2))
+        .await
+        .unwrap();
+    // Pin version 1 with an alias: retention must keep it.
+    let pin = AliasRecord {
+        name: "pinned".to_owned(),
+        version: 1,
+        canary: None,
+        updated_at: 0,
+    };
+    store.set_alias(P, "a", &pin, 2).await.unwrap();
+    let mut pruned = Vec::new();
+    let mut orphaned = Vec::new();
+    for c in &code[1..] {
+        let o = deploy_with(store, "shop", &[("a", "")], c, &options(2))
+            .await
+            .unwrap();
+        pruned.extend(o.pruned);
+        orphaned.extend(o.orphaned);
+    }
+    // Kept: 5 and 4 (newest two) and 1 (aliased). Deleted: 2, 3.
+    assert_eq!(pruned, [("a".to_owned(), 2), ("a".to_owned(), 3)]);
+    assert_eq!(orphaned, [digests[1].clone(), digests[2].clone()]);
+    let f = store.function(P, "a").await.unwrap().unwrap();
+    let alive: Vec<u32> = f
+        .versions
+        .iter()
+        .filter(|v| v.deleted_at.is_none())
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(alive, [1, 4, 5]);
+    let mut to_deleted = pin.clone();
+    to_deleted.version = 2;
+    assert!(matches!(
+        store.set_alias(P, "a", &to_deleted, 2).await,
+        Err(StoreError::VersionDeleted { version: 2, .. })
+    ));
+    to_deleted.version = 9;
+    assert!(matches!(
+        store.set_alias(P, "a", &to_deleted, 2).await,
+        Err(StoreError::NoSuchVersion { version: 9, .. })
+    ));
+    assert!(matches!(
+        store.set_alias(P, "nope", &pin, 2).await,
+        Err(StoreError::NoSuchFunction { .. })
+    ));
+    // Moving the pin away lets retention take version 1 and its artifact.
+    let mut moved = pin;
+    moved.version = 5;
+    let (record, p) = store.set_alias(P, "a", &moved, 2).await.unwrap();
+    assert_eq!(record.alias("pinned").unwrap().version, 5);
+    assert_eq!(p.versions, [("a".to_owned(), 1)]);
+    assert_eq!(p.orphaned, [digests[0].clone()]);
+    // Deleting the function orphans the artifacts only it used.
+    let p = store.delete_function(P, "a").await.unwrap().unwrap();
+    let mut left = p.orphaned;
+    left.sort();
+    let mut expected = vec![digests[3].clone(), digests[4].clone()];
+    expected.sort();
+    assert_eq!(left, expected);
+}
+
+/// Version numbers grow and are never reused, even after retention deletes versions.
+pub async fn version_numbers_are_never_reused(subject: &dyn MetadataSubject) {
+    let store = subject.fresh().await;
+    for i in 0..4u8 {
+        deploy_with(&*store, "shop", &[("a", "")], &[i], &options(1))
+            .await
+            .unwrap();
+    }
+    let f = store.function(P, "a").await.unwrap().unwrap();
+    assert_eq!(f.latest().unwrap().version, 4);
+    assert_eq!(
+        f.versions.iter().filter(|v| v.deleted_at.is_some()).count(),
+        3
+    );
+}
+
+/// Projects are separate namespaces: the same app and function names in two projects are
+/// different functions.
+pub async fn projects_do_not_see_each_other(subject: &dyn MetadataSubject) {
+    let store = subject.fresh().await;
+    let store = &*store;
+    deploy_to(store, "alpha", "shop", &[("a", "")], b"one", &options(10))
+        .await
+        .unwrap();
+    deploy_to(store, "beta", "shop", &[("a", "")], b"two", &options(10))
+        .await
+        .unwrap();
+    let a = store.function("alpha", "a").await.unwrap().unwrap();
+    let b = store.function("beta", "a").await.unwrap().unwrap();
+    assert_ne!(a.versions[0].digest, b.versions[0].digest);
+    assert!(store.functions(P).await.unwrap().is_empty());
+    assert!(store.delete_function("alpha", "a").await.unwrap().is_some());
+    assert!(store.function("beta", "a").await.unwrap().is_some());
+}
+
+/// Concurrent deploys of one function all land, each as its own version.
+pub async fn concurrent_deploys_get_distinct_versions(subject: &dyn MetadataSubject) {
+    let store: Arc<dyn MetadataStore> = subject.fresh().await;
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                deploy_with(&*store, "shop", &[("a", "")], &[i], &options(100))
+                    .await
+                    .unwrap()
+                    .published
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.extend(t.await.unwrap().into_iter().map(|(_, v)| v));
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=8).collect::<Vec<u32>>());
+}

@@ -1,0 +1,175 @@
+//! The SQLite backend's implementations of [`MetadataStore`] and [`TelemetryStore`]: each call
+//! runs the [`Store`]'s synchronous SQLite code on Tokio's blocking pool.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use updraft_api::Invocation;
+
+use crate::{
+    AliasRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, InvocationQuery,
+    LogQuery, LogRecord, MetadataStore, Pruned, Store, StoreError, TelemetryStore, UsageQuery,
+    UsageSummary,
+};
+
+impl Store {
+    /// Runs `f` with this store on a blocking thread.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(Box::new(e))))
+    }
+}
+
+fn own(s: &str) -> String {
+    s.to_owned()
+}
+
+#[async_trait::async_trait]
+impl MetadataStore for Store {
+    async fn admin_tokens(&self) -> Result<Vec<String>, StoreError> {
+        self.run(Store::admin_tokens).await
+    }
+
+    async fn add_admin_token(&self, token_sha256: &str) -> Result<(), StoreError> {
+        let t = own(token_sha256);
+        self.run(move |s| s.add_admin_token(&t)).await
+    }
+
+    async fn deploy_app(
+        &self,
+        project: &str,
+        app: &str,
+        manifest: &str,
+        functions: &[DeployedFunction],
+        options: &DeployOptions,
+    ) -> Result<DeployOutcome, StoreError> {
+        let (p, a, m) = (own(project), own(app), own(manifest));
+        let (f, o) = (functions.to_vec(), options.clone());
+        self.run(move |s| s.deploy_app(&p, &a, &m, &f, &o)).await
+    }
+
+    async fn functions(&self, project: &str) -> Result<Vec<FunctionRecord>, StoreError> {
+        let p = own(project);
+        self.run(move |s| s.functions(&p)).await
+    }
+
+    async fn all_functions(&self) -> Result<Vec<FunctionRecord>, StoreError> {
+        self.run(Store::all_functions).await
+    }
+
+    async fn function(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StoreError> {
+        let (p, n) = (own(project), own(name));
+        self.run(move |s| s.function(&p, &n)).await
+    }
+
+    async fn version_manifest(
+        &self,
+        project: &str,
+        function: &str,
+        version: u32,
+    ) -> Result<Option<String>, StoreError> {
+        let (p, f) = (own(project), own(function));
+        self.run(move |s| s.version_manifest(&p, &f, version)).await
+    }
+
+    async fn set_alias(
+        &self,
+        project: &str,
+        function: &str,
+        alias: &AliasRecord,
+        keep: usize,
+    ) -> Result<(FunctionRecord, Pruned), StoreError> {
+        let (p, f, a) = (own(project), own(function), alias.clone());
+        self.run(move |s| s.set_alias(&p, &f, &a, keep)).await
+    }
+
+    async fn delete_alias(
+        &self,
+        project: &str,
+        function: &str,
+        alias: &str,
+    ) -> Result<bool, StoreError> {
+        let (p, f, a) = (own(project), own(function), own(alias));
+        self.run(move |s| s.delete_alias(&p, &f, &a)).await
+    }
+
+    async fn set_version_note(
+        &self,
+        project: &str,
+        function: &str,
+        version: u32,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let (p, f, n) = (own(project), own(function), own(note));
+        self.run(move |s| s.set_version_note(&p, &f, version, &n))
+            .await
+    }
+
+    async fn delete_function(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<Pruned>, StoreError> {
+        let (p, n) = (own(project), own(name));
+        self.run(move |s| s.delete_function(&p, &n)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TelemetryStore for Store {
+    fn write(&self, record: LogRecord) {
+        self.logs().write(record);
+    }
+
+    fn record(&self, invocation: Invocation) {
+        self.logs().record(invocation);
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<LogRecord>> {
+        self.logs().subscribe()
+    }
+
+    fn dropped(&self) -> u64 {
+        self.logs().dropped()
+    }
+
+    async fn flush(&self) {
+        let _ = self
+            .run(|s| {
+                s.logs().flush();
+                Ok(())
+            })
+            .await;
+    }
+
+    async fn query_logs(&self, project: &str, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        let (p, q) = (own(project), q.clone());
+        self.run(move |s| s.query_logs(&p, &q)).await
+    }
+
+    async fn invocations(
+        &self,
+        project: &str,
+        q: &InvocationQuery,
+    ) -> Result<Vec<Invocation>, StoreError> {
+        let (p, q) = (own(project), q.clone());
+        self.run(move |s| s.invocations(&p, &q)).await
+    }
+
+    async fn usage(&self, project: &str, q: &UsageQuery) -> Result<UsageSummary, StoreError> {
+        let (p, q) = (own(project), q.clone());
+        self.run(move |s| s.usage(&p, &q)).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

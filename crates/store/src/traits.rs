@@ -1,0 +1,229 @@
+//! The storage traits: what the rest of Updraft may ask of durable state, with no backend type
+//! in any signature or error. The embedded backends implement them today ([`crate::Store`]:
+//! SQLite metadata and telemetry; [`crate::FsArtifacts`]: files); a cluster (PostgreSQL, S3)
+//! implements the same traits and passes the same [`crate::conformance`] suites.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use updraft_api::Invocation;
+
+use crate::{
+    AliasRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, InvocationQuery,
+    LogQuery, LogRecord, Pruned, StoreError, UsageQuery, UsageSummary,
+};
+
+/// Deployed state: admin tokens, apps, functions, their immutable versions and their aliases.
+/// Every write is one transaction, durable when it returns.
+#[async_trait::async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// The SHA-256 digests of every admin token.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn admin_tokens(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Records the SHA-256 of a new admin token (a known one is ignored).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn add_admin_token(&self, token_sha256: &str) -> Result<(), StoreError>;
+
+    /// Deploys app `app` of `project` with exactly `functions`, in one transaction: functions of
+    /// the app that are not in the list are deleted; each function whose digest or spec differs
+    /// from its newest version gets a new version, and `live` moves to it (or, with
+    /// `options.canary`, takes it as a canary). Aliases named by routes that do not exist yet
+    /// are created at the new version. Then retention runs on the app's functions. The
+    /// outcome's `orphaned` artifacts are no longer referenced by any version; the caller
+    /// deletes their bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::FunctionOwnedByOtherApp`] when a name is taken by another app.
+    async fn deploy_app(
+        &self,
+        project: &str,
+        app: &str,
+        manifest: &str,
+        functions: &[DeployedFunction],
+        options: &DeployOptions,
+    ) -> Result<DeployOutcome, StoreError>;
+
+    /// Every function of `project`, by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn functions(&self, project: &str) -> Result<Vec<FunctionRecord>, StoreError>;
+
+    /// Every function of every project (for loading at start-up).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn all_functions(&self) -> Result<Vec<FunctionRecord>, StoreError>;
+
+    /// One function.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn function(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StoreError>;
+
+    /// The app manifest version `version` of `function` was deployed with.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn version_manifest(
+        &self,
+        project: &str,
+        function: &str,
+        version: u32,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Creates or moves alias `alias` of `function`, then runs retention (versions the alias
+    /// no longer points at may be past the newest `keep`). Returns the function as now stored.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchFunction`], [`StoreError::NoSuchVersion`] or
+    /// [`StoreError::VersionDeleted`] for a version the alias cannot point at.
+    async fn set_alias(
+        &self,
+        project: &str,
+        function: &str,
+        alias: &AliasRecord,
+        keep: usize,
+    ) -> Result<(FunctionRecord, Pruned), StoreError>;
+
+    /// Deletes alias `alias` of `function`. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn delete_alias(
+        &self,
+        project: &str,
+        function: &str,
+        alias: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Records what happened to a version (shown by `updraft versions`).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn set_version_note(
+        &self,
+        project: &str,
+        function: &str,
+        version: u32,
+        note: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes a function with its versions and aliases. Returns `None` if it did not exist,
+    /// else the artifacts nothing references any more.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn delete_function(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<Pruned>, StoreError>;
+}
+
+/// Log lines and invocation records: written on the invocation path without blocking (queued,
+/// written in batches, so a crash may lose the last moments of them: they are not
+/// acknowledged writes), read by the logs, invocations and usage APIs.
+#[async_trait::async_trait]
+pub trait TelemetryStore: Send + Sync + 'static {
+    /// Queues a line, giving it its id (any id it had is replaced). Never blocks; drops the
+    /// line (and counts it) if the backend cannot keep up.
+    fn write(&self, record: LogRecord);
+
+    /// Queues an invocation record. Never blocks; drops it (and counts it) if the backend
+    /// cannot keep up.
+    fn record(&self, invocation: Invocation);
+
+    /// Every line queued from now on, as it is queued (before it is stored). A follower that
+    /// falls too far behind misses the oldest ones (`RecvError::Lagged`).
+    fn subscribe(&self) -> broadcast::Receiver<Arc<LogRecord>>;
+
+    /// Lines and records dropped because the backend could not keep up.
+    fn dropped(&self) -> u64;
+
+    /// Waits until every line and record queued before the call is stored.
+    async fn flush(&self);
+
+    /// Stored log lines of `project` matching `q`, oldest first (the newest `limit` of them,
+    /// or the oldest `limit` after `after_id`).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn query_logs(&self, project: &str, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// Invocation records of `project` matching `q`, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], [`StoreError::Corrupt`].
+    async fn invocations(
+        &self,
+        project: &str,
+        q: &InvocationQuery,
+    ) -> Result<Vec<Invocation>, StoreError>;
+
+    /// Usage of `project` over `q`'s span.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn usage(&self, project: &str, q: &UsageQuery) -> Result<UsageSummary, StoreError>;
+}
+
+/// Artifacts (uploaded code) by content address: the lower-case hex SHA-256 of their bytes.
+#[async_trait::async_trait]
+pub trait ArtifactStore: Send + Sync + 'static {
+    /// Whether the artifact is stored (whole: a write in progress is not).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Backend`].
+    async fn exists(&self, digest: &str) -> Result<bool, StoreError>;
+
+    /// Starts storing the artifact `digest`: bytes go to the writer, nothing is visible until
+    /// [`ArtifactWriter::commit`] checks their digest and makes them durable; a writer dropped
+    /// before that leaves nothing behind.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Backend`].
+    async fn writer(&self, digest: &str) -> Result<Box<dyn ArtifactWriter>, StoreError>;
+
+    /// The artifact's bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchArtifact`], [`StoreError::Io`] or [`StoreError::Backend`].
+    async fn read(&self, digest: &str) -> Result<Vec<u8>, StoreError>;
+
+    /// Deletes the artifact; a missing one is not an error.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Backend`].
+    async fn delete(&self, digest: &str) -> Result<(), StoreError>;
+}
+
+/// An artifact being written (see [`ArtifactStore::writer`]).
+#[async_trait::async_trait]
+pub trait ArtifactWriter: Send {
+    /// Appends bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Backend`].
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+
+    /// Checks that the bytes hash to the digest, makes them durable and visible. Returns their
+    /// size.
+    ///
+    /// # Errors
+    /// [`StoreError::DigestMismatch`] (nothing is stored), [`StoreError::Io`] or
+    /// [`StoreError::Backend`].
+    async fn commit(self: Box<Self>) -> Result<u64, StoreError>;
+}
