@@ -20,7 +20,7 @@
 //! Writes the caller is told about are durable before the call returns: metadata goes through
 //! SQLite with `synchronous = FULL`, artifact files are written to a temporary file, fsynced and
 //! renamed. Log lines and invocation records are the exception by design: they are queued and
-//! written in batches by a background thread ([`LogWriter`]), and a `kill -9` can lose the last
+//! written in batches by a background thread (the log writer), and a `kill -9` can lose the last
 //! ~100 ms of them.
 //!
 //! This crate must not depend on Wasmtime or on HTTP: it stores bytes, manifests and rows.
