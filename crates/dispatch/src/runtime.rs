@@ -223,8 +223,12 @@ pub enum Reuse {
 pub struct Settings {
     /// Environment variables the guest sees.
     pub env: Vec<(String, String)>,
-    /// Hosts the guest may call over HTTP (the outbound-HTTP grant).
+    /// Hosts the guest may call over HTTP (the outbound-HTTP grant; none: every call is
+    /// refused).
     pub allowed_outbound_hosts: Vec<OutboundHost>,
+    /// Configuration variables the guest may read (the config grant; `None`: not granted, the
+    /// interface is absent).
+    pub variables: Option<Vec<(String, String)>>,
     /// Time limit for the whole invocation, response body included.
     pub timeout: Duration,
     /// Memory limit per instance, in bytes.
@@ -242,6 +246,7 @@ impl Default for Settings {
         Self {
             env: Vec::new(),
             allowed_outbound_hosts: Vec::new(),
+            variables: None,
             timeout: updraft_manifest::DEFAULT_TIMEOUT,
             memory_bytes: updraft_manifest::DEFAULT_MEMORY,
             reuse: Reuse::Fresh,

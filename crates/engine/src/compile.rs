@@ -53,6 +53,19 @@ pub enum ComponentError {
     /// The component imports something Updraft does not provide.
     #[error("the component cannot be linked: {0}")]
     Link(String),
+    /// The component imports an interface of a capability the function was not granted.
+    #[error(
+        "the component imports `{import}`, which this function is not granted ({capability}): \
+         {hint}"
+    )]
+    NotGranted {
+        /// The import.
+        import: String,
+        /// The capability that provides it.
+        capability: &'static str,
+        /// How to grant it.
+        hint: &'static str,
+    },
     /// Reading or writing the compiled-code cache failed.
     #[error("compiled-code cache {path}: {source}")]
     Cache {
@@ -240,7 +253,8 @@ impl Engine {
                 },
             });
         }
-        let pre = self.linker.instantiate_pre(component).map_err(|e| {
+        let linker = self.linkers.get(crate::capability::Grants::ALL)?;
+        let pre = linker.instantiate_pre(component).map_err(|e| {
             // Name the import Updraft lacks, when that is the problem.
             let missing = ty
                 .imports(&self.wasmtime)

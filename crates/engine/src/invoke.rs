@@ -25,6 +25,7 @@ use updraft_manifest::OutboundHost;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -42,14 +43,17 @@ pub(crate) type GuestBody =
 /// function is switched to fresh instances.
 const REUSE_FAILURES_BEFORE_FALLBACK: u32 = 3;
 
-/// The per-instance store data.
+/// The per-instance store data: the base set's state, then a field per capability.
 pub(crate) struct Host {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: OutboundPolicy,
     limits: MemoryLimiter,
     log: Arc<LogSlot>,
+    /// Outbound HTTP: the policy of the function's `allowed_outbound_hosts`.
+    hooks: OutboundPolicy,
+    /// Config: the function's `variables` (empty, and unreachable, when not granted).
+    pub(crate) config: Arc<WasiConfigVariables>,
 }
 
 impl WasiView for Host {
@@ -130,6 +134,7 @@ struct Inner {
     pre: ProxyPre<Host>,
     env: Vec<(String, String)>,
     outbound: Arc<[OutboundHost]>,
+    config: Arc<WasiConfigVariables>,
     timeout: Duration,
     memory_bytes: usize,
     reuse: Reuse,
@@ -143,17 +148,33 @@ struct Inner {
 }
 
 impl Engine {
-    /// Pre-instantiates a compiled component with a function's settings.
+    /// Pre-instantiates a compiled component with a function's settings, linking only the
+    /// capabilities the settings grant.
     ///
     /// # Errors
-    /// [`crate::ComponentError::Link`] if the component's imports cannot be satisfied.
+    /// [`crate::ComponentError::NotGranted`] if the component imports a capability the
+    /// function was not granted; [`crate::ComponentError::Link`] if its imports cannot be
+    /// satisfied otherwise.
     pub fn prepare(
         &self,
         compiled: &CompiledComponent,
         settings: Settings,
     ) -> Result<PreparedFunction, crate::ComponentError> {
+        let caps = self.linkers.capabilities();
+        let grants = crate::capability::Grants::of(caps, &settings);
+        let ty = compiled.component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&self.wasmtime)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        if let Some(e) =
+            crate::capability::ungranted(caps, grants, imports.iter().map(String::as_str))
+        {
+            return Err(e);
+        }
         let pre = self
-            .linker
+            .linkers
+            .get(grants)?
             .instantiate_pre(&compiled.component)
             .and_then(ProxyPre::new)
             .map_err(|e| crate::ComponentError::Link(format!("{e:#}")))?;
@@ -162,6 +183,7 @@ impl Engine {
                 pre,
                 env: settings.env,
                 outbound: settings.allowed_outbound_hosts.into(),
+                config: Arc::new(settings.variables.unwrap_or_default().into_iter().collect()),
                 timeout: settings.timeout,
                 memory_bytes: usize::try_from(settings.memory_bytes).unwrap_or(usize::MAX),
                 reuse: settings.reuse,
@@ -263,6 +285,7 @@ impl PreparedFunction {
                 refused: None,
             },
             log: slot,
+            config: inner.config.clone(),
         };
         let mut store = Store::new(inner.pre.engine(), host);
         store.limiter(|h| &mut h.limits);

@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+mod capability;
 mod compile;
 mod invoke;
 mod lifecycle;
@@ -123,7 +124,7 @@ pub enum EngineError {
 /// Wasmtime, configured for serving functions. Cheap to share behind an `Arc`.
 pub struct Engine {
     pub(crate) wasmtime: wasmtime::Engine,
-    pub(crate) linker: Linker<Host>,
+    pub(crate) linkers: capability::Linkers,
     pub(crate) cache_dir: PathBuf,
     pub(crate) stats: Stats,
     _epoch: EpochThread,
@@ -152,7 +153,7 @@ impl Engine {
             }
             Err(e) => return Err(EngineError::Config(format!("{e:#}"))),
         };
-        let mut linker = Linker::new(&wasmtime);
+        let mut linker = Linker::<Host>::new(&wasmtime);
         // Toolchains import different 0.2.x patch versions; the linker resolves them by semver.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
@@ -170,7 +171,7 @@ impl Engine {
         tracing::debug!(cache = %cache_dir.display(), "wasm engine ready");
         Ok(Self {
             wasmtime,
-            linker,
+            linkers: capability::Linkers::new(linker),
             cache_dir,
             stats: Stats::default(),
             _epoch: epoch,

@@ -75,6 +75,7 @@ struct RawFunction {
     build: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    variables: Option<BTreeMap<String, String>>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
     timeout: Option<String>,
@@ -164,6 +165,11 @@ pub struct Function {
     pub build: Option<String>,
     /// `env = { GREETING = "hi" }`: environment variables the guest sees.
     pub env: BTreeMap<String, String>,
+    /// `variables = { api_url = "https://..." }`: configuration the guest reads through
+    /// `wasi:config/store`. Present (even empty) grants the function that interface; absent,
+    /// a component importing it cannot be deployed as this function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<BTreeMap<String, String>>,
     /// `allowed_outbound_hosts = ["https://api.example.com"]`: hosts the guest may call.
     pub allowed_outbound_hosts: Vec<String>,
     /// `timeout = "30s"`: time limit per invocation, in milliseconds. `None`: the server's
@@ -625,6 +631,21 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
                 );
             }
         }
+        for k in f.variables.iter().flat_map(BTreeMap::keys) {
+            let valid = (1..=128).contains(&k.len())
+                && k.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
+            if !valid {
+                let mut p = at("variables");
+                p.push(key(k));
+                c.report(
+                    &p,
+                    format!(
+                        "`{k}` is not a valid variable name (1 to 128 letters, digits, `_`, `-` or `.`)"
+                    ),
+                );
+            }
+        }
         for (j, h) in f.allowed_outbound_hosts.iter().enumerate() {
             if let Err(e) = OutboundHost::parse(h) {
                 let mut p = at("allowed_outbound_hosts");
@@ -787,6 +808,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             component: f.component,
             build: f.build,
             env: f.env,
+            variables: f.variables,
             allowed_outbound_hosts: f.allowed_outbound_hosts,
             timeout_ms: timeout.map(duration_ms),
             memory_bytes: memory,

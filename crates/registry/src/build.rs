@@ -41,6 +41,10 @@ impl Registry {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             allowed_outbound_hosts: spec.outbound_hosts(),
+            variables: spec
+                .variables
+                .as_ref()
+                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             timeout: e.timeout,
             memory_bytes: e.memory,
             reuse: match e.max_reuse {
