@@ -1,5 +1,5 @@
-//! Body wrappers: the request body cap, and the response body that holds its invocation's
-//! resources (concurrency permits) and enforces the response cap while it streams.
+//! Bodies: the type every request and response body has on the invocation path, its error,
+//! and the request body cap.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,10 +7,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 
-use crate::limit::Permits;
-use crate::runtime::{BodyError, InvocationSink, Runtime, Stream};
+/// A request or response body: streamed, boxed, with the dispatcher's error type.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
+
+/// Why a body stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// More bytes came than the limit allows (a request over `max_request_body`, a response
+    /// over `max_response_body`).
+    #[error("the body is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The peer or the guest failed mid-stream.
+    #[error("{0}")]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BodyError {
+    /// Wraps another body's error.
+    pub fn failed(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Failed(e.into())
+    }
+}
 
 /// The `content-length` a message declares, if any.
 pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
@@ -25,7 +48,7 @@ pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 /// A byte cap on a body, counted frame by frame.
 pub(crate) struct Budget {
     remaining: u64,
-    limit: u64,
+    pub(crate) limit: u64,
 }
 
 impl Budget {
@@ -37,7 +60,7 @@ impl Budget {
     }
 
     /// Counts `frame`'s data; false once the total passes the cap.
-    fn spend(&mut self, frame: &Frame<Bytes>) -> bool {
+    pub(crate) fn spend(&mut self, frame: &Frame<Bytes>) -> bool {
         let n = frame.data_ref().map_or(0, |d| d.len() as u64);
         match self.remaining.checked_sub(n) {
             Some(left) => {
@@ -55,12 +78,12 @@ impl Budget {
 /// A request body that fails once more than its budget has come through, and says so in
 /// `exceeded` so the dispatcher can answer 413 whatever the guest made of the error.
 pub(crate) struct LimitedRequest {
-    pub(crate) inner: crate::Body,
+    pub(crate) inner: Body,
     pub(crate) budget: Budget,
     pub(crate) exceeded: Arc<AtomicBool>,
 }
 
-impl Body for LimitedRequest {
+impl http_body::Body for LimitedRequest {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -86,57 +109,5 @@ impl Body for LimitedRequest {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// A guest's response body on its way to the client. It holds the invocation's concurrency
-/// permits until it ends (the guest runs until then), tells the runtime when it is done, and
-/// cuts the stream off past the response cap.
-pub(crate) struct Tracked {
-    pub(crate) inner: crate::Body,
-    pub(crate) budget: Budget,
-    pub(crate) log: Arc<dyn InvocationSink>,
-    pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) _permits: Permits,
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => frame,
-            other => return other,
-        };
-        if !self.budget.spend(&frame) {
-            let limit = self.budget.limit;
-            self.log.line(
-                Stream::Platform,
-                &format!(
-                    "response body cut off: it exceeded the function's max_response_body of {}",
-                    updraft_manifest::format_size(limit)
-                ),
-            );
-            return Poll::Ready(Some(Err(BodyError::TooLarge { limit })));
-        }
-        Poll::Ready(Some(Ok(frame)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.runtime.finished();
     }
 }

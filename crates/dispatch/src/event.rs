@@ -15,7 +15,7 @@ use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use updraft_api::headers;
 
-use crate::runtime::Body;
+use crate::body::Body;
 
 /// One CloudEvent.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -35,8 +35,9 @@ mod metrics;
 mod quota;
 mod runtime;
 mod trace;
+mod tracked;
 
-pub use body::content_length;
+pub use body::{Body, BodyError, content_length};
 pub use call::Traced;
 pub use event::{Event, Events};
 pub use health::{Health, Summary};
@@ -44,8 +45,8 @@ pub use limit::{ConcurrencyLimit, DEFAULT_QUEUE_TIMEOUT, Permits, Throttled};
 pub use metrics::{Metrics, VersionMetrics};
 pub use quota::{Quota, QuotaScope, period_bounds, rfc3339};
 pub use runtime::{
-    Body, BodyError, BoxFuture, CodeSource, Input, Invocation, InvocationSink, InvokeError,
-    LifecycleStats, LoadError, Report, Reuse, Runtime, RuntimeProvider, Settings, Start, Stream,
+    BoxFuture, CodeSource, Input, Invocation, InvocationSink, InvokeError, LifecycleStats,
+    LoadError, Report, Reuse, Runtime, RuntimeProvider, Settings, Start, Stream,
 };
 pub use trace::{Span, TRACEPARENT, TraceContext};
 
@@ -62,8 +63,9 @@ use tokio::sync::Semaphore;
 use updraft_api::{Code, ErrorBody, ErrorClass, Invocation as Record, Trigger, headers};
 use updraft_manifest::format_size;
 
-use crate::body::{Budget, LimitedRequest, Tracked};
+use crate::body::{Budget, LimitedRequest};
 use crate::call::{Call, Outcome, class_of};
+use crate::tracked::Tracked;
 
 /// A deployed function as invocations see it: its versions, the aliases that pick among
 /// them, and what admits its invocations.

@@ -12,39 +12,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use updraft_manifest::OutboundHost;
 
+use crate::body::Body;
 use crate::event::Events;
-
-/// A request or response body: streamed, boxed, with the dispatcher's error type.
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
 
 /// A boxed future, for the object-safe traits here.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Why a body stopped.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BodyError {
-    /// More bytes came than the limit allows (a request over `max_request_body`, a response
-    /// over `max_response_body`).
-    #[error("the body is larger than the limit of {limit} bytes")]
-    TooLarge {
-        /// The limit, in bytes.
-        limit: u64,
-    },
-    /// The peer or the guest failed mid-stream.
-    #[error("{0}")]
-    Failed(Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl BodyError {
-    /// Wraps another body's error.
-    pub fn failed(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::Failed(e.into())
-    }
-}
 
 /// What one invocation asks a runtime to run.
 #[allow(

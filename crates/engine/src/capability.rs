@@ -8,7 +8,7 @@
 //!   capabilities, so an interface a function was not granted is absent from its imports and a
 //!   component importing it fails at deploy with [`ComponentError::NotGranted`];
 //! - *prepare*: the per-instance state behind its interfaces, in a field of the instance's
-//!   [`Host`](crate::invoke::Host) (one concrete struct, one field per capability).
+//!   [`Host`](crate::host::Host) (one concrete struct, one field per capability).
 //!
 //! Outbound HTTP is linked for every function, since `wasi:http/outgoing-handler` is part of
 //! the `wasi:http/proxy` world every toolchain imports; its grant (`allowed_outbound_hosts`)
@@ -22,7 +22,7 @@ use updraft_dispatch::Settings;
 use wasmtime::component::Linker;
 
 use crate::ComponentError;
-use crate::invoke::Host;
+use crate::host::Host;
 
 /// One host capability.
 pub(crate) trait Capability: Send + Sync {

@@ -23,14 +23,15 @@ use http_body_util::BodyExt;
 use updraft_dispatch::{InvocationSink, InvokeError, Report, Reuse, Settings, Stream};
 use updraft_manifest::OutboundHost;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::compile::CompiledComponent;
+use crate::host::{Host, MemoryLimiter};
 use crate::logs::{Capture, Discard, LogSlot, LogState};
 use crate::outbound::OutboundPolicy;
 use crate::{EPOCH_TICK, Engine, lock};
@@ -42,74 +43,6 @@ pub(crate) type GuestBody =
 /// Failures in a row on reused instances, when no fresh retry was possible, after which a
 /// function is switched to fresh instances.
 const REUSE_FAILURES_BEFORE_FALLBACK: u32 = 3;
-
-/// The per-instance store data: the base set's state, then a field per capability.
-pub(crate) struct Host {
-    table: ResourceTable,
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    limits: MemoryLimiter,
-    log: Arc<LogSlot>,
-    /// Outbound HTTP: the policy of the function's `allowed_outbound_hosts`.
-    hooks: OutboundPolicy,
-    /// Config: the function's `variables` (empty, and unreachable, when not granted).
-    pub(crate) config: Arc<WasiConfigVariables>,
-}
-
-impl WasiView for Host {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for Host {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
-
-/// Holds an instance to its memory limit, counting all of its linear memories together, and
-/// remembers a refused growth so the failure can name the figure.
-struct MemoryLimiter {
-    limit: usize,
-    used: usize,
-    refused: Option<usize>,
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let total = self.used.saturating_sub(current).saturating_add(desired);
-        if total > self.limit {
-            self.refused = Some(total);
-            return Ok(false);
-        }
-        self.used = total;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Tables hold references, not data; cap them so a guest cannot use them as a memory
-        // side channel.
-        Ok(desired <= 1 << 20)
-    }
-}
 
 /// One instance of a function's component and its store.
 struct Instance {

@@ -44,6 +44,7 @@
 
 mod capability;
 mod compile;
+mod host;
 mod invoke;
 mod lifecycle;
 mod logs;
@@ -65,7 +66,7 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 
 use crate::compile::Stats;
-use crate::invoke::Host;
+use crate::host::Host;
 
 /// How often the epoch advances. Deadlines are enforced in multiples of this.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);

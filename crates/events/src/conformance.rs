@@ -12,6 +12,9 @@
 //! impl updraft_events::conformance::Subject for Sqlite { /* fresh, reopen */ }
 //! updraft_events::event_log_conformance!(Sqlite::new());
 //! ```
+//!
+//! Long file: one case per behaviour every event-log backend must have, kept together so a
+//! backend author reads the whole contract in one place.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

@@ -1,5 +1,9 @@
 //! The manifest schema: the raw TOML shape (strict, unknown keys rejected) and the validated
 //! model the rest of Updraft uses.
+//!
+//! Long file: the whole manifest schema (the raw TOML types, every key's validation rule and
+//! the validated types) in one place, so one file shows each key and its rule; tests are in
+//! `schema/tests.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -28,12 +28,9 @@ mod auth;
 mod config;
 mod control;
 mod error;
-mod logs;
 #[cfg(feature = "otlp")]
 mod otlp;
-mod queues;
 mod telemetry;
-mod usage;
 
 pub use config::{
     CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, EventsConfig, FileConfig, Limits, Pool,
@@ -200,7 +197,7 @@ impl Server {
             telemetry: telemetry_store.clone(),
         };
         let registry = Registry::new(stores, runtime, dispatcher.clone(), registry_config);
-        let services = Arc::new(queues::DataPlane::default());
+        let services = Arc::new(control::DataPlane::default());
         let gateway = Gateway::new(registry.clone(), dispatcher.clone(), gateway_config)
             .with_admin_check(auth.clone())
             .with_services(services.clone());

@@ -6,6 +6,9 @@
 //! optionally with a canary version taking a share of the traffic. Retention marks old versions
 //! deleted (the row stays as a tombstone, so "deleted" can be told apart from "never existed")
 //! and deletes artifacts nothing references any more.
+//!
+//! Long file: every metadata transaction on functions, versions and aliases (deploy, retention,
+//! alias moves, deletes) and the row codecs they share.
 
 use std::collections::BTreeSet;
 

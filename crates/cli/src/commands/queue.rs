@@ -1,5 +1,8 @@
 //! `updraft queue ...`, `updraft topic ...` and `updraft async <id>`: queues, topics and
 //! asynchronous invokes through the control API.
+//!
+//! Long file: the whole `updraft queue` / `topic` / `async` command family (their arguments,
+//! calls and output) in one place, like the other verbs; each subcommand is a short function.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -2,6 +2,9 @@
 //! real guest (`event-sink`, which forwards each delivery to a [`Capture`] server the test
 //! reads), retries into a dead-letter queue, the queue data plane with access keys, bad input,
 //! a rate schedule across a restart, and `kill -9` with 10,000 queued events.
+//!
+//! Long file: every event trigger's end-to-end scenarios (schedules, queues, topics, async
+//! invokes, retries and dead letters, crash recovery, the CLI) share one set of helpers here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;

@@ -1,5 +1,8 @@
 //! Metering and observability end to end: invocation records, usage and cost, quotas,
 //! `logs -f`, `/metrics`, and trace propagation.
+//!
+//! Long file: metering's end-to-end scenarios (records, usage, quotas, logs, metrics, traces)
+//! share one set of helpers here.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,8 @@
 //! Versions, aliases, traffic splitting, rollback, retention and the canary guard, through
 //! the real control API and data plane.
+//!
+//! Long file: versions', aliases' and canaries' end-to-end scenarios share one set of
+//! helpers here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -23,34 +23,28 @@
 //! | PUT/DELETE | `/topics/{t}/subscriptions/{queue}` | subscribe a queue ([`Subscribe`]) / remove (control only) |
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use http_body_util::BodyExt;
-use serde::Deserialize;
-use tower::ServiceExt;
 use updraft_api::{
-    AckRequest, AsyncInvocation, Code, CreateQueue, CreateTopic, Deleted, Published, QueueCreated,
-    QueueList, ReceiveRequest, Received, ReceivedMessage, SendBatch, SendMessage, Sent, Subscribe,
-    TopicCreated, TopicList, check_resource_name, headers,
+    AckRequest, Code, CreateQueue, Deleted, QueueCreated, QueueList, ReceiveRequest, Received,
+    ReceivedMessage, SendBatch, SendMessage, Sent, check_resource_name,
 };
 use updraft_events::{
-    DEFAULT_VISIBILITY_TIMEOUT, Feed, Holder, MAX_DELAY, MAX_MESSAGE_BYTES, MAX_VISIBILITY_TIMEOUT,
-    NewMessage, QueueSpec, internal_queue,
+    DEFAULT_VISIBILITY_TIMEOUT, Holder, MAX_DELAY, MAX_MESSAGE_BYTES, MAX_VISIBILITY_TIMEOUT,
+    NewMessage, QueueSpec,
 };
 use updraft_manifest::{format_duration, parse_duration, parse_size};
 use updraft_store::DEFAULT_PROJECT;
 
-use crate::State as AppState;
+pub(crate) use crate::State as AppState;
 use crate::error::ApiError;
 
 type Shared = State<Arc<AppState>>;
@@ -113,7 +107,7 @@ fn message_routes() -> Router<Arc<AppState>> {
         .route("/queues/{q}/messages/ack", post(ack))
         .route("/queues/{q}/messages/{receipt}", delete(ack_one))
         .route("/queues/{q}/purge", post(purge))
-        .route("/topics/{t}/publish", post(publish))
+        .route("/topics/{t}/publish", post(topics::publish))
 }
 
 /// The control API's routes (nested under `/v1`; the caller adds the admin check).
@@ -122,128 +116,30 @@ pub(crate) fn control_routes() -> Router<Arc<AppState>> {
         .route("/queues", get(list_queues).post(create_queue))
         .route("/queues/{q}", delete(delete_queue))
         .route("/queues/{q}/keys", post(rotate_queue_key))
-        .route("/topics", get(list_topics).post(create_topic))
-        .route("/topics/{t}", get(topic_info).delete(delete_topic))
-        .route("/topics/{t}/keys", post(rotate_topic_key))
+        .route(
+            "/topics",
+            get(topics::list_topics).post(topics::create_topic),
+        )
+        .route(
+            "/topics/{t}",
+            get(topics::topic_info).delete(topics::delete_topic),
+        )
+        .route("/topics/{t}/keys", post(topics::rotate_topic_key))
         .route(
             "/topics/{t}/subscriptions/{queue}",
-            put(subscribe).delete(unsubscribe),
+            put(topics::subscribe).delete(topics::unsubscribe),
         )
-        .route("/async/{id}", get(async_status))
+        .route("/async/{id}", get(asynchronous::async_status))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// The data plane's `/_updraft/` service: message routes behind per-queue and per-topic keys.
-#[derive(Default)]
-pub(crate) struct DataPlane {
-    router: OnceLock<Router>,
-}
+mod asynchronous;
+mod dataplane;
+mod topics;
 
-impl DataPlane {
-    /// Builds the router once the state exists.
-    pub(crate) fn attach(&self, state: &Arc<AppState>) {
-        let router = Router::new()
-            .nest("/_updraft", message_routes())
-            .layer(middleware::from_fn_with_state(state.clone(), require_key))
-            .layer(DefaultBodyLimit::max(MAX_BODY))
-            .fallback(|| async {
-                ApiError::new(
-                    Code::RouteNotFound,
-                    "no such platform API; see docs/queues.md",
-                )
-            })
-            .method_not_allowed_fallback(|| async {
-                ApiError::new(
-                    Code::MethodNotAllowed,
-                    "method not allowed here (queues and topics are managed on the control API)",
-                )
-            })
-            .with_state(state.clone());
-        let _ = self.router.set(router);
-    }
-}
-
-impl updraft_gateway::Mounted for DataPlane {
-    fn call(
-        &self,
-        req: http::Request<hyper::body::Incoming>,
-    ) -> std::pin::Pin<
-        Box<dyn Future<Output = http::Response<updraft_dispatch::Body>> + Send + 'static>,
-    > {
-        let router = self.router.get().cloned();
-        Box::pin(async move {
-            let Some(router) = router else {
-                return to_gateway(ApiError::new(Code::Internal, "starting up").into_response())
-                    .await;
-            };
-            let resp = match router.oneshot(req.map(Body::new)).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
-            to_gateway(resp).await
-        })
-    }
-}
-
-async fn to_gateway(resp: Response) -> http::Response<updraft_dispatch::Body> {
-    let (parts, body) = resp.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    http::Response::from_parts(parts, updraft_dispatch::full(bytes))
-}
-
-/// Data-plane auth: `Authorization: Bearer <key>` with the key of the queue or topic in the
-/// path, or the admin token.
-async fn require_key(State(state): Shared, req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
-    let mut segments = req.uri().path().trim_start_matches('/').split('/').skip(1);
-    let (kind, target) = (
-        segments.next().unwrap_or("").to_owned(),
-        segments.next().unwrap_or("").to_owned(),
-    );
-    let Some(token) = token else {
-        return ApiError::new(
-            Code::Unauthorized,
-            "missing `Authorization: Bearer <access key>` header (the queue's or topic's key)",
-        )
-        .into_response();
-    };
-    if state.auth.is_valid(&token) {
-        return next.run(req).await;
-    }
-    let checked = match kind.as_str() {
-        "queues" => {
-            state
-                .log
-                .check_queue_key(DEFAULT_PROJECT, &target, &token)
-                .await
-        }
-        "topics" => {
-            state
-                .log
-                .check_topic_key(DEFAULT_PROJECT, &target, &token)
-                .await
-        }
-        _ => Ok(false),
-    };
-    match checked {
-        Ok(true) => next.run(req).await,
-        Ok(false) => ApiError::new(
-            Code::Unauthorized,
-            "the access key is not valid for this queue or topic",
-        )
-        .into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
-}
+pub(crate) use asynchronous::invoke_async;
+pub(crate) use dataplane::DataPlane;
 
 async fn list_queues(State(state): Shared) -> Result<Json<QueueList>, ApiError> {
     let queues = state.log.queues(DEFAULT_PROJECT, false).await?;
@@ -510,198 +406,6 @@ async fn ack_one(
 async fn purge(State(state): Shared, Path(q): Path<String>) -> Result<Json<Deleted>, ApiError> {
     let deleted = state.log.purge(DEFAULT_PROJECT, &q).await?;
     Ok(Json(Deleted { deleted }))
-}
-
-async fn list_topics(State(state): Shared) -> Result<Json<TopicList>, ApiError> {
-    let topics = state.log.topics(DEFAULT_PROJECT).await?;
-    Ok(Json(TopicList { topics }))
-}
-
-async fn create_topic(
-    State(state): Shared,
-    body: Result<Json<CreateTopic>, JsonRejection>,
-) -> Result<(StatusCode, Json<TopicCreated>), ApiError> {
-    let req = json(body)?;
-    name("topic", &req.name)?;
-    let (topic, key) = state.log.create_topic(DEFAULT_PROJECT, &req.name).await?;
-    let (created, status) = created_status(key.is_some());
-    Ok((
-        status,
-        Json(TopicCreated {
-            topic,
-            created,
-            access_key: key,
-        }),
-    ))
-}
-
-async fn topic_info(State(state): Shared, Path(t): Path<String>) -> Result<Response, ApiError> {
-    let info = state.log.topic(DEFAULT_PROJECT, &t).await?;
-    Ok(Json(info).into_response())
-}
-
-async fn delete_topic(State(state): Shared, Path(t): Path<String>) -> Result<StatusCode, ApiError> {
-    state.log.delete_topic(DEFAULT_PROJECT, &t).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn rotate_topic_key(
-    State(state): Shared,
-    Path(t): Path<String>,
-) -> Result<Json<TopicCreated>, ApiError> {
-    let key = state.log.rotate_topic_key(DEFAULT_PROJECT, &t).await?;
-    let topic = state.log.topic(DEFAULT_PROJECT, &t).await?;
-    Ok(Json(TopicCreated {
-        topic,
-        created: false,
-        access_key: Some(key),
-    }))
-}
-
-async fn publish(
-    State(state): Shared,
-    Path(t): Path<String>,
-    body: Result<Json<SendMessage>, JsonRejection>,
-) -> Result<(StatusCode, Json<Published>), ApiError> {
-    let m = message(
-        json(body)?,
-        format!("/topics/{t}"),
-        "dev.updraft.topic.published",
-        None,
-    )?;
-    let (id, queues) = state.log.publish(DEFAULT_PROJECT, &t, m).await?;
-    for q in &queues {
-        state.wakeups.wake(DEFAULT_PROJECT, q);
-    }
-    Ok((
-        StatusCode::CREATED,
-        Json(Published {
-            id,
-            delivered_to: queues.len() as u64,
-        }),
-    ))
-}
-
-async fn subscribe(
-    State(state): Shared,
-    Path((t, q)): Path<(String, String)>,
-    body: Result<Json<Subscribe>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let req = json(body)?;
-    let topic = t.clone();
-    state
-        .log
-        .subscribe_queue(DEFAULT_PROJECT, &topic, &q, &req.filter)
-        .await?;
-    let info = state.log.topic(DEFAULT_PROJECT, &topic).await?;
-    Ok(Json(info).into_response())
-}
-
-async fn unsubscribe(
-    State(state): Shared,
-    Path((t, q)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let (topic, queue) = (t.clone(), q.clone());
-    let removed = state
-        .log
-        .unsubscribe_queue(DEFAULT_PROJECT, &topic, &queue)
-        .await?;
-    if removed {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
-            Code::QueueNotFound,
-            format!("queue `{q}` is not subscribed to topic `{t}`"),
-        ))
-    }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct InvokeQuery {
-    #[serde(rename = "async")]
-    asynchronous: Option<bool>,
-}
-
-/// `POST /v1/functions/{f}/invocations?async=true`: accepts the body as an event for the
-/// function and answers 202 with the invoke's id; `Idempotency-Key` makes a retry of the
-/// same submission return the first one.
-pub(crate) async fn invoke_async(
-    State(state): Shared,
-    Path(function): Path<String>,
-    query: Result<Query<InvokeQuery>, axum::extract::rejection::QueryRejection>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
-    if query.asynchronous != Some(true) {
-        return Err(ApiError::new(
-            Code::BadRequest,
-            "POST here needs `?async=true`; invoke synchronously with POST /v1/functions/{name}/invoke",
-        ));
-    }
-    if !state.gateway.snapshot().functions.contains_key(&function) {
-        return Err(ApiError::new(
-            Code::FunctionNotFound,
-            format!("function `{function}` does not exist"),
-        ));
-    }
-    let key = match req.headers().get(headers::IDEMPOTENCY_KEY) {
-        None => None,
-        Some(v) => match v.to_str() {
-            Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_owned()),
-            _ => {
-                return Err(ApiError::new(
-                    Code::BadRequest,
-                    format!(
-                        "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                    ),
-                ));
-            }
-        },
-    };
-    let content_type = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_owned();
-    let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
-        .await
-        .map_err(|e| ApiError::new(Code::PayloadTooLarge, format!("request body: {e}")))?;
-    let message = NewMessage {
-        source: format!("/functions/{function}"),
-        kind: "dev.updraft.function.invoked".into(),
-        content_type,
-        data: body.to_vec(),
-        ..NewMessage::default()
-    };
-    let queue = internal_queue(&function, Feed::Async);
-    let q = queue.clone();
-    let (inv, created): (AsyncInvocation, bool) = state
-        .log
-        .submit_async(DEFAULT_PROJECT, &function, &q, key.as_deref(), message)
-        .await?;
-    if created {
-        state.wakeups.wake(DEFAULT_PROJECT, &queue);
-    }
-    let mut resp = (StatusCode::ACCEPTED, Json(&inv)).into_response();
-    if let Ok(v) = http::HeaderValue::from_str(&format!("/v1/async/{}", inv.id)) {
-        resp.headers_mut().insert(http::header::LOCATION, v);
-    }
-    if !created {
-        resp.headers_mut().insert(
-            "idempotent-replayed",
-            http::HeaderValue::from_static("true"),
-        );
-    }
-    Ok(resp)
-}
-
-async fn async_status(
-    State(state): Shared,
-    Path(id): Path<String>,
-) -> Result<Json<AsyncInvocation>, ApiError> {
-    let inv = state.log.async_invocation(DEFAULT_PROJECT, &id).await?;
-    Ok(Json(inv))
 }
 
 /// Queue depth and age for `/metrics`.

@@ -21,8 +21,8 @@ use tokio::sync::broadcast::error::RecvError;
 use updraft_api::{Code, LogLine, LogList};
 use updraft_store::{DEFAULT_PROJECT, LogQuery, LogRecord};
 
+use super::params::{not_found, parse_since};
 use crate::State as AppState;
-use crate::control::{not_found, parse_since};
 use crate::error::ApiError;
 
 /// How often an idle follow stream sends a keep-alive comment.

@@ -16,8 +16,8 @@ use updraft_api::{
 };
 use updraft_store::{DEFAULT_PROJECT, InvocationQuery, Usage, UsageQuery, now_ms};
 
+use super::params::{not_found, parse_since};
 use crate::State as AppState;
-use crate::control::{not_found, parse_since};
 use crate::error::ApiError;
 
 type Shared = State<Arc<AppState>>;
@@ -207,7 +207,7 @@ pub(crate) async fn metrics(State(state): Shared) -> Response {
          updraft_build_info{{version=\"{}\"}} 1\n",
         env!("CARGO_PKG_VERSION")
     ));
-    text.push_str(&crate::queues::metrics(&state).await);
+    text.push_str(&super::queues::metrics(&state).await);
     let mut resp = text.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,0 +1,192 @@
+//! Functions, versions and aliases: deploy, list, get, delete, invoke, and the version and
+//! alias routes, each a call into the registry (or, for invoke, the gateway).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Deserialize;
+use updraft_api::{Code, DeployRequest, FunctionList, RollbackRequest, SetAlias};
+
+use super::params::{not_found, parse_version};
+use crate::State as AppState;
+use crate::auth;
+use crate::error::ApiError;
+
+type Shared = State<Arc<AppState>>;
+
+pub(crate) async fn deploy_app(
+    State(state): Shared,
+    headers: http::HeaderMap,
+    body: Result<Json<DeployRequest>, JsonRejection>,
+) -> Result<Json<updraft_api::DeployResponse>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    // Who deployed: what the client says, and which admin token it used.
+    let token = auth::fingerprint(
+        headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let said = req
+        .deployer
+        .as_deref()
+        .map(|d| {
+            d.chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        })
+        .filter(|d| !d.trim().is_empty());
+    let deployer = match (said, token) {
+        (Some(d), Some(t)) => format!("{d} (token {t})"),
+        (None, Some(t)) => format!("token {t}"),
+        (Some(d), None) => d,
+        (None, None) => "unknown".to_owned(),
+    };
+    Ok(Json(state.registry.deploy(req, deployer).await?))
+}
+
+pub(crate) async fn list_versions(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<Json<updraft_api::VersionList>, ApiError> {
+    Ok(Json(state.registry.versions(&name).await?))
+}
+
+pub(crate) async fn get_version(
+    State(state): Shared,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<updraft_api::VersionDetail>, ApiError> {
+    let n = parse_version(&version)?;
+    Ok(Json(state.registry.version(&name, n).await?))
+}
+
+pub(crate) async fn set_alias(
+    State(state): Shared,
+    Path((name, alias)): Path<(String, String)>,
+    body: Result<Json<SetAlias>, JsonRejection>,
+) -> Result<Json<updraft_api::AliasInfo>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    Ok(Json(state.registry.set_alias(&name, &alias, req).await?))
+}
+
+pub(crate) async fn delete_alias(
+    State(state): Shared,
+    Path((name, alias)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.registry.delete_alias(&name, &alias).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn rollback(
+    State(state): Shared,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<updraft_api::RollbackResponse>, ApiError> {
+    // An empty body means the defaults.
+    let req: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(Code::BadRequest, format!("rollback request: {e}")))?
+    };
+    Ok(Json(state.registry.rollback(&name, req).await?))
+}
+
+pub(crate) async fn list_functions(State(state): Shared) -> Json<FunctionList> {
+    Json(FunctionList {
+        functions: state.registry.list().await,
+    })
+}
+
+pub(crate) async fn get_function(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<Json<updraft_api::FunctionInfo>, ApiError> {
+    Ok(Json(state.registry.function(&name).await?))
+}
+
+pub(crate) async fn delete_function(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.registry.delete(&name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&name))
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct InvokeParams {
+    method: Option<String>,
+    path: Option<String>,
+    version: Option<String>,
+    alias: Option<String>,
+}
+
+pub(crate) async fn invoke(
+    State(state): Shared,
+    Path(name): Path<String>,
+    params: Result<Query<InvokeParams>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    let pin = match (&params.version, &params.alias) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                Code::BadRequest,
+                "give `version` or `alias`, not both",
+            ));
+        }
+        (Some(v), None) => Some(updraft_dispatch::Pin::Version(parse_version(v)?)),
+        (None, Some(a)) => Some(updraft_dispatch::Pin::Alias(a.clone())),
+        (None, None) => None,
+    };
+    let function = state
+        .gateway
+        .snapshot()
+        .functions
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| not_found(&name))?;
+    let method = params.method.as_deref().unwrap_or("POST");
+    let method =
+        http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            ApiError::new(
+                Code::BadRequest,
+                format!("`{method}` is not an HTTP method"),
+            )
+        })?;
+    let path = params.path.as_deref().unwrap_or("/");
+    if !path.starts_with('/') {
+        return Err(ApiError::new(
+            Code::BadRequest,
+            format!("path `{path}` must start with '/'"),
+        ));
+    }
+    let uri: http::Uri = path
+        .parse()
+        .map_err(|e| ApiError::new(Code::BadRequest, format!("path `{path}`: {e}")))?;
+    let (parts, body) = req.into_parts();
+    let mut forwarded = http::Request::builder().method(method).uri(uri);
+    for (k, v) in &parts.headers {
+        if k != http::header::AUTHORIZATION && k != http::header::HOST {
+            forwarded = forwarded.header(k, v);
+        }
+    }
+    let forwarded = forwarded
+        .header(http::header::HOST, "localhost")
+        .body(body)
+        .map_err(|e| ApiError::new(Code::BadRequest, e.to_string()))?;
+    let resp = state
+        .gateway
+        .invoke(&function, pin.as_ref(), forwarded)
+        .await;
+    Ok(resp.map(Body::new))
+}

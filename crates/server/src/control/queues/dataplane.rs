@@ -1,0 +1,132 @@
+//! The data plane's `/_updraft/` mount of the message routes, behind per-queue and per-topic
+//! access keys (or the admin token).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use updraft_store::DEFAULT_PROJECT;
+
+use super::Shared;
+use crate::error::ApiError;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{self, Next};
+use http_body_util::BodyExt;
+use std::sync::OnceLock;
+use tower::ServiceExt;
+use updraft_api::Code;
+
+use super::{AppState, MAX_BODY, message_routes};
+
+#[derive(Default)]
+pub(crate) struct DataPlane {
+    router: OnceLock<Router>,
+}
+
+impl DataPlane {
+    /// Builds the router once the state exists.
+    pub(crate) fn attach(&self, state: &Arc<AppState>) {
+        let router = Router::new()
+            .nest("/_updraft", message_routes())
+            .layer(middleware::from_fn_with_state(state.clone(), require_key))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .fallback(|| async {
+                ApiError::new(
+                    Code::RouteNotFound,
+                    "no such platform API; see docs/queues.md",
+                )
+            })
+            .method_not_allowed_fallback(|| async {
+                ApiError::new(
+                    Code::MethodNotAllowed,
+                    "method not allowed here (queues and topics are managed on the control API)",
+                )
+            })
+            .with_state(state.clone());
+        let _ = self.router.set(router);
+    }
+}
+
+impl updraft_gateway::Mounted for DataPlane {
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = http::Response<updraft_dispatch::Body>> + Send + 'static>,
+    > {
+        let router = self.router.get().cloned();
+        Box::pin(async move {
+            let Some(router) = router else {
+                return to_gateway(ApiError::new(Code::Internal, "starting up").into_response())
+                    .await;
+            };
+            let resp = match router.oneshot(req.map(Body::new)).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            to_gateway(resp).await
+        })
+    }
+}
+
+async fn to_gateway(resp: Response) -> http::Response<updraft_dispatch::Body> {
+    let (parts, body) = resp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    http::Response::from_parts(parts, updraft_dispatch::full(bytes))
+}
+
+/// Data-plane auth: `Authorization: Bearer <key>` with the key of the queue or topic in the
+/// path, or the admin token.
+async fn require_key(State(state): Shared, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let mut segments = req.uri().path().trim_start_matches('/').split('/').skip(1);
+    let (kind, target) = (
+        segments.next().unwrap_or("").to_owned(),
+        segments.next().unwrap_or("").to_owned(),
+    );
+    let Some(token) = token else {
+        return ApiError::new(
+            Code::Unauthorized,
+            "missing `Authorization: Bearer <access key>` header (the queue's or topic's key)",
+        )
+        .into_response();
+    };
+    if state.auth.is_valid(&token) {
+        return next.run(req).await;
+    }
+    let checked = match kind.as_str() {
+        "queues" => {
+            state
+                .log
+                .check_queue_key(DEFAULT_PROJECT, &target, &token)
+                .await
+        }
+        "topics" => {
+            state
+                .log
+                .check_topic_key(DEFAULT_PROJECT, &target, &token)
+                .await
+        }
+        _ => Ok(false),
+    };
+    match checked {
+        Ok(true) => next.run(req).await,
+        Ok(false) => ApiError::new(
+            Code::Unauthorized,
+            "the access key is not valid for this queue or topic",
+        )
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
