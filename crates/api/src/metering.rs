@@ -110,7 +110,8 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    const ALL: [ErrorClass; 9] = [
+    /// Every class, in a fixed order.
+    pub const ALL: [ErrorClass; 9] = [
         ErrorClass::Timeout,
         ErrorClass::Trap,
         ErrorClass::OutOfMemory,

@@ -92,6 +92,7 @@ macro_rules! telemetry_conformance {
             usage_sums_match_hand_computed_figures,
             large_batches_keep_every_record_and_field,
             invocations_are_found_by_request_id_and_filtered,
+            limits_are_exact_across_batches,
             projects_do_not_see_each_other,
         );
     };

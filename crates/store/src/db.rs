@@ -121,6 +121,45 @@ CREATE INDEX invocations_by_time ON invocations (project, started_ms);
 -- Log lines by request id are found from the function's lines after the id's time.
 DROP INDEX logs_by_request;
 "#,
+    // Telemetry in chunks: a row per batch, function and kind instead of one per line and
+    // record, plus per-minute usage sums. Rows of the old tables are converted by the log
+    // writer when it starts (`telemetry/migrate.rs`), then the old tables are dropped.
+    r#"
+CREATE TABLE log_chunks (
+    first_id    INTEGER PRIMARY KEY,
+    last_id     INTEGER NOT NULL,
+    project     TEXT NOT NULL,
+    function    TEXT NOT NULL,
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL,
+    lines       BLOB NOT NULL
+);
+CREATE INDEX log_chunks_by_function ON log_chunks (project, function, last_id);
+CREATE INDEX log_chunks_by_last ON log_chunks (project, last_id);
+CREATE TABLE invocation_chunks (
+    id          INTEGER PRIMARY KEY,
+    project     TEXT NOT NULL,
+    function    TEXT NOT NULL,
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    records     BLOB NOT NULL
+);
+CREATE INDEX invocation_chunks_by_function ON invocation_chunks (project, function, last_ms);
+CREATE INDEX invocation_chunks_by_time ON invocation_chunks (project, last_ms);
+CREATE TABLE usage_minutes (
+    project     TEXT NOT NULL,
+    function    TEXT NOT NULL,
+    minute      INTEGER NOT NULL,
+    invocations INTEGER NOT NULL,
+    errors      INTEGER NOT NULL,
+    cold_starts INTEGER NOT NULL,
+    billed_ms   INTEGER NOT NULL,
+    mb_ms       INTEGER NOT NULL,
+    PRIMARY KEY (project, function, minute)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -9,8 +9,8 @@
 //!
 //! Layout of a data directory:
 //! ```text
-//! updraft.db            SQLite (WAL): projects, admin tokens, artifacts, apps, functions,
-//!                       versions, aliases, logs, invocations
+//! updraft.db            SQLite (WAL): projects, admin tokens, apps, functions, versions,
+//!                       aliases; log lines, invocation records and usage sums in chunks
 //! artifacts/<sha256>.wasm   uploaded components, content-addressed
 //! compiled/             compiled-code cache (owned by updraft-engine, not by this crate)
 //! admin-token           the first admin token, mode 0600, for the local CLI
@@ -29,9 +29,8 @@ mod artifacts;
 pub mod conformance;
 mod db;
 mod functions;
-mod logs;
-mod metering;
 mod sqlite;
+mod telemetry;
 mod traits;
 
 pub use artifacts::FsArtifacts;
@@ -39,11 +38,13 @@ pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
     VersionRecord,
 };
-pub use logs::{FLUSH_INTERVAL, LogQuery, LogRecord, Retention};
+pub use telemetry::{
+    FLUSH_INTERVAL, InvocationQuery, LogQuery, LogRecord, Retention, Usage, UsageQuery,
+    UsageSummary,
+};
 pub use traits::{ArtifactStore, ArtifactWriter, MetadataStore, TelemetryStore};
 
-use logs::LogWriter;
-pub use metering::{InvocationQuery, Usage, UsageQuery, UsageSummary};
+use telemetry::LogWriter;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -124,6 +125,12 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_owned(),
@@ -146,6 +153,9 @@ struct Inner {
     // an await. Callers on async runtimes run these methods in `spawn_blocking`.
     conn: Mutex<rusqlite::Connection>,
     logs: LogWriter,
+    /// How long lines and records are kept (queries hide what is past it even before the
+    /// writer has deleted its chunk).
+    retention: Retention,
 }
 
 impl Store {
@@ -172,6 +182,7 @@ impl Store {
                 dir,
                 conn: Mutex::new(conn),
                 logs,
+                retention,
             }),
         })
     }
@@ -184,6 +195,10 @@ impl Store {
     /// The background writer of log lines and invocation records.
     pub(crate) fn logs(&self) -> &LogWriter {
         &self.inner.logs
+    }
+
+    pub(crate) fn retention(&self) -> &Retention {
+        &self.inner.retention
     }
 
     pub(crate) fn with_conn<T>(

@@ -425,3 +425,70 @@ pub async fn projects_do_not_see_each_other(subject: &dyn TelemetrySubject) {
         .unwrap();
     assert_eq!(usage.totals.invocations, 0);
 }
+
+/// Newest-first and oldest-first queries with a limit are exact however the entries were
+/// batched: written over several flushes, started out of order.
+pub async fn limits_are_exact_across_batches(subject: &dyn TelemetrySubject) {
+    let store = subject.fresh().await;
+    let now = now_ms();
+    let mut calls = Vec::new();
+    for batch in 0..3i64 {
+        for i in 0..700i64 {
+            // Starts interleave across batches: batch b holds i*3+b.
+            let mut c = inv("f", now - 100_000 + i * 3 + batch, 1_000, 128);
+            c.request_id = format!("{:012x}{:020x}", c.started_ms, i * 3 + batch);
+            store.record(c.clone());
+            calls.push(c);
+            store.write(rec("f", "r", &format!("{batch}-{i}")));
+        }
+        store.flush().await;
+    }
+    calls.sort_by_key(|c| std::cmp::Reverse(c.started_ms));
+    let newest = store
+        .invocations(
+            P,
+            &InvocationQuery {
+                limit: 7,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest, calls[..7].to_vec());
+    let lines = logs(
+        &*store,
+        LogQuery {
+            limit: 5,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+        ["2-695", "2-696", "2-697", "2-698", "2-699"]
+    );
+    let after = logs(
+        &*store,
+        LogQuery {
+            after_id: Some(lines[0].id - 1_000),
+            limit: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[0].id, lines[0].id - 999);
+    assert!(after.windows(2).all(|w| w[0].id < w[1].id));
+    let usage = store
+        .usage(
+            P,
+            &UsageQuery {
+                since_ms: now - 100_000,
+                until_ms: now,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(usage.totals.invocations, 2_100);
+}
