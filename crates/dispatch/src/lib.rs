@@ -74,6 +74,8 @@ pub struct Function {
     pub project: String,
     /// Its name.
     pub name: String,
+    /// Its name as the value of `x-updraft-function` (made once, not per response).
+    pub name_header: HeaderValue,
     /// Its versions that can serve (retention-deleted ones are not here).
     pub versions: BTreeMap<u32, Arc<Version>>,
     /// Its aliases, by name.
@@ -155,6 +157,8 @@ impl Alias {
 pub struct Version {
     /// Its number.
     pub number: u32,
+    /// Its number as the value of `x-updraft-version` (made once, not per response).
+    pub number_header: HeaderValue,
     /// What runs it.
     pub runtime: Arc<dyn Runtime>,
     /// Largest request body it accepts, in bytes.
@@ -531,13 +535,16 @@ pub fn with_function(
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert(headers::REQUEST_ID, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&function.name) {
-        h.insert(headers::FUNCTION, v);
-    }
+    h.insert(headers::FUNCTION, function.name_header.clone());
     if let Some(version) = version {
-        h.insert(headers::VERSION, HeaderValue::from(version.number));
+        h.insert(headers::VERSION, version.number_header.clone());
     }
     resp
+}
+
+/// `value` as a header value, or `-` if it cannot be one (names are validated, so it can).
+pub fn header_value(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// The 413 for a request body over the version's cap.

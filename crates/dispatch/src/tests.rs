@@ -93,6 +93,7 @@ fn setup(max_concurrency: u32, weight: u8, fail_with: Option<InvokeError>) -> Se
     let version = |number| {
         Arc::new(Version {
             number,
+            number_header: number.into(),
             runtime: Arc::new(Fake {
                 number,
                 gate: gate.clone(),
@@ -111,6 +112,7 @@ fn setup(max_concurrency: u32, weight: u8, fail_with: Option<InvokeError>) -> Se
     let function = Arc::new(Function {
         project: "default".into(),
         name: "f".into(),
+        name_header: header_value("f"),
         versions: BTreeMap::from([(1, v1.clone()), (2, v2.clone())]),
         aliases: HashMap::from([(
             "live".to_owned(),

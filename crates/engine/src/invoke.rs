@@ -32,7 +32,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::compile::CompiledComponent;
 use crate::host::{Host, MemoryLimiter};
-use crate::logs::{Capture, Discard, LogSlot, LogState};
+use crate::logs::{Capture, LogSlot, LogState};
 use crate::outbound::OutboundPolicy;
 use crate::{EPOCH_TICK, Engine, lock};
 
@@ -190,7 +190,7 @@ impl PreparedFunction {
     /// A new, not yet instantiated, instance.
     fn new_instance(&self) -> Instance {
         let inner = &self.inner;
-        let slot = LogSlot::new(LogState::new(Arc::new(Discard)));
+        let slot = LogSlot::new(LogState::discard());
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&inner.env)
             .stdout(Capture {
@@ -382,11 +382,7 @@ impl PreparedFunction {
                 // Output between requests (there should be none) must not reach this
                 // invocation's log.
                 instance.idle_since = Instant::now();
-                instance
-                    .store
-                    .data()
-                    .log
-                    .set(LogState::new(Arc::new(Discard)));
+                instance.store.data().log.set(LogState::discard());
                 lock(&this.inner.ready).push(instance);
             } else {
                 // Dropping the store ends any body stream still attached.
@@ -411,17 +407,17 @@ impl PreparedFunction {
             result
         });
 
-        match tokio::time::timeout(self.inner.timeout, receiver).await {
-            Ok(Ok(Ok(resp))) => Ok((resp, start)),
-            Ok(Ok(Err(code))) => Err((InvokeError::Guest(format!("{code:?}")), start)),
+        // No timer of its own: the guest's task ends at the deadline at the latest (its
+        // timeout covers the whole run), dropping the store and with it the response outparam.
+        match receiver.await {
+            Ok(Ok(resp)) => Ok((resp, start)),
+            Ok(Err(code)) => Err((InvokeError::Guest(format!("{code:?}")), start)),
             // The guest dropped the response outparam: its task tells us why.
-            Ok(Err(_)) => match task.await {
+            Err(_) => match task.await {
                 Ok(Ok(())) => Err((InvokeError::NoResponse, start)),
                 Ok(Err(e)) => Err((e, start)),
                 Err(e) => Err((InvokeError::Trap(format!("task failed: {e}")), start)),
             },
-            // The task enforces the same deadline and logs it; stop waiting for the head.
-            Err(_) => Err((InvokeError::Timeout(self.inner.timeout), start)),
         }
     }
 

@@ -41,6 +41,13 @@ impl LogState {
         })
     }
 
+    /// The log of an instance that is not serving an invocation: shared, lines dropped.
+    pub(crate) fn discard() -> Arc<Self> {
+        static DISCARD: std::sync::LazyLock<Arc<LogState>> =
+            std::sync::LazyLock::new(|| LogState::new(Arc::new(Discard)));
+        DISCARD.clone()
+    }
+
     pub(crate) fn sink(&self) -> &Arc<dyn InvocationSink> {
         &self.sink
     }
@@ -124,7 +131,7 @@ impl LogSlot {
 }
 
 /// Discards lines: the log of an instance that is not serving an invocation (pre-instantiation).
-pub(crate) struct Discard;
+struct Discard;
 
 impl InvocationSink for Discard {
     fn line(&self, _: Stream, _: &str) {}

@@ -69,6 +69,7 @@ impl Registry {
         let runtime = runtime.unwrap_or_else(|| self.runtime(&v.digest, &v.spec, &e));
         Version {
             number: v.version,
+            number_header: v.version.into(),
             runtime,
             max_request_body: e.max_request_body,
             max_response_body: e.max_response_body,
@@ -158,6 +159,7 @@ impl Registry {
         let function = Arc::new(Function {
             project: record.project.clone(),
             name: record.name.clone(),
+            name_header: updraft_dispatch::header_value(&record.name),
             versions,
             aliases,
             allow_pinning,

@@ -190,6 +190,7 @@ impl Env {
         let max_concurrency = spec.max_concurrency.unwrap_or(100);
         let version = Arc::new(Version {
             number: 1,
+            number_header: 1.into(),
             runtime: Arc::new(Shared(fake.clone())),
             max_request_body: 1 << 20,
             max_response_body: 1 << 20,
@@ -200,6 +201,7 @@ impl Env {
         let function = Arc::new(Function {
             project: P.to_owned(),
             name: name.to_owned(),
+            name_header: updraft_dispatch::header_value(name),
             versions: BTreeMap::from([(1, version.clone())]),
             aliases: HashMap::from([(
                 "live".to_owned(),
