@@ -6,6 +6,11 @@
 #      with its defaults (target >= 1.3x);
 #   3. metering and logging: Updraft warm with them on (the default) vs the same server with
 #      `[metering]` and `[logs]` off (cost target <= 5%).
+# Like with like: a guest behind Updraft sees four headers Updraft adds (request id, version,
+# `traceparent`, matched route), and the wstd guest copies every header into its own map, which
+# doubles its work per request. So the `wasmtime serve` references are sent the same four
+# headers by the client; one more subject, `wasmtime serve` with reuse and no extra headers,
+# shows what they cost the guest.
 # Every subject runs at once (all servers pinned to core 0, idle ones cost nothing), and each
 # round measures each subject once, in a rotating order, so drift in the machine's load hits
 # every subject alike instead of showing up as a ratio.
@@ -54,14 +59,30 @@ URL[ud_fresh]=http://127.0.0.1:18081/fresh
 URL[ud_warm]=http://127.0.0.1:18081/warm
 URL[ud_warm_off]=http://127.0.0.1:18084/warm
 
-SUBJECTS=(wt_fresh ud_fresh wt_reuse ud_warm ud_warm_off)
-for s in "${SUBJECTS[@]}"; do measure "${URL[$s]}" >/dev/null; done # warm-up
+URL[wt_reuse_plain]=${URL[wt_reuse]}
+
+# What Updraft adds to every request the guest sees (same names, same value lengths).
+GUEST_HEADERS=(
+  -H "x-updraft-request-id: 019acb6e5f2a4c1d9e8b7a6f5e4d3c2b"
+  -H "x-updraft-version: 1"
+  -H "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+  -H "x-updraft-route: /hello"
+)
+wrk_args() { case $1 in wt_fresh | wt_reuse) printf '%s\0' "${GUEST_HEADERS[@]}" ;; esac; }
+run() { # subject
+  local args=()
+  mapfile -d '' args < <(wrk_args "$1")
+  measure "${URL[$1]}" "$CONNECTIONS" "${args[@]}"
+}
+
+SUBJECTS=(wt_fresh ud_fresh wt_reuse ud_warm ud_warm_off wt_reuse_plain)
+for s in "${SUBJECTS[@]}"; do run "$s" >/dev/null; done # warm-up
 for r in $(seq 1 "$ROUNDS"); do
   log "round $r/$ROUNDS"
   n=${#SUBJECTS[@]}
   for i in $(seq 0 $((n - 1))); do
     s=${SUBJECTS[$(((i + r) % n))]}
-    measure "${URL[$s]}" >>"$OUT/$s.txt"
+    run "$s" >>"$OUT/$s.txt"
   done
 done
 for s in "${!PID[@]}"; do kill -INT "${PID[$s]}" 2>/dev/null || true; done
@@ -86,15 +107,18 @@ $(row "**updraft, fresh instance per request** (target ≥ 1.3x)" ud_fresh "**${
 $(row "\`wasmtime serve --max-instance-reuse-count $REUSE\` (reference)" wt_reuse "1.00x")
 $(row "**updraft, \`instance_reuse = \"warm\"\`** (target ≥ 1.0x)" ud_warm "**${WARM}x**")
 $(row "updraft, warm, \`[metering]\` and \`[logs]\` off" ud_warm_off "$(ratio "${RPS[ud_warm_off]}" "${RPS[wt_reuse]}")x")
+$(row "\`wasmtime serve --max-instance-reuse-count $REUSE\`, without the four headers" wt_reuse_plain "$(ratio "${RPS[wt_reuse_plain]}" "${RPS[wt_reuse]}")x")
 
 - Warm reuse vs \`wasmtime serve\` with reuse: **${WARM}x** (per round: $(round_ratios ud_warm wt_reuse)).
 - Fresh instances vs \`wasmtime serve\` default: **${FRESH}x** (per round: $(round_ratios ud_fresh wt_fresh)).
+- Warm reuse vs \`wasmtime serve\` with reuse whose guest sees no extra headers: **$(ratio "${RPS[ud_warm]}" "${RPS[wt_reuse_plain]}")x** (the four headers' cost in the guest, not in the host).
 - Metering and logging cost: **${COST}%** of warm throughput (target ≤ 5%; per-round on/off: $(round_ratios ud_warm ud_warm_off)).
 
 $(date -u +%Y-%m-%d), $(nproc) cores ($CPU_MODEL)${PINNING:+, $PINNING}; examples/hello
 (Rust, wstd; prints one log line per request, which Updraft stores and \`wasmtime serve\` writes
-to its stdout file). wrk -t1 -c$CONNECTIONS -d$DURATION per subject per round, median of $ROUNDS
-rounds after a warm-up; all five subjects up at once, each round measuring them in a rotating
+to its stdout file). The \`wasmtime serve\` references get, from the client, the four headers
+Updraft adds to what its guest sees, unless noted. wrk -t1 -c$CONNECTIONS -d$DURATION per subject per round, median of $ROUNDS
+rounds after a warm-up; all six subjects up at once, each round measuring them in a rotating
 order. \`wasmtime serve\` $WASMTIME_VERSION with its defaults (pooling allocator); Updraft with
 its defaults (pooling allocator, metering and logs on unless noted).
 TBL

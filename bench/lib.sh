@@ -70,8 +70,10 @@ rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 # --- measurement -------------------------------------------------------------------------------
 # One wrk run: prints "req_per_sec p50_us p99_us". Extra arguments go to wrk.
-measure() { # url [connections]
-  $CLIENT_CPU wrk -t1 -c"${2:-$CONNECTIONS}" -d"$DURATION" --latency "$1" >"$OUT/wrk.txt"
+measure() { # url [connections [extra wrk arguments...]]
+  local url=$1 conns=${2:-$CONNECTIONS}
+  shift $(($# < 2 ? $# : 2))
+  $CLIENT_CPU wrk -t1 -c"$conns" -d"$DURATION" --latency "$@" "$url" >"$OUT/wrk.txt"
   awk '
     function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
     /Requests\/sec/ { rps=$2 }

@@ -21,7 +21,8 @@
 //! max_response_body = "4GiB"
 //!
 //! [concurrency]
-//! global_max = 1000     # invocations running at once across all functions
+//! global_max = 192      # invocations running at once across all functions (default: memory
+//!                       # / default function memory, at most pool.max_instances)
 //! queue_timeout = "1s"  # longest wait for a slot before 429
 //!
 //! [http]
@@ -72,10 +73,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
 use updraft_api::Prices;
 use updraft_manifest::{Quotas, format_duration, format_size, parse_duration, parse_size};
 use updraft_store::Retention;
+
+use raw::RawConfig;
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -87,81 +89,10 @@ pub struct ConfigError {
     pub message: String,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    defaults: RawDefaults,
-    #[serde(default)]
-    maxima: RawMaxima,
-    #[serde(default)]
-    concurrency: RawConcurrency,
-    #[serde(default)]
-    http: RawHttp,
-    #[serde(default)]
-    pool: RawPool,
-    #[serde(default)]
-    versions: RawVersions,
-    #[serde(default)]
-    canary: RawCanary,
-    #[serde(default)]
-    metering: RawMetering,
-    #[serde(default)]
-    logs: RawLogs,
-    #[serde(default)]
-    pricing: RawPricing,
-    #[serde(default)]
-    quotas: BTreeMap<String, Quotas>,
-    #[serde(default)]
-    tracing: RawTracing,
-    #[serde(default)]
-    events: RawEvents,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawEvents {
-    retry_base: Option<String>,
-    retry_max: Option<String>,
-    max_inflight: Option<u32>,
-}
-
 /// Function defaults and maxima (`[defaults]`, `[maxima]`), guarded canaries (`[canary]`).
 pub use updraft_registry::{CanaryConfig, DEFAULT_KEEP_VERSIONS, Limits};
 /// How events are delivered (`[events]`): trigger delivery's settings.
 pub use updraft_triggers::DeliveryConfig as EventsConfig;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawMetering {
-    enabled: Option<bool>,
-    retention: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLogs {
-    enabled: Option<bool>,
-    max_age: Option<String>,
-    max_size: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPricing {
-    per_million_requests: Option<f64>,
-    per_gb_second: Option<f64>,
-    free_requests: Option<u64>,
-    free_gb_seconds: Option<f64>,
-    currency: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTracing {
-    otlp_endpoint: Option<String>,
-    service_name: Option<String>,
-}
 
 /// Where spans are exported (`[tracing]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,68 +123,6 @@ pub fn default_prices() -> Prices {
         currency: "USD".to_owned(),
         source: "AWS Lambda x86 list prices, us-east-1 (override in [pricing])".to_owned(),
     }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawVersions {
-    keep: Option<usize>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCanary {
-    window: Option<String>,
-    min_requests: Option<u64>,
-    max_error_rate_increase: Option<f64>,
-    max_latency_ratio: Option<f64>,
-    latency_margin: Option<String>,
-    check_interval: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawDefaults {
-    timeout: Option<String>,
-    memory: Option<String>,
-    max_concurrency: Option<u32>,
-    idle_timeout: Option<String>,
-    max_request_body: Option<String>,
-    max_response_body: Option<String>,
-    max_reuse: Option<u32>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawMaxima {
-    timeout: Option<String>,
-    memory: Option<String>,
-    max_concurrency: Option<u32>,
-    min_instances: Option<u32>,
-    max_request_body: Option<String>,
-    max_response_body: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawConcurrency {
-    global_max: Option<u32>,
-    queue_timeout: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    max_headers: Option<usize>,
-    max_header_bytes: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPool {
-    enabled: Option<bool>,
-    max_instances: Option<u32>,
-    memory_keep_resident: Option<String>,
 }
 
 /// Settings of the pooling instance allocator.
@@ -318,13 +187,16 @@ impl Default for FileConfig {
         // The data plane's own defaults, so that they are written down once.
         let gateway = updraft_gateway::GatewayConfig::default();
         let dispatch = updraft_dispatch::DispatchConfig::default();
+        let (limits, pool) = (Limits::default(), Pool::default());
+        let memory = machine::memory_bytes();
+        let global_max = machine::default_global_max(memory, limits.memory, pool.max_instances);
         Self {
-            limits: Limits::default(),
-            global_max_concurrency: dispatch.global_max_concurrency,
+            global_max_concurrency: dispatch.global_max_concurrency.or(Some(global_max)),
+            limits,
             queue_timeout: updraft_dispatch::DEFAULT_QUEUE_TIMEOUT,
             max_headers: gateway.max_headers,
             max_header_bytes: gateway.max_header_bytes,
-            pool: Pool::default(),
+            pool,
             keep_versions: DEFAULT_KEEP_VERSIONS,
             canary: CanaryConfig::default(),
             metering: dispatch.metering,
@@ -560,12 +432,18 @@ impl FileConfig {
                 None => defaults.events.max_inflight,
             },
         };
-        if raw.concurrency.global_max == Some(0) {
-            return Err(err("concurrency.global_max: must be at least 1".to_owned()));
-        }
+        let global_max = match raw.concurrency.global_max {
+            Some(0) => return Err(err("concurrency.global_max: must be at least 1".to_owned())),
+            Some(n) => n,
+            None => machine::default_global_max(
+                machine::memory_bytes(),
+                limits.memory,
+                pool.max_instances,
+            ),
+        };
         Ok(Self {
             limits,
-            global_max_concurrency: raw.concurrency.global_max,
+            global_max_concurrency: Some(global_max),
             queue_timeout: duration(
                 "concurrency.queue_timeout",
                 &raw.concurrency.queue_timeout,
@@ -592,5 +470,7 @@ impl FileConfig {
     }
 }
 
+mod machine;
+mod raw;
 #[cfg(test)]
 mod tests;

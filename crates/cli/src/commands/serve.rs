@@ -44,6 +44,7 @@ pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         config.file = FileConfig::parse(&path.display().to_string(), &text)?;
     }
+    let global_max = config.file.global_max_concurrency;
     let server = Server::open(config)
         .await
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
@@ -77,8 +78,10 @@ pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
     println!(
         "{}",
         dim(&format!(
-            "serving {} function(s); Ctrl-C to stop",
-            server.function_count()
+            "serving {} function(s), at most {} invocations at once ([concurrency] global_max); \
+             Ctrl-C to stop",
+            server.function_count(),
+            global_max.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
         ))
     );
     Ok(Bound {

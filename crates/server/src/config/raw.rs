@@ -1,0 +1,140 @@
+//! The configuration file's shape as serde reads it: every key optional, unknown keys refused.
+//! `FileConfig::from_toml` turns it into checked values with defaults filled in.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use updraft_manifest::Quotas;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) defaults: RawDefaults,
+    #[serde(default)]
+    pub(super) maxima: RawMaxima,
+    #[serde(default)]
+    pub(super) concurrency: RawConcurrency,
+    #[serde(default)]
+    pub(super) http: RawHttp,
+    #[serde(default)]
+    pub(super) pool: RawPool,
+    #[serde(default)]
+    pub(super) versions: RawVersions,
+    #[serde(default)]
+    pub(super) canary: RawCanary,
+    #[serde(default)]
+    pub(super) metering: RawMetering,
+    #[serde(default)]
+    pub(super) logs: RawLogs,
+    #[serde(default)]
+    pub(super) pricing: RawPricing,
+    #[serde(default)]
+    pub(super) quotas: BTreeMap<String, Quotas>,
+    #[serde(default)]
+    pub(super) tracing: RawTracing,
+    #[serde(default)]
+    pub(super) events: RawEvents,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub(super) retry_base: Option<String>,
+    pub(super) retry_max: Option<String>,
+    pub(super) max_inflight: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetering {
+    pub(super) enabled: Option<bool>,
+    pub(super) retention: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLogs {
+    pub(super) enabled: Option<bool>,
+    pub(super) max_age: Option<String>,
+    pub(super) max_size: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPricing {
+    pub(super) per_million_requests: Option<f64>,
+    pub(super) per_gb_second: Option<f64>,
+    pub(super) free_requests: Option<u64>,
+    pub(super) free_gb_seconds: Option<f64>,
+    pub(super) currency: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTracing {
+    pub(super) otlp_endpoint: Option<String>,
+    pub(super) service_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVersions {
+    pub(super) keep: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCanary {
+    pub(super) window: Option<String>,
+    pub(super) min_requests: Option<u64>,
+    pub(super) max_error_rate_increase: Option<f64>,
+    pub(super) max_latency_ratio: Option<f64>,
+    pub(super) latency_margin: Option<String>,
+    pub(super) check_interval: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDefaults {
+    pub(super) timeout: Option<String>,
+    pub(super) memory: Option<String>,
+    pub(super) max_concurrency: Option<u32>,
+    pub(super) idle_timeout: Option<String>,
+    pub(super) max_request_body: Option<String>,
+    pub(super) max_response_body: Option<String>,
+    pub(super) max_reuse: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMaxima {
+    pub(super) timeout: Option<String>,
+    pub(super) memory: Option<String>,
+    pub(super) max_concurrency: Option<u32>,
+    pub(super) min_instances: Option<u32>,
+    pub(super) max_request_body: Option<String>,
+    pub(super) max_response_body: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConcurrency {
+    pub(super) global_max: Option<u32>,
+    pub(super) queue_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) max_headers: Option<usize>,
+    pub(super) max_header_bytes: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPool {
+    pub(super) enabled: Option<bool>,
+    pub(super) max_instances: Option<u32>,
+    pub(super) memory_keep_resident: Option<String>,
+}
