@@ -69,10 +69,18 @@ GUEST_HEADERS=(
   -H "x-updraft-route: /hello"
 )
 wrk_args() { case $1 in wt_fresh | wt_reuse) printf '%s\0' "${GUEST_HEADERS[@]}" ;; esac; }
-run() { # subject
-  local args=()
+# Which server process serves each subject, for its CPU time.
+declare -A SERVER_OF=([wt_fresh]=wt_fresh [ud_fresh]=on [wt_reuse]=wt_reuse
+  [wt_reuse_plain]=wt_reuse [ud_warm]=on [ud_warm_off]=off)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+run() { # subject -> "req/s p50 p99 cpu-µs-per-request"
+  local args=() pid=${PID[${SERVER_OF[$1]}]} t0 t1 m
   mapfile -d '' args < <(wrk_args "$1")
-  measure "${URL[$1]}" "$CONNECTIONS" "${args[@]}"
+  t0=$(cpu_ticks "$pid")
+  m=$(measure "${URL[$1]}" "$CONNECTIONS" "${args[@]}")
+  t1=$(cpu_ticks "$pid")
+  awk -v m="$m" -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="${DURATION%s}" \
+    'BEGIN { split(m, f, " "); printf "%s %.1f\n", m, d / hz * 1e6 / (f[1] * s) }'
 }
 
 SUBJECTS=(wt_fresh ud_fresh wt_reuse ud_warm ud_warm_off wt_reuse_plain)
@@ -88,20 +96,23 @@ done
 for s in "${!PID[@]}"; do kill -INT "${PID[$s]}" 2>/dev/null || true; done
 wait 2>/dev/null || true
 
-medians() { for f in 1 2 3; do cut -d' ' -f$f "$OUT/$1.txt" | median; done | paste -sd' '; }
-declare -A RPS P50 P99
-for s in "${SUBJECTS[@]}"; do read -r RPS[$s] P50[$s] P99[$s] < <(medians "$s"); done
+medians() { for f in 1 2 3 4; do cut -d' ' -f$f "$OUT/$1.txt" | median; done | paste -sd' '; }
+declare -A RPS P50 P99 CPU
+for s in "${SUBJECTS[@]}"; do read -r RPS[$s] P50[$s] P99[$s] CPU[$s] < <(medians "$s"); done
 
 # Per-round ratios too: their spread says how much to trust the medians.
-round_ratios() { paste -d' ' "$OUT/$1.txt" "$OUT/$2.txt" | awk '{ printf "%.2f ", $1/$4 }'; }
+round_ratios() { paste -d' ' "$OUT/$1.txt" "$OUT/$2.txt" | awk '{ printf "%.2f ", $1 / $5 }'; }
 WARM=$(ratio "${RPS[ud_warm]}" "${RPS[wt_reuse]}")
 FRESH=$(ratio "${RPS[ud_fresh]}" "${RPS[wt_fresh]}")
 COST=$(awk -v on="${RPS[ud_warm]}" -v off="${RPS[ud_warm_off]}" 'BEGIN { printf "%.1f", (1 - on/off) * 100 }')
-row() { printf '| %s | %s | %s µs | %s µs | %s |\n' "$1" "${RPS[$2]}" "${P50[$2]}" "${P99[$2]}" "$3"; }
+row() { printf '| %s | %s | %s µs | %s µs | %s µs | %s |\n' "$1" "${RPS[$2]}" "${P50[$2]}" "${P99[$2]}" "${CPU[$2]}" "$3"; }
+# The same comparison by the server's CPU time per request (user + system), which a busy
+# neighbour on a shared machine disturbs less than throughput: reference / subject.
+cpu_ratio() { awk -v a="${CPU[$2]}" -v b="${CPU[$1]}" 'BEGIN { printf "%.2f", a / b }'; }
 
 TABLE=$(cat <<TBL
-| subject | req/s | p50 | p99 | ratio |
-| --- | ---: | ---: | ---: | ---: |
+| subject | req/s | p50 | p99 | server CPU / request | ratio (req/s) |
+| --- | ---: | ---: | ---: | ---: | ---: |
 $(row "\`wasmtime serve\`, default: fresh instance per request (reference)" wt_fresh "1.00x")
 $(row "**updraft, fresh instance per request** (target ≥ 1.3x)" ud_fresh "**${FRESH}x**")
 $(row "\`wasmtime serve --max-instance-reuse-count $REUSE\` (reference)" wt_reuse "1.00x")
@@ -109,18 +120,20 @@ $(row "**updraft, \`instance_reuse = \"warm\"\`** (target ≥ 1.0x)" ud_warm "**
 $(row "updraft, warm, \`[metering]\` and \`[logs]\` off" ud_warm_off "$(ratio "${RPS[ud_warm_off]}" "${RPS[wt_reuse]}")x")
 $(row "\`wasmtime serve --max-instance-reuse-count $REUSE\`, without the four headers" wt_reuse_plain "$(ratio "${RPS[wt_reuse_plain]}" "${RPS[wt_reuse]}")x")
 
-- Warm reuse vs \`wasmtime serve\` with reuse: **${WARM}x** (per round: $(round_ratios ud_warm wt_reuse)).
-- Fresh instances vs \`wasmtime serve\` default: **${FRESH}x** (per round: $(round_ratios ud_fresh wt_fresh)).
+- Warm reuse vs \`wasmtime serve\` with reuse: **${WARM}x** (per round: $(round_ratios ud_warm wt_reuse)); by CPU per request: $(cpu_ratio ud_warm wt_reuse)x.
+- Fresh instances vs \`wasmtime serve\` default: **${FRESH}x** (per round: $(round_ratios ud_fresh wt_fresh)); by CPU per request: $(cpu_ratio ud_fresh wt_fresh)x.
 - Warm reuse vs \`wasmtime serve\` with reuse whose guest sees no extra headers: **$(ratio "${RPS[ud_warm]}" "${RPS[wt_reuse_plain]}")x** (the four headers' cost in the guest, not in the host).
-- Metering and logging cost: **${COST}%** of warm throughput (target ≤ 5%; per-round on/off: $(round_ratios ud_warm ud_warm_off)).
+- Metering and logging cost: **${COST}%** of warm throughput (target ≤ 5%; per-round on/off: $(round_ratios ud_warm ud_warm_off)); by CPU per request: $(awk -v on="${CPU[ud_warm]}" -v off="${CPU[ud_warm_off]}" 'BEGIN { printf "%.1f", (on / off - 1) * 100 }')% more.
 
 $(date -u +%Y-%m-%d), $(nproc) cores ($CPU_MODEL)${PINNING:+, $PINNING}; examples/hello
 (Rust, wstd; prints one log line per request, which Updraft stores and \`wasmtime serve\` writes
 to its stdout file). The \`wasmtime serve\` references get, from the client, the four headers
 Updraft adds to what its guest sees, unless noted. wrk -t1 -c$CONNECTIONS -d$DURATION per subject per round, median of $ROUNDS
 rounds after a warm-up; all six subjects up at once, each round measuring them in a rotating
-order. \`wasmtime serve\` $WASMTIME_VERSION with its defaults (pooling allocator); Updraft with
-its defaults (pooling allocator, metering and logs on unless noted).
+order. Server CPU is the server process's user + system time over the requests it served
+(\`/proc/<pid>/stat\`). \`wasmtime serve\` $WASMTIME_VERSION with its defaults (pooling
+allocator, glibc malloc); Updraft with its defaults (pooling allocator, mimalloc, metering and
+logs on unless noted).
 TBL
 )
 printf '\n%s\n' "$TABLE"

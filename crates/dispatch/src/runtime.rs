@@ -264,25 +264,37 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<http::Response<Body>, InvokeError>>;
 
     /// An invocation's response is done (its body finished or was dropped): idleness counts
-    /// from now.
-    fn finished(&self);
+    /// from now. By default, nothing to do.
+    fn finished(&self) {}
 
     /// Drops the code if the version has been idle past its idle timeout and keeps no
-    /// `min_instances`, else trims idle instances. Returns whether the code was dropped.
-    fn evict_if_idle(&self) -> bool;
+    /// `min_instances`, else trims idle instances. Returns whether the code was dropped. By
+    /// default there is nothing to drop.
+    fn evict_if_idle(&self) -> bool {
+        false
+    }
 
-    /// Its lifecycle counters.
-    fn stats(&self) -> LifecycleStats;
+    /// Its lifecycle counters (none by default).
+    fn stats(&self) -> LifecycleStats {
+        LifecycleStats::default()
+    }
 
     /// Loads the code now, so that a deploy fails when it cannot run (and the first request
-    /// is warm).
-    fn load(&self) -> BoxFuture<'_, Result<(), LoadError>>;
+    /// is warm). By default there is nothing to load.
+    fn load(&self) -> BoxFuture<'_, Result<(), LoadError>> {
+        Box::pin(async { Ok(()) })
+    }
 
-    /// Loads the code if needed and initialises `min_instances` instances.
-    fn warm_up(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Loads the code if needed and initialises `min_instances` instances. By default, the
+    /// same as [`Runtime::load`].
+    fn warm_up(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { self.load().await.map_err(|e| e.to_string()) })
+    }
 
-    /// Its `min_instances`.
-    fn min_instances(&self) -> u32;
+    /// Its `min_instances` (0 by default).
+    fn min_instances(&self) -> u32 {
+        0
+    }
 }
 
 /// Makes the [`Runtime`] of each deployed version of one kind of function.

@@ -39,22 +39,6 @@ impl Runtime for Fake {
             }
         })
     }
-    fn finished(&self) {}
-    fn evict_if_idle(&self) -> bool {
-        false
-    }
-    fn stats(&self) -> LifecycleStats {
-        LifecycleStats::default()
-    }
-    fn load(&self) -> BoxFuture<'_, Result<(), LoadError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn warm_up(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn min_instances(&self) -> u32 {
-        0
-    }
 }
 
 #[derive(Default)]

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use updraft_api::{CanaryPolicy, DeployRequest};
 use updraft_dispatch::{
-    Body, BoxFuture, DispatchConfig, Invocation, InvocationSink, InvokeError, LifecycleStats,
-    LoadError, Runtime, Settings, Telemetry,
+    Body, BoxFuture, DispatchConfig, Invocation, InvocationSink, InvokeError, LoadError, Runtime,
+    Settings, Telemetry,
 };
 
 use super::*;
@@ -29,22 +29,6 @@ impl Runtime for Idle {
         _: Arc<dyn InvocationSink>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, InvokeError>> {
         Box::pin(async { Err(InvokeError::NoResponse) })
-    }
-    fn finished(&self) {}
-    fn evict_if_idle(&self) -> bool {
-        false
-    }
-    fn stats(&self) -> LifecycleStats {
-        LifecycleStats::default()
-    }
-    fn load(&self) -> BoxFuture<'_, Result<(), LoadError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn warm_up(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn min_instances(&self) -> u32 {
-        0
     }
 }
 

@@ -14,8 +14,7 @@ use tokio::sync::Semaphore;
 use updraft_api::{Invocation as Record, Trigger};
 use updraft_dispatch::{
     Alias, Body, BoxFuture, ConcurrencyLimit, DispatchConfig, Dispatcher, Events, Function, Health,
-    Input, Invocation, InvocationSink, InvokeError, LifecycleStats, LoadError, Runtime, Stream,
-    Telemetry, Version, full,
+    Input, Invocation, InvocationSink, InvokeError, Runtime, Stream, Telemetry, Version, full,
 };
 use updraft_events::{EventLog, Holder, LocalWakeups, QueueSpec, SqliteLog, Wakeups};
 
@@ -92,22 +91,6 @@ impl Runtime for Shared {
             *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
             Ok(resp)
         })
-    }
-    fn finished(&self) {}
-    fn evict_if_idle(&self) -> bool {
-        false
-    }
-    fn stats(&self) -> LifecycleStats {
-        LifecycleStats::default()
-    }
-    fn load(&self) -> BoxFuture<'_, Result<(), LoadError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn warm_up(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn min_instances(&self) -> u32 {
-        0
     }
 }
 
