@@ -76,6 +76,8 @@ pub enum Code {
     FunctionTimeout,
     /// The function's response body is larger than its `max_response_body`.
     ResponseTooLarge,
+    /// The listener is at its connection cap; retry shortly.
+    TooManyConnections,
     /// Something went wrong inside Updraft.
     Internal,
 }
@@ -107,6 +109,7 @@ impl Code {
             Code::FunctionFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Code::FunctionTimeout => StatusCode::GATEWAY_TIMEOUT,
             Code::ResponseTooLarge => StatusCode::BAD_GATEWAY,
+            Code::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

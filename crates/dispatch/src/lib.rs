@@ -34,6 +34,7 @@ mod health;
 mod limit;
 mod metrics;
 mod quota;
+mod rejected;
 mod runtime;
 mod trace;
 mod tracked;
@@ -46,6 +47,7 @@ pub use health::{Health, Summary};
 pub use limit::{ConcurrencyLimit, DEFAULT_QUEUE_TIMEOUT, Permits, Throttled};
 pub use metrics::{Metrics, VersionMetrics};
 pub use quota::{Quota, QuotaScope, period_bounds, rfc3339};
+pub use rejected::Rejected;
 pub use runtime::{
     BoxFuture, CodeSource, Input, Invocation, InvocationSink, InvokeError, LifecycleStats,
     LoadError, Report, Reuse, Runtime, RuntimeProvider, Settings, Start, Stream,
@@ -55,12 +57,14 @@ pub use trace::{Span, TRACEPARENT, TraceContext};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::Semaphore;
+
+use crate::rejected::rejection;
 use updraft_api::{Code, ErrorBody, ErrorClass, Invocation as Record, Trigger, headers};
 use updraft_manifest::format_size;
 
@@ -215,7 +219,15 @@ impl Dispatcher {
         let now_ms = trace.clock.unix_ms();
         let admitted_quotas = match self.admit_quotas(function, version, &request_id, now_ms) {
             Ok(n) => n,
-            Err(msg) => return served(error_response(Code::QuotaExceeded, msg, &request_id)),
+            Err((msg, resets_ms)) => {
+                let wait = u64::try_from(resets_ms.saturating_sub(now_ms)).unwrap_or(0);
+                return served(rejection(
+                    Code::QuotaExceeded,
+                    msg,
+                    &request_id,
+                    Duration::from_millis(wait),
+                ));
+            }
         };
         let permits = match function.limit.acquire(self.global.as_ref()).await {
             Ok(permits) => permits,
@@ -254,19 +266,20 @@ impl Dispatcher {
     }
 
     /// Counts the invocation against the function's quotas. Returns how many it was counted
-    /// against (all of them), or the message naming the quota that is used up (logged).
+    /// against (all of them), or the message naming the quota that is used up (logged) and
+    /// when its window ends (Unix ms).
     fn admit_quotas(
         &self,
         function: &Function,
         version: &Version,
         request_id: &str,
         now: i64,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, (String, i64)> {
         if !self.config.metering || function.quotas.is_empty() {
             return Ok(0);
         }
         for (i, q) in function.quotas.iter().enumerate() {
-            if let Err(msg) = q.admit(now) {
+            if let Err((msg, resets_ms)) = q.admit(now) {
                 for earlier in &function.quotas[..i] {
                     earlier.release();
                 }
@@ -285,7 +298,7 @@ impl Dispatcher {
                     Stream::Platform,
                     &msg,
                 );
-                return Err(msg);
+                return Err((msg, resets_ms));
             }
         }
         Ok(function.quotas.len())
@@ -322,12 +335,12 @@ impl Dispatcher {
             Stream::Platform,
             &format!("throttled (429): {reason}"),
         );
-        let mut resp = error_response(Code::Throttled, reason, request_id);
-        resp.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(function.limit.retry_after_secs()),
-        );
-        resp
+        rejection(
+            Code::Throttled,
+            reason,
+            request_id,
+            Duration::from_secs(function.limit.retry_after_secs()),
+        )
     }
 
     /// Runs one admitted invocation and turns the outcome into a response, with the failure

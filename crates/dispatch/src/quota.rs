@@ -102,8 +102,8 @@ impl Quota {
     /// Admits one request at `now_ms`, counting it if this quota counts invocations.
     ///
     /// # Errors
-    /// A message naming the quota when it is used up.
-    pub(crate) fn admit(&self, now_ms: i64) -> Result<(), String> {
+    /// When it is used up: a message naming the quota, and when its window ends (Unix ms).
+    pub(crate) fn admit(&self, now_ms: i64) -> Result<(), (String, i64)> {
         let mut s = lock(&self.state);
         s.roll(self.period, now_ms);
         let limit = s.limit as f64;
@@ -112,7 +112,7 @@ impl Quota {
             QuotaMetric::GbSeconds => s.used >= limit,
         };
         if over {
-            return Err(format!(
+            let message = format!(
                 "quota exceeded: {} `{}` may use {} {} per {} (UTC); {} used, resets at {}",
                 self.scope.as_str(),
                 self.name,
@@ -124,7 +124,8 @@ impl Quota {
                 self.period.as_str(),
                 format_used(s.used),
                 rfc3339(s.end_ms),
-            ));
+            );
+            return Err((message, s.end_ms));
         }
         if self.metric == QuotaMetric::Invocations {
             s.used += 1.0;

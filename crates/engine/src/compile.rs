@@ -2,8 +2,11 @@
 //!
 //! Invariant: a `<digest>.cwasm` file in the cache directory was written by this process or an
 //! earlier one with the same engine configuration (the directory name is a hash of it), by
-//! writing a temporary file, syncing it and renaming it into place. That is what makes loading it
-//! with [`Component::deserialize_file`] sound; see the `SAFETY` note there.
+//! writing a temporary file, syncing it and renaming it into place, and its SHA-256 was recorded
+//! beside it (`<digest>.cwasm.sha256`) when it was written. Loading reads the file, checks it
+//! against that record and only then deserializes it: a file that was modified, truncated or put
+//! there by anything else is discarded and recompiled from the artifact, with a log line. That is
+//! what makes [`Component::deserialize`] sound; see the `SAFETY` note there.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -74,6 +77,20 @@ pub enum ComponentError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A compiled-code file does not match the SHA-256 recorded when it was written.
+    #[error(
+        "compiled code {} does not match the SHA-256 recorded when it was written \
+         (recorded {expected}, found {actual})",
+        path.display()
+    )]
+    Tampered {
+        /// The file.
+        path: PathBuf,
+        /// The recorded SHA-256.
+        expected: String,
+        /// The file's SHA-256.
+        actual: String,
+    },
     /// The artifact for a digest could not be read.
     #[error("reading artifact {digest}: {message}")]
     Artifact {
@@ -87,7 +104,10 @@ pub enum ComponentError {
 impl ComponentError {
     /// Whether the error is the uploader's fault (a 4xx) rather than the server's (a 5xx).
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, Self::Cache { .. } | Self::Artifact { .. })
+        !matches!(
+            self,
+            Self::Cache { .. } | Self::Artifact { .. } | Self::Tampered { .. }
+        )
     }
 }
 
@@ -138,6 +158,11 @@ impl Engine {
         self.cache_dir.join(format!("{digest}.cwasm"))
     }
 
+    /// Where the SHA-256 of `digest`'s compiled code is recorded.
+    fn record_path(&self, digest: &str) -> PathBuf {
+        self.cache_dir.join(format!("{digest}.cwasm.sha256"))
+    }
+
     /// Whether compiled code for `digest` is in the cache.
     pub fn is_cached(&self, digest: &str) -> bool {
         self.cache_path(digest).is_file()
@@ -149,13 +174,15 @@ impl Engine {
     /// # Errors
     /// [`ComponentError::Cache`] if the file exists and cannot be removed.
     pub fn forget(&self, digest: &str) -> Result<(), ComponentError> {
-        let path = self.cache_path(digest);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(ComponentError::Cache { path, source: e })
+        for path in [self.cache_path(digest), self.record_path(digest)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ComponentError::Cache { path, source: e });
+                }
+                _ => {}
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     /// Validates `bytes` as an Updraft function component, compiles it and stores the compiled
@@ -172,13 +199,18 @@ impl Engine {
             .precompile_component(bytes)
             .map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
         let path = self.cache_path(digest);
-        write_atomically(&path, &compiled).map_err(|source| ComponentError::Cache {
-            path: path.clone(),
-            source,
-        })?;
-        let component = self.deserialize(&path)?;
+        let record = self.record_path(digest);
+        // The record first: a crash between the two leaves a record without code (compiled
+        // again), never code without its record.
+        write_atomically(&record, hex::encode(Sha256::digest(&compiled)).as_bytes())
+            .and_then(|()| write_atomically(&path, &compiled))
+            .map_err(|source| ComponentError::Cache {
+                path: path.clone(),
+                source,
+            })?;
+        let component = self.deserialize(&compiled)?;
         if let Err(e) = self.check_component(&component) {
-            let _ = std::fs::remove_file(&path);
+            let _ = self.forget(digest);
             return Err(e);
         }
         self.stats.compilations.fetch_add(1, Ordering::Relaxed);
@@ -203,7 +235,10 @@ impl Engine {
         let start = Instant::now();
         let path = self.cache_path(digest);
         if path.is_file() {
-            match self.deserialize(&path) {
+            match self
+                .read_cached(digest)
+                .and_then(|code| self.deserialize(&code))
+            {
                 Ok(component) => {
                     self.stats.cache_loads.fetch_add(1, Ordering::Relaxed);
                     return Ok(CompiledComponent {
@@ -214,8 +249,13 @@ impl Engine {
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(digest, error = %e, "discarding unreadable compiled code");
-                    let _ = std::fs::remove_file(&path);
+                    tracing::warn!(
+                        digest,
+                        error = %e,
+                        "discarding compiled code that failed its check; compiling again from \
+                         the artifact"
+                    );
+                    let _ = self.forget(digest);
                 }
             }
         }
@@ -226,14 +266,34 @@ impl Engine {
         self.compile(digest, &bytes)
     }
 
-    fn deserialize(&self, path: &Path) -> Result<Component, ComponentError> {
-        // SAFETY: `Component::deserialize_file` trusts that the file holds code that Wasmtime
-        // produced for a compatible engine and that it is not modified while mapped. Files in the
-        // cache directory are only ever written by `compile` (temp file, fsync, rename), the
-        // directory is named by this engine's compatibility hash, and the data directory is the
-        // platform's own (it must not be writable by functions or other users).
+    /// The compiled code cached for `digest`, if it matches the SHA-256 recorded when it was
+    /// written.
+    fn read_cached(&self, digest: &str) -> Result<Vec<u8>, ComponentError> {
+        let (path, record) = (self.cache_path(digest), self.record_path(digest));
+        let cache_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ComponentError::Cache { path, source }
+        };
+        let expected = std::fs::read_to_string(&record).map_err(cache_err(&record))?;
+        let code = std::fs::read(&path).map_err(cache_err(&path))?;
+        let actual = hex::encode(Sha256::digest(&code));
+        if actual != expected.trim() {
+            return Err(ComponentError::Tampered {
+                path,
+                expected: expected.trim().to_owned(),
+                actual,
+            });
+        }
+        Ok(code)
+    }
+
+    fn deserialize(&self, code: &[u8]) -> Result<Component, ComponentError> {
+        // SAFETY: `Component::deserialize` trusts that the bytes are code that Wasmtime
+        // produced for a compatible engine. They are either what `precompile_component` just
+        // returned, or a cache file whose SHA-256 matches the one recorded when this engine
+        // configuration (the directory's name) wrote it (`read_cached`).
         #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize_file(&self.wasmtime, path) };
+        let component = unsafe { Component::deserialize(&self.wasmtime, code) };
         component.map_err(|e| ComponentError::Invalid(format!("{e:#}")))
     }
 

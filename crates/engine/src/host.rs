@@ -23,6 +23,9 @@ pub(crate) struct Host {
     pub(crate) hooks: OutboundPolicy,
     /// Config: the function's `variables` (empty, and unreachable, when not granted).
     pub(crate) config: Arc<WasiConfigVariables>,
+    /// When the current run (invocation or instantiation) must stop: the epoch callback traps
+    /// the guest past it, and yields to the executor every tick before it.
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl WasiView for Host {

@@ -23,7 +23,7 @@ use http_body_util::BodyExt;
 use updraft_dispatch::{InvocationSink, InvokeError, Report, Reuse, Settings, Stream};
 use updraft_manifest::OutboundHost;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -34,7 +34,7 @@ use crate::compile::CompiledComponent;
 use crate::host::{Host, MemoryLimiter};
 use crate::logs::{Capture, LogSlot, LogState};
 use crate::outbound::OutboundPolicy;
-use crate::{EPOCH_TICK, Engine, lock};
+use crate::{Engine, lock};
 
 /// A body as Wasmtime's wasi:http takes and gives it.
 pub(crate) type GuestBody =
@@ -219,10 +219,23 @@ impl PreparedFunction {
             },
             log: slot,
             config: inner.config.clone(),
+            deadline: Instant::now(),
         };
         let mut store = Store::new(inner.pre.engine(), host);
         store.limiter(|h| &mut h.limits);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Give the worker thread back every tick: a guest spinning in pure compute
+                // must not hold it, or the control API, other functions and this guest's own
+                // timer queue behind it. Tokio's yield goes to the back of the run queue.
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
         Instance {
             store,
             proxy: None,
@@ -318,9 +331,7 @@ impl PreparedFunction {
         instance.store.data().log.set(log.clone());
         // A refusal a warm instance survived earlier must not be blamed for a later failure.
         instance.store.data_mut().limits.refused = None;
-        instance
-            .store
-            .set_epoch_deadline(deadline_ticks(inner.timeout));
+        start_run(&mut instance.store, inner.timeout);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let mut http = instance.store.data_mut().http();
@@ -441,7 +452,7 @@ impl PreparedFunction {
 impl Inner {
     async fn instantiate(&self, store: &mut Store<Host>) -> Result<Arc<Proxy>, InvokeError> {
         // Start code runs under the same deadline as a request.
-        store.set_epoch_deadline(deadline_ticks(self.timeout));
+        start_run(store, self.timeout);
         self.pre
             .instantiate_async(store)
             .await
@@ -464,10 +475,12 @@ fn head_of(req: &http::Request<GuestBody>) -> http::Request<GuestBody> {
     head
 }
 
-/// Epoch ticks from now until `timeout` has certainly passed.
-fn deadline_ticks(timeout: Duration) -> u64 {
-    let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
-    u64::try_from(ticks).unwrap_or(u64::MAX)
+/// Starts a run of at most `timeout` on `store`: the epoch callback yields every tick until
+/// then and traps after. (The run's own timer usually ends it first; the trap is the backstop
+/// for runs without one, such as pre-instantiation.)
+fn start_run(store: &mut Store<crate::host::Host>, timeout: Duration) {
+    store.data_mut().deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
 }
 
 /// Classifies a wasmtime error from the guest call.

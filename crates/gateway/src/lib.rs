@@ -6,8 +6,8 @@
 //! or alias a caller pins with `x-updraft-version` / `x-updraft-alias` when the function allows
 //! it or the request carries the admin token, [`AdminCheck`]), tells the guest which route
 //! matched (`x-updraft-route`, `x-updraft-param-*`, `x-updraft-path-info`), and hands the
-//! request to the [`Dispatcher`], which admits, runs and meters it. Header caps (431) are
-//! enforced by hyper.
+//! request to the [`Dispatcher`], which admits, runs and meters it. Connection hygiene (caps,
+//! timeouts, header limits) is [`listen`]'s, shared with the control API's listener.
 //!
 //! What is served is the registry's current [`Snapshot`] (route table + functions), read
 //! lock-free per request: a deploy or an alias move publishes a new one atomically. A request
@@ -28,7 +28,6 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use updraft_api::{Code, Trigger, headers};
 use updraft_dispatch::{
@@ -38,30 +37,17 @@ use updraft_dispatch::{
 use updraft_manifest::RouteMatch;
 use updraft_registry::{Lookup, Registry, Snapshot};
 
+pub mod listen;
+pub use listen::ListenConfig;
+
 /// Decides whether a request carries the admin token (which allows pinning a version).
 pub trait AdminCheck: Send + Sync + 'static {
     /// Whether `authorization` (the header's value) is a valid admin bearer token.
     fn is_admin(&self, authorization: &str) -> bool;
 }
 
-/// Server-wide listener settings.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct GatewayConfig {
-    /// Most request headers accepted (more: 431).
-    pub max_headers: usize,
-    /// Most bytes of request head (request line and headers) accepted (more: 431).
-    pub max_header_bytes: usize,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        Self {
-            max_headers: 100,
-            max_header_bytes: 64 << 10,
-        }
-    }
-}
+/// How an `authorization` header carrying an Updraft admin token starts.
+const ADMIN_TOKEN_SHAPE: &str = "Bearer upd_";
 
 /// The data plane. Share it behind an `Arc`.
 pub struct Gateway {
@@ -69,7 +55,6 @@ pub struct Gateway {
     dispatcher: Arc<Dispatcher>,
     admin: Option<Arc<dyn AdminCheck>>,
     services: Option<Arc<dyn Mounted>>,
-    config: GatewayConfig,
 }
 
 /// Paths under this prefix are served by the [`Mounted`] services (queues and topics for
@@ -88,17 +73,12 @@ pub trait Mounted: Send + Sync + 'static {
 
 impl Gateway {
     /// A gateway serving what `registry` publishes, handing requests to `dispatcher`.
-    pub fn new(
-        registry: Arc<Registry>,
-        dispatcher: Arc<Dispatcher>,
-        config: GatewayConfig,
-    ) -> Self {
+    pub fn new(registry: Arc<Registry>, dispatcher: Arc<Dispatcher>) -> Self {
         Self {
             registry,
             dispatcher,
             admin: None,
             services: None,
-            config,
         }
     }
 
@@ -146,6 +126,7 @@ impl Gateway {
                     .and_then(|pin| function.resolve(pin.as_ref(), route.trigger.alias()));
                 if chosen.is_ok() {
                     strip_updraft_headers(req.headers_mut());
+                    self.strip_admin_token(req.headers_mut());
                     set_route_headers(req.headers_mut(), &route.pattern, &m);
                 }
                 (function, chosen)
@@ -185,6 +166,20 @@ impl Gateway {
                 let resp = error_response(code, msg, &origin.request_id);
                 with_function(resp, &origin.request_id, &function, None)
             }
+        }
+    }
+
+    /// Removes `authorization` if it carries the admin token: it is for Updraft, never for a
+    /// guest (a caller pinning a version of a function that allows pinning may still send
+    /// it). Only a bearer token shaped like Updraft's is hashed and checked.
+    fn strip_admin_token(&self, headers: &mut http::HeaderMap) {
+        let Some(admin) = &self.admin else { return };
+        if headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| h.starts_with(ADMIN_TOKEN_SHAPE) && admin.is_admin(h))
+        {
+            headers.remove(header::AUTHORIZATION);
         }
     }
 
@@ -266,69 +261,28 @@ impl Gateway {
             .await
     }
 
-    /// Serves the data plane on `listener` until `shutdown` resolves, then stops accepting and
-    /// waits up to `drain` for in-flight requests to finish.
+    /// Serves the data plane on `listener` with `config`'s connection limits until
+    /// `shutdown` resolves, then stops accepting and waits up to `drain` for in-flight
+    /// requests to finish.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        config: &ListenConfig,
         shutdown: impl Future<Output = ()> + Send,
         drain: Duration,
     ) {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .max_headers(self.config.max_headers)
-            .max_buf_size(self.config.max_header_bytes.max(8192));
-        builder
-            .http2()
-            .max_header_list_size(u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX));
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let _ = stream.set_nodelay(true);
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let gateway = self.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let gateway = gateway.clone();
-                async move {
-                    if let Some(services) = &gateway.services
-                        && req.uri().path().starts_with(SERVICES_PREFIX)
-                    {
-                        return Ok::<_, Infallible>(services.call(req).await);
-                    }
-                    Ok::<_, Infallible>(gateway.handle(req).await)
+            async move {
+                if let Some(services) = &gateway.services
+                    && req.uri().path().starts_with(SERVICES_PREFIX)
+                {
+                    return Ok::<_, Infallible>(services.call(req).await);
                 }
-            });
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            });
-        }
-        drop(listener);
-        if tokio::time::timeout(drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "data plane: in-flight requests still running after {drain:?}; stopping"
-            );
-        }
+                Ok::<_, Infallible>(gateway.handle(req).await)
+            }
+        });
+        listen::serve(listener, config, "data plane", service, shutdown, drain).await;
     }
 }
 

@@ -84,10 +84,17 @@ pub(crate) fn fingerprint(authorization: Option<&str>) -> Option<String> {
     Some(hash(token).chars().take(8).collect())
 }
 
-/// Writes `contents` to `path` readable only by the owner.
+/// Writes `contents` to a new file `path` readable only by the owner. Whatever was at `path`
+/// is removed first and the file is created exclusively (`O_EXCL`), so a symlink planted there
+/// is never followed.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -25,9 +25,15 @@
 //!                       # / default function memory, at most pool.max_instances)
 //! queue_timeout = "1s"  # longest wait for a slot before 429
 //!
-//! [http]
+//! [http]                # both listeners (data plane and control API)
 //! max_headers = 100
 //! max_header_bytes = "64KiB"
+//! header_read_timeout = "10s"   # to send a request head; also the idle keep-alive timeout
+//! max_connections = 10000       # data plane; more get 503 too_many_connections
+//! control_max_connections = 1000
+//! h2_keep_alive_interval = "20s"
+//! h2_keep_alive_timeout = "20s"
+//! h2_max_concurrent_streams = 100
 //!
 //! [versions]
 //! keep = 10             # versions kept per function (older ones no alias points at are deleted)
@@ -74,6 +80,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use updraft_api::Prices;
+use updraft_gateway::ListenConfig;
 use updraft_manifest::{Quotas, format_duration, format_size, parse_duration, parse_size};
 use updraft_store::Retention;
 
@@ -156,10 +163,10 @@ pub struct FileConfig {
     pub global_max_concurrency: Option<u32>,
     /// Longest wait for a concurrency slot.
     pub queue_timeout: Duration,
-    /// Most request headers.
-    pub max_headers: usize,
-    /// Most bytes of request head.
-    pub max_header_bytes: usize,
+    /// The data plane's connection settings.
+    pub http: ListenConfig,
+    /// The control API's connection settings (the data plane's, with its own cap).
+    pub control_http: ListenConfig,
     /// The instance pool.
     pub pool: Pool,
     /// Versions kept per function.
@@ -182,10 +189,19 @@ pub struct FileConfig {
     pub events: EventsConfig,
 }
 
+/// Connections the control API accepts at once by default: enough for operators and CI, and
+/// apart from the data plane's, so a flood there leaves the control API reachable.
+const DEFAULT_CONTROL_CONNECTIONS: usize = 1_000;
+
+/// The control API's listener settings: the data plane's, with its own connection cap.
+fn control_listen(mut http: ListenConfig, max_connections: usize) -> ListenConfig {
+    http.max_connections = max_connections;
+    http
+}
+
 impl Default for FileConfig {
     fn default() -> Self {
         // The data plane's own defaults, so that they are written down once.
-        let gateway = updraft_gateway::GatewayConfig::default();
         let dispatch = updraft_dispatch::DispatchConfig::default();
         let (limits, pool) = (Limits::default(), Pool::default());
         let memory = machine::memory_bytes();
@@ -194,8 +210,8 @@ impl Default for FileConfig {
             global_max_concurrency: dispatch.global_max_concurrency.or(Some(global_max)),
             limits,
             queue_timeout: updraft_dispatch::DEFAULT_QUEUE_TIMEOUT,
-            max_headers: gateway.max_headers,
-            max_header_bytes: gateway.max_header_bytes,
+            http: ListenConfig::default(),
+            control_http: control_listen(ListenConfig::default(), DEFAULT_CONTROL_CONNECTIONS),
             pool,
             keep_versions: DEFAULT_KEEP_VERSIONS,
             canary: CanaryConfig::default(),
@@ -441,6 +457,49 @@ impl FileConfig {
                 pool.max_instances,
             ),
         };
+        let dh = &defaults.http;
+        let positive = |key: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(err(format!("{key}: must be at least 1"))),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let mut http = ListenConfig::default();
+        http.max_headers = positive("http.max_headers", raw.http.max_headers, dh.max_headers)?;
+        http.max_header_bytes = usize::try_from(size(
+            "http.max_header_bytes",
+            &raw.http.max_header_bytes,
+            dh.max_header_bytes as u64,
+        )?)
+        .unwrap_or(usize::MAX);
+        http.header_read_timeout = duration(
+            "http.header_read_timeout",
+            &raw.http.header_read_timeout,
+            dh.header_read_timeout,
+        )?;
+        http.max_connections = positive(
+            "http.max_connections",
+            raw.http.max_connections,
+            dh.max_connections,
+        )?;
+        http.h2_keep_alive_interval = duration(
+            "http.h2_keep_alive_interval",
+            &raw.http.h2_keep_alive_interval,
+            dh.h2_keep_alive_interval,
+        )?;
+        http.h2_keep_alive_timeout = duration(
+            "http.h2_keep_alive_timeout",
+            &raw.http.h2_keep_alive_timeout,
+            dh.h2_keep_alive_timeout,
+        )?;
+        http.h2_max_concurrent_streams = match raw.http.h2_max_concurrent_streams {
+            Some(0) => {
+                return Err(err(
+                    "http.h2_max_concurrent_streams: must be at least 1".to_owned()
+                ));
+            }
+            Some(n) => n,
+            None => dh.h2_max_concurrent_streams,
+        };
         Ok(Self {
             limits,
             global_max_concurrency: Some(global_max),
@@ -449,13 +508,15 @@ impl FileConfig {
                 &raw.concurrency.queue_timeout,
                 defaults.queue_timeout,
             )?,
-            max_headers: raw.http.max_headers.unwrap_or(defaults.max_headers).max(1),
-            max_header_bytes: usize::try_from(size(
-                "http.max_header_bytes",
-                &raw.http.max_header_bytes,
-                defaults.max_header_bytes as u64,
-            )?)
-            .unwrap_or(usize::MAX),
+            control_http: control_listen(
+                http.clone(),
+                positive(
+                    "http.control_max_connections",
+                    raw.http.control_max_connections,
+                    defaults.control_http.max_connections,
+                )?,
+            ),
+            http,
             pool,
             keep_versions: raw.versions.keep.unwrap_or(DEFAULT_KEEP_VERSIONS),
             canary,

@@ -22,6 +22,15 @@ pub enum ServerError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The data directory can't be used: another server holds it, others can write to it, or
+    /// it can't be created.
+    #[error("data directory {}: {why}", path.display())]
+    DataDir {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// The event log could not be opened.
     #[error(transparent)]
     Events(#[from] updraft_events::EventError),

@@ -27,6 +27,7 @@
 mod auth;
 mod config;
 mod control;
+mod datadir;
 mod error;
 #[cfg(feature = "otlp")]
 mod otlp;
@@ -39,7 +40,7 @@ pub use config::{
 pub use error::ServerError;
 pub use updraft_dispatch::rfc3339;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +49,7 @@ use tokio::net::TcpListener;
 use updraft_dispatch::{CodeSource, DispatchConfig, Dispatcher};
 use updraft_engine::{Engine, EngineConfig, WasmRuntime};
 use updraft_events::{EventLog, Holder, LocalWakeups, Wakeups};
-use updraft_gateway::{Gateway, GatewayConfig};
+use updraft_gateway::{Gateway, ListenConfig, listen};
 use updraft_registry::{Registry, RegistryConfig, Stores};
 use updraft_store::{ArtifactStore, FsArtifacts, MetadataStore, Store, TelemetryStore};
 use updraft_triggers::Triggers;
@@ -100,6 +101,9 @@ pub(crate) struct State {
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) auth: Arc<auth::Tokens>,
     pub(crate) drain: Duration,
+    /// Connection settings of the data plane and of the control API.
+    pub(crate) http: ListenConfig,
+    pub(crate) control_http: ListenConfig,
     /// How often the canary guard looks.
     pub(crate) canary_check: Duration,
     /// The price table of cost estimates.
@@ -114,6 +118,8 @@ pub(crate) struct State {
     pub(crate) triggers: Arc<Triggers>,
     /// Base URL of the data plane, set once it is bound.
     pub(crate) data_url: std::sync::OnceLock<String>,
+    /// The data directory's lock, released when the server has stopped.
+    pub(crate) lock: std::sync::Mutex<Option<datadir::DataDirLock>>,
 }
 
 impl Server {
@@ -123,6 +129,7 @@ impl Server {
     /// [`ServerError`] if the data directory, database or engine cannot be set up. A function
     /// that fails to load is not fatal: it is reported by [`Server::failed_loads`] and skipped.
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
+        let lock = datadir::DataDirLock::acquire(&config.data_dir)?;
         let data_dir = config.data_dir.clone();
         let file = config.file.clone();
         let (store, artifacts, engine, event_log) = tokio::task::spawn_blocking(move || {
@@ -154,9 +161,6 @@ impl Server {
         let (auth, new_admin_token) =
             auth::Tokens::load_or_bootstrap(&*metadata, &config.data_dir).await?;
         let auth = Arc::new(auth);
-        let mut gateway_config = GatewayConfig::default();
-        gateway_config.max_headers = config.file.max_headers;
-        gateway_config.max_header_bytes = config.file.max_header_bytes;
         let mut dispatch_config = DispatchConfig::default();
         dispatch_config.global_max_concurrency = config.file.global_max_concurrency;
         dispatch_config.metering = config.file.metering;
@@ -198,7 +202,7 @@ impl Server {
         };
         let registry = Registry::new(stores, runtime, dispatcher.clone(), registry_config);
         let services = Arc::new(control::DataPlane::default());
-        let gateway = Gateway::new(registry.clone(), dispatcher.clone(), gateway_config)
+        let gateway = Gateway::new(registry.clone(), dispatcher.clone())
             .with_admin_check(auth.clone())
             .with_services(services.clone());
         let wakeups: Arc<dyn Wakeups> = Arc::new(LocalWakeups::default());
@@ -221,6 +225,8 @@ impl Server {
             gateway: Arc::new(gateway),
             auth,
             drain: config.drain,
+            http: config.file.http.clone(),
+            control_http: config.file.control_http.clone(),
             canary_check: config.file.canary.check_interval,
             prices: config.file.prices.clone(),
             stopping: tokio::sync::watch::Sender::new(false),
@@ -228,6 +234,7 @@ impl Server {
             wakeups,
             triggers,
             data_url: std::sync::OnceLock::new(),
+            lock: std::sync::Mutex::new(Some(lock)),
         });
         services.attach(&state);
         let failed_loads = registry
@@ -281,17 +288,17 @@ impl Server {
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let data_task = tokio::spawn(self.state.gateway.clone().serve(
-            data,
-            wait(stop_rx.clone()),
-            self.state.drain,
-        ));
-        let router = control::router(self.state.clone());
-        let control_task = tokio::spawn(
-            axum::serve(control, router)
-                .with_graceful_shutdown(wait(stop_rx.clone()))
-                .into_future(),
-        );
+        let gateway = self.state.gateway.clone();
+        let (http, drain) = (self.state.http.clone(), self.state.drain);
+        let stop = wait(stop_rx.clone());
+        let data_task = tokio::spawn(async move { gateway.serve(data, &http, stop, drain).await });
+        let router =
+            hyper_util::service::TowerToHyperService::new(control::router(self.state.clone()));
+        let http = self.state.control_http.clone();
+        let stop = wait(stop_rx.clone());
+        let control_task = tokio::spawn(async move {
+            listen::serve(control, &http, "control API", router, stop, drain).await;
+        });
         let registry = self.state.registry.clone();
         let dispatcher = self.state.gateway.dispatcher().clone();
         let stop = wait(stop_rx.clone());
@@ -331,6 +338,10 @@ impl Server {
         let _ = guard.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;
         self.state.telemetry.flush().await;
+        // Background tasks may hold the state a little longer; the directory is free now.
+        if let Ok(mut lock) = self.state.lock.lock() {
+            lock.take();
+        }
         Ok(())
     }
 }

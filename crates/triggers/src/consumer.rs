@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::sync::{Semaphore, watch};
-use updraft_api::{AttemptError, Trigger};
-use updraft_dispatch::{Event, Events, Input, Origin, error_response, with_function};
+use updraft_api::{AttemptError, Code, Trigger};
+use updraft_dispatch::{Event, Events, Input, Origin, Rejected, error_response, with_function};
 use updraft_events::{
     AsyncResult, Fate, Holder, Message, Settle, backoff, default_dead_letter, now_ms,
 };
@@ -172,6 +172,7 @@ impl Triggers {
                     }
                 };
                 let status = resp.status();
+                let rejected = resp.extensions().get::<Rejected>().copied();
                 let body = resp.into_body().collect().await.map(|b| b.to_bytes());
                 let (body, body_error) = match body {
                     Ok(b) => (b, None),
@@ -189,8 +190,14 @@ impl Triggers {
                         ..result
                     };
                     (Settle::Ack, Some(result))
-                } else if status == http::StatusCode::TOO_MANY_REQUESTS {
-                    let delay = backoff(self.config.retry_base, self.config.retry_max, 1);
+                } else if let Some(rejected) = rejected {
+                    // The platform turned it away before the function ran: not an attempt.
+                    // Throttled: back off a little; over a quota: pause until it resets.
+                    let delay = if rejected.code == Code::QuotaExceeded {
+                        rejected.retry_after
+                    } else {
+                        backoff(self.config.retry_base, self.config.retry_max, 1)
+                    };
                     (Settle::Release { delay }, None)
                 } else {
                     let error = body_error.unwrap_or_else(|| error_text(status, &body));

@@ -5,8 +5,9 @@
 //! takes) becomes a *consumer*: a task that leases messages from one queue, hands each batch to
 //! the [`Dispatcher`] as [`Events`](updraft_dispatch::Events) (same admission, limits, metering
 //! and tracing as HTTP; the runtime encodes them for its guests), and settles them: a 2xx acks;
-//! a 429 (throttled, quota) puts them back without counting an attempt; anything else records
-//! the error and retries with exponential backoff and jitter, or moves them with their error
+//! a rejection by the platform (throttled: after a short backoff; over a quota: when its window
+//! ends) puts them back without counting an attempt; anything else (a guest's own 429 too)
+//! records the error and retries with exponential backoff and jitter, or moves them with their error
 //! history to the dead-letter queue after `max_attempts`. A consumer leases no more messages
 //! than it can run at once, so a slow function slows delivery and the rest wait in the log.
 //! Idle consumers sleep until a producer wakes them ([`Wakeups`]).

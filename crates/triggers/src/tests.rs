@@ -14,9 +14,11 @@ use tokio::sync::Semaphore;
 use updraft_api::{Invocation as Record, Trigger};
 use updraft_dispatch::{
     Alias, Body, BoxFuture, ConcurrencyLimit, DispatchConfig, Dispatcher, Events, Function, Health,
-    Input, Invocation, InvocationSink, InvokeError, Runtime, Stream, Telemetry, Version, full,
+    Input, Invocation, InvocationSink, InvokeError, Quota, QuotaScope, Runtime, Stream, Telemetry,
+    Version, full,
 };
 use updraft_events::{EventLog, Holder, LocalWakeups, QueueSpec, SqliteLog, Wakeups};
+use updraft_manifest::{QuotaMetric, QuotaPeriod};
 
 use super::*;
 
@@ -165,6 +167,17 @@ impl Env {
 
     /// Serves function `name` (its `[[functions]]` table's other keys in `extra`) on `fake`.
     async fn serve(&self, name: &str, extra: &str, fake: &Arc<Fake>) {
+        self.serve_with_quotas(name, extra, fake, Vec::new()).await;
+    }
+
+    /// [`Env::serve`], with quotas.
+    async fn serve_with_quotas(
+        &self,
+        name: &str,
+        extra: &str,
+        fake: &Arc<Fake>,
+        quotas: Vec<Arc<Quota>>,
+    ) {
         let text = format!(
             "[app]\nname = \"t\"\n[[functions]]\nname = \"{name}\"\ncomponent = \"x.wasm\"\n{extra}\n"
         );
@@ -194,7 +207,7 @@ impl Env {
                 },
             )]),
             allow_pinning: false,
-            quotas: Vec::new(),
+            quotas,
             limit: Arc::new(ConcurrencyLimit::new(
                 max_concurrency,
                 Duration::from_secs(1),
@@ -341,17 +354,63 @@ async fn a_success_after_failures_acks_and_counts_its_attempts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_throttled_delivery_is_released_without_counting_an_attempt() {
+async fn a_guests_own_429_is_a_failed_attempt() {
     let env = Env::new();
-    let fake = Fake::new(&[429, 429], 200);
+    // A guest answering 429 forever must not be retried forever.
+    let fake = Fake::new(&[], 429);
     env.serve("worker", JOBS, &fake).await;
     env.send("jobs", &["x"]).await;
-    until("the ack", || async {
-        fake.seen().len() == 3 && env.depth("jobs").await == 0
+    until("the dead letter", || async {
+        env.log
+            .queue(P, "worker-dlq")
+            .await
+            .is_ok_and(|q| q.depth == 1)
     })
     .await;
     let attempts: Vec<u32> = fake.seen().iter().map(|e| e.attempt).collect();
-    assert_eq!(attempts, vec![1, 1, 1], "429s are not attempts");
+    assert_eq!(
+        attempts,
+        vec![1, 2, 3],
+        "each 429 of the guest is an attempt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_over_the_functions_quota_waits_for_the_window_without_an_attempt() {
+    let env = Env::new();
+    let fake = Fake::new(&[], 200);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let quota = Arc::new(Quota::new(
+        QuotaScope::Function,
+        "worker",
+        QuotaMetric::Invocations,
+        QuotaPeriod::Day,
+        1,
+        0.0,
+        now,
+    ));
+    env.serve_with_quotas("worker", JOBS, &fake, vec![quota])
+        .await;
+    env.send("jobs", &["first", "second"]).await;
+    until("the first delivery", || async { fake.seen().len() == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The second was turned away by the platform: back in the queue, no attempt recorded,
+    // not retried every backoff (it waits for the day's window to end).
+    assert_eq!(fake.seen().len(), 1);
+    assert_eq!(env.depth("jobs").await, 1);
+    assert!(
+        env.log.queue(P, "worker-dlq").await.is_err(),
+        "no dead letter"
+    );
+    let lines = env.telemetry.lines.lock().unwrap().clone();
+    let refusals = lines
+        .iter()
+        .filter(|l| l.contains("quota exceeded"))
+        .count();
+    assert_eq!(refusals, 1, "refused once, then paused: {lines:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,8 @@
 //!
 //! Response body, one `key: value` per line:
 //! `method`, `path` (path and query as the guest saw it), `version` (the `VERSION` env var, or
-//! `-`), `greeting` (the `GREETING` env var, or `-`), every `x-updraft-*` request header, then
-//! `body: <request body>`.
+//! `-`), `greeting` (the `GREETING` env var, or `-`), `authorization` (the header, or `-`), every
+//! `x-updraft-*` request header, then `body: <request body>`.
 //!
 //! Every request prints `echo stdout <path>` to stdout and `echo stderr <path>` to stderr, so
 //! log capture can be tested. A request with `?status=N` answers with status N; a request with
@@ -81,6 +81,11 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
     out.push_str(&format!("version: {}\n", env("VERSION")));
     out.push_str(&format!("greeting: {}\n", env("GREETING")));
     out.push_str(&format!("instance-requests: {served}\n"));
+    let authorization = parts
+        .headers
+        .get("authorization")
+        .map_or("-", |v| v.to_str().unwrap_or("<binary>"));
+    out.push_str(&format!("authorization: {authorization}\n"));
     let mut updraft: Vec<_> = parts
         .headers
         .iter()

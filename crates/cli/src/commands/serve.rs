@@ -45,6 +45,8 @@ pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
         config.file = FileConfig::parse(&path.display().to_string(), &text)?;
     }
     let global_max = config.file.global_max_concurrency;
+    let connections = config.file.http.max_connections + config.file.control_http.max_connections;
+    raise_open_files_limit(connections);
     let server = Server::open(config)
         .await
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
@@ -90,6 +92,40 @@ pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
         control,
         control_addr,
     })
+}
+
+/// File descriptors the server needs besides its connections: the database, artifacts,
+/// compiled code, event delivery, outbound requests.
+const FDS_BESIDES_CONNECTIONS: u64 = 1_024;
+
+/// Raises the soft open-files limit to the hard one (as Go's runtime does at start): each
+/// connection is a file descriptor, and distributions' default soft limit (1024) is below the
+/// default connection caps. Warns when even the hard limit can't hold the caps.
+fn raise_open_files_limit(connections: usize) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        let wanted = connections as u64 + FDS_BESIDES_CONNECTIONS;
+        let mut raised = limit;
+        raised.current = limit.maximum;
+        let now = match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => limit.maximum,
+            Err(_) => limit.current,
+        };
+        if let Some(now) = now
+            && now < wanted
+        {
+            eprintln!(
+                "warning: open-files limit is {now}, below the {connections} connections \
+                 [http] max_connections and control_max_connections allow (plus \
+                 {FDS_BESIDES_CONNECTIONS} for the server itself); raise it (ulimit -n) or lower \
+                 the caps"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = connections;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -7,21 +7,7 @@ use std::time::{Duration, Instant};
 
 use updraft_test_guests::HTTP_ECHO;
 
-use crate::support::{ServeProcess, serve};
-
-use crate::support::BIN;
-
-fn updraft(server: &ServeProcess, data_dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--server")
-        .arg(&server.control_url)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
+use crate::support::{BIN, serve, updraft};
 
 fn write_app(dir: &Path, route: &str) {
     std::fs::create_dir_all(dir).unwrap();

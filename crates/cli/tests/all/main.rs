@@ -9,6 +9,7 @@ mod cli;
 mod deploy;
 mod events;
 mod gateway;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod logs;

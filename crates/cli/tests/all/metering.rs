@@ -564,12 +564,14 @@ async fn traceparent_is_continued_into_outbound_requests_and_spans_are_exported(
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    let status = resp.status();
     let request_id = resp.headers()["x-updraft-request-id"]
         .to_str()
         .unwrap()
         .to_owned();
-    assert_eq!(resp.text().await.unwrap(), "upstream 200: ok");
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text, "upstream 200: ok");
     let got = upstream.received();
     assert_eq!(got.len(), 1);
     let outbound = got[0].header("traceparent").expect("outbound traceparent");

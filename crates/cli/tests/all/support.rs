@@ -423,6 +423,23 @@ impl Capture {
     }
 }
 
+/// Runs the `updraft` binary against `server`, as a user would.
+pub(crate) fn updraft(
+    server: &ServeProcess,
+    data_dir: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .arg("--server")
+        .arg(&server.control_url)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
 /// A real `updraft serve` process.
 pub(crate) struct ServeProcess {
     pub(crate) child: std::process::Child,

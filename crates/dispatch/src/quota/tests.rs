@@ -34,7 +34,12 @@ fn an_invocation_quota_admits_exactly_its_limit_and_resets_with_the_period() {
     );
     assert!(q.admit(NOW).is_ok());
     assert!(q.admit(NOW).is_ok());
-    let err = q.admit(NOW).unwrap_err();
+    let (err, resets_ms) = q.admit(NOW).unwrap_err();
+    assert_eq!(
+        resets_ms,
+        NOW - NOW % DAY_MS + DAY_MS,
+        "the window ends at the next UTC day"
+    );
     assert_eq!(
         err,
         "quota exceeded: function `hello` may use 3 invocations per day (UTC); 3 used, resets at \
@@ -66,7 +71,12 @@ fn a_gb_second_quota_refuses_once_reached() {
     q.charge(1.5, NOW);
     assert!(q.admit(NOW).is_ok(), "1.5 of 2 used");
     q.charge(0.5, NOW);
-    assert!(q.admit(NOW).unwrap_err().contains("2 GB-seconds per month"));
+    assert!(
+        q.admit(NOW)
+            .unwrap_err()
+            .0
+            .contains("2 GB-seconds per month")
+    );
     // Charges for an invocation that started last period do not count.
     q.charge(10.0, NOW - 40 * DAY_MS);
     assert_eq!(q.status(NOW).used, 2.0);

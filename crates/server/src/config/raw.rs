@@ -129,6 +129,12 @@ pub(super) struct RawConcurrency {
 pub(super) struct RawHttp {
     pub(super) max_headers: Option<usize>,
     pub(super) max_header_bytes: Option<String>,
+    pub(super) header_read_timeout: Option<String>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) control_max_connections: Option<usize>,
+    pub(super) h2_keep_alive_interval: Option<String>,
+    pub(super) h2_keep_alive_timeout: Option<String>,
+    pub(super) h2_max_concurrent_streams: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]

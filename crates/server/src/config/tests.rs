@@ -46,7 +46,7 @@ check_interval = "200ms"
     assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.global_max_concurrency, Some(50));
     assert_eq!(c.queue_timeout, Duration::from_millis(250));
-    assert_eq!(c.max_headers, 20);
+    assert_eq!(c.http.max_headers, 20);
     assert_eq!(c.pool.max_instances, 64);
     assert_eq!(c.pool.memory_keep_resident, 4 << 20);
     assert_eq!(c.keep_versions, 3);
