@@ -100,6 +100,9 @@ pub struct QueueCreated {
     /// Its data-plane access key, shown only when it is made (on creation and on rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key: Option<String>,
+    /// What the key may do: `full` (the queue's key), `send` or `consume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// A queue and its depth.

@@ -67,6 +67,7 @@ struct Inner {
     pre: ProxyPre<Host>,
     env: Vec<(String, String)>,
     outbound: Arc<[OutboundHost]>,
+    own: crate::outbound::OwnAddresses,
     config: Arc<WasiConfigVariables>,
     timeout: Duration,
     memory_bytes: usize,
@@ -116,6 +117,7 @@ impl Engine {
                 pre,
                 env: settings.env,
                 outbound: settings.allowed_outbound_hosts.into(),
+                own: self.own.clone(),
                 config: Arc::new(settings.variables.unwrap_or_default().into_iter().collect()),
                 timeout: settings.timeout,
                 memory_bytes: usize::try_from(settings.memory_bytes).unwrap_or(usize::MAX),
@@ -210,6 +212,7 @@ impl PreparedFunction {
             http: WasiHttpCtx::new(),
             hooks: OutboundPolicy {
                 allowed: inner.outbound.clone(),
+                own: inner.own.clone(),
                 log: slot.clone(),
             },
             limits: MemoryLimiter {

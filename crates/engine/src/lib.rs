@@ -54,6 +54,7 @@ pub use compile::{CompiledComponent, ComponentError, EngineStats, digest};
 pub use invoke::{InstanceStart, PreparedFunction};
 pub use lifecycle::{ManagedFunction, WasmRuntime};
 pub use logs::MAX_LOG_BYTES;
+pub use outbound::OwnAddresses;
 
 use updraft_dispatch::Reuse;
 
@@ -128,10 +129,20 @@ pub struct Engine {
     pub(crate) linkers: capability::Linkers,
     pub(crate) cache_dir: PathBuf,
     pub(crate) stats: Stats,
+    /// The server's listen addresses, refused to outbound requests.
+    pub(crate) own: outbound::OwnAddresses,
     _epoch: EpochThread,
 }
 
 impl Engine {
+    /// Tells outbound policy the server's listen addresses: guests may not call them, whatever
+    /// their `allowed_outbound_hosts` say (unless they list the address literally).
+    pub fn set_own_addresses(&self, addrs: Vec<std::net::SocketAddr>) {
+        if let Ok(mut own) = self.own.write() {
+            *own = addrs;
+        }
+    }
+
     /// Builds the engine and its linker, and starts the epoch ticker thread (joined on drop).
     ///
     /// # Errors
@@ -175,6 +186,7 @@ impl Engine {
             linkers: capability::Linkers::new(linker),
             cache_dir,
             stats: Stats::default(),
+            own: outbound::OwnAddresses::default(),
             _epoch: epoch,
         })
     }

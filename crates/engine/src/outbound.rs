@@ -1,4 +1,7 @@
-//! Outbound HTTP policy: a guest may only reach the hosts in its `allowed_outbound_hosts`.
+//! Outbound HTTP policy: a guest may only reach the hosts in its `allowed_outbound_hosts`, and
+//! only at addresses [`vet`] accepts (no loopback, private or link-local address, nor the
+//! server's own, unless listed literally); the connection goes to the vetted address
+//! ([`send`]).
 //!
 //! A denied request fails inside the guest with `wasi:http`'s `HTTP-request-denied` error code
 //! (the guest sees an ordinary, catchable error) and leaves a platform line in the invocation's
@@ -33,20 +36,34 @@ const TRACEPARENT: &str = "traceparent";
 /// How long a denied request's body is drained before the denial is returned.
 const DRAIN_DENIED_BODY: std::time::Duration = std::time::Duration::from_secs(1);
 
+mod send;
+mod vet;
+
+/// The server's own listen addresses, which guests may not call (filled in once bound).
+pub type OwnAddresses = Arc<std::sync::RwLock<Vec<std::net::SocketAddr>>>;
+
 pub(crate) struct OutboundPolicy {
     pub(crate) allowed: Arc<[OutboundHost]>,
+    pub(crate) own: OwnAddresses,
     pub(crate) log: Arc<LogSlot>,
+}
+
+/// The scheme, host (without IPv6 brackets) and effective port of an outbound URL.
+fn parts(uri: &http::Uri) -> Option<(&str, &str, u16)> {
+    let scheme = uri.scheme_str().unwrap_or("https");
+    let host = uri.host()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "http" { 80 } else { 443 });
+    Some((scheme, host, port))
 }
 
 impl OutboundPolicy {
     fn allows(&self, uri: &http::Uri) -> bool {
-        let scheme = uri.scheme_str().unwrap_or("https");
-        let Some(host) = uri.host() else { return false };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == "http" { 80 } else { 443 });
-        self.allowed.iter().any(|a| a.allows(scheme, host, port))
+        parts(uri).is_some_and(|(scheme, host, port)| {
+            self.allowed.iter().any(|a| a.allows(scheme, host, port))
+        })
     }
 }
 
@@ -82,12 +99,33 @@ impl WasiHttpHooks for OutboundPolicy {
         {
             request.headers_mut().insert(TRACEPARENT, value);
         }
+        let (allowed, own, log) = (self.allowed.clone(), self.own.clone(), self.log.clone());
         Box::new(async move {
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let uri = request.uri().clone();
+            let (scheme, host, port) = parts(&uri).ok_or(Error::HttpRequestUriInvalid)?;
+            let vet = |resolved: &[std::net::SocketAddr]| {
+                let own = own.read().map(|o| o.clone()).unwrap_or_default();
+                vet::vet(resolved, &allowed, &own, scheme, port)
+            };
+            let target = send::Target {
+                host,
+                port,
+                tls: scheme == "https",
+                vet: &vet,
+            };
+            let addrs = match send::resolve(&target, options.as_ref()).await {
+                Ok(addrs) => addrs,
+                Err((e, why)) => {
+                    if let Some(why) = why {
+                        log.get().sink().line(
+                            Stream::Platform,
+                            &format!("outbound request to {uri} denied: {why}"),
+                        );
+                    }
+                    return Err(e);
+                }
+            };
+            send::send(request, options, &target, &addrs).await
         })
     }
 }

@@ -26,7 +26,7 @@ use updraft_api::{AsyncStatus, AttemptError, Filter};
 
 use crate::{
     AsyncResult, DEFAULT_VISIBILITY_TIMEOUT, EventError, EventLog, Fate, Feed, FunctionTriggers,
-    Holder, NewMessage, QueueSpec, Settle, Wakeups, internal_queue, now_ms,
+    Holder, KeyRole, NewMessage, QueueSpec, Settle, Wakeups, internal_queue, now_ms,
 };
 
 const P: &str = "default";
@@ -116,8 +116,11 @@ fn ticks(key: &str) -> FunctionTriggers {
 pub async fn send_receive_ack_and_visibility(log: Arc<dyn EventLog>) {
     let (_, key) = log.create_queue(P, &QueueSpec::new("q")).await.unwrap();
     let key = key.unwrap();
-    assert!(log.check_queue_key(P, "q", &key).await.unwrap());
-    assert!(!log.check_queue_key(P, "q", "nope").await.unwrap());
+    assert_eq!(
+        log.check_queue_key(P, "q", &key).await.unwrap(),
+        Some(KeyRole::Full)
+    );
+    assert_eq!(log.check_queue_key(P, "q", "nope").await.unwrap(), None);
     assert!(
         log.create_queue(P, &QueueSpec::new("q"))
             .await
@@ -158,13 +161,20 @@ pub async fn send_receive_ack_and_visibility(log: Arc<dyn EventLog>) {
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
-    assert_eq!(log.ack(P, &[rest[0].receipt.clone()]).await.unwrap(), 0);
+    assert_eq!(
+        log.ack(P, "q", &[rest[0].receipt.clone()]).await.unwrap(),
+        0
+    );
     let receipts: Vec<String> = got
         .iter()
         .chain(&again)
         .map(|m| m.receipt.clone())
         .collect();
-    assert_eq!(log.ack(P, &receipts).await.unwrap(), 3);
+    // A receipt acks only in its own queue: one queue's key can't delete another's messages.
+    log.create_queue(P, &QueueSpec::new("other")).await.unwrap();
+    assert_eq!(log.ack(P, "other", &receipts).await.unwrap(), 0);
+    assert_eq!(log.queue(P, "q").await.unwrap().depth, 3);
+    assert_eq!(log.ack(P, "q", &receipts).await.unwrap(), 3);
     assert_eq!(log.queue(P, "q").await.unwrap().depth, 0);
     assert!(matches!(
         log.send(P, "nope", vec![msg("x")]).await,
@@ -416,15 +426,42 @@ pub async fn async_invokes_dedupe_by_key_and_record_results(log: Arc<dyn EventLo
     ));
 }
 
-/// Access keys: shown once at creation, checked by hash, replaced by rotation; unknown queues
-/// and topics are errors, not `false`.
+/// Access keys: shown once at creation, checked by hash, replaced by rotation (which revokes
+/// the queue's send-only and consume-only keys too); unknown queues and topics are errors, not
+/// `false`.
 pub async fn keys_check_and_rotate(log: Arc<dyn EventLog>) {
     let (_, key) = log.create_queue(P, &QueueSpec::new("q")).await.unwrap();
     let old = key.unwrap();
+    let send = log.add_queue_key(P, "q", KeyRole::Send).await.unwrap();
+    let consume = log.add_queue_key(P, "q", KeyRole::Consume).await.unwrap();
+    assert_eq!(
+        log.check_queue_key(P, "q", &send).await.unwrap(),
+        Some(KeyRole::Send)
+    );
+    assert_eq!(
+        log.check_queue_key(P, "q", &consume).await.unwrap(),
+        Some(KeyRole::Consume)
+    );
+    log.create_queue(P, &QueueSpec::new("q2")).await.unwrap();
+    assert_eq!(
+        log.check_queue_key(P, "q2", &send).await.unwrap(),
+        None,
+        "a scoped key opens only its own queue"
+    );
+    assert!(matches!(
+        log.add_queue_key(P, "nope", KeyRole::Send).await,
+        Err(EventError::QueueNotFound(_))
+    ));
     let new = log.rotate_queue_key(P, "q").await.unwrap();
     assert_ne!(old, new);
-    assert!(!log.check_queue_key(P, "q", &old).await.unwrap());
-    assert!(log.check_queue_key(P, "q", &new).await.unwrap());
+    assert_eq!(log.check_queue_key(P, "q", &old).await.unwrap(), None);
+    assert_eq!(
+        log.check_queue_key(P, "q", &new).await.unwrap(),
+        Some(KeyRole::Full)
+    );
+    for revoked in [&send, &consume] {
+        assert_eq!(log.check_queue_key(P, "q", revoked).await.unwrap(), None);
+    }
     assert!(matches!(
         log.check_queue_key(P, "nope", &new).await,
         Err(EventError::QueueNotFound(_))
@@ -597,7 +634,7 @@ pub async fn accepted_events_survive_a_crash(subject: &dyn Subject) {
         .receive(P, "q", 4, Some(Duration::from_secs(600)), Holder::Deliverer)
         .await
         .unwrap();
-    log.ack(P, &[leased[0].receipt.clone()]).await.unwrap();
+    log.ack(P, "q", &[leased[0].receipt.clone()]).await.unwrap();
     log.sync_triggers(P, &[ticks("rate:1s")], &[], 1_000)
         .await
         .unwrap();

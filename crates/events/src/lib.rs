@@ -19,9 +19,11 @@
 //! (`updraft-triggers`) turns messages into invocations and settles them.
 
 pub mod conformance;
+mod keys;
 mod sqlite;
 mod wakeups;
 
+pub use keys::KeyRole;
 pub use sqlite::SqliteLog;
 pub use wakeups::{LocalWakeups, Waiter, Wakeups};
 
@@ -282,13 +284,26 @@ pub trait EventLog: Send + Sync + 'static {
         spec: &QueueSpec,
     ) -> Result<(QueueInfo, Option<String>), EventError>;
 
-    /// Replaces a queue's access key and returns the new one.
+    /// Replaces a queue's access key and returns the new one; every send-only and consume-only
+    /// key of the queue is revoked with it.
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
     async fn rotate_queue_key(&self, project: &str, queue: &str) -> Result<String, EventError>;
 
-    /// Whether `key` is the queue's access key.
+    /// Adds a key that may do only what `role` allows ([`KeyRole::Send`] or
+    /// [`KeyRole::Consume`]; [`KeyRole::Full`] rotates the queue's key) and returns it.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`].
+    async fn add_queue_key(
+        &self,
+        project: &str,
+        queue: &str,
+        role: KeyRole,
+    ) -> Result<String, EventError>;
+
+    /// What `key` may do with the queue, if it is one of its keys.
     ///
     /// # Errors
     /// [`EventError::QueueNotFound`].
@@ -297,7 +312,7 @@ pub trait EventLog: Send + Sync + 'static {
         project: &str,
         queue: &str,
         key: &str,
-    ) -> Result<bool, EventError>;
+    ) -> Result<Option<KeyRole>, EventError>;
 
     /// Deletes a queue, its messages and its subscriptions.
     ///
@@ -348,11 +363,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// [`EventError::Backend`].
     async fn next_visible(&self, project: &str, queue: &str) -> Result<Option<i64>, EventError>;
 
-    /// Deletes messages by receipt; returns how many were deleted (expired receipts are not).
+    /// Deletes messages of `queue` by receipt; returns how many were deleted (expired receipts,
+    /// and receipts of another queue's messages, are not).
     ///
     /// # Errors
     /// [`EventError::Backend`].
-    async fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError>;
+    async fn ack(&self, project: &str, queue: &str, receipts: &[String])
+    -> Result<u64, EventError>;
 
     /// Settles delivered messages (one transaction), and updates the asynchronous-invoke record
     /// of each (if it is one) with `result`. Returns the fate of the first.

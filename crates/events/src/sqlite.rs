@@ -10,6 +10,7 @@
 //! shared under a mutex (`db`), the operations themselves are in `ops`.
 
 mod db;
+mod keys;
 mod ops;
 
 use std::path::Path;
@@ -19,8 +20,8 @@ use std::time::Duration;
 use updraft_api::{AsyncInvocation, Filter, QueueInfo, TopicInfo};
 
 use crate::{
-    AsyncResult, EventError, EventLog, Fate, FunctionTriggers, Holder, Message, NewMessage,
-    QueueSpec, QueueStats, Settle,
+    AsyncResult, EventError, EventLog, Fate, FunctionTriggers, Holder, KeyRole, Message,
+    NewMessage, QueueSpec, QueueStats, Settle,
 };
 
 /// The SQLite event log. Cheap to clone; clones share one connection.
@@ -78,9 +79,19 @@ impl EventLog for SqliteLog {
         project: &str,
         queue: &str,
         key: &str,
-    ) -> Result<bool, EventError> {
+    ) -> Result<Option<KeyRole>, EventError> {
         let (p, q, k) = (own(project), own(queue), own(key));
         self.run(move |db| db.check_queue_key(&p, &q, &k)).await
+    }
+
+    async fn add_queue_key(
+        &self,
+        project: &str,
+        queue: &str,
+        role: KeyRole,
+    ) -> Result<String, EventError> {
+        let (p, q) = (own(project), own(queue));
+        self.run(move |db| db.add_queue_key(&p, &q, role)).await
     }
 
     async fn delete_queue(&self, project: &str, queue: &str) -> Result<(), EventError> {
@@ -126,9 +137,14 @@ impl EventLog for SqliteLog {
         self.run(move |db| db.next_visible(&p, &q)).await
     }
 
-    async fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError> {
-        let (p, r) = (own(project), receipts.to_vec());
-        self.run(move |db| db.ack(&p, &r)).await
+    async fn ack(
+        &self,
+        project: &str,
+        queue: &str,
+        receipts: &[String],
+    ) -> Result<u64, EventError> {
+        let (p, q, r) = (own(project), own(queue), receipts.to_vec());
+        self.run(move |db| db.ack(&p, &q, &r)).await
     }
 
     async fn settle(

@@ -70,6 +70,9 @@ impl OutboundHost {
             ),
         };
         let host = host.to_ascii_lowercase();
+        // An IP literal is kept in its canonical form, without the brackets of IPv6, so that it
+        // matches however a URL spells it.
+        let host = canonical_host(&host);
         let host = if host == "*" {
             HostPattern::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {
@@ -103,7 +106,7 @@ impl OutboundHost {
         {
             return false;
         }
-        let host = host.to_ascii_lowercase();
+        let host = canonical_host(&host.to_ascii_lowercase());
         match &self.host {
             HostPattern::Any => true,
             HostPattern::Exact(h) => *h == host,
@@ -111,6 +114,30 @@ impl OutboundHost {
                 .strip_suffix(suffix.as_str())
                 .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
         }
+    }
+}
+
+impl OutboundHost {
+    /// The IP address this entry names literally (`http://10.0.0.5:8080`, `http://[::1]`), if it
+    /// names one: such an entry also allows connecting to that address when it is a private or
+    /// loopback one.
+    pub fn literal_ip(&self) -> Option<std::net::IpAddr> {
+        match &self.host {
+            HostPattern::Exact(h) => h.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// `host` without IPv6 brackets and, when it is an IP address, in its canonical form.
+fn canonical_host(host: &str) -> String {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => host.to_owned(),
     }
 }
 

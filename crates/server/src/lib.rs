@@ -283,6 +283,12 @@ impl Server {
             .local_addr()
             .map_err(ServerError::io("data plane listener"))?;
         let _ = self.state.data_url.set(format!("http://{data_addr}"));
+        let control_addr = control
+            .local_addr()
+            .map_err(ServerError::io("control API listener"))?;
+        self.state
+            .engine
+            .set_own_addresses(vec![data_addr, control_addr]);
         let stop_tx = self.state.stopping.clone();
         let stop_rx = stop_tx.subscribe();
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -109,10 +109,15 @@ enum QueueCommand {
         /// The queue.
         name: String,
     },
-    /// Replace a queue's access key and print the new one.
+    /// Replace a queue's access key (revoking its send-only and consume-only keys) and print the
+    /// new one; with `--role send|consume`, add a key that may only send, or only receive and
+    /// ack.
     Key {
         /// The queue.
         name: String,
+        /// `full` (default: replaces the queue's key), `send` or `consume` (adds a scoped key).
+        #[arg(long, value_parser = ["full", "send", "consume"])]
+        role: Option<String>,
     },
 }
 
@@ -451,15 +456,24 @@ pub(crate) async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
                 output::bold(&name)
             );
         }
-        QueueCommand::Key { name } => {
-            let resp = client
-                .send(client.request(Method::POST, &format!("/v1/queues/{name}/keys")))
-                .await?;
+        QueueCommand::Key { name, role } => {
+            let path = match &role {
+                Some(r) => format!("/v1/queues/{name}/keys?role={r}"),
+                None => format!("/v1/queues/{name}/keys"),
+            };
+            let resp = client.send(client.request(Method::POST, &path)).await?;
             let created: QueueCreated = resp.json().await?;
             if json {
                 return print_json(&created);
             }
-            print_key("queue", &name, created.access_key.as_deref(), false);
+            match role.as_deref() {
+                Some(r @ ("send" | "consume")) => println!(
+                    "new {r}-only access key for queue {} (shown once): {}",
+                    output::bold(&name),
+                    created.access_key.as_deref().unwrap_or("-")
+                ),
+                _ => print_key("queue", &name, created.access_key.as_deref(), false),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,4 +6,5 @@
 mod connections;
 mod datadir;
 mod guests;
+mod queues;
 mod uploads;

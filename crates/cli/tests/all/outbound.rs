@@ -68,3 +68,103 @@ async fn outbound_requests_reach_only_allowed_hosts() {
     assert!(body.contains("HttpRequestDenied"), "{body}");
     s.stop().await;
 }
+
+/// A guest allowed a name that resolves to a loopback address (DNS rebinding, or a wildcard
+/// entry) must not reach the server's own control API, its data plane, or anything else on
+/// loopback; listing the address literally allows it. IPv6 literal entries match.
+#[tokio::test]
+async fn outbound_is_vetted_by_address_after_resolution() {
+    let upstream = Upstream::start().await;
+    let s = TestServer::start().await;
+    let digest = s.upload_guest(HTTP_OUTBOUND).await;
+    let control_port = s.control_url.rsplit(':').next().unwrap().to_owned();
+    let m = manifest(
+        "app",
+        "out",
+        &["/out"],
+        "allowed_outbound_hosts = [\"http://localhost:*\", \"http://[::1]:*\"]",
+    );
+    s.deploy_ok(&m, &[("out", &digest)]).await;
+    let call = |target: String| {
+        let s = &s;
+        async move {
+            let resp = s
+                .http
+                .get(s.url("/out"))
+                .header("x-target", target)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let id = resp.headers()["x-updraft-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (status, resp.text().await.unwrap(), id)
+        }
+    };
+    for (target, why) in [
+        (
+            format!("http://localhost:{control_port}/v1/health"),
+            "one of this server's own listen addresses",
+        ),
+        (
+            format!("http://localhost:{}/", upstream.addr.port()),
+            "a loopback address",
+        ),
+    ] {
+        let (status, body, id) = call(target.clone()).await;
+        assert_eq!(status, 502, "{target}: {body}");
+        assert!(body.contains("DestinationIpProhibited"), "{body}");
+        let lines = s
+            .logs_until("out", &format!("request_id={id}"), |l| {
+                l.iter().any(|l| l["stream"] == "platform")
+            })
+            .await;
+        let line = lines.iter().find(|l| l["stream"] == "platform").unwrap()["line"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(line.contains(why), "{line}");
+        assert!(line.contains("list that address literally"), "{line}");
+    }
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 0);
+
+    // Listed literally, the address is allowed.
+    let m = manifest(
+        "app",
+        "out",
+        &["/out"],
+        &format!("allowed_outbound_hosts = [\"http://{}\"]", upstream.addr),
+    );
+    s.deploy_ok(&m, &[("out", &digest)]).await;
+    let (status, body, _) = call(format!("http://{}/", upstream.addr)).await;
+    assert_eq!((status, body.as_str()), (200, "upstream 200: ok"));
+
+    // An IPv6 literal entry matches its URL (where the machine has IPv6 loopback).
+    if let Ok(v6) = tokio::net::TcpListener::bind("[::1]:0").await {
+        let port = v6.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut c, _)) = v6.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf).await;
+                let _ = c
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nv6",
+                    )
+                    .await;
+            }
+        });
+        let m = manifest(
+            "app",
+            "out",
+            &["/out"],
+            &format!("allowed_outbound_hosts = [\"http://[::1]:{port}\"]"),
+        );
+        s.deploy_ok(&m, &[("out", &digest)]).await;
+        let (status, body, _) = call(format!("http://[::1]:{port}/")).await;
+        assert_eq!((status, body.as_str()), (200, "upstream 200: v6"));
+    }
+    s.stop().await;
+}

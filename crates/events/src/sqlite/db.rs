@@ -30,6 +30,14 @@ CREATE TABLE IF NOT EXISTS queues (
     internal      INTEGER NOT NULL,
     PRIMARY KEY (project, name)
 );
+CREATE TABLE IF NOT EXISTS queue_keys (
+    project    TEXT NOT NULL,
+    queue      TEXT NOT NULL,
+    key_sha256 TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (project, queue, key_sha256)
+);
 CREATE TABLE IF NOT EXISTS messages (
     seq          INTEGER PRIMARY KEY,
     project      TEXT NOT NULL,

@@ -24,25 +24,6 @@ impl Db {
         })
     }
 
-    pub(super) fn rotate_queue_key(
-        &self,
-        project: &str,
-        queue: &str,
-    ) -> Result<String, EventError> {
-        rotate_key(&self.lock(), "queues", project, queue)?
-            .ok_or_else(|| EventError::QueueNotFound(queue.to_owned()))
-    }
-
-    pub(super) fn check_queue_key(
-        &self,
-        project: &str,
-        queue: &str,
-        key: &str,
-    ) -> Result<bool, EventError> {
-        check_key(&self.lock(), "queues", project, queue, key)?
-            .ok_or_else(|| EventError::QueueNotFound(queue.to_owned()))
-    }
-
     pub(super) fn delete_queue(&self, project: &str, queue: &str) -> Result<(), EventError> {
         self.tx(|tx| {
             let consumers: Vec<String> = tx
@@ -66,6 +47,10 @@ impl Db {
             }
             tx.execute(
                 "DELETE FROM messages WHERE project = ?1 AND queue = ?2",
+                params![project, queue],
+            )?;
+            tx.execute(
+                "DELETE FROM queue_keys WHERE project = ?1 AND queue = ?2",
                 params![project, queue],
             )?;
             tx.execute(
@@ -176,15 +161,21 @@ impl Db {
         )?)
     }
 
-    pub(super) fn ack(&self, project: &str, receipts: &[String]) -> Result<u64, EventError> {
+    pub(super) fn ack(
+        &self,
+        project: &str,
+        queue: &str,
+        receipts: &[String],
+    ) -> Result<u64, EventError> {
         self.light_tx(|tx| {
             let mut del = tx.prepare_cached(
-                "DELETE FROM messages WHERE seq = ?1 AND receipt = ?2 AND project = ?3",
+                "DELETE FROM messages WHERE seq = ?1 AND receipt = ?2 AND project = ?3 \
+                 AND queue = ?4",
             )?;
             let mut n = 0;
             for r in receipts {
                 if let Some(seq) = receipt_seq(r) {
-                    n += del.execute(params![seq, r, project])? as u64;
+                    n += del.execute(params![seq, r, project, queue])? as u64;
                 }
             }
             Ok(n)

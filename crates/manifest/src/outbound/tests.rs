@@ -34,3 +34,27 @@ fn errors() {
     assert!(OutboundHost::parse("https://a*b").is_err());
     assert!(OutboundHost::parse("https://x/").is_ok());
 }
+
+#[test]
+fn ipv6_literals_match_however_they_are_spelled() {
+    let e = OutboundHost::parse("http://[::1]:8080").unwrap();
+    assert!(e.allows("http", "::1", 8080));
+    assert!(e.allows("http", "[::1]", 8080));
+    assert!(e.allows("http", "0:0:0:0:0:0:0:1", 8080));
+    assert!(!e.allows("http", "::2", 8080));
+    assert_eq!(e.literal_ip(), Some("::1".parse().unwrap()));
+    let e = OutboundHost::parse("https://[2001:DB8::1]").unwrap();
+    assert!(e.allows("https", "2001:db8::1", 443));
+    assert_eq!(
+        OutboundHost::parse("http://127.0.0.1:3000")
+            .unwrap()
+            .literal_ip(),
+        Some("127.0.0.1".parse().unwrap())
+    );
+    assert_eq!(
+        OutboundHost::parse("https://api.example.com")
+            .unwrap()
+            .literal_ip(),
+        None
+    );
+}

@@ -9,7 +9,7 @@
 //! | --- | --- | --- |
 //! | GET/POST | `/queues` | list / create ([`CreateQueue`]) (control only) |
 //! | GET/DELETE | `/queues/{q}` | depth / delete (delete: control only) |
-//! | POST | `/queues/{q}/keys` | new access key (control only) |
+//! | POST | `/queues/{q}/keys?role=` | new access key: full (rotates), send or consume (control only) |
 //! | POST | `/queues/{q}/messages` | send one ([`SendMessage`]) |
 //! | POST | `/queues/{q}/messages/batch` | send up to 100 in one transaction ([`SendBatch`]) |
 //! | POST | `/queues/{q}/messages/receive` | lease messages ([`ReceiveRequest`]) |
@@ -29,7 +29,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -38,8 +39,8 @@ use updraft_api::{
     ReceivedMessage, SendBatch, SendMessage, Sent, check_resource_name,
 };
 use updraft_events::{
-    DEFAULT_VISIBILITY_TIMEOUT, Holder, MAX_DELAY, MAX_MESSAGE_BYTES, MAX_VISIBILITY_TIMEOUT,
-    NewMessage, QueueSpec,
+    DEFAULT_VISIBILITY_TIMEOUT, Holder, KeyRole, MAX_DELAY, MAX_MESSAGE_BYTES,
+    MAX_VISIBILITY_TIMEOUT, NewMessage, QueueSpec,
 };
 use updraft_manifest::{format_duration, parse_duration, parse_size};
 use updraft_store::DEFAULT_PROJECT;
@@ -177,6 +178,7 @@ async fn create_queue(
         Json(QueueCreated {
             queue,
             created,
+            role: key.as_ref().map(|_| KeyRole::Full.as_str().to_owned()),
             access_key: key,
         }),
     ))
@@ -192,17 +194,39 @@ async fn delete_queue(State(state): Shared, Path(q): Path<String>) -> Result<Sta
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /v1/queues/{q}/keys[?role=full|send|consume]`: without a role (or `full`), replaces
+/// the queue's key and revokes its scoped keys; `send` or `consume` adds a key that may only
+/// send, or only receive and ack.
 async fn rotate_queue_key(
     State(state): Shared,
     Path(q): Path<String>,
+    params: Result<Query<KeyParams>, QueryRejection>,
 ) -> Result<Json<QueueCreated>, ApiError> {
-    let key = state.log.rotate_queue_key(DEFAULT_PROJECT, &q).await?;
+    let Query(params) = params.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    let role = match params.role.as_deref() {
+        None => KeyRole::Full,
+        Some(name) => KeyRole::parse(name).ok_or_else(|| {
+            ApiError::new(
+                Code::BadRequest,
+                format!("role must be full, send or consume, not `{name}`"),
+            )
+        })?,
+    };
+    let key = state.log.add_queue_key(DEFAULT_PROJECT, &q, role).await?;
     let queue = state.log.queue(DEFAULT_PROJECT, &q).await?;
     Ok(Json(QueueCreated {
         queue,
         created: false,
         access_key: Some(key),
+        role: Some(role.as_str().to_owned()),
     }))
+}
+
+/// The query of `POST /v1/queues/{q}/keys`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyParams {
+    role: Option<String>,
 }
 
 /// Checks one message to send and turns it into a log message.
@@ -372,7 +396,7 @@ async fn receive(
 
 async fn ack(
     State(state): Shared,
-    Path(_q): Path<String>,
+    Path(q): Path<String>,
     body: Result<Json<AckRequest>, JsonRejection>,
 ) -> Result<Json<Deleted>, ApiError> {
     let req = json(body)?;
@@ -382,7 +406,7 @@ async fn ack(
             format!("at most {MAX_BATCH} receipts"),
         ));
     }
-    let deleted = state.log.ack(DEFAULT_PROJECT, &req.receipts).await?;
+    let deleted = state.log.ack(DEFAULT_PROJECT, &q, &req.receipts).await?;
     Ok(Json(Deleted { deleted }))
 }
 
@@ -391,7 +415,7 @@ async fn ack_one(
     Path((q, receipt)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let r = vec![receipt.clone()];
-    let n = state.log.ack(DEFAULT_PROJECT, &r).await?;
+    let n = state.log.ack(DEFAULT_PROJECT, &q, &r).await?;
     if n == 0 {
         return Err(ApiError::new(
             Code::MessageNotFound,

@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 use std::sync::OnceLock;
 use tower::ServiceExt;
 use updraft_api::Code;
+use updraft_events::{EventError, KeyRole};
 
 use super::{AppState, MAX_BODY, message_routes};
 
@@ -81,8 +82,10 @@ async fn to_gateway(resp: Response) -> http::Response<updraft_dispatch::Body> {
     http::Response::from_parts(parts, updraft_dispatch::full(bytes))
 }
 
-/// Data-plane auth: `Authorization: Bearer <key>` with the key of the queue or topic in the
-/// path, or the admin token.
+/// Data-plane auth: `Authorization: Bearer <key>` with a key of the queue or topic in the
+/// path that allows the operation (a send-only key sends, a consume-only key receives and
+/// acks, the queue's own key does both and purges), or the admin token. A missing queue or
+/// topic answers exactly like a wrong key, so names can't be probed.
 async fn require_key(State(state): Shared, req: Request, next: Next) -> Response {
     let token = req
         .headers()
@@ -95,6 +98,7 @@ async fn require_key(State(state): Shared, req: Request, next: Next) -> Response
         segments.next().unwrap_or("").to_owned(),
         segments.next().unwrap_or("").to_owned(),
     );
+    let rest: Vec<&str> = segments.collect();
     let Some(token) = token else {
         return ApiError::new(
             Code::Unauthorized,
@@ -105,12 +109,14 @@ async fn require_key(State(state): Shared, req: Request, next: Next) -> Response
     if state.auth.is_valid(&token) {
         return next.run(req).await;
     }
-    let checked = match kind.as_str() {
+    let allowed = match kind.as_str() {
         "queues" => {
+            let needed = needed_role(req.method(), &rest);
             state
                 .log
                 .check_queue_key(DEFAULT_PROJECT, &target, &token)
                 .await
+                .map(|role| role.is_some_and(|r| needed.is_none_or(|n| r.allows(n))))
         }
         "topics" => {
             state
@@ -120,13 +126,27 @@ async fn require_key(State(state): Shared, req: Request, next: Next) -> Response
         }
         _ => Ok(false),
     };
-    match checked {
+    match allowed {
         Ok(true) => next.run(req).await,
-        Ok(false) => ApiError::new(
-            Code::Unauthorized,
-            "the access key is not valid for this queue or topic",
-        )
-        .into_response(),
+        Ok(false) | Err(EventError::QueueNotFound(_) | EventError::TopicNotFound(_)) => {
+            ApiError::new(
+                Code::Unauthorized,
+                "the access key is not valid for this queue or topic, or does not allow this",
+            )
+            .into_response()
+        }
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The role a queue operation needs (`None`: any key of the queue, e.g. reading its depth).
+fn needed_role(method: &http::Method, rest: &[&str]) -> Option<KeyRole> {
+    match (method, rest) {
+        (&http::Method::GET, []) => None,
+        (&http::Method::POST, ["messages"] | ["messages", "batch"]) => Some(KeyRole::Send),
+        (&http::Method::POST, ["messages", "receive" | "ack"])
+        | (&http::Method::DELETE, ["messages", _]) => Some(KeyRole::Consume),
+        // Purge, and anything else: the queue's own key.
+        _ => Some(KeyRole::Full),
     }
 }
