@@ -76,6 +76,8 @@ pub enum Code {
     FunctionTimeout,
     /// The function's response body is larger than its `max_response_body`.
     ResponseTooLarge,
+    /// The queue holds as many messages as it may; consumers must catch up first.
+    QueueFull,
     /// The listener is at its connection cap; retry shortly.
     TooManyConnections,
     /// Something went wrong inside Updraft.
@@ -105,7 +107,9 @@ impl Code {
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::Throttled | Code::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Code::Throttled | Code::QuotaExceeded | Code::QueueFull => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Code::FunctionFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Code::FunctionTimeout => StatusCode::GATEWAY_TIMEOUT,
             Code::ResponseTooLarge => StatusCode::BAD_GATEWAY,

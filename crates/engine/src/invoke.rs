@@ -14,7 +14,7 @@
 //! good, with a platform log line saying so. `min_instances` instances are kept ready
 //! (pre-instantiated) at all times.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use updraft_dispatch::{InvocationSink, InvokeError, Report, Reuse, Settings, Stream};
 use updraft_manifest::OutboundHost;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_config::WasiConfigVariables;
@@ -68,6 +68,7 @@ struct Inner {
     env: Vec<(String, String)>,
     outbound: Arc<[OutboundHost]>,
     own: crate::outbound::OwnAddresses,
+    sandbox: crate::Sandbox,
     config: Arc<WasiConfigVariables>,
     timeout: Duration,
     memory_bytes: usize,
@@ -118,6 +119,7 @@ impl Engine {
                 env: settings.env,
                 outbound: settings.allowed_outbound_hosts.into(),
                 own: self.own.clone(),
+                sandbox: self.sandbox,
                 config: Arc::new(settings.variables.unwrap_or_default().into_iter().collect()),
                 timeout: settings.timeout,
                 memory_bytes: usize::try_from(settings.memory_bytes).unwrap_or(usize::MAX),
@@ -206,13 +208,19 @@ impl PreparedFunction {
             // Deny every socket address: functions reach the network only through wasi:http.
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .allow_ip_name_lookup(false);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(inner.sandbox.max_resources);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(inner.sandbox.max_field_bytes);
         let host = Host {
-            table: ResourceTable::new(),
+            table,
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
+            http,
             hooks: OutboundPolicy {
                 allowed: inner.outbound.clone(),
                 own: inner.own.clone(),
+                in_flight: Arc::new(AtomicUsize::new(0)),
+                max_in_flight: inner.sandbox.max_outbound_requests,
                 log: slot.clone(),
             },
             limits: MemoryLimiter {
@@ -365,7 +373,7 @@ impl PreparedFunction {
                         .wasi_http_incoming_handler()
                         .call_handle(&mut instance.store, req, out)
                         .await
-                        .map_err(|e| trap_error(&e, timeout))
+                        .map_err(|e| trap_error(&e, timeout, this.inner.sandbox.max_resources))
                 };
                 match tokio::time::timeout(timeout, run).await {
                     Ok(r) => r,
@@ -487,9 +495,19 @@ fn start_run(store: &mut Store<crate::host::Host>, timeout: Duration) {
 }
 
 /// Classifies a wasmtime error from the guest call.
-fn trap_error(e: &wasmtime::Error, timeout: Duration) -> InvokeError {
+fn trap_error(e: &wasmtime::Error, timeout: Duration, max_resources: usize) -> InvokeError {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Timeout(timeout),
+        _ if e.chain().any(|c| {
+            c.downcast_ref::<ResourceTableError>()
+                .is_some_and(|r| matches!(r, ResourceTableError::Full))
+        }) =>
+        {
+            InvokeError::Trap(format!(
+                "the function holds more than {max_resources} host resources at once (streams, \
+                 fields, requests...), the limit ([sandbox] max_resources): {e:#}"
+            ))
+        }
         _ => InvokeError::Trap(format!("{e:#}")),
     }
 }

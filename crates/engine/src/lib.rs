@@ -91,6 +91,15 @@ pub struct EngineConfig {
     /// instead of `madvise`: no page faults, and no cross-core TLB shootdowns, for the memory a
     /// typical guest touches.
     pub memory_keep_resident: u64,
+    /// Host resources (handles: streams, fields, requests, pollables...) one instance may hold at
+    /// once; past it the call that needs another fails the invocation.
+    pub max_resources: usize,
+    /// Largest `wasi:http` fields (headers or trailers) a guest may build, in bytes of their
+    /// in-memory form.
+    pub max_field_bytes: usize,
+    /// Outbound HTTP requests one invocation may have in flight at once (each its own
+    /// connection); past it a request fails with `connection-limit-reached`.
+    pub max_outbound_requests: usize,
 }
 
 impl EngineConfig {
@@ -102,8 +111,19 @@ impl EngineConfig {
             max_instances: 1_000,
             max_memory: updraft_manifest::MAX_MEMORY,
             memory_keep_resident: 64 << 10,
+            max_resources: 10_000,
+            max_field_bytes: 128 << 10,
+            max_outbound_requests: 32,
         }
     }
+}
+
+/// Limits on what one instance may hold on the host's side (see [`EngineConfig`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sandbox {
+    pub(crate) max_resources: usize,
+    pub(crate) max_field_bytes: usize,
+    pub(crate) max_outbound_requests: usize,
 }
 
 /// Errors setting up the engine.
@@ -131,6 +151,8 @@ pub struct Engine {
     pub(crate) stats: Stats,
     /// The server's listen addresses, refused to outbound requests.
     pub(crate) own: outbound::OwnAddresses,
+    /// Per-instance host resource limits.
+    pub(crate) sandbox: Sandbox,
     _epoch: EpochThread,
 }
 
@@ -187,6 +209,11 @@ impl Engine {
             cache_dir,
             stats: Stats::default(),
             own: outbound::OwnAddresses::default(),
+            sandbox: Sandbox {
+                max_resources: config.max_resources.max(1),
+                max_field_bytes: config.max_field_bytes.max(1),
+                max_outbound_requests: config.max_outbound_requests.max(1),
+            },
             _epoch: epoch,
         })
     }

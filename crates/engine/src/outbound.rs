@@ -9,6 +9,7 @@
 //! W3C `traceparent` (see [`crate::InvocationSink::traceparent`]) unless the guest set its own.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http_body_util::BodyExt;
 use updraft_manifest::OutboundHost;
@@ -45,7 +46,19 @@ pub type OwnAddresses = Arc<std::sync::RwLock<Vec<std::net::SocketAddr>>>;
 pub(crate) struct OutboundPolicy {
     pub(crate) allowed: Arc<[OutboundHost]>,
     pub(crate) own: OwnAddresses,
+    /// Requests of this instance in flight (until their response body ends), and the cap.
+    pub(crate) in_flight: Arc<AtomicUsize>,
+    pub(crate) max_in_flight: usize,
     pub(crate) log: Arc<LogSlot>,
+}
+
+/// Counts a request in flight until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The scheme, host (without IPv6 brackets) and effective port of an outbound URL.
@@ -83,15 +96,7 @@ impl WasiHttpHooks for OutboundPolicy {
                     request.uri()
                 ),
             );
-            // Accept (and discard) the request body before answering: clients that send the body
-            // and await the response concurrently (wstd, for one) would otherwise see the body
-            // stream break first and report "connection reset" instead of the denial.
-            let mut body = request.into_body();
-            return Box::new(async move {
-                let drain = async { while let Some(Ok(_)) = body.frame().await {} };
-                let _ = tokio::time::timeout(DRAIN_DENIED_BODY, drain).await;
-                Err(Error::HttpRequestDenied)
-            });
+            return refuse(request, Error::HttpRequestDenied);
         }
         if !request.headers().contains_key(TRACEPARENT)
             && let Some(tp) = self.log.get().sink().traceparent()
@@ -99,6 +104,20 @@ impl WasiHttpHooks for OutboundPolicy {
         {
             request.headers_mut().insert(TRACEPARENT, value);
         }
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.log.get().sink().line(
+                Stream::Platform,
+                &format!(
+                    "outbound request to {} refused: the invocation already has {} requests in \
+                     flight, the limit ([sandbox] max_outbound_requests)",
+                    request.uri(),
+                    self.max_in_flight
+                ),
+            );
+            return refuse(request, Error::ConnectionLimitReached);
+        }
+        let counted = InFlight(self.in_flight.clone());
         let (allowed, own, log) = (self.allowed.clone(), self.own.clone(), self.log.clone());
         Box::new(async move {
             let uri = request.uri().clone();
@@ -125,7 +144,26 @@ impl WasiHttpHooks for OutboundPolicy {
                     return Err(e);
                 }
             };
-            send::send(request, options, &target, &addrs).await
+            let (resp, io) = send::send(request, options, &target, &addrs).await?;
+            // The request counts until its connection is done (its response body read).
+            let io = async move {
+                let done = Box::into_pin(io).await;
+                drop(counted);
+                done
+            };
+            Ok((resp, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
+}
+
+/// Fails a request with `error` after accepting (and discarding) its body: clients that send
+/// the body and await the response concurrently (wstd, for one) would otherwise see the body
+/// stream break first and report "connection reset" instead of the refusal.
+fn refuse(request: http::Request<WasiBody>, error: Error) -> SendFuture {
+    let mut body = request.into_body();
+    Box::new(async move {
+        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(DRAIN_DENIED_BODY, drain).await;
+        Err(error)
+    })
 }

@@ -70,6 +70,16 @@ pub enum EventError {
         /// The queue's limit.
         max: u64,
     },
+    /// The queue holds as many messages as it may; consumers must catch up first.
+    #[error(
+        "queue `{queue}` is full: it holds {max} messages, the limit ([events] max_queue_depth)"
+    )]
+    QueueFull {
+        /// The queue.
+        queue: String,
+        /// Its depth limit.
+        max: u64,
+    },
     /// The request contradicts the log's state (e.g. deleting a queue a function consumes).
     #[error("{0}")]
     Conflict(String),
@@ -77,6 +87,9 @@ pub enum EventError {
     #[error("event log: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// Most messages a queue holds before client sends are refused ([`EventError::QueueFull`]).
+pub const DEFAULT_MAX_QUEUE_DEPTH: u64 = 1_000_000;
 
 /// The hidden queue that feeds one function's schedules, topic subscriptions or asynchronous
 /// invokes. Its name has a `~`, which user queue names cannot.

@@ -42,6 +42,15 @@ impl SqliteLog {
         })
     }
 
+    /// Sets the most messages a client may keep in one queue (default
+    /// [`crate::DEFAULT_MAX_QUEUE_DEPTH`]); past it sends fail with
+    /// [`EventError::QueueFull`].
+    pub fn set_max_queue_depth(&self, max: u64) {
+        self.db
+            .max_depth
+            .store(max.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Runs `f` on the connection on a blocking thread.
     async fn run<T: Send + 'static>(
         &self,

@@ -35,6 +35,14 @@
 //! h2_keep_alive_timeout = "20s"
 //! h2_max_concurrent_streams = 100
 //!
+//! [sandbox]             # per instance, on the host's side
+//! max_resources = 10000         # handles held at once (streams, fields, requests...)
+//! max_field_bytes = "128KiB"    # largest wasi:http headers or trailers a guest builds
+//! max_outbound_requests = 32    # outbound requests in flight per invocation
+//!
+//! [events]
+//! max_queue_depth = 1000000     # messages one queue holds; more sends: 429 queue_full
+//!
 //! [versions]
 //! keep = 10             # versions kept per function (older ones no alias points at are deleted)
 //!
@@ -96,6 +104,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
+pub use sandbox::Sandbox;
 /// Function defaults and maxima (`[defaults]`, `[maxima]`), guarded canaries (`[canary]`).
 pub use updraft_registry::{CanaryConfig, DEFAULT_KEEP_VERSIONS, Limits};
 /// How events are delivered (`[events]`): trigger delivery's settings.
@@ -169,6 +178,8 @@ pub struct FileConfig {
     pub control_http: ListenConfig,
     /// The instance pool.
     pub pool: Pool,
+    /// Host-side limits per instance.
+    pub sandbox: Sandbox,
     /// Versions kept per function.
     pub keep_versions: usize,
     /// Guarded canary thresholds.
@@ -187,6 +198,8 @@ pub struct FileConfig {
     pub tracing: TracingConfig,
     /// Event delivery.
     pub events: EventsConfig,
+    /// Most messages one queue holds before client sends get `429 queue_full`.
+    pub max_queue_depth: u64,
 }
 
 /// Connections the control API accepts at once by default: enough for operators and CI, and
@@ -213,6 +226,7 @@ impl Default for FileConfig {
             http: ListenConfig::default(),
             control_http: control_listen(ListenConfig::default(), DEFAULT_CONTROL_CONNECTIONS),
             pool,
+            sandbox: Sandbox::default(),
             keep_versions: DEFAULT_KEEP_VERSIONS,
             canary: CanaryConfig::default(),
             metering: dispatch.metering,
@@ -222,6 +236,7 @@ impl Default for FileConfig {
             project_quotas: BTreeMap::new(),
             tracing: TracingConfig::default(),
             events: EventsConfig::default(),
+            max_queue_depth: updraft_events::DEFAULT_MAX_QUEUE_DEPTH,
         }
     }
 }
@@ -448,6 +463,11 @@ impl FileConfig {
                 None => defaults.events.max_inflight,
             },
         };
+        let max_queue_depth = match raw.events.max_queue_depth {
+            Some(0) => return Err(err("events.max_queue_depth: must be at least 1".to_owned())),
+            Some(n) => n,
+            None => defaults.max_queue_depth,
+        };
         let global_max = match raw.concurrency.global_max {
             Some(0) => return Err(err("concurrency.global_max: must be at least 1".to_owned())),
             Some(n) => n,
@@ -518,6 +538,7 @@ impl FileConfig {
             ),
             http,
             pool,
+            sandbox: Sandbox::parse(&raw.sandbox).map_err(err)?,
             keep_versions: raw.versions.keep.unwrap_or(DEFAULT_KEEP_VERSIONS),
             canary,
             metering: raw.metering.enabled.unwrap_or(defaults.metering),
@@ -527,11 +548,13 @@ impl FileConfig {
             project_quotas: raw.quotas,
             tracing,
             events,
+            max_queue_depth,
         })
     }
 }
 
 mod machine;
 mod raw;
+mod sandbox;
 #[cfg(test)]
 mod tests;

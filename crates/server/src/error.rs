@@ -95,6 +95,7 @@ impl From<updraft_events::EventError> for ApiError {
             E::TopicNotFound(_) => Code::TopicNotFound,
             E::AsyncNotFound(_) => Code::InvocationNotFound,
             E::TooLarge { .. } => Code::PayloadTooLarge,
+            E::QueueFull { .. } => Code::QueueFull,
             E::Conflict(_) => Code::Conflict,
             _ => return Self::internal("event log error", e),
         };

@@ -35,7 +35,7 @@ mod telemetry;
 
 pub use config::{
     CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, EventsConfig, FileConfig, Limits, Pool,
-    TracingConfig, default_prices,
+    Sandbox, TracingConfig, default_prices,
 };
 pub use error::ServerError;
 pub use updraft_dispatch::rfc3339;
@@ -136,11 +136,15 @@ impl Server {
             let store = Store::open_with(&data_dir, file.retention)?;
             let artifacts = FsArtifacts::open(data_dir.join("artifacts"))?;
             let event_log = updraft_events::SqliteLog::open(&data_dir.join("events.db"))?;
+            event_log.set_max_queue_depth(file.max_queue_depth);
             let mut engine_config = EngineConfig::new(data_dir.join("compiled"));
             engine_config.pooling = file.pool.enabled;
             engine_config.max_instances = file.pool.max_instances;
             engine_config.max_memory = file.limits.max_memory.max(file.limits.memory);
             engine_config.memory_keep_resident = file.pool.memory_keep_resident;
+            engine_config.max_resources = file.sandbox.max_resources;
+            engine_config.max_field_bytes = file.sandbox.max_field_bytes;
+            engine_config.max_outbound_requests = file.sandbox.max_outbound_requests;
             let engine = Engine::new(engine_config)?;
             Ok::<_, ServerError>((store, artifacts, engine, event_log))
         })

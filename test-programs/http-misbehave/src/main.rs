@@ -11,6 +11,7 @@
 //! | `?huge=<bytes>` | answers that many bytes with `content-length` | 502 past `max_response_body` |
 //! | `?stream=<bytes>` | streams that many bytes, no `content-length` | cut off past the cap |
 //! | `?slowbody` | sends the head, then a line every 100 ms forever | body ends at the timeout |
+//! | `?resources=<n>` | holds `n` host resources (empty `wasi:http` fields) at once | 500 past `[sandbox] max_resources` |
 //! | anything else | 200 `fine` | 200 |
 
 use std::hint::black_box;
@@ -60,6 +61,10 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
             (left > 0).then(|| (vec![b'x'; left.min(CHUNK) as usize], left.saturating_sub(CHUNK)))
         });
         return Ok(Response::new(Body::from_stream(chunks)));
+    }
+    if let Some(n) = arg("resources") {
+        let held: Vec<_> = (0..n).map(|_| wasip2::http::types::Fields::new()).collect();
+        return Ok(Response::new(Body::from(format!("held {}\n", black_box(&held).len()))));
     }
     if query == "slowbody" {
         let ticks = stream::unfold(0u64, |n| async move {

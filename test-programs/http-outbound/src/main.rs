@@ -4,6 +4,9 @@
 //! - The outbound call succeeded: 200, body `upstream <status>: <upstream body>`.
 //! - The outbound call failed (for example denied by policy): 502, body `error: <error>`.
 //! - No `x-target` header: 400.
+//!
+//! With `x-count: N`, makes N GETs to the target at once and answers 200 with
+//! `ok <succeeded> failed <failed>` and the first error, if any.
 
 use wstd::http::{Body, Client, Request, Response, StatusCode};
 
@@ -17,6 +20,38 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
     else {
         return Ok(reply(StatusCode::BAD_REQUEST, "missing x-target header\n".into()));
     };
+    let count = request
+        .headers()
+        .get("x-count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = count {
+        let client = Client::new();
+        let calls = (0..n).map(|_| {
+            let client = &client;
+            let target = target.clone();
+            async move {
+                let req = Request::get(target.as_str())
+                    .body(Body::empty())
+                    .map_err(|e| format!("{e}"))?;
+                let resp = client.send(req).await.map_err(|e| format!("{e:?}"))?;
+                let mut body = resp.into_body();
+                body.str_contents().await.map_err(|e| format!("{e:?}"))?;
+                Ok::<(), String>(())
+            }
+        });
+        let results = join_all(calls.collect()).await;
+        let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        return Ok(reply(
+            StatusCode::OK,
+            format!(
+                "ok {} failed {}{}\n",
+                n - failed.len(),
+                failed.len(),
+                failed.first().map_or(String::new(), |e| format!(": {e}"))
+            ),
+        ));
+    }
     let outbound = match Request::get(target.as_str()).body(Body::empty()) {
         Ok(req) => req,
         Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, format!("bad target: {e}\n"))),
@@ -39,4 +74,26 @@ fn reply(status: StatusCode, body: String) -> Response<Body> {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response
+}
+
+/// Runs every future to completion, concurrently on this task.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::pin::Pin;
+    use std::task::Poll;
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

@@ -7,4 +7,5 @@ mod connections;
 mod datadir;
 mod guests;
 mod queues;
+mod sandbox;
 mod uploads;

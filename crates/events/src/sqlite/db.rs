@@ -109,6 +109,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS async_by_key ON async_invocations (project, fu
 /// transaction.
 pub(super) struct Db {
     conn: Mutex<Conn>,
+    /// Most messages a client may keep in one queue (see [`crate::DEFAULT_MAX_QUEUE_DEPTH`]).
+    pub(super) max_depth: std::sync::atomic::AtomicU64,
+    /// Per queue, at least as many messages as it holds (sends add, deletes don't subtract):
+    /// an exact count is taken only when this says the queue may be full.
+    pub(super) depth_bound: Mutex<std::collections::HashMap<(String, String), u64>>,
 }
 
 /// The connection and its current `synchronous` setting.
@@ -163,6 +168,8 @@ impl Db {
                 db: conn,
                 full: true,
             }),
+            max_depth: std::sync::atomic::AtomicU64::new(crate::DEFAULT_MAX_QUEUE_DEPTH),
+            depth_bound: Mutex::new(std::collections::HashMap::new()),
         })
     }
 

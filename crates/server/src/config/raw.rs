@@ -18,6 +18,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) http: RawHttp,
     #[serde(default)]
+    pub(super) sandbox: RawSandbox,
+    #[serde(default)]
     pub(super) pool: RawPool,
     #[serde(default)]
     pub(super) versions: RawVersions,
@@ -43,6 +45,7 @@ pub(super) struct RawEvents {
     pub(super) retry_base: Option<String>,
     pub(super) retry_max: Option<String>,
     pub(super) max_inflight: Option<u32>,
+    pub(super) max_queue_depth: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -143,4 +146,12 @@ pub(super) struct RawPool {
     pub(super) enabled: Option<bool>,
     pub(super) max_instances: Option<u32>,
     pub(super) memory_keep_resident: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSandbox {
+    pub(super) max_resources: Option<usize>,
+    pub(super) max_field_bytes: Option<String>,
+    pub(super) max_outbound_requests: Option<usize>,
 }

@@ -183,3 +183,42 @@ otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
         assert!(e.contains(message), "{text}: {e}");
     }
 }
+
+#[test]
+fn sandbox_limits_parse_with_defaults_and_clear_errors() {
+    let c = FileConfig::parse("s.toml", "[sandbox]\nmax_resources = 50\n").unwrap();
+    assert_eq!(c.sandbox.max_resources, 50);
+    assert_eq!(c.sandbox.max_outbound_requests, 32);
+    assert_eq!(c.sandbox.max_field_bytes, 128 << 10);
+    let e = FileConfig::parse("s.toml", "[sandbox]\nmax_outbound_requests = 0\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("sandbox.max_outbound_requests: must be at least 1"),
+        "{e}"
+    );
+    let e = FileConfig::parse("s.toml", "[sandbox]\nmax_field_bytes = \"12\"\n").unwrap_err();
+    assert!(e.to_string().contains("sandbox.max_field_bytes"), "{e}");
+    let c = FileConfig::parse(
+        "s.toml",
+        "[http]\nheader_read_timeout = \"2s\"\nmax_connections = 7\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.http.header_read_timeout,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(
+        (c.http.max_connections, c.control_http.max_connections),
+        (7, 1000)
+    );
+    assert_eq!(
+        c.control_http.header_read_timeout,
+        std::time::Duration::from_secs(2)
+    );
+    let e = FileConfig::parse("s.toml", "[http]\nmax_connections = 0\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("http.max_connections: must be at least 1"),
+        "{e}"
+    );
+}

@@ -175,3 +175,78 @@ async fn queue_keys_do_only_what_their_role_allows_on_their_own_queue() {
     assert_eq!(resp.status(), 400);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_full_queue_refuses_sends_with_429_until_consumers_catch_up() {
+    let s = TestServer::start_with("[events]\nmax_queue_depth = 3\n").await;
+    let key = create(&s, "jobs").await;
+    for _ in 0..3 {
+        let (status, body) = call(
+            &s,
+            Method::POST,
+            "jobs/messages",
+            &key,
+            json!({"body": "x"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "jobs/messages",
+        &key,
+        json!({"body": "x"}),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "queue_full", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_queue_depth"),
+        "{body}"
+    );
+    // A batch that would pass the limit stores nothing.
+    let batch = json!({"messages": [{"body": "a"}, {"body": "b"}]});
+    assert_eq!(
+        call(&s, Method::POST, "jobs/messages/batch", &key, batch)
+            .await
+            .0,
+        429
+    );
+    assert_eq!(depth(&s, "jobs").await, 3);
+    // Once a consumer deletes one, there is room again.
+    let (_, got) = call(
+        &s,
+        Method::POST,
+        "jobs/messages/receive",
+        &key,
+        json!({"max": 1}),
+    )
+    .await;
+    let receipt = got["messages"][0]["receipt"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        &s,
+        Method::POST,
+        "jobs/messages/ack",
+        &key,
+        json!({"receipts": [receipt]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        call(
+            &s,
+            Method::POST,
+            "jobs/messages",
+            &key,
+            json!({"body": "y"})
+        )
+        .await
+        .0,
+        201
+    );
+    s.stop().await;
+}

@@ -1,0 +1,86 @@
+//! Host resources of a guest are bounded: a guest that hoards handles or fires a flood of
+//! outbound requests fails (or is refused) in its own invocation, with a clear error and a
+//! platform log line; the next invocation is fine.
+
+use updraft_test_guests::{HTTP_MISBEHAVE, HTTP_OUTBOUND};
+
+use crate::support::{Capture, TestServer, expect_error, manifest};
+
+#[tokio::test]
+async fn a_guest_holding_too_many_host_resources_fails_only_its_invocation() {
+    let s = TestServer::start_with("[sandbox]\nmax_resources = 200\n").await;
+    s.deploy_guest(
+        HTTP_MISBEHAVE,
+        "app",
+        "bad",
+        &["/bad"],
+        "instance_reuse = \"warm\"",
+    )
+    .await;
+    assert_eq!(
+        s.get("/bad?resources=50").await.text().await.unwrap(),
+        "held 50\n"
+    );
+    let body = expect_error(s.get("/bad?resources=1000").await, 500, "function_failed").await;
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("more than 200 host resources"), "{msg}");
+    assert!(msg.contains("[sandbox] max_resources"), "{msg}");
+    assert_eq!(
+        s.get("/bad?resources=50").await.text().await.unwrap(),
+        "held 50\n"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn outbound_requests_in_flight_per_invocation_are_capped() {
+    let upstream = Capture::start().await;
+    upstream
+        .delay_ms
+        .store(300, std::sync::atomic::Ordering::SeqCst);
+    let s = TestServer::start_with("[sandbox]\nmax_outbound_requests = 4\n").await;
+    let digest = s.upload_guest(HTTP_OUTBOUND).await;
+    let m = manifest(
+        "app",
+        "out",
+        &["/out"],
+        &format!("allowed_outbound_hosts = [\"http://{}\"]", upstream.addr),
+    );
+    s.deploy_ok(&m, &[("out", &digest)]).await;
+    let call = |n: usize| {
+        let s = &s;
+        let target = format!("http://{}/", upstream.addr);
+        async move {
+            let resp = s
+                .http
+                .get(s.url("/out"))
+                .header("x-target", target)
+                .header("x-count", n.to_string())
+                .send()
+                .await
+                .unwrap();
+            let id = resp.headers()["x-updraft-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (resp.text().await.unwrap(), id)
+        }
+    };
+    let (body, id) = call(10).await;
+    assert!(body.starts_with("ok 4 failed 6: "), "{body}");
+    assert!(body.contains("ConnectionLimitReached"), "{body}");
+    let lines = s
+        .logs_until("out", &format!("request_id={id}"), |l| {
+            l.iter().any(|l| l["stream"] == "platform")
+        })
+        .await;
+    let line = lines.iter().find(|l| l["stream"] == "platform").unwrap()["line"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(line.contains("[sandbox] max_outbound_requests"), "{line}");
+    // Within the cap, and once the earlier ones are done, all go through.
+    let (body, _) = call(4).await;
+    assert_eq!(body, "ok 4 failed 0\n");
+    s.stop().await;
+}
