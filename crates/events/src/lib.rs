@@ -19,10 +19,12 @@
 //! (`updraft-triggers`) turns messages into invocations and settles them.
 
 pub mod conformance;
+mod error;
 mod keys;
 mod sqlite;
 mod wakeups;
 
+pub use error::EventError;
 pub use keys::KeyRole;
 pub use sqlite::SqliteLog;
 pub use wakeups::{LocalWakeups, Waiter, Wakeups};
@@ -46,47 +48,6 @@ pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
 /// Most of a successful asynchronous invoke's response body that is kept.
 pub const MAX_ASYNC_RESULT: usize = 256 << 10;
-
-/// Why an event-log operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EventError {
-    /// No such queue.
-    #[error("queue `{0}` does not exist")]
-    QueueNotFound(String),
-    /// No such topic.
-    #[error("topic `{0}` does not exist")]
-    TopicNotFound(String),
-    /// No such asynchronous invoke.
-    #[error("no asynchronous invocation has id `{0}`")]
-    AsyncNotFound(String),
-    /// A message is larger than its queue accepts.
-    #[error("message of {size} bytes is larger than queue `{queue}` accepts ({max} bytes)")]
-    TooLarge {
-        /// The queue.
-        queue: String,
-        /// The message's size.
-        size: u64,
-        /// The queue's limit.
-        max: u64,
-    },
-    /// The queue holds as many messages as it may; consumers must catch up first.
-    #[error(
-        "queue `{queue}` is full: it holds {max} messages, the limit ([events] max_queue_depth)"
-    )]
-    QueueFull {
-        /// The queue.
-        queue: String,
-        /// Its depth limit.
-        max: u64,
-    },
-    /// The request contradicts the log's state (e.g. deleting a queue a function consumes).
-    #[error("{0}")]
-    Conflict(String),
-    /// The backend failed (its database, its connection).
-    #[error("event log: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
 
 /// Most messages a queue holds before client sends are refused ([`EventError::QueueFull`]).
 pub const DEFAULT_MAX_QUEUE_DEPTH: u64 = 1_000_000;

@@ -10,6 +10,7 @@
 //! shared under a mutex (`db`), the operations themselves are in `ops`.
 
 mod db;
+mod depth;
 mod keys;
 mod ops;
 
