@@ -53,7 +53,7 @@ mod outbound;
 pub use compile::{CompiledComponent, ComponentError, EngineStats, digest};
 pub use invoke::{InstanceStart, PreparedFunction};
 pub use lifecycle::{ManagedFunction, WasmRuntime};
-pub use logs::MAX_LOG_BYTES;
+pub use logs::{MAX_LOG_BYTES, MAX_LOG_LINES};
 pub use outbound::OwnAddresses;
 
 use updraft_dispatch::Reuse;

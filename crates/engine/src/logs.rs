@@ -2,8 +2,9 @@
 //!
 //! Each invocation gets two [`Capture`] streams that cut the bytes the guest writes into lines and
 //! hand each complete line to the invocation's [`InvocationSink`] as soon as it is written, so logs can
-//! be followed live. Output past [`MAX_LOG_BYTES`] per invocation is dropped (one notice says
-//! so); the guest is never failed or slowed for logging too much.
+//! be followed live. Output past [`MAX_LOG_BYTES`] or [`MAX_LOG_LINES`] per invocation is dropped
+//! (one notice says so; the line cap stops a flood of empty lines, which cost the log store far
+//! more than their bytes); the guest is never failed or slowed for logging too much.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Bytes of stdout plus stderr kept per invocation.
 pub const MAX_LOG_BYTES: usize = 1 << 20;
+/// Lines of stdout plus stderr kept per invocation.
+pub const MAX_LOG_LINES: usize = 10_000;
 /// Longest line kept; longer lines are cut at this length.
 const MAX_LINE: usize = 16 << 10;
 
@@ -30,6 +33,7 @@ struct Buffers {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     total: usize,
+    lines: usize,
     truncated: bool,
 }
 
@@ -53,17 +57,12 @@ impl LogState {
     }
 
     fn write(&self, stream: Stream, mut bytes: &[u8]) {
-        let Ok(mut b) = self.inner.lock() else { return };
-        if b.total >= MAX_LOG_BYTES {
-            if !b.truncated {
-                b.truncated = true;
-                self.sink.line(
-                    Stream::Platform,
-                    &format!(
-                        "log output past {MAX_LOG_BYTES} bytes for this invocation was dropped"
-                    ),
-                );
-            }
+        let Ok(mut guard) = self.inner.lock() else {
+            return;
+        };
+        let b = &mut *guard;
+        if b.total >= MAX_LOG_BYTES || b.lines >= MAX_LOG_LINES {
+            self.truncate(&mut b.truncated);
             return;
         }
         let room = MAX_LOG_BYTES - b.total;
@@ -71,22 +70,44 @@ impl LogState {
             bytes = &bytes[..room];
         }
         b.total += bytes.len();
+        let Buffers {
+            stdout,
+            stderr,
+            lines,
+            truncated,
+            ..
+        } = b;
         let buf = match stream {
-            Stream::Stderr => &mut b.stderr,
-            _ => &mut b.stdout,
+            Stream::Stderr => stderr,
+            _ => stdout,
         };
         for chunk in bytes.split_inclusive(|c| *c == b'\n') {
-            if let Some(line) = chunk.strip_suffix(b"\n") {
-                buf.extend_from_slice(line);
+            let complete = chunk.strip_suffix(b"\n");
+            buf.extend_from_slice(complete.unwrap_or(chunk));
+            if complete.is_some() || buf.len() >= MAX_LINE {
+                if *lines >= MAX_LOG_LINES {
+                    buf.clear();
+                    self.truncate(truncated);
+                    return;
+                }
+                *lines += 1;
                 emit(&*self.sink, stream, buf);
                 buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-                if buf.len() >= MAX_LINE {
-                    emit(&*self.sink, stream, buf);
-                    buf.clear();
-                }
             }
+        }
+    }
+
+    /// Says once per invocation that output is being dropped.
+    fn truncate(&self, truncated: &mut bool) {
+        if !*truncated {
+            *truncated = true;
+            self.sink.line(
+                Stream::Platform,
+                &format!(
+                    "log output past {MAX_LOG_BYTES} bytes or {MAX_LOG_LINES} lines for this \
+                     invocation was dropped"
+                ),
+            );
         }
     }
 

@@ -424,6 +424,17 @@ pub async fn async_invokes_dedupe_by_key_and_record_results(log: Arc<dyn EventLo
         log.async_invocation(P, "nope").await,
         Err(EventError::AsyncNotFound(_))
     ));
+    // Expiry removes finished ones only, and only those finished before the cutoff.
+    assert_eq!(log.expire_async(now_ms() - 60_000).await.unwrap(), 0);
+    assert_eq!(log.expire_async(now_ms() + 1).await.unwrap(), 1);
+    assert!(matches!(
+        log.async_invocation(P, &a.id).await,
+        Err(EventError::AsyncNotFound(_))
+    ));
+    assert_eq!(
+        log.async_invocation(P, &c.id).await.unwrap().status,
+        AsyncStatus::Queued
+    );
 }
 
 /// Access keys: shown once at creation, checked by hash, replaced by rotation (which revokes

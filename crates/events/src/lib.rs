@@ -508,6 +508,13 @@ pub trait EventLog: Send + Sync + 'static {
         id: &str,
     ) -> Result<AsyncInvocation, EventError>;
 
+    /// Deletes the records of asynchronous invokes that finished (succeeded or failed) before
+    /// `before_ms`, across projects; queued and retrying ones stay. Returns how many went.
+    ///
+    /// # Errors
+    /// [`EventError::Backend`].
+    async fn expire_async(&self, before_ms: i64) -> Result<u64, EventError>;
+
     /// Brings the triggers of `functions` in line, and deletes everything of `forgotten`
     /// functions, in one transaction. For each function: its async-invoke queue exists; it
     /// consumes exactly `queues` (created if missing; a consumed queue cannot be deleted); it

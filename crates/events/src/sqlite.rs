@@ -299,6 +299,10 @@ impl EventLog for SqliteLog {
             .await
     }
 
+    async fn expire_async(&self, before_ms: i64) -> Result<u64, EventError> {
+        self.run(move |db| db.expire_async(before_ms)).await
+    }
+
     async fn async_invocation(
         &self,
         project: &str,

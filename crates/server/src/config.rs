@@ -42,6 +42,7 @@
 //!
 //! [events]
 //! max_queue_depth = 1000000     # messages one queue holds; more sends: 429 queue_full
+//! async_result_max_age = "7d"   # finished asynchronous invokes' records and results
 //!
 //! [versions]
 //! keep = 10             # versions kept per function (older ones no alias points at are deleted)
@@ -188,6 +189,8 @@ pub struct FileConfig {
     pub metering: bool,
     /// Whether log lines are stored.
     pub logs: bool,
+    /// Log lines a function may write per second (platform lines included); more are dropped.
+    pub max_lines_per_second: u32,
     /// How long log lines and invocation records are kept.
     pub retention: Retention,
     /// The price table of cost estimates.
@@ -200,6 +203,8 @@ pub struct FileConfig {
     pub events: EventsConfig,
     /// Most messages one queue holds before client sends get `429 queue_full`.
     pub max_queue_depth: u64,
+    /// How long the record of a finished asynchronous invoke (and its result) is kept.
+    pub async_result_max_age: Duration,
 }
 
 /// Connections the control API accepts at once by default: enough for operators and CI, and
@@ -231,12 +236,14 @@ impl Default for FileConfig {
             canary: CanaryConfig::default(),
             metering: dispatch.metering,
             logs: true,
+            max_lines_per_second: crate::telemetry::DEFAULT_MAX_LINES_PER_SECOND,
             retention: Retention::default(),
             prices: default_prices(),
             project_quotas: BTreeMap::new(),
             tracing: TracingConfig::default(),
             events: EventsConfig::default(),
             max_queue_depth: updraft_events::DEFAULT_MAX_QUEUE_DEPTH,
+            async_result_max_age: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -384,6 +391,11 @@ impl FileConfig {
                 "metering.retention",
                 &raw.metering.retention,
                 r.invocation_max_age,
+            )?,
+            invocation_max_bytes: size(
+                "metering.max_size",
+                &raw.metering.max_size,
+                r.invocation_max_bytes,
             )?,
         };
         if retention.invocation_max_age < Duration::from_secs(32 * 86_400) {
@@ -543,12 +555,26 @@ impl FileConfig {
             canary,
             metering: raw.metering.enabled.unwrap_or(defaults.metering),
             logs: raw.logs.enabled.unwrap_or(defaults.logs),
+            max_lines_per_second: match raw.logs.max_lines_per_second {
+                Some(0) => {
+                    return Err(err(
+                        "logs.max_lines_per_second: must be at least 1".to_owned()
+                    ));
+                }
+                Some(n) => n,
+                None => defaults.max_lines_per_second,
+            },
             retention,
             prices,
             project_quotas: raw.quotas,
             tracing,
             events,
             max_queue_depth,
+            async_result_max_age: duration(
+                "events.async_result_max_age",
+                &raw.events.async_result_max_age,
+                defaults.async_result_max_age,
+            )?,
         })
     }
 }

@@ -29,6 +29,7 @@ mod config;
 mod control;
 mod datadir;
 mod error;
+mod janitor;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod telemetry;
@@ -118,6 +119,8 @@ pub(crate) struct State {
     pub(crate) triggers: Arc<Triggers>,
     /// Base URL of the data plane, set once it is bound.
     pub(crate) data_url: std::sync::OnceLock<String>,
+    /// How long finished asynchronous invokes are kept.
+    pub(crate) async_result_max_age: Duration,
     /// The data directory's lock, released when the server has stopped.
     pub(crate) lock: std::sync::Mutex<Option<datadir::DataDirLock>>,
 }
@@ -168,7 +171,11 @@ impl Server {
         let mut dispatch_config = DispatchConfig::default();
         dispatch_config.global_max_concurrency = config.file.global_max_concurrency;
         dispatch_config.metering = config.file.metering;
-        let telemetry = telemetry::StoreTelemetry::new(telemetry_store.clone(), config.file.logs);
+        let telemetry = telemetry::StoreTelemetry::new(
+            telemetry_store.clone(),
+            config.file.logs,
+            config.file.max_lines_per_second,
+        );
         #[cfg(feature = "otlp")]
         let telemetry = match &config.file.tracing.otlp_endpoint {
             Some(endpoint) => telemetry.with_otlp(otlp::Exporter::start(
@@ -238,6 +245,7 @@ impl Server {
             wakeups,
             triggers,
             data_url: std::sync::OnceLock::new(),
+            async_result_max_age: config.file.async_result_max_age,
             lock: std::sync::Mutex::new(Some(lock)),
         });
         services.attach(&state);
@@ -326,6 +334,7 @@ impl Server {
                 }
             }
         });
+        let janitor = tokio::spawn(janitor::run(self.state.clone(), wait(stop_rx.clone())));
         let state = self.state.clone();
         let stop = wait(stop_rx);
         let guard = tokio::spawn(async move {
@@ -345,6 +354,7 @@ impl Server {
         let _ = data_task.await;
         let _ = tokio::time::timeout(self.state.drain, self.state.triggers.drained()).await;
         let _ = evictor.await;
+        let _ = janitor.await;
         let _ = guard.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;
         self.state.telemetry.flush().await;

@@ -10,19 +10,27 @@ use updraft_dispatch::{Stream, Telemetry};
 
 use updraft_store::{LogRecord, TelemetryStore, now_ms};
 
+mod budget;
+
+pub(crate) use budget::DEFAULT_MAX_LINES_PER_SECOND;
+use budget::{LineBudget, Verdict};
+
 pub(crate) struct StoreTelemetry {
     writer: Arc<dyn TelemetryStore>,
     /// Whether log lines are stored (`[logs] enabled`).
     logs: bool,
+    /// Lines per second per function.
+    budget: LineBudget,
     #[cfg(feature = "otlp")]
     otlp: Option<crate::otlp::Exporter>,
 }
 
 impl StoreTelemetry {
-    pub(crate) fn new(writer: Arc<dyn TelemetryStore>, logs: bool) -> Self {
+    pub(crate) fn new(writer: Arc<dyn TelemetryStore>, logs: bool, lines_per_second: u32) -> Self {
         Self {
             writer,
             logs,
+            budget: LineBudget::new(lines_per_second),
             #[cfg(feature = "otlp")]
             otlp: None,
         }
@@ -46,17 +54,35 @@ impl Telemetry for StoreTelemetry {
         stream: Stream,
         line: &str,
     ) {
-        if self.logs {
-            write(
+        if !self.logs {
+            return;
+        }
+        match self.budget.admit(project, function, now_ms()) {
+            Verdict::Drop => return,
+            Verdict::WriteAfterDropped(n) => write(
                 &*self.writer,
                 project,
                 function,
-                version,
-                request_id,
-                stream,
-                line,
-            );
+                None,
+                "",
+                Stream::Platform,
+                &format!(
+                    "{n} log line(s) of this function were dropped in the last second: over \
+                     [logs] max_lines_per_second ({})",
+                    self.budget.per_second()
+                ),
+            ),
+            Verdict::Write => {}
         }
+        write(
+            &*self.writer,
+            project,
+            function,
+            version,
+            request_id,
+            stream,
+            line,
+        );
     }
 
     fn record(&self, invocation: Invocation) {

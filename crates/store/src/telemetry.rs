@@ -23,7 +23,7 @@ mod migrate;
 mod query;
 mod writer;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +37,9 @@ use crate::StoreError;
 /// Longest time a queued line waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const QUEUE: usize = 64 * 1024;
+/// Most log lines waiting in the queue: the rest of it is kept for invocation records, so a
+/// function flooding its log can't crowd out the records usage and quotas are built from.
+const QUEUED_LINES_MAX: usize = QUEUE * 3 / 4;
 /// Lines a follower may fall behind by before it misses some.
 const FOLLOW_BUFFER: usize = 4096;
 
@@ -50,6 +53,9 @@ pub struct Retention {
     pub log_max_bytes: u64,
     /// Invocation records older than this are deleted.
     pub invocation_max_age: Duration,
+    /// The oldest invocation records are deleted while all of them take more than this many
+    /// bytes (encoded, about 60 each), a stored chunk at a time. Usage sums stay.
+    pub invocation_max_bytes: u64,
 }
 
 impl Default for Retention {
@@ -58,6 +64,7 @@ impl Default for Retention {
             log_max_age: Duration::from_secs(7 * 86_400),
             log_max_bytes: 1 << 30,
             invocation_max_age: Duration::from_secs(90 * 86_400),
+            invocation_max_bytes: 1 << 30,
         }
     }
 }
@@ -202,6 +209,8 @@ enum Msg {
 pub(crate) struct LogWriter {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
+    /// Lines in the queue (the writer takes them off as it gathers them).
+    queued_lines: Arc<AtomicUsize>,
     next_id: Arc<AtomicI64>,
     follow: broadcast::Sender<Arc<LogRecord>>,
     // Joined when the last handle goes away (see Drop for WriterThread).
@@ -239,7 +248,8 @@ impl LogWriter {
                 r.get(0)
             })?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-        let mut writer = writer::Writer::new(conn, retention, bytes);
+        let queued_lines = Arc::new(AtomicUsize::new(0));
+        let mut writer = writer::Writer::new(conn, retention, bytes, queued_lines.clone());
         writer.trim();
         let handle = std::thread::Builder::new()
             .name("updraft-logs".into())
@@ -251,6 +261,7 @@ impl LogWriter {
         Ok(Self {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            queued_lines,
             next_id: Arc::new(AtomicI64::new(last + 1)),
             follow: broadcast::channel(FOLLOW_BUFFER).0,
             _thread: Arc::new(WriterThread(Mutex::new(Some(handle)))),
@@ -258,24 +269,34 @@ impl LogWriter {
     }
 
     /// Queues a line, giving it its id (any id it had is replaced). Never blocks; drops the
-    /// line if the queue is full.
+    /// line if the queue holds its share of lines already.
     pub(crate) fn write(&self, mut record: LogRecord) {
+        if self.queued_lines.fetch_add(1, Ordering::Relaxed) >= QUEUED_LINES_MAX {
+            self.queued_lines.fetch_sub(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         record.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if self.follow.receiver_count() > 0 {
             let _ = self.follow.send(Arc::new(record.clone()));
         }
-        self.send(Msg::Line(record));
+        if !self.send(Msg::Line(record)) {
+            self.queued_lines.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Queues an invocation record. Never blocks; drops it if the queue is full.
     pub(crate) fn record(&self, invocation: Invocation) {
-        self.send(Msg::Invocation(Box::new(invocation)));
+        let _ = self.send(Msg::Invocation(Box::new(invocation)));
     }
 
-    fn send(&self, msg: Msg) {
+    /// Whether `msg` was queued.
+    fn send(&self, msg: Msg) -> bool {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(msg) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
+        true
     }
 
     /// Every line queued from now on, as it is queued (before it is on disk). A follower that

@@ -11,6 +11,7 @@
 //! | `?huge=<bytes>` | answers that many bytes with `content-length` | 502 past `max_response_body` |
 //! | `?stream=<bytes>` | streams that many bytes, no `content-length` | cut off past the cap |
 //! | `?slowbody` | sends the head, then a line every 100 ms forever | body ends at the timeout |
+//! | `?flood=<n>` | prints `n` empty lines | at most 10 000 stored, and the function's lines-per-second budget |
 //! | `?resources=<n>` | holds `n` host resources (empty `wasi:http` fields) at once | 500 past `[sandbox] max_resources` |
 //! | anything else | 200 `fine` | 200 |
 
@@ -61,6 +62,15 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
             (left > 0).then(|| (vec![b'x'; left.min(CHUNK) as usize], left.saturating_sub(CHUNK)))
         });
         return Ok(Response::new(Body::from_stream(chunks)));
+    }
+    if let Some(n) = arg("flood") {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for _ in 0..n {
+            let _ = out.write_all(b"\n");
+        }
+        let _ = out.flush();
+        return Ok(Response::new(Body::from("flooded\n")));
     }
     if let Some(n) = arg("resources") {
         let held: Vec<_> = (0..n).map(|_| wasip2::http::types::Fields::new()).collect();

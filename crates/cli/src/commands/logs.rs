@@ -98,12 +98,31 @@ fn print_line(l: &LogLine, json: bool) -> anyhow::Result<()> {
             dim(&format!("{:<12}", request_column(&l.request_id))),
             dim(&version),
             l.stream,
-            l.line
+            escape_controls(&l.line)
         )?;
     }
     // Followers read line by line (tests, `grep --line-buffered`): flush each one.
     out.flush()?;
     Ok(())
+}
+
+/// `line` with terminal control characters made visible: a guest's output must not move the
+/// cursor, recolour, retitle or clear the operator's terminal (ANSI escape sequences, `\r`,
+/// backspace, bell). ESC becomes `\e`, other C0 and C1 controls and DEL `\xNN`; tabs stay.
+pub(crate) fn escape_controls(line: &str) -> std::borrow::Cow<'_, str> {
+    let is_control = |c: char| (c.is_control() && c != '\t') || c == '\u{7f}';
+    if !line.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        match c {
+            '\u{1b}' => out.push_str("\\e"),
+            c if is_control(c) => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The first 12 characters of a request id, or `-` for a line about the function rather than
@@ -128,3 +147,6 @@ fn format_ts(ms: i64) -> String {
         ms.rem_euclid(1000)
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@
 mod connections;
 mod datadir;
 mod guests;
+mod logs;
 mod queues;
 mod sandbox;
 mod uploads;

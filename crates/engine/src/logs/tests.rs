@@ -42,3 +42,20 @@ fn output_past_the_cap_is_dropped_with_one_notice() {
     assert_eq!(notices, 1);
     assert_eq!(lines.len(), 1024 + 1);
 }
+
+#[test]
+fn a_flood_of_empty_lines_stops_at_the_line_cap() {
+    let sink = Arc::new(Collect::default());
+    let state = LogState::new(sink.clone());
+    // 1 MiB of newlines would be a million records for the log store.
+    state.write(Stream::Stdout, &vec![b'\n'; 1 << 20]);
+    state.write(Stream::Stderr, b"later\n");
+    let lines = sink.0.lock().unwrap();
+    let notices: Vec<_> = lines
+        .iter()
+        .filter(|(s, _)| *s == Stream::Platform)
+        .collect();
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0].1.contains("10000 lines"), "{:?}", notices[0]);
+    assert_eq!(lines.len(), MAX_LOG_LINES + 1);
+}

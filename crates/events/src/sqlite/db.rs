@@ -103,6 +103,8 @@ CREATE TABLE IF NOT EXISTS async_invocations (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS async_by_key ON async_invocations (project, function, idem_key)
     WHERE idem_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS async_finished ON async_invocations (updated_ms)
+    WHERE status IN ('succeeded', 'failed');
 "#;
 
 /// The SQLite event log's connection, used under a mutex: every operation is one short

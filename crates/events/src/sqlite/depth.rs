@@ -1,4 +1,5 @@
-//! The per-queue depth limit, checked on every client send.
+//! What keeps the log from growing without bound: the per-queue depth limit, checked on every
+//! client send, and the expiry of finished asynchronous invokes.
 
 use rusqlite::params;
 
@@ -41,5 +42,25 @@ impl Db {
         }
         *bound += n;
         Ok(())
+    }
+
+    /// Deletes finished asynchronous invokes last updated before `before_ms`, a thousand rows
+    /// per transaction.
+    pub(super) fn expire_async(&self, before_ms: i64) -> Result<u64, EventError> {
+        let mut total = 0;
+        loop {
+            let n = self.tx(|tx| {
+                Ok(tx.execute(
+                    "DELETE FROM async_invocations WHERE rowid IN (SELECT rowid FROM \
+                     async_invocations WHERE status IN ('succeeded', 'failed') AND updated_ms < ?1 \
+                     LIMIT 1000)",
+                    params![before_ms],
+                )? as u64)
+            })?;
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
     }
 }

@@ -46,6 +46,7 @@ pub(super) struct RawEvents {
     pub(super) retry_max: Option<String>,
     pub(super) max_inflight: Option<u32>,
     pub(super) max_queue_depth: Option<u64>,
+    pub(super) async_result_max_age: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -53,6 +54,7 @@ pub(super) struct RawEvents {
 pub(super) struct RawMetering {
     pub(super) enabled: Option<bool>,
     pub(super) retention: Option<String>,
+    pub(super) max_size: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -61,6 +63,7 @@ pub(super) struct RawLogs {
     pub(super) enabled: Option<bool>,
     pub(super) max_age: Option<String>,
     pub(super) max_size: Option<String>,
+    pub(super) max_lines_per_second: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]

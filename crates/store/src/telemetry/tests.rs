@@ -189,3 +189,64 @@ fn the_codec_keeps_every_field() {
     let mut r = codec::Reader::new(&blob[..blob.len() - 3]);
     assert!(codec::get_line(&mut r, ("default", "f"), 40, 0).is_err());
 }
+
+#[test]
+fn the_record_size_budget_deletes_the_oldest_records_and_keeps_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention {
+        invocation_max_bytes: 20_000,
+        ..Retention::default()
+    };
+    let store = Store::open_with(dir.path(), retention).unwrap();
+    let now = crate::now_ms();
+    for batch in 0..20 {
+        for i in 0..100 {
+            let n = batch * 100 + i;
+            store.logs().record(updraft_api::Invocation {
+                request_id: format!("{:012x}{n:020x}", now + n),
+                project: crate::DEFAULT_PROJECT.into(),
+                function: "a".into(),
+                version: 1,
+                trigger: updraft_api::Trigger::Http,
+                started_ms: now + n,
+                duration_us: 1_000,
+                billed_ms: 1,
+                memory_mb: 128,
+                peak_memory_bytes: 0,
+                gb_seconds: 0.0,
+                cold: false,
+                status: 200,
+                error: None,
+                trace_id: None,
+            });
+        }
+        store.logs().flush();
+    }
+    let kept = store
+        .invocations(
+            crate::DEFAULT_PROJECT,
+            &InvocationQuery {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(kept.len() < 2_000, "kept all {}", kept.len());
+    assert!(!kept.is_empty());
+    assert_eq!(kept[0].started_ms, now + 1_999, "the newest is kept");
+    let usage = store
+        .usage(
+            crate::DEFAULT_PROJECT,
+            &UsageQuery {
+                function: None,
+                since_ms: now - 60_000,
+                until_ms: now + 120_000,
+                bucket_ms: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        usage.totals.invocations, 2_000,
+        "usage sums outlive the records"
+    );
+}

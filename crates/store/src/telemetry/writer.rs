@@ -2,6 +2,8 @@
 //! per function and kind) and per-minute usage sums, and applies retention.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,10 @@ pub(super) struct Writer {
     bytes: i64,
     /// When age-based retention last ran (never: at start).
     last_age_trim: Option<Instant>,
+    /// Lines in the queue, which the writer counts down as it takes them.
+    queued_lines: Arc<AtomicUsize>,
+    /// Bytes the stored invocation records take (encoded).
+    record_bytes: i64,
 }
 
 /// What the writer has gathered since its last commit.
@@ -47,9 +53,12 @@ struct Batch {
 }
 
 impl Batch {
-    fn take(&mut self, msg: Msg) {
+    fn take(&mut self, msg: Msg, queued_lines: &AtomicUsize) {
         match msg {
-            Msg::Line(r) => self.lines.push(r),
+            Msg::Line(r) => {
+                queued_lines.fetch_sub(1, Ordering::Relaxed);
+                self.lines.push(r);
+            }
             Msg::Invocation(i) => self.invocations.push(*i),
             Msg::Flush(ack) => self.acks.push(ack),
         }
@@ -61,12 +70,26 @@ impl Batch {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, retention: Retention, bytes: i64) -> Self {
+    pub(super) fn new(
+        conn: Connection,
+        retention: Retention,
+        bytes: i64,
+        queued_lines: Arc<AtomicUsize>,
+    ) -> Self {
+        let record_bytes = conn
+            .query_row(
+                "SELECT COALESCE(SUM(length(records)), 0) FROM invocation_chunks",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
         Self {
             conn,
             retention,
             bytes,
             last_age_trim: None,
+            queued_lines,
+            record_bytes,
         }
     }
 
@@ -79,13 +102,13 @@ impl Writer {
             // interval is up: blocking per message would wake this thread for every line
             // written, which costs the request path a context switch per line.
             match rx.recv() {
-                Ok(msg) => batch.take(msg),
+                Ok(msg) => batch.take(msg, &self.queued_lines),
                 Err(_) => disconnected = true,
             }
             let deadline = Instant::now() + super::FLUSH_INTERVAL;
             while !disconnected && batch.acks.is_empty() && batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(msg) => batch.take(msg),
+                    Ok(msg) => batch.take(msg, &self.queued_lines),
                     Err(TryRecvError::Disconnected) => disconnected = true,
                     Err(TryRecvError::Empty) => {
                         let left = deadline.saturating_duration_since(Instant::now());
@@ -98,7 +121,10 @@ impl Writer {
             }
             if batch.len() > 0 {
                 match insert(&mut self.conn, &batch.lines, &batch.invocations) {
-                    Ok(added) => self.bytes += added,
+                    Ok(added) => {
+                        self.bytes += added.line_bytes;
+                        self.record_bytes += added.record_bytes;
+                    }
                     Err(e) => tracing::warn!(
                         error = %e,
                         lines = batch.lines.len(),
@@ -136,6 +162,25 @@ impl Writer {
     }
 
     fn trim_size(&mut self) -> rusqlite::Result<()> {
+        let budget = i64::try_from(self.retention.invocation_max_bytes).unwrap_or(i64::MAX);
+        while self.record_bytes > budget {
+            // The oldest chunk goes first, one at a time; the per-minute usage sums (which
+            // usage, cost and quotas read) stay.
+            let freed: Vec<i64> = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM invocation_chunks WHERE id IN
+                        (SELECT id FROM invocation_chunks ORDER BY last_ms, id LIMIT 1)
+                     RETURNING length(records)",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if freed.is_empty() {
+                self.record_bytes = 0;
+                break;
+            }
+            self.record_bytes -= freed.iter().sum::<i64>();
+        }
         let budget = i64::try_from(self.retention.log_max_bytes).unwrap_or(i64::MAX);
         while self.bytes > budget {
             let freed: Option<i64> = self
@@ -207,9 +252,10 @@ pub(super) fn insert(
     conn: &mut Connection,
     lines: &[LogRecord],
     invocations: &[Invocation],
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<Added> {
     let tx = conn.transaction()?;
     let mut added = 0;
+    let mut record_bytes = 0;
     let mut by_function: BTreeMap<(&str, &str), Vec<&LogRecord>> = BTreeMap::new();
     for l in lines {
         by_function
@@ -301,6 +347,7 @@ pub(super) fn insert(
                 i64::try_from(group.len()).unwrap_or(i64::MAX),
                 blob
             ])?;
+            record_bytes += i64::try_from(blob.len()).unwrap_or(i64::MAX);
         }
         let mut stmt = tx.prepare_cached(
             "INSERT INTO usage_minutes (project, function, minute, invocations, errors,
@@ -326,5 +373,16 @@ pub(super) fn insert(
         }
     }
     tx.commit()?;
-    Ok(added)
+    Ok(Added {
+        line_bytes: added,
+        record_bytes,
+    })
+}
+
+/// What a batch added, by the size budgets' measures.
+pub(super) struct Added {
+    /// Lines' bytes (text plus [`LINE_OVERHEAD`] each).
+    pub(super) line_bytes: i64,
+    /// Encoded invocation records' bytes.
+    pub(super) record_bytes: i64,
 }

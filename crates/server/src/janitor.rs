@@ -1,0 +1,35 @@
+//! Housekeeping that keeps the data directory from growing without bound, once a minute:
+//! records of finished asynchronous invokes past `[events] async_result_max_age`. (Log lines
+//! and invocation records are trimmed by the store's writer; versions and their artifacts by
+//! the registry's retention.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::State;
+
+/// How often the janitor runs.
+const EVERY: Duration = Duration::from_secs(60);
+
+/// Runs until `stop` resolves.
+pub(crate) async fn run(state: Arc<State>, stop: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => sweep(&state).await,
+            () = &mut stop => break,
+        }
+    }
+}
+
+async fn sweep(state: &State) {
+    let age = i64::try_from(state.async_result_max_age.as_millis()).unwrap_or(i64::MAX);
+    let before = updraft_events::now_ms().saturating_sub(age);
+    match state.log.expire_async(before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "expired finished asynchronous invokes"),
+        Err(e) => tracing::warn!(error = %e, "could not expire asynchronous invokes"),
+    }
+}
