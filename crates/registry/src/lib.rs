@@ -25,6 +25,7 @@ mod aliases;
 mod build;
 mod canary;
 mod deploy;
+mod gc;
 mod limits;
 mod quotas;
 mod routes;

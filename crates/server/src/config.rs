@@ -46,6 +46,7 @@
 //!
 //! [versions]
 //! keep = 10             # versions kept per function (older ones no alias points at are deleted)
+//! unused_artifact_grace = "1d"  # uploads no version uses are deleted after this
 //!
 //! [canary]              # guarded canaries (`--auto-rollback`): when a canary counts as worse
 //! window = "1m"         # sliding window both versions are compared over
@@ -183,6 +184,8 @@ pub struct FileConfig {
     pub sandbox: Sandbox,
     /// Versions kept per function.
     pub keep_versions: usize,
+    /// How long an uploaded artifact no version uses is kept (a re-upload renews it).
+    pub unused_artifact_grace: Duration,
     /// Guarded canary thresholds.
     pub canary: CanaryConfig,
     /// Whether invocations are metered (records, metrics, quotas).
@@ -233,6 +236,7 @@ impl Default for FileConfig {
             pool,
             sandbox: Sandbox::default(),
             keep_versions: DEFAULT_KEEP_VERSIONS,
+            unused_artifact_grace: Duration::from_secs(86_400),
             canary: CanaryConfig::default(),
             metering: dispatch.metering,
             logs: true,
@@ -552,6 +556,11 @@ impl FileConfig {
             pool,
             sandbox: Sandbox::parse(&raw.sandbox).map_err(err)?,
             keep_versions: raw.versions.keep.unwrap_or(DEFAULT_KEEP_VERSIONS),
+            unused_artifact_grace: duration(
+                "versions.unused_artifact_grace",
+                &raw.versions.unused_artifact_grace,
+                defaults.unused_artifact_grace,
+            )?,
             canary,
             metering: raw.metering.enabled.unwrap_or(defaults.metering),
             logs: raw.logs.enabled.unwrap_or(defaults.logs),

@@ -1,7 +1,8 @@
-//! Housekeeping that keeps the data directory from growing without bound, once a minute:
-//! records of finished asynchronous invokes past `[events] async_result_max_age`. (Log lines
-//! and invocation records are trimmed by the store's writer; versions and their artifacts by
-//! the registry's retention.)
+//! Housekeeping that keeps the data directory from growing without bound, once a minute (and
+//! once at start): records of finished asynchronous invokes past `[events]
+//! async_result_max_age`, and uploaded artifacts no version uses past `[versions]
+//! unused_artifact_grace`. (Log lines and invocation records are trimmed by the store's writer;
+//! versions and the artifacts they free by the registry's retention at deploy.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,5 +32,12 @@ async fn sweep(state: &State) {
         Ok(0) => {}
         Ok(n) => tracing::info!(n, "expired finished asynchronous invokes"),
         Err(e) => tracing::warn!(error = %e, "could not expire asynchronous invokes"),
+    }
+    if let Err(e) = state
+        .registry
+        .collect_unused_artifacts(state.unused_artifact_grace)
+        .await
+    {
+        tracing::warn!(error = %e.message, "could not collect unused artifacts");
     }
 }

@@ -121,6 +121,8 @@ pub(crate) struct State {
     pub(crate) data_url: std::sync::OnceLock<String>,
     /// How long finished asynchronous invokes are kept.
     pub(crate) async_result_max_age: Duration,
+    /// How long an uploaded artifact no version uses is kept.
+    pub(crate) unused_artifact_grace: Duration,
     /// The data directory's lock, released when the server has stopped.
     pub(crate) lock: std::sync::Mutex<Option<datadir::DataDirLock>>,
 }
@@ -246,6 +248,7 @@ impl Server {
             triggers,
             data_url: std::sync::OnceLock::new(),
             async_result_max_age: config.file.async_result_max_age,
+            unused_artifact_grace: config.file.unused_artifact_grace,
             lock: std::sync::Mutex::new(Some(lock)),
         });
         services.attach(&state);

@@ -114,6 +114,33 @@ impl ArtifactStore for FsArtifacts {
         })
         .await
     }
+
+    async fn list(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let dir = self.dir.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let entry = entry.map_err(io_err(&dir))?;
+                let name = entry.file_name();
+                // Temp files of writes in progress start with a dot; only `<digest>.wasm` counts.
+                let Some(digest) = name.to_str().and_then(|n| n.strip_suffix(".wasm")) else {
+                    continue;
+                };
+                if check_digest(digest).is_err() {
+                    continue;
+                }
+                let stored_ms = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                out.push((digest.to_owned(), stored_ms));
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
 /// A file being written: a temporary file, hashed as it grows.

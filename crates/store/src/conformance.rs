@@ -108,6 +108,7 @@ macro_rules! artifact_conformance {
             digests_that_are_not_digests_are_refused,
             concurrent_writers_of_one_digest,
             artifacts_survive_a_reopen,
+            stored_artifacts_are_listed,
         );
     };
 }

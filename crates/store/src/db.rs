@@ -221,4 +221,17 @@ impl Store {
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
+
+    /// The digests of every artifact a version not deleted by retention uses.
+    ///
+    /// # Errors
+    /// [`StoreError::Sqlite`].
+    pub(crate) fn referenced_artifacts(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|c| {
+            let mut stmt =
+                c.prepare("SELECT DISTINCT digest FROM versions WHERE deleted_at IS NULL")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
 }

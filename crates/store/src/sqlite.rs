@@ -40,6 +40,10 @@ impl MetadataStore for Store {
         self.run(move |s| s.add_admin_token(&t)).await
     }
 
+    async fn referenced_artifacts(&self) -> Result<Vec<String>, StoreError> {
+        self.run(Store::referenced_artifacts).await
+    }
+
     async fn deploy_app(
         &self,
         project: &str,

@@ -29,6 +29,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// [`StoreError::Backend`].
     async fn add_admin_token(&self, token_sha256: &str) -> Result<(), StoreError>;
 
+    /// The digests of every artifact a stored version uses.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn referenced_artifacts(&self) -> Result<Vec<String>, StoreError>;
+
     /// Deploys app `app` of `project` with exactly `functions`, in one transaction: functions of
     /// the app that are not in the list are deleted; each function whose digest or spec differs
     /// from its newest version gets a new version, and `live` moves to it (or, with
@@ -205,6 +211,13 @@ pub trait ArtifactStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Backend`].
     async fn delete(&self, digest: &str) -> Result<(), StoreError>;
+
+    /// Every stored artifact and when it was stored (ms since the epoch); writes in progress
+    /// are not listed.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Backend`].
+    async fn list(&self) -> Result<Vec<(String, i64)>, StoreError>;
 }
 
 /// An artifact being written (see [`ArtifactStore::writer`]).

@@ -87,6 +87,7 @@ pub(super) struct RawTracing {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVersions {
     pub(super) keep: Option<usize>,
+    pub(super) unused_artifact_grace: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

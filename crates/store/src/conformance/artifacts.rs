@@ -115,3 +115,26 @@ pub async fn artifacts_survive_a_reopen(subject: &dyn ArtifactSubject) {
     let store = subject.reopen(store).await;
     assert_eq!(store.read(&digest(bytes)).await.unwrap(), bytes);
 }
+
+/// Listing shows every committed artifact (not writes in progress) with when it was stored.
+pub async fn stored_artifacts_are_listed(subject: &dyn ArtifactSubject) {
+    let store = subject.fresh().await;
+    assert!(store.list().await.unwrap().is_empty());
+    let before = crate::now_ms() - 5_000;
+    put(&*store, b"one").await.unwrap();
+    put(&*store, b"two").await.unwrap();
+    let mut open = store.writer(&digest(b"three")).await.unwrap();
+    open.write(b"thr").await.unwrap();
+    let mut listed = store.list().await.unwrap();
+    listed.sort();
+    let mut want = vec![digest(b"one"), digest(b"two")];
+    want.sort();
+    assert_eq!(
+        listed.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(),
+        want
+    );
+    assert!(listed.iter().all(|(_, ms)| *ms >= before), "{listed:?}");
+    drop(open);
+    store.delete(&digest(b"one")).await.unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 1);
+}

@@ -243,6 +243,12 @@ pub async fn retention_keeps_aliased_versions_and_orphans_unused_artifacts(
     // Kept: 5 and 4 (newest two) and 1 (aliased). Deleted: 2, 3.
     assert_eq!(pruned, [("a".to_owned(), 2), ("a".to_owned(), 3)]);
     assert_eq!(orphaned, [digests[1].clone(), digests[2].clone()]);
+    // What versions still use is referenced; what retention orphaned is not.
+    let mut referenced = store.referenced_artifacts().await.unwrap();
+    referenced.sort();
+    let mut expected = vec![digests[0].clone(), digests[3].clone(), digests[4].clone()];
+    expected.sort();
+    assert_eq!(referenced, expected);
     let f = store.function(P, "a").await.unwrap().unwrap();
     let alive: Vec<u32> = f
         .versions

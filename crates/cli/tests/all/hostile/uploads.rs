@@ -127,3 +127,48 @@ async fn an_oversized_artifact_upload_is_refused_with_413_in_flat_memory() {
         "a refused upload left files behind: {left:?}"
     );
 }
+
+#[tokio::test]
+async fn uploads_no_version_uses_are_deleted_after_the_grace_period() {
+    use updraft_test_guests::{HTTP_ECHO, HTTP_MISBEHAVE};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = TestServer::start_at(tmp.path()).await;
+    let unused = s.upload_guest(HTTP_MISBEHAVE).await;
+    s.deploy_guest(HTTP_ECHO, "app", "echo", &["/echo"], "")
+        .await;
+    let used = s.api_json("/v1/functions/echo").await["versions"][0]["digest"]
+        .as_str()
+        .map(str::to_owned);
+    s.stop().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let s = TestServer::start_at_with(tmp.path(), "[versions]\nunused_artifact_grace = \"10ms\"\n")
+        .await;
+    let head = |digest: String| {
+        let s = &s;
+        async move {
+            s.api(reqwest::Method::HEAD, &format!("/v1/artifacts/{digest}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while head(unused.clone()).await != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unused upload was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What a version uses stays, and serves.
+    if let Some(used) = used {
+        assert_eq!(head(used).await, 200);
+    }
+    assert_eq!(s.get("/echo").await.status(), 200);
+    let left = files(&tmp.path().join("artifacts"));
+    assert_eq!(left.len(), 1, "{left:?}");
+    s.stop().await;
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Soak: SOAK_SECONDS (default 600) of normal traffic to a well-behaved function mixed with
+# hostile guests and clients, against one `updraft serve`. Reports the server's RSS and open file
+# descriptors and the well-behaved function's p99 at the start and at the end, against its p99
+# on an otherwise idle server measured first.
+#
+# Hostile load, all at once, for the whole run:
+#   - a guest spinning in pure compute until its 1 s timeout, back to back (two clients; the
+#     function's max_concurrency = 1 throttles the second, which retries at once);
+#   - a guest printing 100 000 empty lines per request;
+#   - a guest holding more host resources than [sandbox] max_resources allows (fails);
+#   - slow clients: connections sending a header byte every 2 s (cut by the header timeout);
+#   - a 300 MiB artifact upload every 30 s (refused at 256 MiB with 413).
+# Normal traffic: wrk -c4 against the hello function, in 10 s windows.
+#
+#   bench/soak.sh                      # prints the figures
+#   WRITE_RESULTS=1 bench/soak.sh      # also updates the soak section of bench/RESULTS.md
+source "$(dirname "$0")/lib.sh"
+
+SOAK_SECONDS=${SOAK_SECONDS:-600}
+# Not pinned: the spinning guests take a core's worth of CPU by design, and the point is that
+# the server keeps serving on what is left, as it would on a real machine.
+SERVER_CPU=""; CLIENT_CPU=""; PINNING="nothing pinned"
+MISBEHAVE=$(guest http-misbehave)
+DURATION=10s
+
+mkdir -p "$OUT/app"
+cp "$HELLO" "$OUT/app/hello.wasm"
+cp "$MISBEHAVE" "$OUT/app/bad.wasm"
+cat >"$OUT/app/updraft.toml" <<EOF
+[app]
+name = "soak"
+[[functions]]
+name = "hello"
+component = "hello.wasm"
+instance_reuse = "warm"
+[[functions.http]]
+route = "/hello"
+[[functions]]
+name = "spin"
+component = "bad.wasm"
+timeout = "1s"
+max_concurrency = 1
+[[functions.http]]
+route = "/spin"
+[[functions]]
+name = "flood"
+component = "bad.wasm"
+[[functions.http]]
+route = "/flood"
+[[functions]]
+name = "hoard"
+component = "bad.wasm"
+[[functions.http]]
+route = "/hoard"
+EOF
+printf '[sandbox]\nmax_resources = 1000\n' >"$OUT/server.toml"
+start_updraft --config "$OUT/server.toml"
+deploy "$OUT/app"
+TOKEN=$(cat "$OUT/data/admin-token")
+
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+p99_now() { measure "$DATA/hello" 4 | cut -d' ' -f3; }
+
+log "warming up, then the unloaded p99"
+measure "$DATA/hello" 4 >/dev/null
+UNLOADED=$(for _ in 1 2 3; do p99_now; done | median)
+
+log "starting hostile load for ${SOAK_SECONDS}s"
+STOP=$OUT/stop
+hostile() { # name command...
+  local name=$1; shift
+  ( while [ ! -e "$STOP" ]; do "$@" >/dev/null 2>&1 || true; done ) &
+}
+hostile spin1 curl -s -m 5 "$DATA/spin?loop"
+hostile spin2 curl -s -m 5 "$DATA/spin?loop"
+hostile flood curl -s -m 10 "$DATA/flood?flood=100000"
+hostile hoard curl -s -m 5 "$DATA/hoard?resources=5000"
+slowloris() {
+  exec 3<>/dev/tcp/127.0.0.1/18081 || return 0
+  printf 'GET /hello HTTP/1.1\r\n' >&3
+  for _ in $(seq 1 30); do printf 'x' >&3 2>/dev/null || break; sleep 2; done
+  exec 3>&-
+}
+for _ in 1 2 3 4; do hostile slow slowloris; done
+upload() {
+  head -c $((300 << 20)) /dev/zero | curl -s -m 60 -X PUT -H "authorization: Bearer $TOKEN" \
+    --data-binary @- "$CONTROL/v1/artifacts/$(printf '0%.0s' $(seq 1 64))" -o /dev/null
+  sleep 30
+}
+hostile upload upload
+
+START=$(date +%s)
+sleep 5
+RSS0=$(rss_kib "$UD_PID"); FD0=$(fds "$UD_PID")
+P99_START=$(for _ in 1 2 3; do p99_now; done | median)
+log "start: RSS ${RSS0} KiB, ${FD0} fds, p99 ${P99_START} us (unloaded ${UNLOADED} us)"
+while [ $(( $(date +%s) - START + 40 )) -lt "$SOAK_SECONDS" ]; do
+  p=$(p99_now)
+  log "t=$(( $(date +%s) - START ))s RSS $(rss_kib "$UD_PID") KiB, $(fds "$UD_PID") fds, p99 ${p} us"
+done
+P99_END=$(for _ in 1 2 3; do p99_now; done | median)
+RSS1=$(rss_kib "$UD_PID"); FD1=$(fds "$UD_PID")
+touch "$STOP"
+log "end: RSS ${RSS1} KiB, ${FD1} fds, p99 ${P99_END} us"
+curl -fsS -o /dev/null "$CONTROL/v1/health"
+
+TABLE=$(cat <<EOF
+| | start | end |
+| --- | ---: | ---: |
+| server RSS | $((RSS0 / 1024)) MiB | $((RSS1 / 1024)) MiB |
+| server open file descriptors | $FD0 | $FD1 |
+| well-behaved p99 (unloaded: ${UNLOADED} µs) | ${P99_START} µs ($(ratio "$P99_START" "$UNLOADED")x) | ${P99_END} µs ($(ratio "$P99_END" "$UNLOADED")x) |
+
+$(date +%F), $(nproc) cores ($CPU_MODEL), $PINNING; ${SOAK_SECONDS} s of hostile load (two
+clients running a guest that spins to its 1 s timeout back to back, a guest printing 100 000 empty lines per
+request, a guest hoarding host resources past \`[sandbox] max_resources\`, four slow-header
+clients, a 300 MiB upload every 30 s) beside wrk -t1 -c4 on a warm hello function; p99 is the
+median of three 10 s wrk runs at each end. Target: RSS and fds flat, p99 within 1.5x of
+unloaded.
+EOF
+)
+printf '%s\n' "$TABLE"
+write_results soak "$TABLE"
