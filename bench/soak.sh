@@ -68,12 +68,15 @@ UNLOADED=$(for _ in 1 2 3; do p99_now; done | median)
 
 log "starting hostile load for ${SOAK_SECONDS}s"
 STOP=$OUT/stop
-hostile() { # name command...
-  local name=$1; shift
+# HOSTILE picks the kinds of hostile load (default: all), to see what each one costs.
+HOSTILE=${HOSTILE:-spin flood hoard slow upload}
+hostile() { # kind command...
+  local kind=$1; shift
+  case " $HOSTILE " in *" $kind "*) ;; *) return 0 ;; esac
   ( while [ ! -e "$STOP" ]; do "$@" >/dev/null 2>&1 || true; done ) &
 }
-hostile spin1 curl -s -m 5 "$DATA/spin?loop"
-hostile spin2 curl -s -m 5 "$DATA/spin?loop"
+hostile spin curl -s -m 5 "$DATA/spin?loop"
+hostile spin curl -s -m 5 "$DATA/spin?loop"
 hostile flood curl -s -m 10 "$DATA/flood?flood=100000"
 hostile hoard curl -s -m 5 "$DATA/hoard?resources=5000"
 slowloris() {
@@ -95,10 +98,16 @@ sleep 5
 RSS0=$(rss_kib "$UD_PID"); FD0=$(fds "$UD_PID")
 P99_START=$(for _ in 1 2 3; do p99_now; done | median)
 log "start: RSS ${RSS0} KiB, ${FD0} fds, p99 ${P99_START} us (unloaded ${UNLOADED} us)"
+# After the first minute (allocator and pool warm-up), the range RSS and fds move in.
+: >"$OUT/samples.txt"
 while [ $(( $(date +%s) - START + 40 )) -lt "$SOAK_SECONDS" ]; do
   p=$(p99_now)
-  log "t=$(( $(date +%s) - START ))s RSS $(rss_kib "$UD_PID") KiB, $(fds "$UD_PID") fds, p99 ${p} us"
+  t=$(( $(date +%s) - START )); rss=$(rss_kib "$UD_PID"); fd=$(fds "$UD_PID")
+  log "t=${t}s RSS ${rss} KiB, ${fd} fds, p99 ${p} us"
+  [ "$t" -ge 60 ] && echo "$rss $fd" >>"$OUT/samples.txt"
 done
+range() { cut -d' ' -f"$1" "$OUT/samples.txt" | sort -n | sed -n '1p;$p' | paste -sd- -; }
+RSS_RANGE=$(range 1); FD_RANGE=$(range 2)
 P99_END=$(for _ in 1 2 3; do p99_now; done | median)
 RSS1=$(rss_kib "$UD_PID"); FD1=$(fds "$UD_PID")
 touch "$STOP"
@@ -110,6 +119,7 @@ TABLE=$(cat <<EOF
 | --- | ---: | ---: |
 | server RSS | $((RSS0 / 1024)) MiB | $((RSS1 / 1024)) MiB |
 | server open file descriptors | $FD0 | $FD1 |
+| from the first minute on: RSS (KiB), fds | ${RSS_RANGE:-n/a} | ${FD_RANGE:-n/a} |
 | well-behaved p99 (unloaded: ${UNLOADED} µs) | ${P99_START} µs ($(ratio "$P99_START" "$UNLOADED")x) | ${P99_END} µs ($(ratio "$P99_END" "$UNLOADED")x) |
 
 $(date +%F), $(nproc) cores ($CPU_MODEL), $PINNING; ${SOAK_SECONDS} s of hostile load (two

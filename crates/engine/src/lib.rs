@@ -70,7 +70,7 @@ use crate::compile::Stats;
 use crate::host::Host;
 
 /// How often the epoch advances. Deadlines are enforced in multiples of this.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Settings for [`Engine::new`].
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use updraft_test_guests::HTTP_OUTBOUND;
 
-use crate::support::{TestServer, Upstream, manifest};
+use crate::support::{TestServer, Upstream, manifest, outbound_call};
 
 #[tokio::test]
 async fn outbound_requests_reach_only_allowed_hosts() {
@@ -20,24 +20,7 @@ async fn outbound_requests_reach_only_allowed_hosts() {
     );
     s.deploy_ok(&m, &[("out", &digest)]).await;
 
-    let call = |target: String| {
-        let s = &s;
-        async move {
-            let resp = s
-                .http
-                .get(s.url("/out"))
-                .header("x-target", target)
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            let id = resp.headers()["x-updraft-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (status, resp.text().await.unwrap(), id)
-        }
-    };
+    let call = |target: String| outbound_call(&s, target, None);
 
     let (status, body, _) = call(format!("http://{}/", allowed.addr)).await;
     assert_eq!((status, body.as_str()), (200, "upstream 200: ok"));
@@ -85,24 +68,7 @@ async fn outbound_is_vetted_by_address_after_resolution() {
         "allowed_outbound_hosts = [\"http://localhost:*\", \"http://[::1]:*\"]",
     );
     s.deploy_ok(&m, &[("out", &digest)]).await;
-    let call = |target: String| {
-        let s = &s;
-        async move {
-            let resp = s
-                .http
-                .get(s.url("/out"))
-                .header("x-target", target)
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            let id = resp.headers()["x-updraft-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (status, resp.text().await.unwrap(), id)
-        }
-    };
+    let call = |target: String| outbound_call(&s, target, None);
     for (target, why) in [
         (
             format!("http://localhost:{control_port}/v1/health"),

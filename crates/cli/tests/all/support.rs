@@ -423,6 +423,26 @@ impl Capture {
     }
 }
 
+/// Calls the `http-outbound` guest routed at `/out`, asking it to GET `target` (`count` times at
+/// once, if given). Returns the status, the body and the request id.
+pub(crate) async fn outbound_call(
+    s: &TestServer,
+    target: String,
+    count: Option<usize>,
+) -> (u16, String, String) {
+    let mut req = s.http.get(s.url("/out")).header("x-target", target);
+    if let Some(n) = count {
+        req = req.header("x-count", n.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let id = resp.headers()["x-updraft-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, resp.text().await.unwrap(), id)
+}
+
 /// Runs the `updraft` binary against `server`, as a user would.
 pub(crate) fn updraft(
     server: &ServeProcess,

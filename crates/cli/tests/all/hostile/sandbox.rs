@@ -4,7 +4,7 @@
 
 use updraft_test_guests::{HTTP_MISBEHAVE, HTTP_OUTBOUND};
 
-use crate::support::{Capture, TestServer, expect_error, manifest};
+use crate::support::{Capture, TestServer, expect_error, manifest, outbound_call};
 
 #[tokio::test]
 async fn a_guest_holding_too_many_host_resources_fails_only_its_invocation() {
@@ -47,26 +47,9 @@ async fn outbound_requests_in_flight_per_invocation_are_capped() {
         &format!("allowed_outbound_hosts = [\"http://{}\"]", upstream.addr),
     );
     s.deploy_ok(&m, &[("out", &digest)]).await;
-    let call = |n: usize| {
-        let s = &s;
-        let target = format!("http://{}/", upstream.addr);
-        async move {
-            let resp = s
-                .http
-                .get(s.url("/out"))
-                .header("x-target", target)
-                .header("x-count", n.to_string())
-                .send()
-                .await
-                .unwrap();
-            let id = resp.headers()["x-updraft-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (resp.text().await.unwrap(), id)
-        }
-    };
-    let (body, id) = call(10).await;
+    let target = format!("http://{}/", upstream.addr);
+    let call = |n: usize| outbound_call(&s, target.clone(), Some(n));
+    let (_, body, id) = call(10).await;
     assert!(body.starts_with("ok 4 failed 6: "), "{body}");
     assert!(body.contains("ConnectionLimitReached"), "{body}");
     let lines = s
@@ -81,7 +64,7 @@ async fn outbound_requests_in_flight_per_invocation_are_capped() {
     assert!(line.contains("[sandbox] max_outbound_requests"), "{line}");
     // Within the cap none is refused by it (the upstream itself may still drop one now and
     // then on a loaded machine; that is not what this checks).
-    let (body, _) = call(4).await;
+    let (_, body, _) = call(4).await;
     assert!(body.starts_with("ok "), "{body}");
     assert!(!body.contains("ConnectionLimitReached"), "{body}");
     s.stop().await;
