@@ -69,6 +69,8 @@ struct Inner {
     outbound: Arc<[OutboundHost]>,
     own: crate::outbound::OwnAddresses,
     sandbox: crate::Sandbox,
+    /// Counts runs of wasm, so the epoch ticks only while one is under way.
+    running: Arc<crate::Running>,
     config: Arc<WasiConfigVariables>,
     timeout: Duration,
     memory_bytes: usize,
@@ -120,6 +122,7 @@ impl Engine {
                 outbound: settings.allowed_outbound_hosts.into(),
                 own: self.own.clone(),
                 sandbox: self.sandbox,
+                running: self._epoch.running.clone(),
                 config: Arc::new(settings.variables.unwrap_or_default().into_iter().collect()),
                 timeout: settings.timeout,
                 memory_bytes: usize::try_from(settings.memory_bytes).unwrap_or(usize::MAX),
@@ -163,6 +166,7 @@ impl PreparedFunction {
     /// [`InvokeError`] if an instance cannot be created (its start code traps, say).
     pub async fn fill_ready(&self) -> Result<(), InvokeError> {
         while self.ready_instances() < self.inner.min_instances {
+            let _running = self.inner.running.enter();
             let mut instance = self.new_instance();
             let proxy = self.inner.instantiate(&mut instance.store).await?;
             instance.proxy = Some(proxy);
@@ -356,6 +360,7 @@ impl PreparedFunction {
         let this = self.clone();
         let started = Instant::now();
         let task = tokio::spawn(async move {
+            let _running = this.inner.running.enter();
             let timeout = this.inner.timeout;
             let mut instantiate = None;
             let result = {

@@ -60,7 +60,7 @@ use updraft_dispatch::Reuse;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -269,28 +269,68 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Advances the engine's epoch every tick so that deadlines fire; joined on drop.
+/// Advances the engine's epoch every tick while wasm runs, so that guests yield and deadlines
+/// fire; parked while nothing runs (an idle server, scaled to zero, takes no wake-ups). Joined on
+/// drop.
 struct EpochThread {
     stop: Arc<AtomicBool>,
+    running: Arc<Running>,
     handle: Option<JoinHandle<()>>,
+}
+
+/// How many runs of wasm (invocations, instantiations) are under way; the epoch thread ticks
+/// only while there is one.
+#[derive(Default)]
+pub(crate) struct Running {
+    count: AtomicUsize,
+    ticker: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Running {
+    /// Counts a run until the guard is dropped; wakes the ticker for the first one.
+    pub(crate) fn enter(self: &Arc<Self>) -> RunGuard {
+        if self.count.fetch_add(1, Ordering::AcqRel) == 0
+            && let Some(t) = self.ticker.get()
+        {
+            t.unpark();
+        }
+        RunGuard(self.clone())
+    }
+}
+
+/// See [`Running::enter`].
+pub(crate) struct RunGuard(Arc<Running>);
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl EpochThread {
     fn spawn(tick: Duration, engine: wasmtime::Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(Running::default());
         let handle = std::thread::Builder::new()
             .name("updraft-epoch".into())
             .spawn({
-                let stop = stop.clone();
+                let (stop, running) = (stop.clone(), running.clone());
                 move || {
                     while !stop.load(Ordering::Relaxed) {
+                        if running.count.load(Ordering::Acquire) == 0 {
+                            // Woken by the next run (or spuriously: the loop checks again).
+                            std::thread::park();
+                            continue;
+                        }
                         std::thread::sleep(tick);
                         engine.increment_epoch();
                     }
                 }
             })?;
+        let _ = running.ticker.set(handle.thread().clone());
         Ok(Self {
             stop,
+            running,
             handle: Some(handle),
         })
     }
@@ -300,6 +340,7 @@ impl Drop for EpochThread {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
+            h.thread().unpark();
             let _ = h.join();
         }
     }
