@@ -119,8 +119,10 @@ TABLE=$(cat <<EOF
 | --- | ---: | ---: |
 | server RSS | $((RSS0 / 1024)) MiB | $((RSS1 / 1024)) MiB |
 | server open file descriptors | $FD0 | $FD1 |
-| from the first minute on: RSS (KiB), fds | ${RSS_RANGE:-n/a} | ${FD_RANGE:-n/a} |
 | well-behaved p99 (unloaded: ${UNLOADED} µs) | ${P99_START} µs ($(ratio "$P99_START" "$UNLOADED")x) | ${P99_END} µs ($(ratio "$P99_END" "$UNLOADED")x) |
+
+- From the first minute on (allocator and pool warmed up), RSS stayed within ${RSS_RANGE:-n/a} KiB
+  and open file descriptors within ${FD_RANGE:-n/a}.
 
 $(date +%F), $(nproc) cores ($CPU_MODEL), $PINNING; ${SOAK_SECONDS} s of hostile load (two
 clients running a guest that spins to its 1 s timeout back to back, a guest printing 100 000 empty lines per
