@@ -378,7 +378,7 @@ impl PreparedFunction {
                         .wasi_http_incoming_handler()
                         .call_handle(&mut instance.store, req, out)
                         .await
-                        .map_err(|e| trap_error(&e, timeout, this.inner.sandbox.max_resources))
+                        .map_err(|e| trap_error(&e, timeout, &this.inner.sandbox))
                 };
                 match tokio::time::timeout(timeout, run).await {
                     Ok(r) => r,
@@ -500,7 +500,8 @@ fn start_run(store: &mut Store<crate::host::Host>, timeout: Duration) {
 }
 
 /// Classifies a wasmtime error from the guest call.
-fn trap_error(e: &wasmtime::Error, timeout: Duration, max_resources: usize) -> InvokeError {
+fn trap_error(e: &wasmtime::Error, timeout: Duration, sandbox: &crate::Sandbox) -> InvokeError {
+    let max_resources = sandbox.max_resources;
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Timeout(timeout),
         _ if e.chain().any(|c| {
@@ -511,6 +512,13 @@ fn trap_error(e: &wasmtime::Error, timeout: Duration, max_resources: usize) -> I
             InvokeError::Trap(format!(
                 "the function holds more than {max_resources} host resources at once (streams, \
                  fields, requests...), the limit ([sandbox] max_resources): {e:#}"
+            ))
+        }
+        _ if format!("{e:#}").contains("total size of fields exceeds limit") => {
+            InvokeError::Trap(format!(
+                "the function built wasi:http headers or trailers larger than {} bytes, the \
+                 limit ([sandbox] max_field_bytes): {e:#}",
+                sandbox.max_field_bytes
             ))
         }
         _ => InvokeError::Trap(format!("{e:#}")),

@@ -6,7 +6,8 @@
 //! - No `x-target` header: 400.
 //!
 //! With `x-count: N`, makes N GETs to the target at once and answers 200 with
-//! `ok <succeeded> failed <failed>` and the first error, if any.
+//! `ok <succeeded> failed <failed>` and the first error, if any. With `x-header-bytes: N`, the
+//! outbound request carries an `x-big` header of N bytes.
 
 use wstd::http::{Body, Client, Request, Response, StatusCode};
 
@@ -52,7 +53,16 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
             ),
         ));
     }
-    let outbound = match Request::get(target.as_str()).body(Body::empty()) {
+    let big = request
+        .headers()
+        .get("x-header-bytes")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut builder = Request::get(target.as_str());
+    if let Some(n) = big {
+        builder = builder.header("x-big", "b".repeat(n));
+    }
+    let outbound = match builder.body(Body::empty()) {
         Ok(req) => req,
         Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, format!("bad target: {e}\n"))),
     };

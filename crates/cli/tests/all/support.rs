@@ -430,9 +430,19 @@ pub(crate) async fn outbound_call(
     target: String,
     count: Option<usize>,
 ) -> (u16, String, String) {
+    outbound_call_with(s, target, count.map(|n| ("x-count", n))).await
+}
+
+/// [`outbound_call`] with one extra instruction header for the guest (`x-count`,
+/// `x-header-bytes`).
+pub(crate) async fn outbound_call_with(
+    s: &TestServer,
+    target: String,
+    extra: Option<(&str, usize)>,
+) -> (u16, String, String) {
     let mut req = s.http.get(s.url("/out")).header("x-target", target);
-    if let Some(n) = count {
-        req = req.header("x-count", n.to_string());
+    if let Some((name, n)) = extra {
+        req = req.header(name, n.to_string());
     }
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();

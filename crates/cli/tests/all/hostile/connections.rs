@@ -196,3 +196,25 @@ async fn past_the_connection_cap_a_client_gets_a_clear_503_and_the_control_api_s
     .unwrap();
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_are_told_the_stream_cap() {
+    let s = TestServer::start_with("[http]\nh2_max_concurrent_streams = 7\n").await;
+    let tcp = tokio::net::TcpStream::connect(addr(&s.data_url))
+        .await
+        .unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::get(format!("{}/nothing-here", s.data_url))
+        .body(())
+        .unwrap();
+    let (resp, _) = client.send_request(req, true).unwrap();
+    let resp = resp.await.unwrap();
+    // HTTP/2 with prior knowledge is served, and its SETTINGS carry the cap.
+    assert_eq!(resp.status(), 404);
+    assert_eq!(client.current_max_send_streams(), 7);
+    s.stop().await;
+}

@@ -4,7 +4,9 @@
 
 use updraft_test_guests::{HTTP_MISBEHAVE, HTTP_OUTBOUND};
 
-use crate::support::{Capture, TestServer, expect_error, manifest, outbound_call};
+use crate::support::{
+    Capture, TestServer, expect_error, manifest, outbound_call, outbound_call_with,
+};
 
 #[tokio::test]
 async fn a_guest_holding_too_many_host_resources_fails_only_its_invocation() {
@@ -67,5 +69,43 @@ async fn outbound_requests_in_flight_per_invocation_are_capped() {
     let (_, body, _) = call(4).await;
     assert!(body.starts_with("ok "), "{body}");
     assert!(!body.contains("ConnectionLimitReached"), "{body}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn headers_a_guest_builds_are_capped_by_the_field_size_limit() {
+    let upstream = Capture::start().await;
+    let s = TestServer::start_with("[sandbox]\nmax_field_bytes = \"4KiB\"\n").await;
+    let digest = s.upload_guest(HTTP_OUTBOUND).await;
+    let m = manifest(
+        "app",
+        "out",
+        &["/out"],
+        &format!("allowed_outbound_hosts = [\"http://{}\"]", upstream.addr),
+    );
+    s.deploy_ok(&m, &[("out", &digest)]).await;
+    let target = format!("http://{}/", upstream.addr);
+    let (status, body, _) =
+        outbound_call_with(&s, target.clone(), Some(("x-header-bytes", 1024))).await;
+    assert_eq!((status, body.as_str()), (200, "upstream 200: ok"));
+    let (status, body, _) =
+        outbound_call_with(&s, target, Some(("x-header-bytes", 64 << 10))).await;
+    // Wasmtime traps the guest: the invocation fails, naming the limit.
+    assert_eq!(
+        status, 500,
+        "a 64 KiB header passed a 4 KiB field limit: {body}"
+    );
+    assert!(body.contains("[sandbox] max_field_bytes"), "{body}");
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "the oversized request was never sent"
+    );
+    // The next invocation is fine.
+    assert_eq!(
+        s.get("/out").await.status(),
+        400,
+        "missing x-target: the guest still runs"
+    );
     s.stop().await;
 }
