@@ -11,13 +11,14 @@
 //!
 //! [`EventLog`] is the boundary (async, with no backend type in its signatures or errors);
 //! [`SqliteLog`] is the embedded backend (`events.db` in the data directory). A cluster backend
-//! (NATS JetStream) implements the same trait and must pass the same [`conformance`] suite.
+//! (NATS JetStream) implements the same trait and must pass the same `conformance` suite (feature `conformance`).
 //! [`Wakeups`] tell consumers and long-polling receivers that a queue has something new
 //! ([`LocalWakeups`] within one process; a cluster backend's would cross nodes).
 //!
 //! This crate knows nothing of HTTP, functions or Wasmtime: trigger delivery
 //! (`updraft-triggers`) turns messages into invocations and settles them.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
 mod keys;
@@ -244,7 +245,7 @@ pub struct QueueStats {
 /// The durable event log. Every method is one transaction: when it returns `Ok`, what it did is
 /// committed (sends, publishes, schedule fires and asynchronous submits durably, before they
 /// are acknowledged). Backends: [`SqliteLog`] (embedded); a cluster backend (NATS JetStream)
-/// implements the same trait and passes the same [`conformance`] suite.
+/// implements the same trait and passes the same `conformance` suite (feature `conformance`).
 #[async_trait::async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Creates a queue unless it exists. Returns it and, when created, its access key (shown

@@ -2,7 +2,7 @@
 //! directory.
 //!
 //! The traits ([`MetadataStore`], [`TelemetryStore`], [`ArtifactStore`]) are the boundary: no
-//! backend type appears in their signatures or errors, and each has a [`conformance`] suite
+//! backend type appears in their signatures or errors, and each has a `conformance` suite (feature `conformance`)
 //! that every backend must pass (the embedded ones here run it; PostgreSQL and S3 backends will
 //! run the same suites unchanged). [`Store`] is the SQLite backend of the first two,
 //! [`FsArtifacts`] the file backend of the third.
@@ -26,6 +26,7 @@
 //! This crate must not depend on Wasmtime or on HTTP: it stores bytes, manifests and rows.
 
 mod artifacts;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod db;
 mod functions;

@@ -11,14 +11,14 @@ async fn outbound_requests_reach_only_allowed_hosts() {
     let allowed = Upstream::start().await;
     let denied = Upstream::start().await;
     let s = TestServer::start().await;
-    let digest = s.upload_guest(HTTP_OUTBOUND).await;
-    let m = manifest(
+    s.deploy_guest(
+        HTTP_OUTBOUND,
         "app",
         "out",
         &["/out"],
         &format!("allowed_outbound_hosts = [\"http://{}\"]", allowed.addr),
-    );
-    s.deploy_ok(&m, &[("out", &digest)]).await;
+    )
+    .await;
 
     let call = |target: String| outbound_call(&s, target, None);
 

@@ -64,7 +64,29 @@ async fn looping_guests_on_every_core_block_neither_the_server_nor_each_other() 
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait until every loop is running (the server's own gauge), not for a guessed while.
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let gauge = format!("updraft_concurrency_in_use{{function=\"spin\",version=\"1\"}} {loops}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = http
+            .get(format!("{}/metrics", server.control_url))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.lines().any(|l| l == gauge) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the loops never all ran: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // While they spin: the control API, another function and the health check answer at once
     // (before: only once a worker thread came free, i.e. after a loop's whole timeout).

@@ -4,9 +4,7 @@
 
 use updraft_test_guests::{HTTP_MISBEHAVE, HTTP_OUTBOUND};
 
-use crate::support::{
-    Capture, TestServer, expect_error, manifest, outbound_call, outbound_call_with,
-};
+use crate::support::{Capture, TestServer, expect_error, outbound_call, outbound_call_with};
 
 #[tokio::test]
 async fn a_guest_holding_too_many_host_resources_fails_only_its_invocation() {
@@ -41,14 +39,14 @@ async fn outbound_requests_in_flight_per_invocation_are_capped() {
         .delay_ms
         .store(300, std::sync::atomic::Ordering::SeqCst);
     let s = TestServer::start_with("[sandbox]\nmax_outbound_requests = 4\n").await;
-    let digest = s.upload_guest(HTTP_OUTBOUND).await;
-    let m = manifest(
+    s.deploy_guest(
+        HTTP_OUTBOUND,
         "app",
         "out",
         &["/out"],
         &format!("allowed_outbound_hosts = [\"http://{}\"]", upstream.addr),
-    );
-    s.deploy_ok(&m, &[("out", &digest)]).await;
+    )
+    .await;
     let target = format!("http://{}/", upstream.addr);
     let call = |n: usize| outbound_call(&s, target.clone(), Some(n));
     let (_, body, id) = call(10).await;
@@ -76,14 +74,14 @@ async fn outbound_requests_in_flight_per_invocation_are_capped() {
 async fn headers_a_guest_builds_are_capped_by_the_field_size_limit() {
     let upstream = Capture::start().await;
     let s = TestServer::start_with("[sandbox]\nmax_field_bytes = \"4KiB\"\n").await;
-    let digest = s.upload_guest(HTTP_OUTBOUND).await;
-    let m = manifest(
+    s.deploy_guest(
+        HTTP_OUTBOUND,
         "app",
         "out",
         &["/out"],
         &format!("allowed_outbound_hosts = [\"http://{}\"]", upstream.addr),
-    );
-    s.deploy_ok(&m, &[("out", &digest)]).await;
+    )
+    .await;
     let target = format!("http://{}/", upstream.addr);
     let (status, body, _) =
         outbound_call_with(&s, target.clone(), Some(("x-header-bytes", 1024))).await;
