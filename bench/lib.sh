@@ -84,6 +84,14 @@ measure() { # url [connections [extra wrk arguments...]]
   ' "$OUT/wrk.txt"
 }
 
+# Like measure, but paced: each connection waits $3 ms (default 5) after every answer, so the
+# load is steady traffic well below saturation (open capacity left), not a throughput test.
+measure_paced() { # url [connections [delay_ms]]
+  local url=$1 conns=${2:-4} delay=${3:-5}
+  printf 'function delay() return %s end\n' "$delay" >"$OUT/paced.lua"
+  measure "$url" "$conns" -s "$OUT/paced.lua"
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Percentile $1 (0-100) of numbers on stdin.
 percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) i=1; print a[i]}'; }

@@ -26,6 +26,8 @@ pub(crate) struct Host {
     /// When the current run (invocation or instantiation) must stop: the epoch callback traps
     /// the guest past it, and yields to the executor every tick before it.
     pub(crate) deadline: std::time::Instant,
+    /// Ticks of the current run: past its allowance the run moves to the background threads.
+    pub(crate) clock: crate::fair::RunClock,
 }
 
 impl WasiView for Host {

@@ -69,6 +69,9 @@ struct Inner {
     outbound: Arc<[OutboundHost]>,
     own: crate::outbound::OwnAddresses,
     sandbox: crate::Sandbox,
+    background: Arc<crate::fair::Background>,
+    /// Ticks of all of this function's runs, lately.
+    load: Arc<crate::fair::FunctionLoad>,
     /// Counts runs of wasm, so the epoch ticks only while one is under way.
     running: Arc<crate::Running>,
     config: Arc<WasiConfigVariables>,
@@ -122,6 +125,8 @@ impl Engine {
                 outbound: settings.allowed_outbound_hosts.into(),
                 own: self.own.clone(),
                 sandbox: self.sandbox,
+                background: self.background.clone(),
+                load: crate::fair::FunctionLoad::new(),
                 running: self._epoch.running.clone(),
                 config: Arc::new(settings.variables.unwrap_or_default().into_iter().collect()),
                 timeout: settings.timeout,
@@ -235,21 +240,26 @@ impl PreparedFunction {
             log: slot,
             config: inner.config.clone(),
             deadline: Instant::now(),
+            clock: crate::fair::RunClock::new(inner.sandbox.long_run_ticks, inner.load.clone()),
         };
         let mut store = Store::new(inner.pre.engine(), host);
         store.limiter(|h| &mut h.limits);
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // Give the worker thread back every tick: a guest spinning in pure compute
-                // must not hold it, or the control API, other functions and this guest's own
-                // timer queue behind it. Tokio's yield goes to the back of the run queue.
-                Ok(UpdateDeadline::YieldCustom(
-                    1,
-                    Box::pin(tokio::task::yield_now()),
-                ))
+        store.epoch_deadline_callback(|mut store| {
+            let host = store.data_mut();
+            let now = Instant::now();
+            if now >= host.deadline {
+                return Ok(UpdateDeadline::Interrupt);
             }
+            // Counted for the move of a run that turns long to the background threads, which
+            // happens at this yield.
+            host.clock.tick(now);
+            // Give the worker thread back every tick: a guest spinning in pure compute must
+            // not hold it, or the control API, other functions and this guest's own timer
+            // queue behind it. Tokio's yield goes to the back of the run queue.
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
         });
         Instance {
             store,
@@ -362,28 +372,40 @@ impl PreparedFunction {
         let task = tokio::spawn(async move {
             let _running = this.inner.running.enter();
             let timeout = this.inner.timeout;
-            let mut instantiate = None;
-            let result = {
-                let run = async {
-                    let proxy = match &instance.proxy {
-                        Some(p) => p.clone(),
-                        None => {
-                            let p = this.inner.instantiate(&mut instance.store).await?;
-                            instantiate = Some(started.elapsed());
-                            instance.proxy = Some(p.clone());
-                            p
-                        }
+            let long = instance.store.data().clock.long_flag();
+            // The guest's part owns the instance, so it can move to the background threads
+            // if it turns long (see `crate::fair`); the rest runs here.
+            let guest = {
+                let this = this.clone();
+                async move {
+                    let mut instantiate = None;
+                    let run = async {
+                        let proxy = match &instance.proxy {
+                            Some(p) => p.clone(),
+                            None => {
+                                let p = this.inner.instantiate(&mut instance.store).await?;
+                                instantiate = Some(started.elapsed());
+                                instance.proxy = Some(p.clone());
+                                p
+                            }
+                        };
+                        proxy
+                            .wasi_http_incoming_handler()
+                            .call_handle(&mut instance.store, req, out)
+                            .await
+                            .map_err(|e| trap_error(&e, timeout, &this.inner.sandbox))
                     };
-                    proxy
-                        .wasi_http_incoming_handler()
-                        .call_handle(&mut instance.store, req, out)
-                        .await
-                        .map_err(|e| trap_error(&e, timeout, &this.inner.sandbox))
-                };
-                match tokio::time::timeout(timeout, run).await {
-                    Ok(r) => r,
-                    Err(_) => Err(InvokeError::Timeout(timeout)),
+                    let result = match tokio::time::timeout(timeout, run).await {
+                        Ok(r) => r,
+                        Err(_) => Err(InvokeError::Timeout(timeout)),
+                    };
+                    (instance, instantiate, result)
                 }
+            };
+            let Some((mut instance, instantiate, result)) =
+                this.inner.background.run(guest, &long).await
+            else {
+                return Err(InvokeError::Trap("the server is shutting down".to_owned()));
             };
             let result = result.map_err(|e| {
                 match instance.store.data().limits.refused {
@@ -491,11 +513,13 @@ fn head_of(req: &http::Request<GuestBody>) -> http::Request<GuestBody> {
     head
 }
 
-/// Starts a run of at most `timeout` on `store`: the epoch callback yields every tick until
-/// then and traps after. (The run's own timer usually ends it first; the trap is the backstop
-/// for runs without one, such as pre-instantiation.)
+/// Starts a run of at most `timeout` on `store`, interactive at first (see [`crate::fair`]): the
+/// epoch callback yields every tick until then and traps after. (The run's own timer usually
+/// ends it first; the trap is the backstop for runs without one, such as pre-instantiation.)
 fn start_run(store: &mut Store<crate::host::Host>, timeout: Duration) {
-    store.data_mut().deadline = Instant::now() + timeout;
+    let host = store.data_mut();
+    host.deadline = Instant::now() + timeout;
+    host.clock.restart();
     store.set_epoch_deadline(1);
 }
 

@@ -44,6 +44,7 @@
 
 mod capability;
 mod compile;
+mod fair;
 mod host;
 mod invoke;
 mod lifecycle;
@@ -100,6 +101,12 @@ pub struct EngineConfig {
     /// Outbound HTTP requests one invocation may have in flight at once (each its own
     /// connection); past it a request fails with `connection-limit-reached`.
     pub max_outbound_requests: usize,
+    /// Wasm time (counted in epoch ticks) after which a run is long-running and moves to the
+    /// low-priority threads (see [`long_run_threads`](Self::long_run_threads)).
+    pub long_run_after: Duration,
+    /// Threads long runs share, at the lowest OS priority: they use what the rest of the machine
+    /// leaves.
+    pub long_run_threads: usize,
 }
 
 impl EngineConfig {
@@ -114,8 +121,16 @@ impl EngineConfig {
             max_resources: 10_000,
             max_field_bytes: 128 << 10,
             max_outbound_requests: 32,
+            long_run_after: Duration::from_millis(20),
+            long_run_threads: default_long_run_threads(),
         }
     }
+}
+
+/// One per core: the default of [`EngineConfig::long_run_threads`].
+#[must_use]
+pub fn default_long_run_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Limits on what one instance may hold on the host's side (see [`EngineConfig`]).
@@ -124,6 +139,8 @@ pub(crate) struct Sandbox {
     pub(crate) max_resources: usize,
     pub(crate) max_field_bytes: usize,
     pub(crate) max_outbound_requests: usize,
+    /// Ticks after which a run is long (see [`fair`]).
+    pub(crate) long_run_ticks: u32,
 }
 
 /// Errors setting up the engine.
@@ -153,6 +170,8 @@ pub struct Engine {
     pub(crate) own: outbound::OwnAddresses,
     /// Per-instance host resource limits.
     pub(crate) sandbox: Sandbox,
+    /// The low-priority threads long runs move to.
+    pub(crate) background: Arc<fair::Background>,
     _epoch: EpochThread,
 }
 
@@ -213,7 +232,12 @@ impl Engine {
                 max_resources: config.max_resources.max(1),
                 max_field_bytes: config.max_field_bytes.max(1),
                 max_outbound_requests: config.max_outbound_requests.max(1),
+                long_run_ticks: u32::try_from(
+                    config.long_run_after.as_millis() / EPOCH_TICK.as_millis().max(1),
+                )
+                .unwrap_or(u32::MAX),
             },
+            background: fair::Background::new(config.long_run_threads),
             _epoch: epoch,
         })
     }
@@ -269,8 +293,8 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Advances the engine's epoch every tick while wasm runs, so that guests yield and deadlines
-/// fire; parked while nothing runs (an idle server, scaled to zero, takes no wake-ups). Joined on
+/// Advances the engine's epoch every tick while wasm runs, so that guests yield, deadlines fire
+/// and long runs are noticed; parked while nothing runs (an idle server, scaled to zero, takes no wake-ups). Joined on
 /// drop.
 struct EpochThread {
     stop: Arc<AtomicBool>,

@@ -39,6 +39,9 @@
 //! max_resources = 10000         # handles held at once (streams, fields, requests...)
 //! max_field_bytes = "128KiB"    # largest wasi:http headers or trailers a guest builds
 //! max_outbound_requests = 32    # outbound requests in flight per invocation
+//! long_run_after = "20ms"       # wasm time after which a run is long-running: it moves to
+//! long_run_threads = 2          # these threads, at the lowest OS priority (default: one per
+//!                               # core)
 //!
 //! [events]
 //! max_queue_depth = 1000000     # messages one queue holds; more sends: 429 queue_full

@@ -94,13 +94,15 @@ pub(crate) struct State {
     pub(crate) data_dir: PathBuf,
     /// Uploaded code.
     pub(crate) artifacts: Arc<dyn ArtifactStore>,
+    /// Deployed state and keys, for what the registry does not own (API keys).
+    pub(crate) metadata: Arc<dyn MetadataStore>,
     /// Log lines and invocation records.
     pub(crate) telemetry: Arc<dyn TelemetryStore>,
     pub(crate) engine: Arc<Engine>,
     /// Deployed state: functions, versions, aliases, routes.
     pub(crate) registry: Arc<Registry>,
     pub(crate) gateway: Arc<Gateway>,
-    pub(crate) auth: Arc<auth::Tokens>,
+    pub(crate) auth: Arc<auth::Auth>,
     pub(crate) drain: Duration,
     /// Connection settings of the data plane and of the control API.
     pub(crate) http: ListenConfig,
@@ -150,6 +152,8 @@ impl Server {
             engine_config.max_resources = file.sandbox.max_resources;
             engine_config.max_field_bytes = file.sandbox.max_field_bytes;
             engine_config.max_outbound_requests = file.sandbox.max_outbound_requests;
+            engine_config.long_run_after = file.sandbox.long_run_after;
+            engine_config.long_run_threads = file.sandbox.long_run_threads;
             let engine = Engine::new(engine_config)?;
             Ok::<_, ServerError>((store, artifacts, engine, event_log))
         })
@@ -168,7 +172,7 @@ impl Server {
         let telemetry_store: Arc<dyn TelemetryStore> = Arc::new(store);
         let artifacts: Arc<dyn ArtifactStore> = Arc::new(artifacts);
         let (auth, new_admin_token) =
-            auth::Tokens::load_or_bootstrap(&*metadata, &config.data_dir).await?;
+            auth::Auth::load_or_bootstrap(&*metadata, &config.data_dir).await?;
         let auth = Arc::new(auth);
         let mut dispatch_config = DispatchConfig::default();
         dispatch_config.global_max_concurrency = config.file.global_max_concurrency;
@@ -236,6 +240,7 @@ impl Server {
             engine,
             registry: registry.clone(),
             gateway: Arc::new(gateway),
+            metadata: metadata.clone(),
             auth,
             drain: config.drain,
             http: config.file.http.clone(),

@@ -1,8 +1,11 @@
 //! Log lines and invocation records: queued by the request path, written in batches by one
 //! thread, stored as chunks.
 //!
-//! [`LogWriter::write`] and [`LogWriter::record`] never block: they put the line or record on a
-//! bounded queue and, if the queue is full (the disk cannot keep up), drop it and count it. The
+//! [`LogWriter::write`] and [`LogWriter::record`] never block. A line goes on a bounded queue
+//! and, if the queue is full (the disk cannot keep up), is dropped and counted. An invocation
+//! record (usage, cost and quotas are built from them) goes apart from the lines, on its own list
+//! the writer empties into every batch, so no flood of lines can crowd one out; only past
+//! [`MAX_PENDING_RECORDS`] waiting (the disk stalled for minutes) are records dropped. The
 //! writer thread commits what it has at least every [`FLUSH_INTERVAL`], so a `kill -9` loses at
 //! most that much, and [`LogWriter::flush`] (used at shutdown) waits until everything queued so
 //! far is on disk. Lines get their id when they are queued, so followers
@@ -23,7 +26,7 @@ mod migrate;
 mod query;
 mod writer;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,10 +39,10 @@ use crate::StoreError;
 
 /// Longest time a queued line waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Log lines (and wake-ups, flushes) waiting for the writer.
 const QUEUE: usize = 64 * 1024;
-/// Most log lines waiting in the queue: the rest of it is kept for invocation records, so a
-/// function flooding its log can't crowd out the records usage and quotas are built from.
-const QUEUED_LINES_MAX: usize = QUEUE * 3 / 4;
+/// Invocation records waiting for the writer (a few hundred MiB at most) before any is dropped.
+pub(crate) const MAX_PENDING_RECORDS: usize = 1 << 20;
 /// Lines a follower may fall behind by before it misses some.
 const FOLLOW_BUFFER: usize = 4096;
 
@@ -199,9 +202,13 @@ pub struct UsageSummary {
 
 enum Msg {
     Line(LogRecord),
-    Invocation(Box<Invocation>),
+    /// Records are waiting in [`Pending`] (sent when the list stops being empty).
+    Records,
     Flush(std::sync::mpsc::Sender<()>),
 }
+
+/// Invocation records waiting for the writer, apart from the line queue.
+pub(crate) type Pending = Arc<Mutex<Vec<Invocation>>>;
 
 /// Handle to the background writer of log lines and invocation records. Cloning shares the
 /// same queue.
@@ -209,8 +216,7 @@ enum Msg {
 pub(crate) struct LogWriter {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
-    /// Lines in the queue (the writer takes them off as it gathers them).
-    queued_lines: Arc<AtomicUsize>,
+    records: Pending,
     next_id: Arc<AtomicI64>,
     follow: broadcast::Sender<Arc<LogRecord>>,
     // Joined when the last handle goes away (see Drop for WriterThread).
@@ -248,8 +254,8 @@ impl LogWriter {
                 r.get(0)
             })?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-        let queued_lines = Arc::new(AtomicUsize::new(0));
-        let mut writer = writer::Writer::new(conn, retention, bytes, queued_lines.clone());
+        let records = Pending::default();
+        let mut writer = writer::Writer::new(conn, retention, bytes, records.clone());
         writer.trim();
         let handle = std::thread::Builder::new()
             .name("updraft-logs".into())
@@ -261,7 +267,7 @@ impl LogWriter {
         Ok(Self {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
-            queued_lines,
+            records,
             next_id: Arc::new(AtomicI64::new(last + 1)),
             follow: broadcast::channel(FOLLOW_BUFFER).0,
             _thread: Arc::new(WriterThread(Mutex::new(Some(handle)))),
@@ -269,34 +275,40 @@ impl LogWriter {
     }
 
     /// Queues a line, giving it its id (any id it had is replaced). Never blocks; drops the
-    /// line if the queue holds its share of lines already.
+    /// line if the queue is full.
     pub(crate) fn write(&self, mut record: LogRecord) {
-        if self.queued_lines.fetch_add(1, Ordering::Relaxed) >= QUEUED_LINES_MAX {
-            self.queued_lines.fetch_sub(1, Ordering::Relaxed);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         record.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if self.follow.receiver_count() > 0 {
             let _ = self.follow.send(Arc::new(record.clone()));
         }
-        if !self.send(Msg::Line(record)) {
-            self.queued_lines.fetch_sub(1, Ordering::Relaxed);
+        self.send(Msg::Line(record));
+    }
+
+    /// Queues an invocation record on the records' own list. Never blocks; drops it only past
+    /// [`MAX_PENDING_RECORDS`] waiting.
+    pub(crate) fn record(&self, invocation: Invocation) {
+        let was_empty = {
+            let mut records = crate::lock(&self.records);
+            if records.len() >= MAX_PENDING_RECORDS {
+                drop(records);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            records.push(invocation);
+            records.len() == 1
+        };
+        // Wake the writer for the first record. If the line queue is full the wake-up is
+        // lost, but then the writer is busy with a batch and empties the list into it anyway.
+        if was_empty {
+            let _ = self.tx.try_send(Msg::Records);
         }
     }
 
-    /// Queues an invocation record. Never blocks; drops it if the queue is full.
-    pub(crate) fn record(&self, invocation: Invocation) {
-        let _ = self.send(Msg::Invocation(Box::new(invocation)));
-    }
-
-    /// Whether `msg` was queued.
-    fn send(&self, msg: Msg) -> bool {
+    /// Queues `msg`, counting it dropped if the queue is full.
+    fn send(&self, msg: Msg) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(msg) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
         }
-        true
     }
 
     /// Every line queued from now on, as it is queued (before it is on disk). A follower that

@@ -4,6 +4,7 @@
 //! | query | behaviour | expected from Updraft |
 //! | --- | --- | --- |
 //! | `?loop` | spins in pure compute forever | 504 once the timeout passes |
+//! | `?work=<n>` | `n` million iterations of pure compute, then 200 `worked` | 200, however long it must share the CPU |
 //! | `?sleep=<ms>` | awaits a timer (host-side wait) | 504 if `ms` exceeds the timeout |
 //! | `?alloc=<bytes>` | allocates and touches that many bytes | 500 past the memory limit |
 //! | `?recurse` | unbounded recursion | 500 (stack overflow) |
@@ -34,6 +35,13 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
         loop {
             x = black_box(x.wrapping_add(1));
         }
+    }
+    if let Some(millions) = arg("work") {
+        let mut x: u64 = 0;
+        for _ in 0..millions.saturating_mul(1_000_000) {
+            x = black_box(x.wrapping_add(1));
+        }
+        return Ok(Response::new(Body::from(format!("worked {}\n", x / 1_000_000))));
     }
     if let Some(ms) = arg("sleep") {
         wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;

@@ -158,4 +158,6 @@ pub(super) struct RawSandbox {
     pub(super) max_resources: Option<usize>,
     pub(super) max_field_bytes: Option<String>,
     pub(super) max_outbound_requests: Option<usize>,
+    pub(super) long_run_after: Option<String>,
+    pub(super) long_run_threads: Option<usize>,
 }

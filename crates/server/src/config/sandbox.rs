@@ -1,7 +1,10 @@
-//! `[sandbox]`: what one instance may hold on the host's side. Every limit fails only the
-//! invocation that passes it, with a clear error and a platform log line.
+//! `[sandbox]`: what one instance may hold on the host's side, and how long runs share the CPU.
+//! Every limit fails only the invocation that passes it, with a clear error and a platform log
+//! line.
 
-use updraft_manifest::parse_size;
+use std::time::Duration;
+
+use updraft_manifest::{parse_duration, parse_size};
 
 use super::raw::RawSandbox;
 
@@ -15,6 +18,10 @@ pub struct Sandbox {
     pub max_field_bytes: usize,
     /// Outbound HTTP requests in flight at once per invocation.
     pub max_outbound_requests: usize,
+    /// Wasm time after which a run is long-running.
+    pub long_run_after: Duration,
+    /// Threads long runs share, at the lowest OS priority.
+    pub long_run_threads: usize,
 }
 
 impl Default for Sandbox {
@@ -23,6 +30,8 @@ impl Default for Sandbox {
             max_resources: 10_000,
             max_field_bytes: 128 << 10,
             max_outbound_requests: 32,
+            long_run_after: Duration::from_millis(20),
+            long_run_threads: updraft_engine::default_long_run_threads(),
         }
     }
 }
@@ -46,7 +55,21 @@ impl Sandbox {
                 }
             }
         };
+        let long_run_after = match &raw.long_run_after {
+            None => d.long_run_after,
+            Some(s) => match parse_duration(s) {
+                Ok(t) if t >= updraft_engine::EPOCH_TICK => t,
+                Ok(_) => return Err("sandbox.long_run_after: must be at least 1ms".to_owned()),
+                Err(e) => return Err(format!("sandbox.long_run_after: {e}")),
+            },
+        };
         Ok(Self {
+            long_run_after,
+            long_run_threads: at_least_one(
+                "long_run_threads",
+                raw.long_run_threads,
+                d.long_run_threads,
+            )?,
             max_resources: at_least_one("max_resources", raw.max_resources, d.max_resources)?,
             max_field_bytes,
             max_outbound_requests: at_least_one(

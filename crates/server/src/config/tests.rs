@@ -198,6 +198,29 @@ fn sandbox_limits_parse_with_defaults_and_clear_errors() {
     );
     let e = FileConfig::parse("s.toml", "[sandbox]\nmax_field_bytes = \"12\"\n").unwrap_err();
     assert!(e.to_string().contains("sandbox.max_field_bytes"), "{e}");
+    assert_eq!(c.sandbox.long_run_after, Duration::from_millis(20));
+    assert!(c.sandbox.long_run_threads >= 1);
+    let c = FileConfig::parse(
+        "s.toml",
+        "[sandbox]\nlong_run_after = \"5ms\"\nlong_run_threads = 3\n",
+    )
+    .unwrap();
+    assert_eq!(c.sandbox.long_run_after, Duration::from_millis(5));
+    assert_eq!(c.sandbox.long_run_threads, 3);
+    for (text, message) in [
+        (
+            "long_run_after = \"0s\"",
+            "sandbox.long_run_after: must be at least 1ms",
+        ),
+        ("long_run_after = \"soon\"", "sandbox.long_run_after"),
+        (
+            "long_run_threads = 0",
+            "sandbox.long_run_threads: must be at least 1",
+        ),
+    ] {
+        let e = FileConfig::parse("s.toml", &format!("[sandbox]\n{text}\n")).unwrap_err();
+        assert!(e.to_string().contains(message), "{text}: {e}");
+    }
     let c = FileConfig::parse(
         "s.toml",
         "[http]\nheader_read_timeout = \"2s\"\nmax_connections = 7\n",

@@ -190,6 +190,72 @@ fn the_codec_keeps_every_field() {
     assert!(codec::get_line(&mut r, ("default", "f"), 40, 0).is_err());
 }
 
+fn invocation(function: &str, n: i64, started_ms: i64) -> updraft_api::Invocation {
+    updraft_api::Invocation {
+        request_id: format!("{started_ms:012x}{n:020x}"),
+        project: crate::DEFAULT_PROJECT.into(),
+        function: function.into(),
+        version: 1,
+        trigger: updraft_api::Trigger::Http,
+        started_ms,
+        duration_us: 1_000,
+        billed_ms: 1,
+        memory_mb: 128,
+        peak_memory_bytes: 0,
+        gb_seconds: 0.0,
+        cold: false,
+        status: 200,
+        error: None,
+        trace_id: None,
+    }
+}
+
+#[test]
+fn a_flood_of_lines_never_costs_an_invocation_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), Retention::default()).unwrap();
+    let now = crate::now_ms();
+    // A slow disk: another connection holds the write lock, so the writer stalls on its first
+    // batch (for less than its busy timeout) while lines pile up past the queue's capacity.
+    let blocker = rusqlite::Connection::open(dir.path().join("updraft.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    store.logs().write(rec("noisy", "r", "first"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // More records than any share of the line queue could hold (a quarter of it, before).
+    let lines = QUEUE + 16_000;
+    let mut recorded = 0;
+    for i in 0..lines {
+        store.logs().write(rec("noisy", "r", ""));
+        if i % 4 == 0 {
+            store
+                .logs()
+                .record(invocation("quiet", i64::try_from(recorded).unwrap(), now));
+            recorded += 1;
+        }
+    }
+    assert!(
+        store.logs().dropped() > 0,
+        "the flood never filled the queue: the test proves nothing"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    store.logs().flush();
+    let usage = store
+        .usage(
+            crate::DEFAULT_PROJECT,
+            &UsageQuery {
+                function: Some("quiet".into()),
+                since_ms: now - 60_000,
+                until_ms: now + 120_000,
+                bucket_ms: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        usage.totals.invocations, recorded,
+        "records were lost to the flood"
+    );
+}
+
 #[test]
 fn the_record_size_budget_deletes_the_oldest_records_and_keeps_usage() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,23 +268,7 @@ fn the_record_size_budget_deletes_the_oldest_records_and_keeps_usage() {
     for batch in 0..20 {
         for i in 0..100 {
             let n = batch * 100 + i;
-            store.logs().record(updraft_api::Invocation {
-                request_id: format!("{:012x}{n:020x}", now + n),
-                project: crate::DEFAULT_PROJECT.into(),
-                function: "a".into(),
-                version: 1,
-                trigger: updraft_api::Trigger::Http,
-                started_ms: now + n,
-                duration_us: 1_000,
-                billed_ms: 1,
-                memory_mb: 128,
-                peak_memory_bytes: 0,
-                gb_seconds: 0.0,
-                cold: false,
-                status: 200,
-                error: None,
-                trace_id: None,
-            });
+            store.logs().record(invocation("a", n, now + n));
         }
         store.logs().flush();
     }

@@ -2,15 +2,13 @@
 //! per function and kind) and per-minute usage sums, and applies retention.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 use updraft_api::Invocation;
 
-use super::{Msg, Retention, codec};
+use super::{Msg, Pending, Retention, codec};
 use crate::{LogRecord, now_ms};
 
 /// How often the writer drains the queue while it gathers a batch.
@@ -38,8 +36,8 @@ pub(super) struct Writer {
     bytes: i64,
     /// When age-based retention last ran (never: at start).
     last_age_trim: Option<Instant>,
-    /// Lines in the queue, which the writer counts down as it takes them.
-    queued_lines: Arc<AtomicUsize>,
+    /// Invocation records waiting, apart from the line queue; emptied into every batch.
+    records: Pending,
     /// Bytes the stored invocation records take (encoded).
     record_bytes: i64,
 }
@@ -53,19 +51,17 @@ struct Batch {
 }
 
 impl Batch {
-    fn take(&mut self, msg: Msg, queued_lines: &AtomicUsize) {
+    fn take(&mut self, msg: Msg) {
         match msg {
-            Msg::Line(r) => {
-                queued_lines.fetch_sub(1, Ordering::Relaxed);
-                self.lines.push(r);
-            }
-            Msg::Invocation(i) => self.invocations.push(*i),
+            Msg::Line(r) => self.lines.push(r),
+            // The records themselves are taken from the list when the batch is written.
+            Msg::Records => {}
             Msg::Flush(ack) => self.acks.push(ack),
         }
     }
 
     fn len(&self) -> usize {
-        self.lines.len() + self.invocations.len()
+        self.lines.len()
     }
 }
 
@@ -74,7 +70,7 @@ impl Writer {
         conn: Connection,
         retention: Retention,
         bytes: i64,
-        queued_lines: Arc<AtomicUsize>,
+        records: Pending,
     ) -> Self {
         let record_bytes = conn
             .query_row(
@@ -88,7 +84,7 @@ impl Writer {
             retention,
             bytes,
             last_age_trim: None,
-            queued_lines,
+            records,
             record_bytes,
         }
     }
@@ -102,13 +98,13 @@ impl Writer {
             // interval is up: blocking per message would wake this thread for every line
             // written, which costs the request path a context switch per line.
             match rx.recv() {
-                Ok(msg) => batch.take(msg, &self.queued_lines),
+                Ok(msg) => batch.take(msg),
                 Err(_) => disconnected = true,
             }
             let deadline = Instant::now() + super::FLUSH_INTERVAL;
             while !disconnected && batch.acks.is_empty() && batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(msg) => batch.take(msg, &self.queued_lines),
+                    Ok(msg) => batch.take(msg),
                     Err(TryRecvError::Disconnected) => disconnected = true,
                     Err(TryRecvError::Empty) => {
                         let left = deadline.saturating_duration_since(Instant::now());
@@ -119,7 +115,9 @@ impl Writer {
                     }
                 }
             }
-            if batch.len() > 0 {
+            // Every record queued before a flush was asked for is in the list by now.
+            std::mem::swap(&mut batch.invocations, &mut *crate::lock(&self.records));
+            if batch.len() > 0 || !batch.invocations.is_empty() {
                 match insert(&mut self.conn, &batch.lines, &batch.invocations) {
                     Ok(added) => {
                         self.bytes += added.line_bytes;

@@ -129,3 +129,46 @@ async fn looping_guests_on_every_core_block_neither_the_server_nor_each_other() 
     server.child.kill().unwrap();
     let _ = server.child.wait();
 }
+
+/// Long runs move to `[sandbox] long_run_threads` idle-priority threads and share them, but
+/// each still gets its turns and finishes with its answer (a run lost on the way, or one never
+/// polled again after the move, would end at its timeout instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_runs_sharing_one_thread_all_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("server.toml");
+    std::fs::write(
+        &config,
+        "[sandbox]\nlong_run_after = \"1ms\"\nlong_run_threads = 1\n",
+    )
+    .unwrap();
+    let mut server = crate::support::serve_with(&data, &["--config", config.to_str().unwrap()]);
+    deploy_spin_and_echo(&server, &data, &tmp.path().join("app"), "60s");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .unwrap();
+    let working: Vec<_> = (0..4)
+        .map(|_| {
+            let req = http.get(format!("{}/spin?work=100", server.data_url));
+            tokio::spawn(async move {
+                let resp = req.send().await.unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            })
+        })
+        .collect();
+    // Short requests don't queue behind the long runs' share.
+    let resp = http
+        .get(format!("{}/echo", server.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    for task in working {
+        let (status, body) = task.await.unwrap();
+        assert_eq!((status, body.as_str()), (200, "worked 100\n"));
+    }
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}

@@ -18,3 +18,27 @@ fn each_function_gets_its_own_lines_per_second_and_drops_are_reported_once() {
     );
     assert_eq!(b.admit("p", "noisy", t + 1001), Verdict::Write);
 }
+
+#[test]
+fn lines_counted_from_many_threads_at_once_keep_to_the_budget() {
+    let b = std::sync::Arc::new(LineBudget::new(1_000));
+    let t = 50_000;
+    let written: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let b = b.clone();
+                s.spawn(move || {
+                    (0..2_000)
+                        .filter(|_| b.admit("p", "noisy", t) == Verdict::Write)
+                        .count() as u64
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(written, 1_000);
+    assert_eq!(
+        b.admit("p", "noisy", t + 1_000),
+        Verdict::WriteAfterDropped(7_000)
+    );
+}

@@ -1,0 +1,105 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::{Background, FunctionLoad, RunClock, WINDOW};
+
+#[test]
+fn a_run_is_long_after_its_allowance_of_ticks() {
+    let now = Instant::now();
+    let mut clock = RunClock::new(2, FunctionLoad::new());
+    assert!(!clock.tick(now));
+    assert!(!clock.tick(now + WINDOW));
+    assert!(clock.tick(now + 2 * WINDOW));
+    clock.restart();
+    assert!(
+        !clock.tick(now + 4 * WINDOW),
+        "a new run starts interactive again"
+    );
+}
+
+#[test]
+fn a_function_busy_with_many_short_runs_makes_them_long() {
+    let load = FunctionLoad::new();
+    let now = Instant::now();
+    // Three short runs of one tick each, in the same window: the third is over the allowance.
+    let mut runs: Vec<_> = (0..3).map(|_| RunClock::new(2, load.clone())).collect();
+    assert!(!runs[0].tick(now));
+    assert!(!runs[1].tick(now));
+    assert!(runs[2].tick(now));
+    // In the next window the previous one still counts; two windows on, the load is forgotten.
+    assert!(RunClock::new(2, load.clone()).tick(now + WINDOW));
+    assert!(!RunClock::new(2, load.clone()).tick(now + 3 * WINDOW));
+    // Another function's runs are not affected.
+    assert!(!RunClock::new(2, FunctionLoad::new()).tick(now));
+}
+
+#[tokio::test]
+async fn a_run_that_turns_long_moves_to_the_background_threads() {
+    let background = Background::new(1);
+    let long = Arc::new(AtomicBool::new(false));
+    // A short run finishes where it started.
+    let here = std::thread::current().id();
+    let ran_on = background
+        .run(async { std::thread::current().id() }, &long)
+        .await;
+    assert_eq!(ran_on, Some(here));
+    // A run that turns long while it waits finishes on a background thread.
+    let flag = long.clone();
+    let ran_on = background
+        .run(
+            async move {
+                flag.store(true, Ordering::Release);
+                tokio::task::yield_now().await;
+                std::thread::current().name().map(str::to_owned)
+            },
+            &long,
+        )
+        .await;
+    assert_eq!(ran_on, Some(Some("updraft-long-run".to_owned())));
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn background_threads_run_at_the_lowest_priority() {
+    let background = Background::new(1);
+    let long = Arc::new(AtomicBool::new(true));
+    #[allow(unsafe_code)]
+    fn policy() -> i32 {
+        // SAFETY: pid 0 names the calling thread; the call reads nothing from us.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+    let moved = background
+        .run(
+            async {
+                tokio::task::yield_now().await;
+                policy()
+            },
+            &long,
+        )
+        .await;
+    assert_eq!(moved, Some(libc::SCHED_IDLE));
+    assert_ne!(
+        policy(),
+        libc::SCHED_IDLE,
+        "the caller's thread was left alone"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_in_a_moved_run_reaches_its_caller() {
+    let background = Background::new(1);
+    let long = Arc::new(AtomicBool::new(true));
+    let caller = tokio::spawn(async move {
+        background
+            .run(
+                async {
+                    tokio::task::yield_now().await;
+                    panic!("guest host code panicked");
+                },
+                &long,
+            )
+            .await
+    });
+    assert!(caller.await.unwrap_err().is_panic());
+}
