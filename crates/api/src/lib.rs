@@ -12,9 +12,11 @@
 //! This crate depends only on serde and http; it must not grow runtime dependencies.
 
 mod events;
+mod keys;
 mod metering;
 
 pub use events::*;
+pub use keys::*;
 pub use metering::*;
 
 use std::collections::BTreeMap;
@@ -39,9 +41,9 @@ pub enum Code {
     UnknownArtifact,
     /// A route collides with a route of another app, or a function name is taken.
     Conflict,
-    /// Missing or wrong admin token.
+    /// Missing, wrong, expired or revoked key.
     Unauthorized,
-    /// The caller may not do this (e.g. pin a version without the admin token).
+    /// The caller's key may not do this (its role is too weak, or it may not pin a version).
     Forbidden,
     /// The named function does not exist.
     FunctionNotFound,
@@ -60,6 +62,10 @@ pub enum Code {
     /// No message in the queue has this receipt (it was deleted, or its lease ran out and it was
     /// received again).
     MessageNotFound,
+    /// No API key has this id (in the caller's project).
+    KeyNotFound,
+    /// No project has this name.
+    ProjectNotFound,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -103,7 +109,9 @@ impl Code {
             | Code::InvocationNotFound
             | Code::QueueNotFound
             | Code::TopicNotFound
-            | Code::MessageNotFound => StatusCode::NOT_FOUND,
+            | Code::MessageNotFound
+            | Code::KeyNotFound
+            | Code::ProjectNotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

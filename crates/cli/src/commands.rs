@@ -3,6 +3,7 @@
 pub(crate) mod deploy;
 pub(crate) mod functions;
 pub(crate) mod invoke;
+pub(crate) mod key;
 pub(crate) mod logs;
 pub(crate) mod queue;
 pub(crate) mod serve;

@@ -78,6 +78,8 @@ enum Command {
     Topic(commands::queue::TopicArgs),
     /// Show an asynchronous invoke's status and result.
     Async(commands::queue::AsyncArgs),
+    /// Manage scoped API keys (owner, deployer, viewer, metrics).
+    Key(commands::key::KeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
             Command::Invocations(args) => commands::usage::invocations(args).await,
             Command::Queue(args) => commands::queue::queue(args).await,
             Command::Topic(args) => commands::queue::topic(args).await,
+            Command::Key(args) => commands::key::key(args).await,
             Command::Async(args) => commands::queue::async_status(args).await,
         }
     });

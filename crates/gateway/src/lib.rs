@@ -40,10 +40,17 @@ use updraft_registry::{Lookup, Registry, Snapshot};
 pub mod listen;
 pub use listen::ListenConfig;
 
-/// Decides whether a request carries the admin token (which allows pinning a version).
+/// Decides whether a request carries an Updraft key, and one that may pin a version.
 pub trait AdminCheck: Send + Sync + 'static {
-    /// Whether `authorization` (the header's value) is a valid admin bearer token.
+    /// Whether `authorization` (the header's value) is a valid bearer key that may pin a
+    /// version (the admin key, or a project key that may deploy).
     fn is_admin(&self, authorization: &str) -> bool;
+
+    /// Whether `authorization` is any valid Updraft key: such a header is for Updraft, never
+    /// for a guest.
+    fn is_key(&self, authorization: &str) -> bool {
+        self.is_admin(authorization)
+    }
 }
 
 /// How an `authorization` header carrying an Updraft admin token starts.
@@ -169,15 +176,16 @@ impl Gateway {
         }
     }
 
-    /// Removes `authorization` if it carries the admin token: it is for Updraft, never for a
-    /// guest (a caller pinning a version of a function that allows pinning may still send
-    /// it). Only a bearer token shaped like Updraft's is hashed and checked.
+    /// Removes `authorization` if it carries an Updraft key (the admin key or a scoped one): it
+    /// is for Updraft, never for a guest (a caller pinning a version of a function that allows
+    /// pinning may still send it). Only a bearer token shaped like Updraft's is hashed and
+    /// checked.
     fn strip_admin_token(&self, headers: &mut http::HeaderMap) {
         let Some(admin) = &self.admin else { return };
         if headers
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .is_some_and(|h| h.starts_with(ADMIN_TOKEN_SHAPE) && admin.is_admin(h))
+            .is_some_and(|h| h.starts_with(ADMIN_TOKEN_SHAPE) && admin.is_key(h))
         {
             headers.remove(header::AUTHORIZATION);
         }

@@ -1,21 +1,32 @@
-//! Admin tokens for the control API.
+//! Who is calling the control API, and what they may do.
 //!
-//! Tokens are 256-bit random strings (`upd_` + 64 hex). Only their SHA-256 is stored: a token
-//! has full entropy, so a slow password hash (argon2) would add latency to every API call and no
-//! protection. The first start of a data directory creates one token, returns it to be printed
-//! once, and writes it to `<data dir>/admin-token` with mode 0600 so the local CLI can use it.
+//! Two kinds of bearer keys, both `upd_` + 64 hex (256 random bits), of which only the SHA-256
+//! is stored: a key has full entropy, so a slow password hash (argon2) would add latency to
+//! every API call and no protection.
+//! - The server-wide **admin key**: the first start of a data directory creates one, returns it
+//!   to be printed once, and writes it to `<data dir>/admin-token` (mode 0600) for the local
+//!   CLI. It may do everything, in every project.
+//! - **Scoped keys** (`/v1/keys`): a project, a [`Role`] and optionally an expiry. Revoking one
+//!   takes effect at once.
+//!
+//! [`require_role`] checks every control request against [`roles::required`] and hands the
+//! handler the [`Caller`].
 
-use std::collections::HashSet;
+mod roles;
+
+pub(crate) use roles::Role;
+
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use updraft_api::Code;
-use updraft_store::MetadataStore;
+use updraft_store::{ApiKeyRecord, MetadataStore, now_ms};
 
 use crate::ServerError;
 use crate::error::ApiError;
@@ -27,54 +38,136 @@ pub(crate) fn token_file(data_dir: &Path) -> PathBuf {
     data_dir.join(TOKEN_FILE)
 }
 
-/// The known token hashes.
-pub(crate) struct Tokens {
-    hashes: RwLock<HashSet<String>>,
+/// Who made a request, as [`require_role`] found it.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The key's id (`key_...`), or `admin`.
+    pub(crate) id: String,
+    /// The project a scoped key acts in; `None` for the admin key (any project).
+    pub(crate) project: Option<String>,
+    pub(crate) role: Role,
 }
 
-fn hash(token: &str) -> String {
+impl Caller {
+    /// Whether the caller may act in `project`.
+    pub(crate) fn may_act_in(&self, project: &str) -> bool {
+        self.project.as_deref().is_none_or(|p| p == project)
+    }
+}
+
+/// The known keys: admin key hashes, and scoped keys by hash.
+pub(crate) struct Auth {
+    admin: RwLock<HashSet<String>>,
+    keys: RwLock<HashMap<String, ApiKeyRecord>>,
+}
+
+pub(crate) fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-impl Tokens {
-    /// Loads the stored token hashes; on a fresh data directory creates the first token and
-    /// returns it.
+/// A new random key.
+pub(crate) fn new_key() -> String {
+    format!("upd_{}", hex::encode(rand::random::<[u8; 32]>()))
+}
+
+impl Auth {
+    /// Loads the stored keys; on a fresh data directory creates the admin key and returns it.
     pub(crate) async fn load_or_bootstrap(
         store: &dyn MetadataStore,
         data_dir: &Path,
     ) -> Result<(Self, Option<String>), ServerError> {
-        let mut hashes: HashSet<String> = store.admin_tokens().await?.into_iter().collect();
+        let mut admin: HashSet<String> = store.admin_tokens().await?.into_iter().collect();
         let mut created = None;
-        if hashes.is_empty() {
-            let token = format!("upd_{}", hex::encode(rand::random::<[u8; 32]>()));
+        if admin.is_empty() {
+            let token = new_key();
             write_private(&token_file(data_dir), &token)
                 .map_err(ServerError::io("writing the admin token file"))?;
             store.add_admin_token(&hash(&token)).await?;
-            hashes.insert(hash(&token));
+            admin.insert(hash(&token));
             created = Some(token);
         }
+        let keys = store
+            .api_keys(None)
+            .await?
+            .into_iter()
+            .map(|k| (k.key_sha256.clone(), k))
+            .collect();
         Ok((
             Self {
-                hashes: RwLock::new(hashes),
+                admin: RwLock::new(admin),
+                keys: RwLock::new(keys),
             },
             created,
         ))
     }
 
-    pub(crate) fn is_valid(&self, token: &str) -> bool {
+    /// The caller a bearer key stands for, or why it stands for none.
+    pub(crate) fn authenticate(&self, token: &str) -> Result<Caller, &'static str> {
         let h = hash(token);
-        self.hashes
-            .read()
-            .map(|set| set.contains(&h))
-            .unwrap_or(false)
+        if read(&self.admin).contains(&h) {
+            return Ok(Caller {
+                id: "admin".to_owned(),
+                project: None,
+                role: Role::Admin,
+            });
+        }
+        let keys = read(&self.keys);
+        let Some(key) = keys.get(&h) else {
+            return Err("the key is not valid (unknown or revoked)");
+        };
+        if key.expires_at.is_some_and(|at| at <= now_ms()) {
+            return Err("the key has expired");
+        }
+        let Some(role) = Role::parse(&key.role) else {
+            return Err("the key has a role this server does not know");
+        };
+        Ok(Caller {
+            id: key.id.clone(),
+            project: Some(key.project.clone()),
+            role,
+        })
+    }
+
+    /// Whether `token` is a valid key with at least `role`.
+    pub(crate) fn has_role(&self, token: &str, role: Role) -> bool {
+        self.authenticate(token).is_ok_and(|c| c.role.allows(role))
+    }
+
+    /// Starts honouring a key just stored.
+    pub(crate) fn add(&self, key: ApiKeyRecord) {
+        write(&self.keys).insert(key.key_sha256.clone(), key);
+    }
+
+    /// The scoped key with this id, if any.
+    pub(crate) fn key(&self, id: &str) -> Option<ApiKeyRecord> {
+        read(&self.keys).values().find(|k| k.id == id).cloned()
+    }
+
+    /// Stops honouring a key at once.
+    pub(crate) fn remove(&self, id: &str) {
+        write(&self.keys).retain(|_, k| k.id != id);
     }
 }
 
-impl updraft_gateway::AdminCheck for Tokens {
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl updraft_gateway::AdminCheck for Auth {
     fn is_admin(&self, authorization: &str) -> bool {
         authorization
             .strip_prefix("Bearer ")
-            .is_some_and(|t| self.is_valid(t.trim()))
+            .is_some_and(|t| self.has_role(t.trim(), Role::Deployer))
+    }
+
+    fn is_key(&self, authorization: &str) -> bool {
+        authorization
+            .strip_prefix("Bearer ")
+            .is_some_and(|t| self.authenticate(t.trim()).is_ok())
     }
 }
 
@@ -106,25 +199,49 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Middleware: requires `Authorization: Bearer <admin token>`.
-pub(crate) async fn require_admin(
+/// Middleware: requires a key whose role allows the endpoint ([`roles::required`]), and hands
+/// the handler its [`Caller`].
+pub(crate) async fn require_role(
     State(state): State<std::sync::Arc<crate::State>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    let needed = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(Role::Owner, |p| roles::required(req.method(), p.as_str()));
     let token = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match token {
-        Some(t) if state.auth.is_valid(t) => next.run(req).await,
-        Some(_) => ApiError::new(Code::Unauthorized, "the admin token is not valid").into_response(),
-        None => ApiError::new(
+    let Some(token) = token else {
+        return ApiError::new(
             Code::Unauthorized,
-            "missing `Authorization: Bearer <admin token>` header (the token is in <data dir>/admin-token)",
+            "missing `Authorization: Bearer <key>` header (the admin key is in <data dir>/admin-token; `updraft key create` makes scoped ones)",
         )
-        .into_response(),
+        .into_response();
+    };
+    let caller = match state.auth.authenticate(token) {
+        Ok(c) => c,
+        Err(why) => return ApiError::new(Code::Unauthorized, why).into_response(),
+    };
+    if !caller.role.allows(needed) {
+        let message = if caller.role == Role::Metrics {
+            "a metrics key may only read /metrics".to_owned()
+        } else {
+            format!(
+                "this needs a key with the {} role or above; this key is a {} key",
+                needed.as_str(),
+                caller.role.as_str()
+            )
+        };
+        return ApiError::new(Code::Forbidden, message).into_response();
     }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
 }
+
+#[cfg(test)]
+mod tests;

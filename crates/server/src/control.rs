@@ -1,4 +1,5 @@
-//! The control API under `/v1` (JSON; every route but `/v1/health` needs the admin token).
+//! The control API under `/v1` (JSON; every route but `/v1/health` needs a key whose role
+//! allows it: see `auth::roles`).
 //!
 //! | method | path | what |
 //! | --- | --- | --- |
@@ -21,10 +22,13 @@
 //! | POST | `/v1/functions/{name}/invocations?async=true` | asynchronous invoke: 202 + id (`Idempotency-Key` dedupes) |
 //! | GET | `/v1/async/{id}` | an asynchronous invoke's status and result |
 //! | ... | `/v1/queues/...`, `/v1/topics/...` | queues and topics (see `queues.rs`) |
-//! | GET | `/metrics` | Prometheus text (admin token required) |
+//! | GET/POST | `/v1/keys` | scoped API keys ([`updraft_api::CreateKey`]); owner or admin |
+//! | DELETE | `/v1/keys/{id}` | revoke a key |
+//! | GET | `/metrics` | Prometheus text (any key but a revoked one) |
 
 mod artifacts;
 mod functions;
+mod keys;
 mod logs;
 mod params;
 mod queues;
@@ -88,9 +92,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/invocations/{request_id}", get(usage::invocation))
         .route("/v1/usage", get(usage::usage))
         .route("/metrics", get(usage::metrics))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_admin,
+            auth::require_role,
         ));
     Router::new()
         .route(

@@ -69,6 +69,7 @@ macro_rules! metadata_conformance {
     ($subject:expr) => {
         $crate::conformance_cases!(metadata, $subject;
             admin_tokens_are_kept,
+            api_keys_are_kept_listed_by_project_and_deleted,
             deploy_replaces_the_apps_functions_and_survives_reopen,
             a_function_name_belongs_to_one_app,
             changes_publish_versions_and_live_follows,

@@ -160,6 +160,18 @@ CREATE TABLE usage_minutes (
     PRIMARY KEY (project, function, minute)
 ) WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    project     TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    key_sha256  TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER
+);
+CREATE INDEX api_keys_by_project ON api_keys (project, created_at);
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

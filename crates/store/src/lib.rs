@@ -30,6 +30,7 @@ mod artifacts;
 pub mod conformance;
 mod db;
 mod functions;
+mod keys;
 mod sqlite;
 mod telemetry;
 mod traits;
@@ -39,6 +40,7 @@ pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
     VersionRecord,
 };
+pub use keys::ApiKeyRecord;
 pub use telemetry::{
     FLUSH_INTERVAL, InvocationQuery, LogQuery, LogRecord, Retention, Usage, UsageQuery,
     UsageSummary,
@@ -215,6 +217,12 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut conn)
     }
+}
+
+/// Locks `m`, ignoring poisoning: what is guarded here (lists waiting for a writer) stays
+/// consistent even if a holder panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Milliseconds since the Unix epoch.

@@ -7,9 +7,9 @@ use tokio::sync::broadcast;
 use updraft_api::Invocation;
 
 use crate::{
-    AliasRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, InvocationQuery,
-    LogQuery, LogRecord, MetadataStore, Pruned, Store, StoreError, TelemetryStore, UsageQuery,
-    UsageSummary,
+    AliasRecord, ApiKeyRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord,
+    InvocationQuery, LogQuery, LogRecord, MetadataStore, Pruned, Store, StoreError, TelemetryStore,
+    UsageQuery, UsageSummary,
 };
 
 impl Store {
@@ -38,6 +38,21 @@ impl MetadataStore for Store {
     async fn add_admin_token(&self, token_sha256: &str) -> Result<(), StoreError> {
         let t = own(token_sha256);
         self.run(move |s| s.add_admin_token(&t)).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        let k = key.clone();
+        self.run(move |s| s.create_api_key(&k)).await
+    }
+
+    async fn api_keys(&self, project: Option<&str>) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let p = project.map(own);
+        self.run(move |s| s.api_keys(p.as_deref())).await
+    }
+
+    async fn delete_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let i = own(id);
+        self.run(move |s| s.delete_api_key(&i)).await
     }
 
     async fn referenced_artifacts(&self) -> Result<Vec<String>, StoreError> {

@@ -9,8 +9,8 @@ use tokio::sync::broadcast;
 use updraft_api::Invocation;
 
 use crate::{
-    AliasRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, InvocationQuery,
-    LogQuery, LogRecord, Pruned, StoreError, UsageQuery, UsageSummary,
+    AliasRecord, ApiKeyRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord,
+    InvocationQuery, LogQuery, LogRecord, Pruned, StoreError, UsageQuery, UsageSummary,
 };
 
 /// Deployed state: admin tokens, apps, functions, their immutable versions and their aliases.
@@ -28,6 +28,24 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn add_admin_token(&self, token_sha256: &str) -> Result<(), StoreError>;
+
+    /// Stores a new API key (its id and hash must be new).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`], also when the id or hash is taken.
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// The API keys of `project` (of every project with `None`), oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn api_keys(&self, project: Option<&str>) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Deletes an API key; returns what it was, `None` if there was none.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn delete_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
 
     /// The digests of every artifact a stored version uses.
     ///

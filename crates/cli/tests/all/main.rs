@@ -10,6 +10,7 @@ mod deploy;
 mod events;
 mod gateway;
 mod hostile;
+mod keys;
 mod lifecycle;
 mod limits;
 mod logs;

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 use updraft_api::{Code, DeployRequest, FunctionList, RollbackRequest, SetAlias};
@@ -22,16 +22,22 @@ type Shared = State<Arc<AppState>>;
 
 pub(crate) async fn deploy_app(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     headers: http::HeaderMap,
     body: Result<Json<DeployRequest>, JsonRejection>,
 ) -> Result<Json<updraft_api::DeployResponse>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
-    // Who deployed: what the client says, and which admin token it used.
-    let token = auth::fingerprint(
-        headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    );
+    // Who deployed: what the client says, and which key it used (a scoped key by its id, the
+    // admin key by a fingerprint).
+    let token = match caller.project {
+        Some(_) => Some(format!("key {}", caller.id)),
+        None => auth::fingerprint(
+            headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .map(|f| format!("token {f}")),
+    };
     let said = req
         .deployer
         .as_deref()
@@ -43,8 +49,8 @@ pub(crate) async fn deploy_app(
         })
         .filter(|d| !d.trim().is_empty());
     let deployer = match (said, token) {
-        (Some(d), Some(t)) => format!("{d} (token {t})"),
-        (None, Some(t)) => format!("token {t}"),
+        (Some(d), Some(t)) => format!("{d} ({t})"),
+        (None, Some(t)) => t,
         (Some(d), None) => d,
         (None, None) => "unknown".to_owned(),
     };

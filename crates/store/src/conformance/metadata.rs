@@ -103,6 +103,51 @@ pub async fn admin_tokens_are_kept(subject: &dyn MetadataSubject) {
     assert_eq!(tokens, ["abc", "def"]);
 }
 
+/// API keys survive a reopen, list by project (or all), can't share an id or a hash, and are
+/// deleted once.
+pub async fn api_keys_are_kept_listed_by_project_and_deleted(subject: &dyn MetadataSubject) {
+    let key = |id: &str, project: &str, hash: &str, at: i64| crate::ApiKeyRecord {
+        id: id.to_owned(),
+        project: project.to_owned(),
+        role: "deployer".to_owned(),
+        key_sha256: hash.to_owned(),
+        description: format!("{id} for ci"),
+        created_at: at,
+        expires_at: (at > 1).then_some(at + 1_000),
+    };
+    let store = subject.fresh().await;
+    let a = key("key_a", "p1", "h1", 1);
+    let b = key("key_b", "p2", "h2", 2);
+    let c = key("key_c", "p1", "h3", 3);
+    for k in [&a, &b, &c] {
+        store.create_api_key(k).await.unwrap();
+    }
+    assert!(
+        store
+            .create_api_key(&key("key_a", "p1", "h9", 4))
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .create_api_key(&key("key_z", "p1", "h1", 4))
+            .await
+            .is_err()
+    );
+    let store = subject.reopen(store).await;
+    assert_eq!(
+        store.api_keys(Some("p1")).await.unwrap(),
+        [a.clone(), c.clone()]
+    );
+    assert_eq!(
+        store.api_keys(None).await.unwrap(),
+        [a.clone(), b, c.clone()]
+    );
+    assert_eq!(store.delete_api_key("key_a").await.unwrap(), Some(a));
+    assert_eq!(store.delete_api_key("key_a").await.unwrap(), None);
+    assert_eq!(store.api_keys(Some("p1")).await.unwrap(), [c]);
+}
+
 /// A deploy replaces the app's set of functions; what is stored survives a reopen; deleting
 /// a function is idempotent.
 pub async fn deploy_replaces_the_apps_functions_and_survives_reopen(subject: &dyn MetadataSubject) {

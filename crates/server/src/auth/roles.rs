@@ -1,0 +1,67 @@
+//! Roles, and the role each control API endpoint needs.
+
+use http::Method;
+
+/// What a key may do, weakest first. `Metrics` only scrapes `/metrics`; every other role
+/// includes the ones before it; `Admin` (the server-wide key) may do everything, in every
+/// project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Role {
+    Metrics,
+    Viewer,
+    Deployer,
+    Owner,
+    Admin,
+}
+
+impl Role {
+    /// A scoped key's role by name (`admin` is not one).
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "metrics" => Some(Self::Metrics),
+            "viewer" => Some(Self::Viewer),
+            "deployer" => Some(Self::Deployer),
+            "owner" => Some(Self::Owner),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Metrics => "metrics",
+            Self::Viewer => "viewer",
+            Self::Deployer => "deployer",
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Whether this role may call an endpoint that needs `needed`.
+    pub(crate) fn allows(self, needed: Role) -> bool {
+        // Every role that can read can also scrape metrics; a metrics key can do nothing else.
+        self >= needed && (needed == Role::Metrics || self != Role::Metrics)
+    }
+}
+
+/// The role an endpoint needs, by method and route pattern (axum's `MatchedPath`). Reads need
+/// a viewer; changes a deployer; keys, queue and topic administration an owner. A change to a
+/// route this table does not name needs an owner, so a new endpoint is never open by mistake.
+pub(crate) fn required(method: &Method, route: &str) -> Role {
+    let read = *method == Method::GET || *method == Method::HEAD;
+    match route {
+        "/metrics" => Role::Metrics,
+        "/v1/keys" | "/v1/keys/{id}" => Role::Owner,
+        // Reading a function's log shows what its requests carried: a deployer's business.
+        "/v1/functions/{name}/logs" => Role::Deployer,
+        "/v1/queues/{q}/keys" | "/v1/topics/{t}/keys" => Role::Owner,
+        _ if read => Role::Viewer,
+        "/v1/artifacts/{digest}"
+        | "/v1/apps"
+        | "/v1/functions/{name}"
+        | "/v1/functions/{name}/aliases/{alias}"
+        | "/v1/functions/{name}/rollback"
+        | "/v1/functions/{name}/invoke"
+        | "/v1/functions/{name}/invocations" => Role::Deployer,
+        _ => Role::Owner,
+    }
+}
