@@ -6,7 +6,7 @@
 //! - No `x-target` header: 400.
 //!
 //! With `x-count: N`, makes N GETs to the target at once and answers 200 with
-//! `ok <succeeded> failed <failed>` and the first error, if any. With `x-header-bytes: N`, the
+//! `ok <succeeded> failed <failed>` and every error, `; `-separated. With `x-header-bytes: N`, the
 //! outbound request carries an `x-big` header of N bytes.
 
 use wstd::http::{Body, Client, Request, Response, StatusCode};
@@ -49,7 +49,12 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
                 "ok {} failed {}{}\n",
                 n - failed.len(),
                 failed.len(),
-                failed.first().map_or(String::new(), |e| format!(": {e}"))
+                if failed.is_empty() {
+                    String::new()
+                } else {
+                    let all: Vec<&str> = failed.iter().map(|e| e.as_str()).collect();
+                    format!(": {}", all.join("; "))
+                }
             ),
         ));
     }

@@ -1,5 +1,6 @@
 //! Scoped API keys: each role reaches exactly its endpoints (the role matrix), bad, expired and
-//! revoked keys get 401, keys are listed without their secret, and no key reaches a guest.
+//! revoked keys get 401, keys are listed without their secret, no key reaches a guest, and on
+//! the data plane only keys that may deploy pin versions or use queues.
 
 use std::time::Duration;
 
@@ -368,4 +369,40 @@ async fn the_cli_creates_lists_and_revokes_keys() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no API key `{id}`")));
     server.child.kill().unwrap();
     let _ = server.child.wait();
+}
+
+/// On the data plane, a key that may deploy may also pin versions and use the project's queues;
+/// a viewer key may do neither.
+#[tokio::test]
+async fn deployer_keys_pin_versions_and_use_queues_viewer_keys_do_not() {
+    let s = TestServer::serving(HTTP_ECHO, "app", "echo", &["/echo"], "").await;
+    let (_, viewer) = create_key(&s, json!({"role": "viewer"})).await;
+    let (_, deployer) = create_key(&s, json!({"role": "deployer"})).await;
+    let pin = |key: &str| {
+        s.http
+            .get(s.url("/echo"))
+            .header("x-updraft-version", "1")
+            .bearer_auth(key)
+            .send()
+    };
+    expect_error(pin(&viewer).await.unwrap(), 403, "forbidden").await;
+    assert_eq!(pin(&deployer).await.unwrap().status(), 200);
+
+    let created = s
+        .api(Method::POST, "/v1/queues")
+        .json(&json!({"name": "jobs"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let send = |key: &str| {
+        s.http
+            .post(s.url("/_updraft/queues/jobs/messages"))
+            .bearer_auth(key)
+            .json(&json!({"body": "x"}))
+            .send()
+    };
+    expect_error(send(&viewer).await.unwrap(), 401, "unauthorized").await;
+    assert_eq!(send(&deployer).await.unwrap().status(), 201);
+    s.stop().await;
 }

@@ -50,8 +50,9 @@ async fn outbound_requests_in_flight_per_invocation_are_capped() {
     let target = format!("http://{}/", upstream.addr);
     let call = |n: usize| outbound_call(&s, target.clone(), Some(n));
     let (_, body, id) = call(10).await;
-    assert!(body.starts_with("ok 4 failed 6: "), "{body}");
-    assert!(body.contains("ConnectionLimitReached"), "{body}");
+    // Six of ten are refused by the cap; the other four reach the upstream (which, on a loaded
+    // machine, may still drop one now and then: that is not what this checks).
+    assert_eq!(body.matches("ConnectionLimitReached").count(), 6, "{body}");
     let lines = s
         .logs_until("out", &format!("request_id={id}"), |l| {
             l.iter().any(|l| l["stream"] == "platform")
