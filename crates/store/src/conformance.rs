@@ -12,7 +12,7 @@
 //! updraft_store::metadata_conformance!(Sqlite::new());
 //! ```
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(missing_docs)]
 
 pub mod artifacts;
 pub mod metadata;
@@ -21,6 +21,24 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use crate::{ArtifactStore, MetadataStore, TelemetryStore};
+
+/// What a case returns: an error (a failed call, a missing value) fails the test with it, so
+/// the suites never unwrap.
+pub type Outcome = Result<(), Failure>;
+
+/// Why a case failed.
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// `Some`, or an error saying a value was expected.
+pub(crate) trait Found<T> {
+    fn found(self) -> Result<T, &'static str>;
+}
+
+impl<T> Found<T> for Option<T> {
+    fn found(self) -> Result<T, &'static str> {
+        self.ok_or("expected a value, found none")
+    }
+}
 
 /// What the metadata suite needs of a backend.
 #[async_trait::async_trait]
@@ -55,9 +73,9 @@ macro_rules! conformance_cases {
     ($suite:ident, $subject:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
+            async fn $case() -> $crate::conformance::Outcome {
                 let subject = $subject;
-                $crate::conformance::$suite::$case(&subject).await;
+                $crate::conformance::$suite::$case(&subject).await
             }
         )*
     };

@@ -44,7 +44,7 @@ impl Subject for Sqlite {
 crate::event_log_conformance!(Sqlite::new());
 
 #[tokio::test]
-async fn local_wakeups() {
+async fn local_wakeups() -> crate::conformance::Outcome {
     crate::conformance::wakeups_reach_registered_waiters(Arc::new(crate::LocalWakeups::default()))
-        .await;
+        .await
 }

@@ -1,5 +1,6 @@
 //! The [`MetadataStore`] suite.
 
+use super::{Found, Outcome};
 use std::sync::Arc;
 
 use updraft_manifest::{LIVE, Manifest};
@@ -39,7 +40,8 @@ async fn deploy_to(
             "[[functions]]\nname = \"{f}\"\ncomponent = \"{f}.wasm\"\n{extra}\n"
         ));
     }
-    let m = Manifest::parse("updraft.toml", &text).unwrap();
+    // The text is the suite's own: a parse failure is a bug in the suite, reported as such.
+    let m = Manifest::parse("updraft.toml", &text).map_err(|e| StoreError::Backend(Box::new(e)))?;
     let fs: Vec<_> = m
         .functions
         .iter()
@@ -70,42 +72,43 @@ async fn deploy(
     deploy_with(store, app, &fns, b"x", &options(10)).await
 }
 
-async fn live(store: &dyn MetadataStore, f: &str) -> u32 {
-    store
+async fn live(store: &dyn MetadataStore, f: &str) -> Result<u32, super::Failure> {
+    Ok(store
         .function(P, f)
-        .await
-        .unwrap()
-        .unwrap()
+        .await?
+        .found()?
         .alias(LIVE)
-        .unwrap()
-        .version
+        .found()?
+        .version)
 }
 
-async fn names(store: &dyn MetadataStore) -> Vec<String> {
-    store
+async fn names(store: &dyn MetadataStore) -> Result<Vec<String>, super::Failure> {
+    Ok(store
         .functions(P)
-        .await
-        .unwrap()
+        .await?
         .into_iter()
         .map(|f| f.name)
-        .collect()
+        .collect())
 }
 
 /// Admin token digests are kept, once each.
-pub async fn admin_tokens_are_kept(subject: &dyn MetadataSubject) {
+pub async fn admin_tokens_are_kept(subject: &dyn MetadataSubject) -> Outcome {
     let store = subject.fresh().await;
-    store.add_admin_token("abc").await.unwrap();
-    store.add_admin_token("abc").await.unwrap();
-    store.add_admin_token("def").await.unwrap();
+    store.add_admin_token("abc").await?;
+    store.add_admin_token("abc").await?;
+    store.add_admin_token("def").await?;
     let store = subject.reopen(store).await;
-    let mut tokens = store.admin_tokens().await.unwrap();
+    let mut tokens = store.admin_tokens().await?;
     tokens.sort();
     assert_eq!(tokens, ["abc", "def"]);
+    Ok(())
 }
 
 /// API keys survive a reopen, list by project (or all), can't share an id or a hash, and are
 /// deleted once.
-pub async fn api_keys_are_kept_listed_by_project_and_deleted(subject: &dyn MetadataSubject) {
+pub async fn api_keys_are_kept_listed_by_project_and_deleted(
+    subject: &dyn MetadataSubject,
+) -> Outcome {
     let key = |id: &str, project: &str, hash: &str, at: i64| crate::ApiKeyRecord {
         id: id.to_owned(),
         project: project.to_owned(),
@@ -120,7 +123,7 @@ pub async fn api_keys_are_kept_listed_by_project_and_deleted(subject: &dyn Metad
     let b = key("key_b", "p2", "h2", 2);
     let c = key("key_c", "p1", "h3", 3);
     for k in [&a, &b, &c] {
-        store.create_api_key(k).await.unwrap();
+        store.create_api_key(k).await?;
     }
     assert!(
         store
@@ -135,70 +138,65 @@ pub async fn api_keys_are_kept_listed_by_project_and_deleted(subject: &dyn Metad
             .is_err()
     );
     let store = subject.reopen(store).await;
-    assert_eq!(
-        store.api_keys(Some("p1")).await.unwrap(),
-        [a.clone(), c.clone()]
-    );
-    assert_eq!(
-        store.api_keys(None).await.unwrap(),
-        [a.clone(), b, c.clone()]
-    );
-    assert_eq!(store.delete_api_key("key_a").await.unwrap(), Some(a));
-    assert_eq!(store.delete_api_key("key_a").await.unwrap(), None);
-    assert_eq!(store.api_keys(Some("p1")).await.unwrap(), [c]);
+    assert_eq!(store.api_keys(Some("p1")).await?, [a.clone(), c.clone()]);
+    assert_eq!(store.api_keys(None).await?, [a.clone(), b, c.clone()]);
+    assert_eq!(store.delete_api_key("key_a").await?, Some(a));
+    assert_eq!(store.delete_api_key("key_a").await?, None);
+    assert_eq!(store.api_keys(Some("p1")).await?, [c]);
+    Ok(())
 }
 
 /// A deploy replaces the app's set of functions; what is stored survives a reopen; deleting
 /// a function is idempotent.
-pub async fn deploy_replaces_the_apps_functions_and_survives_reopen(subject: &dyn MetadataSubject) {
+pub async fn deploy_replaces_the_apps_functions_and_survives_reopen(
+    subject: &dyn MetadataSubject,
+) -> Outcome {
     let store = subject.fresh().await;
-    let o = deploy(&*store, "shop", &["a", "b"]).await.unwrap();
+    let o = deploy(&*store, "shop", &["a", "b"]).await?;
     assert!(o.removed.is_empty());
-    let o = deploy(&*store, "shop", &["b", "c"]).await.unwrap();
+    let o = deploy(&*store, "shop", &["b", "c"]).await?;
     assert_eq!(o.removed, ["a"]);
-    assert_eq!(names(&*store).await, ["b", "c"]);
+    assert_eq!(names(&*store).await?, ["b", "c"]);
     let store = subject.reopen(store).await;
-    assert_eq!(names(&*store).await, ["b", "c"]);
-    assert_eq!(store.all_functions().await.unwrap().len(), 2);
-    assert!(store.delete_function(P, "b").await.unwrap().is_some());
-    assert!(store.delete_function(P, "b").await.unwrap().is_none());
-    assert_eq!(names(&*store).await, ["c"]);
-    let manifest = store.version_manifest(P, "c", 1).await.unwrap().unwrap();
+    assert_eq!(names(&*store).await?, ["b", "c"]);
+    assert_eq!(store.all_functions().await?.len(), 2);
+    assert!(store.delete_function(P, "b").await?.is_some());
+    assert!(store.delete_function(P, "b").await?.is_none());
+    assert_eq!(names(&*store).await?, ["c"]);
+    let manifest = store.version_manifest(P, "c", 1).await?.found()?;
     assert!(manifest.contains("name = \"c\""), "{manifest}");
+    Ok(())
 }
 
 /// A function name belongs to one app of a project.
-pub async fn a_function_name_belongs_to_one_app(subject: &dyn MetadataSubject) {
+pub async fn a_function_name_belongs_to_one_app(subject: &dyn MetadataSubject) -> Outcome {
     let store = subject.fresh().await;
-    deploy(&*store, "shop", &["a"]).await.unwrap();
-    let err = deploy(&*store, "blog", &["a"]).await.unwrap_err();
+    deploy(&*store, "shop", &["a"]).await?;
+    let Err(err) = deploy(&*store, "blog", &["a"]).await else {
+        return Err("another app's function name was taken".into());
+    };
     assert!(
         matches!(err, StoreError::FunctionOwnedByOtherApp { ref app, .. } if app == "shop"),
         "{err}"
     );
-    assert_eq!(names(&*store).await, ["a"]);
+    assert_eq!(names(&*store).await?, ["a"]);
+    Ok(())
 }
 
 /// A change of code or settings publishes a version and moves `live`; no change, no version.
-pub async fn changes_publish_versions_and_live_follows(subject: &dyn MetadataSubject) {
+pub async fn changes_publish_versions_and_live_follows(subject: &dyn MetadataSubject) -> Outcome {
     let store = subject.fresh().await;
     let store = &*store;
-    let o = deploy_with(store, "shop", &[("a", "")], b"one", &options(10))
-        .await
-        .unwrap();
+    let o = deploy_with(store, "shop", &[("a", "")], b"one", &options(10)).await?;
     assert_eq!(o.published, [("a".to_owned(), 1)]);
-    let o = deploy_with(store, "shop", &[("a", "")], b"one", &options(10))
-        .await
-        .unwrap();
+    let o = deploy_with(store, "shop", &[("a", "")], b"one", &options(10)).await?;
     assert!(
         o.published.is_empty(),
         "same code and settings: nothing new"
     );
-    assert_eq!(live(store, "a").await, 1);
-    deploy_with(store, "shop", &[("a", "")], b"two", &options(10))
-        .await
-        .unwrap();
-    assert_eq!(live(store, "a").await, 2);
+    assert_eq!(live(store, "a").await?, 1);
+    deploy_with(store, "shop", &[("a", "")], b"two", &options(10)).await?;
+    assert_eq!(live(store, "a").await?, 2);
     deploy_with(
         store,
         "shop",
@@ -206,32 +204,27 @@ pub async fn changes_publish_versions_and_live_follows(subject: &dyn MetadataSub
         b"two",
         &options(10),
     )
-    .await
-    .unwrap();
-    let f = store.function(P, "a").await.unwrap().unwrap();
-    assert_eq!(f.alias(LIVE).unwrap().version, 3);
+    .await?;
+    let f = store.function(P, "a").await?.found()?;
+    assert_eq!(f.alias(LIVE).found()?.version, 3);
     assert_eq!(f.versions.len(), 3);
     assert_eq!(f.versions[1].digest, f.versions[2].digest);
-    assert_eq!(f.version(3).unwrap().spec.timeout_ms, Some(5_000));
-    assert_eq!(f.version(3).unwrap().deployer, "test");
-    store
-        .set_version_note(P, "a", 2, "rolled back")
-        .await
-        .unwrap();
-    let f = store.function(P, "a").await.unwrap().unwrap();
-    assert_eq!(f.version(2).unwrap().note.as_deref(), Some("rolled back"));
+    assert_eq!(f.version(3).found()?.spec.timeout_ms, Some(5_000));
+    assert_eq!(f.version(3).found()?.deployer, "test");
+    store.set_version_note(P, "a", 2, "rolled back").await?;
+    let f = store.function(P, "a").await?.found()?;
+    assert_eq!(f.version(2).found()?.note.as_deref(), Some("rolled back"));
+    Ok(())
 }
 
 /// A canary deploy leaves `live` where it is; routes create their aliases once.
 pub async fn canary_deploys_leave_live_and_routes_create_their_aliases(
     subject: &dyn MetadataSubject,
-) {
+) -> Outcome {
     let store = subject.fresh().await;
     let store = &*store;
     let routed = "[[functions.http]]\nroute = \"/a\"\nalias = \"beta\"";
-    deploy_with(store, "shop", &[("a", routed)], b"one", &options(10))
-        .await
-        .unwrap();
+    deploy_with(store, "shop", &[("a", routed)], b"one", &options(10)).await?;
     let mut opts = options(10);
     opts.canary = Some(Canary {
         version: 0,
@@ -240,34 +233,31 @@ pub async fn canary_deploys_leave_live_and_routes_create_their_aliases(
         promote_after_ms: Some(60_000),
         started_at: 0,
     });
-    deploy_with(store, "shop", &[("a", routed)], b"two", &opts)
-        .await
-        .unwrap();
-    let f = store.function(P, "a").await.unwrap().unwrap();
-    let live = f.alias(LIVE).unwrap();
+    deploy_with(store, "shop", &[("a", routed)], b"two", &opts).await?;
+    let f = store.function(P, "a").await?.found()?;
+    let live = f.alias(LIVE).found()?;
     assert_eq!(live.version, 1);
-    let canary = live.canary.as_ref().unwrap();
+    let canary = live.canary.as_ref().found()?;
     assert_eq!((canary.version, canary.weight), (2, 10));
     assert!(canary.auto_rollback && canary.started_at > 0);
     assert_eq!(canary.promote_after_ms, Some(60_000));
     // `beta` was made at version 1 by the first deploy and is not moved by later ones.
-    assert_eq!(f.alias("beta").unwrap().version, 1);
-    assert!(store.delete_alias(P, "a", "beta").await.unwrap());
-    assert!(!store.delete_alias(P, "a", "beta").await.unwrap());
+    assert_eq!(f.alias("beta").found()?.version, 1);
+    assert!(store.delete_alias(P, "a", "beta").await?);
+    assert!(!store.delete_alias(P, "a", "beta").await?);
+    Ok(())
 }
 
 /// Retention keeps the newest versions and aliased ones, and reports artifacts no version uses
 /// any more; aliases cannot point at deleted or unknown versions.
 pub async fn retention_keeps_aliased_versions_and_orphans_unused_artifacts(
     subject: &dyn MetadataSubject,
-) {
+) -> Outcome {
     let store = subject.fresh().await;
     let store = &*store;
     let code: Vec<Vec<u8>> = (0..5).map(|i| format!("code {i}").into_bytes()).collect();
     let digests: Vec<String> = code.iter().map(|c| digest(c)).collect();
-    deploy_with(store, "shop", &[("a", "")], &code[0], &options(2))
-        .await
-        .unwrap();
+    deploy_with(store, "shop", &[("a", "")], &code[0], &options(2)).await?;
     // Pin version 1 with an alias: retention must keep it.
     let pin = AliasRecord {
         name: "pinned".to_owned(),
@@ -275,13 +265,11 @@ pub async fn retention_keeps_aliased_versions_and_orphans_unused_artifacts(
         canary: None,
         updated_at: 0,
     };
-    store.set_alias(P, "a", &pin, 2).await.unwrap();
+    store.set_alias(P, "a", &pin, 2).await?;
     let mut pruned = Vec::new();
     let mut orphaned = Vec::new();
     for c in &code[1..] {
-        let o = deploy_with(store, "shop", &[("a", "")], c, &options(2))
-            .await
-            .unwrap();
+        let o = deploy_with(store, "shop", &[("a", "")], c, &options(2)).await?;
         pruned.extend(o.pruned);
         orphaned.extend(o.orphaned);
     }
@@ -289,12 +277,12 @@ pub async fn retention_keeps_aliased_versions_and_orphans_unused_artifacts(
     assert_eq!(pruned, [("a".to_owned(), 2), ("a".to_owned(), 3)]);
     assert_eq!(orphaned, [digests[1].clone(), digests[2].clone()]);
     // What versions still use is referenced; what retention orphaned is not.
-    let mut referenced = store.referenced_artifacts().await.unwrap();
+    let mut referenced = store.referenced_artifacts().await?;
     referenced.sort();
     let mut expected = vec![digests[0].clone(), digests[3].clone(), digests[4].clone()];
     expected.sort();
     assert_eq!(referenced, expected);
-    let f = store.function(P, "a").await.unwrap().unwrap();
+    let f = store.function(P, "a").await?.found()?;
     let alive: Vec<u32> = f
         .versions
         .iter()
@@ -320,56 +308,53 @@ pub async fn retention_keeps_aliased_versions_and_orphans_unused_artifacts(
     // Moving the pin away lets retention take version 1 and its artifact.
     let mut moved = pin;
     moved.version = 5;
-    let (record, p) = store.set_alias(P, "a", &moved, 2).await.unwrap();
-    assert_eq!(record.alias("pinned").unwrap().version, 5);
+    let (record, p) = store.set_alias(P, "a", &moved, 2).await?;
+    assert_eq!(record.alias("pinned").found()?.version, 5);
     assert_eq!(p.versions, [("a".to_owned(), 1)]);
     assert_eq!(p.orphaned, [digests[0].clone()]);
     // Deleting the function orphans the artifacts only it used.
-    let p = store.delete_function(P, "a").await.unwrap().unwrap();
+    let p = store.delete_function(P, "a").await?.found()?;
     let mut left = p.orphaned;
     left.sort();
     let mut expected = vec![digests[3].clone(), digests[4].clone()];
     expected.sort();
     assert_eq!(left, expected);
+    Ok(())
 }
 
 /// Version numbers grow and are never reused, even after retention deletes versions.
-pub async fn version_numbers_are_never_reused(subject: &dyn MetadataSubject) {
+pub async fn version_numbers_are_never_reused(subject: &dyn MetadataSubject) -> Outcome {
     let store = subject.fresh().await;
     for i in 0..4u8 {
-        deploy_with(&*store, "shop", &[("a", "")], &[i], &options(1))
-            .await
-            .unwrap();
+        deploy_with(&*store, "shop", &[("a", "")], &[i], &options(1)).await?;
     }
-    let f = store.function(P, "a").await.unwrap().unwrap();
-    assert_eq!(f.latest().unwrap().version, 4);
+    let f = store.function(P, "a").await?.found()?;
+    assert_eq!(f.latest().found()?.version, 4);
     assert_eq!(
         f.versions.iter().filter(|v| v.deleted_at.is_some()).count(),
         3
     );
+    Ok(())
 }
 
 /// Projects are separate namespaces: the same app and function names in two projects are
 /// different functions.
-pub async fn projects_do_not_see_each_other(subject: &dyn MetadataSubject) {
+pub async fn projects_do_not_see_each_other(subject: &dyn MetadataSubject) -> Outcome {
     let store = subject.fresh().await;
     let store = &*store;
-    deploy_to(store, "alpha", "shop", &[("a", "")], b"one", &options(10))
-        .await
-        .unwrap();
-    deploy_to(store, "beta", "shop", &[("a", "")], b"two", &options(10))
-        .await
-        .unwrap();
-    let a = store.function("alpha", "a").await.unwrap().unwrap();
-    let b = store.function("beta", "a").await.unwrap().unwrap();
+    deploy_to(store, "alpha", "shop", &[("a", "")], b"one", &options(10)).await?;
+    deploy_to(store, "beta", "shop", &[("a", "")], b"two", &options(10)).await?;
+    let a = store.function("alpha", "a").await?.found()?;
+    let b = store.function("beta", "a").await?.found()?;
     assert_ne!(a.versions[0].digest, b.versions[0].digest);
-    assert!(store.functions(P).await.unwrap().is_empty());
-    assert!(store.delete_function("alpha", "a").await.unwrap().is_some());
-    assert!(store.function("beta", "a").await.unwrap().is_some());
+    assert!(store.functions(P).await?.is_empty());
+    assert!(store.delete_function("alpha", "a").await?.is_some());
+    assert!(store.function("beta", "a").await?.is_some());
+    Ok(())
 }
 
 /// Concurrent deploys of one function all land, each as its own version.
-pub async fn concurrent_deploys_get_distinct_versions(subject: &dyn MetadataSubject) {
+pub async fn concurrent_deploys_get_distinct_versions(subject: &dyn MetadataSubject) -> Outcome {
     let store: Arc<dyn MetadataStore> = subject.fresh().await;
     let tasks: Vec<_> = (0..8u8)
         .map(|i| {
@@ -377,15 +362,15 @@ pub async fn concurrent_deploys_get_distinct_versions(subject: &dyn MetadataSubj
             tokio::spawn(async move {
                 deploy_with(&*store, "shop", &[("a", "")], &[i], &options(100))
                     .await
-                    .unwrap()
-                    .published
+                    .map(|o| o.published)
             })
         })
         .collect();
     let mut versions = Vec::new();
     for t in tasks {
-        versions.extend(t.await.unwrap().into_iter().map(|(_, v)| v));
+        versions.extend(t.await??.into_iter().map(|(_, v)| v));
     }
     versions.sort_unstable();
     assert_eq!(versions, (1..=8).collect::<Vec<u32>>());
+    Ok(())
 }

@@ -1,9 +1,12 @@
 //! The [`TelemetryStore`] suite.
 
+use super::Outcome;
 use updraft_api::{ErrorClass, Invocation, Trigger};
 
 use super::TelemetrySubject;
-use crate::{InvocationQuery, LogQuery, LogRecord, TelemetryStore, Usage, UsageQuery, now_ms};
+use crate::{
+    InvocationQuery, LogQuery, LogRecord, StoreError, TelemetryStore, Usage, UsageQuery, now_ms,
+};
 
 const P: &str = "default";
 const HOUR: i64 = 3_600_000;
@@ -44,12 +47,14 @@ fn inv(function: &str, started_ms: i64, duration_us: u64, memory_mb: u64) -> Inv
     }
 }
 
-async fn logs(store: &dyn TelemetryStore, q: LogQuery) -> Vec<LogRecord> {
-    store.query_logs(P, &q).await.unwrap()
+async fn logs(store: &dyn TelemetryStore, q: LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+    store.query_logs(P, &q).await
 }
 
 /// Lines are stored, queried by function, request id and position, and kept across a reopen.
-pub async fn lines_are_written_queried_and_kept_across_reopen(subject: &dyn TelemetrySubject) {
+pub async fn lines_are_written_queried_and_kept_across_reopen(
+    subject: &dyn TelemetrySubject,
+) -> Outcome {
     let store = subject.fresh().await;
     for i in 0..10 {
         store.write(rec("a", &format!("r{}", i % 2), &format!("line {i}")));
@@ -64,7 +69,7 @@ pub async fn lines_are_written_queried_and_kept_across_reopen(subject: &dyn Tele
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(all.len(), 10);
     assert_eq!(all[0].line, "line 0");
     let last3 = logs(
@@ -75,7 +80,7 @@ pub async fn lines_are_written_queried_and_kept_across_reopen(subject: &dyn Tele
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(
         last3.iter().map(|r| r.line.as_str()).collect::<Vec<_>>(),
         ["line 7", "line 8", "line 9"]
@@ -88,7 +93,7 @@ pub async fn lines_are_written_queried_and_kept_across_reopen(subject: &dyn Tele
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(r1.len(), 5);
     let after = logs(
         &*store,
@@ -98,7 +103,7 @@ pub async fn lines_are_written_queried_and_kept_across_reopen(subject: &dyn Tele
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(after.len(), 3, "two of `a` and one of `b`");
     let store = subject.reopen(store).await;
     let everything = logs(
@@ -108,20 +113,21 @@ pub async fn lines_are_written_queried_and_kept_across_reopen(subject: &dyn Tele
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(everything.len(), 11);
+    Ok(())
 }
 
 /// A line gets its id when it is queued; followers see it at once, with the id it is stored
 /// under; ids keep increasing across a reopen.
 pub async fn ids_are_given_when_queued_and_followers_see_lines_at_once(
     subject: &dyn TelemetrySubject,
-) {
+) -> Outcome {
     let store = subject.fresh().await;
     store.write(rec("a", "r1", "before"));
     let mut follow = store.subscribe();
     store.write(rec("a", "r1", "after"));
-    let seen = follow.try_recv().unwrap();
+    let seen = follow.try_recv()?;
     assert_eq!(seen.line, "after");
     store.flush().await;
     let stored = logs(
@@ -131,7 +137,7 @@ pub async fn ids_are_given_when_queued_and_followers_see_lines_at_once(
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(stored.len(), 2);
     assert_eq!(
         stored[1].id, seen.id,
@@ -141,11 +147,12 @@ pub async fn ids_are_given_when_queued_and_followers_see_lines_at_once(
     let store = subject.reopen(store).await;
     let mut follow = store.subscribe();
     store.write(rec("a", "r2", "later"));
-    assert!(follow.try_recv().unwrap().id > seen.id);
+    assert!(follow.try_recv()?.id > seen.id);
+    Ok(())
 }
 
 /// `since` and request-id filters find exactly the lines they name.
-pub async fn time_and_request_filters(subject: &dyn TelemetrySubject) {
+pub async fn time_and_request_filters(subject: &dyn TelemetrySubject) -> Outcome {
     let store = subject.fresh().await;
     let t0 = now_ms() - 10 * HOUR;
     // 600 lines one minute apart, each from a request whose id carries its time.
@@ -165,7 +172,7 @@ pub async fn time_and_request_filters(subject: &dyn TelemetrySubject) {
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(since.len(), 10);
     assert_eq!(since[0].line, "line 590");
     for i in [0i64, 1, 299, 599] {
@@ -178,7 +185,7 @@ pub async fn time_and_request_filters(subject: &dyn TelemetrySubject) {
                 ..Default::default()
             },
         )
-        .await;
+        .await?;
         assert_eq!(got.len(), 1, "{i}");
         assert_eq!(got[0].line, format!("line {i}"));
     }
@@ -190,7 +197,7 @@ pub async fn time_and_request_filters(subject: &dyn TelemetrySubject) {
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert!(future.is_empty());
     let every = logs(
         &*store,
@@ -200,13 +207,14 @@ pub async fn time_and_request_filters(subject: &dyn TelemetrySubject) {
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(every.len(), 600);
+    Ok(())
 }
 
 /// Usage sums per span, function and bucket match figures computed by hand; GB-seconds are
 /// summed exactly.
-pub async fn usage_sums_match_hand_computed_figures(subject: &dyn TelemetrySubject) {
+pub async fn usage_sums_match_hand_computed_figures(subject: &dyn TelemetrySubject) -> Outcome {
     let store = subject.fresh().await;
     // a: 3 calls in hour 0 and 1 in hour 2; b: 1 call in hour 2, failed and cold.
     let mut calls = vec![
@@ -229,7 +237,7 @@ pub async fn usage_sums_match_hand_computed_figures(subject: &dyn TelemetrySubje
         until_ms: DAY0 + 86_400_000,
         bucket_ms,
     };
-    let all = store.usage(P, &q(None, Some(HOUR))).await.unwrap();
+    let all = store.usage(P, &q(None, Some(HOUR))).await?;
     assert_eq!(
         all.totals,
         Usage {
@@ -253,7 +261,7 @@ pub async fn usage_sums_match_hand_computed_figures(subject: &dyn TelemetrySubje
         [(DAY0, 3), (DAY0 + 2 * HOUR, 2)]
     );
     assert_eq!(all.buckets[0].1.billed_ms, 13);
-    let b = store.usage(P, &q(Some("b"), None)).await.unwrap();
+    let b = store.usage(P, &q(Some("b"), None)).await?;
     assert_eq!((b.totals.invocations, b.totals.errors), (1, 1));
     assert!(b.buckets.is_empty());
     // The span is half-open and filters by start time.
@@ -266,13 +274,13 @@ pub async fn usage_sums_match_hand_computed_figures(subject: &dyn TelemetrySubje
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(late.totals.invocations, 1);
+    Ok(())
 }
 
 /// Many records at once are all kept, every field intact.
-pub async fn large_batches_keep_every_record_and_field(subject: &dyn TelemetrySubject) {
+pub async fn large_batches_keep_every_record_and_field(subject: &dyn TelemetrySubject) -> Outcome {
     let store = subject.fresh().await;
     let calls: Vec<Invocation> = (0..70)
         .map(|i| {
@@ -299,15 +307,17 @@ pub async fn large_batches_keep_every_record_and_field(subject: &dyn TelemetrySu
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     listed.reverse();
     assert_eq!(listed, calls);
+    Ok(())
 }
 
 /// Invocation records are found by request id, and filtered by function, time and failure,
 /// newest first.
-pub async fn invocations_are_found_by_request_id_and_filtered(subject: &dyn TelemetrySubject) {
+pub async fn invocations_are_found_by_request_id_and_filtered(
+    subject: &dyn TelemetrySubject,
+) -> Outcome {
     let store = subject.fresh().await;
     let now = now_ms();
     let mut calls: Vec<Invocation> = (0..20)
@@ -334,8 +344,7 @@ pub async fn invocations_are_found_by_request_id_and_filtered(subject: &dyn Tele
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(by_id, [calls[7].clone()]);
     let a = store
         .invocations(
@@ -346,8 +355,7 @@ pub async fn invocations_are_found_by_request_id_and_filtered(subject: &dyn Tele
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(
         a.iter().map(|c| c.started_ms).collect::<Vec<_>>(),
         [now - 1_000 + 18, now - 1_000 + 16, now - 1_000 + 14]
@@ -361,8 +369,7 @@ pub async fn invocations_are_found_by_request_id_and_filtered(subject: &dyn Tele
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(failed, [calls[5].clone()]);
     let recent = store
         .invocations(
@@ -373,13 +380,13 @@ pub async fn invocations_are_found_by_request_id_and_filtered(subject: &dyn Tele
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(recent.len(), 5);
+    Ok(())
 }
 
 /// Another project's lines and records are invisible.
-pub async fn projects_do_not_see_each_other(subject: &dyn TelemetrySubject) {
+pub async fn projects_do_not_see_each_other(subject: &dyn TelemetrySubject) -> Outcome {
     let store = subject.fresh().await;
     let mut other = rec("a", "r1", "secret");
     other.project = "other".into();
@@ -396,7 +403,7 @@ pub async fn projects_do_not_see_each_other(subject: &dyn TelemetrySubject) {
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(
         lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
         ["mine"]
@@ -409,8 +416,7 @@ pub async fn projects_do_not_see_each_other(subject: &dyn TelemetrySubject) {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert!(mine.is_empty());
     let usage = store
         .usage(
@@ -421,14 +427,14 @@ pub async fn projects_do_not_see_each_other(subject: &dyn TelemetrySubject) {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(usage.totals.invocations, 0);
+    Ok(())
 }
 
 /// Newest-first and oldest-first queries with a limit are exact however the entries were
 /// batched: written over several flushes, started out of order.
-pub async fn limits_are_exact_across_batches(subject: &dyn TelemetrySubject) {
+pub async fn limits_are_exact_across_batches(subject: &dyn TelemetrySubject) -> Outcome {
     let store = subject.fresh().await;
     let now = now_ms();
     let mut calls = Vec::new();
@@ -452,8 +458,7 @@ pub async fn limits_are_exact_across_batches(subject: &dyn TelemetrySubject) {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(newest, calls[..7].to_vec());
     let lines = logs(
         &*store,
@@ -462,7 +467,7 @@ pub async fn limits_are_exact_across_batches(subject: &dyn TelemetrySubject) {
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(
         lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
         ["2-695", "2-696", "2-697", "2-698", "2-699"]
@@ -475,7 +480,7 @@ pub async fn limits_are_exact_across_batches(subject: &dyn TelemetrySubject) {
             ..Default::default()
         },
     )
-    .await;
+    .await?;
     assert_eq!(after.len(), 3);
     assert_eq!(after[0].id, lines[0].id - 999);
     assert!(after.windows(2).all(|w| w[0].id < w[1].id));
@@ -488,7 +493,7 @@ pub async fn limits_are_exact_across_batches(subject: &dyn TelemetrySubject) {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(usage.totals.invocations, 2_100);
+    Ok(())
 }
