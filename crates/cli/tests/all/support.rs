@@ -243,7 +243,13 @@ impl TestServer {
         query: &str,
         matches: impl Fn(&str) -> bool,
     ) {
-        self.logs_until(function, query, |lines| {
+        // Every line the store keeps for the query, not only the newest 100: traffic after the
+        // event (each request logs) must not push its line out of the answer.
+        let query = match query {
+            "" => "limit=1000".to_owned(),
+            q => format!("{q}&limit=1000"),
+        };
+        self.logs_until(function, &query, |lines| {
             lines
                 .iter()
                 .any(|l| l["stream"] == "platform" && l["line"].as_str().is_some_and(&matches))
