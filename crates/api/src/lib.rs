@@ -14,10 +14,12 @@
 mod events;
 mod keys;
 mod metering;
+mod projects;
 
 pub use events::*;
 pub use keys::*;
 pub use metering::*;
+pub use projects::*;
 
 use std::collections::BTreeMap;
 

@@ -12,6 +12,7 @@ pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    project: Option<String>,
 }
 
 impl Client {
@@ -32,7 +33,9 @@ impl Client {
                     .to_owned()
             }
         };
-        Ok(Self::with_token(&remote.server, token))
+        let mut client = Self::with_token(&remote.server, token);
+        client.project = remote.project.clone();
+        Ok(client)
     }
 
     pub(crate) fn with_token(base: &str, token: String) -> Self {
@@ -40,13 +43,20 @@ impl Client {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
             token,
+            project: None,
         }
     }
 
+    /// A request to the control API, acting in `--project` if one was given.
     pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http
+        let req = self
+            .http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(&self.token);
+        match &self.project {
+            Some(p) => req.header(updraft_api::PROJECT_HEADER, p),
+            None => req,
+        }
     }
 
     /// Sends, and turns a non-2xx answer into an error carrying the API's message.

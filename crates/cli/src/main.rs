@@ -46,6 +46,9 @@ pub(crate) struct Remote {
         default_value = ".updraft"
     )]
     data_dir: PathBuf,
+    /// The project to act in (default: the key's own project; `default` for the admin key).
+    #[arg(long, global = true, env = "UPDRAFT_PROJECT")]
+    project: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -80,6 +83,8 @@ enum Command {
     Async(commands::queue::AsyncArgs),
     /// Manage scoped API keys (owner, deployer, viewer, metrics).
     Key(commands::key::KeyArgs),
+    /// Manage projects (tenants) and their custom domains.
+    Project(commands::project::ProjectArgs),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
             Command::Queue(args) => commands::queue::queue(args).await,
             Command::Topic(args) => commands::queue::topic(args).await,
             Command::Key(args) => commands::key::key(args).await,
+            Command::Project(args) => commands::project::project(args).await,
             Command::Async(args) => commands::queue::async_status(args).await,
         }
     });

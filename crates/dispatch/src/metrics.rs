@@ -243,10 +243,12 @@ impl Metrics {
         lock(&self.series).retain(|(p, f, v), _| keep(p, f, *v));
     }
 
-    /// Every series in the Prometheus text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
+    /// Every series (of `project` only, if given) in the Prometheus text exposition format
+    /// (version 0.0.4).
+    pub fn render(&self, project: Option<&str>) -> String {
         let mut series: Vec<(Key, Arc<VersionMetrics>)> = lock(&self.series)
             .iter()
+            .filter(|((p, _, _), _)| project.is_none_or(|only| only == p))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         series.sort_by(|a, b| a.0.cmp(&b.0));
@@ -254,8 +256,12 @@ impl Metrics {
         for family in FAMILIES {
             let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
             let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
-            for ((_, function, version), m) in &series {
-                let labels = format!("function=\"{}\",version=\"{version}\"", escape(function));
+            for ((project, function, version), m) in &series {
+                let labels = format!(
+                    "project=\"{}\",function=\"{}\",version=\"{version}\"",
+                    escape(project),
+                    escape(function)
+                );
                 (family.write)(m, &mut out, family.name, &labels);
             }
         }

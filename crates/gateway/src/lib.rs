@@ -9,6 +9,10 @@
 //! request to the [`Dispatcher`], which admits, runs and meters it. Connection hygiene (caps,
 //! timeouts, header limits) is [`listen`]'s, shared with the control API's listener.
 //!
+//! Each request is for one project, picked by its host ([`Gateway::project_of`]): a custom
+//! domain of a project, `<project>.localhost` (the base domain is configurable), and the
+//! `default` project for any other host. Routes are looked up in that project only.
+//!
 //! What is served is the registry's current [`Snapshot`] (route table + functions), read
 //! lock-free per request: a deploy or an alias move publishes a new one atomically. A request
 //! holds an `Arc` of its version, so in-flight requests finish on the code they started on.
@@ -29,13 +33,13 @@ use http::{HeaderName, HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use updraft_api::{Code, Trigger, headers};
+use updraft_api::{Code, DEFAULT_PROJECT, Trigger, headers};
 use updraft_dispatch::{
     Body, BodyError, Dispatcher, Function, Input, Origin, Pin, TRACEPARENT, error_response,
     with_function,
 };
 use updraft_manifest::RouteMatch;
-use updraft_registry::{Lookup, Registry, Snapshot};
+use updraft_registry::{Lookup, Project, Registry, Snapshot};
 
 pub mod listen;
 pub use listen::ListenConfig;
@@ -43,14 +47,13 @@ pub use listen::ListenConfig;
 /// Decides whether a request carries an Updraft key, and one that may pin a version.
 pub trait AdminCheck: Send + Sync + 'static {
     /// Whether `authorization` (the header's value) is a valid bearer key that may pin a
-    /// version (the admin key, or a project key that may deploy).
-    fn is_admin(&self, authorization: &str) -> bool;
+    /// version of a function of `project` (the admin key, or a key of that project that may
+    /// deploy).
+    fn may_pin(&self, authorization: &str, project: &str) -> bool;
 
     /// Whether `authorization` is any valid Updraft key: such a header is for Updraft, never
     /// for a guest.
-    fn is_key(&self, authorization: &str) -> bool {
-        self.is_admin(authorization)
-    }
+    fn is_key(&self, authorization: &str) -> bool;
 }
 
 /// How an `authorization` header carrying an Updraft admin token starts.
@@ -62,7 +65,11 @@ pub struct Gateway {
     dispatcher: Arc<Dispatcher>,
     admin: Option<Arc<dyn AdminCheck>>,
     services: Option<Arc<dyn Mounted>>,
+    base_domain: String,
 }
+
+/// The base domain projects are served under by default: `<project>.localhost`.
+pub const DEFAULT_BASE_DOMAIN: &str = "localhost";
 
 /// Paths under this prefix are served by the [`Mounted`] services (queues and topics for
 /// clients), not by function routes.
@@ -86,7 +93,52 @@ impl Gateway {
             dispatcher,
             admin: None,
             services: None,
+            base_domain: DEFAULT_BASE_DOMAIN.to_owned(),
         }
+    }
+
+    /// Serves project `p` at `p.<base>` (default [`DEFAULT_BASE_DOMAIN`]).
+    #[must_use]
+    pub fn with_base_domain(mut self, base: &str) -> Self {
+        self.base_domain = base.trim_matches('.').to_ascii_lowercase();
+        self
+    }
+
+    /// The base domain projects are served under.
+    pub fn base_domain(&self) -> &str {
+        &self.base_domain
+    }
+
+    /// The project a request is for, by its host (`Host`, or the URI's authority over
+    /// HTTP/2): a project's custom domain; `<project>.<base domain>`; any other host is the
+    /// `default` project's.
+    ///
+    /// # Errors
+    /// The name the host gives when it is `<name>.<base domain>` and no project has it.
+    pub fn project_of<'a, B>(
+        &self,
+        snapshot: &'a Snapshot,
+        req: &Request<B>,
+    ) -> Result<&'a Arc<Project>, String> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
+            .map(host_name)
+            .unwrap_or_default();
+        let named = match snapshot.domains.get(&host) {
+            Some(p) => p.clone(),
+            None => match host
+                .strip_suffix(self.base_domain.as_str())
+                .and_then(|h| h.strip_suffix('.'))
+                .filter(|label| !label.is_empty() && !label.contains('.'))
+            {
+                Some(label) => label.to_owned(),
+                None => DEFAULT_PROJECT.to_owned(),
+            },
+        };
+        snapshot.project(&named).ok_or(named)
     }
 
     /// The dispatcher requests go to.
@@ -123,9 +175,19 @@ impl Gateway {
         let origin = Origin::new(Trigger::Http, traceparent(req.headers()));
         let snapshot = self.registry.snapshot();
         let path = req.uri().path().to_owned();
+        let project = match self.project_of(&snapshot, &req) {
+            Ok(p) => p,
+            Err(name) => {
+                return error_response(
+                    Code::ProjectNotFound,
+                    format!("no project named `{name}` (from the request's host)"),
+                    &origin.request_id,
+                );
+            }
+        };
         // Everything the route decides is settled while the snapshot is held, so nothing of
         // it is copied out but the function and the version.
-        let (function, chosen) = match snapshot.routes.lookup(req.method().as_str(), &path) {
+        let (function, chosen) = match project.routes.lookup(req.method().as_str(), &path) {
             Lookup::Found(route, m) => {
                 let function = route.function.clone();
                 let chosen = self
@@ -226,7 +288,11 @@ impl Gateway {
             let admin = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|h| h.to_str().ok())
-                .is_some_and(|h| self.admin.as_ref().is_some_and(|a| a.is_admin(h)));
+                .is_some_and(|h| {
+                    self.admin
+                        .as_ref()
+                        .is_some_and(|a| a.may_pin(h, &function.project))
+                });
             if !admin {
                 return Err((
                     Code::Forbidden,
@@ -341,6 +407,18 @@ fn strip_updraft_headers(headers: &mut http::HeaderMap) {
     for k in spoofed {
         headers.remove(k);
     }
+}
+
+/// The host name of a `Host` header value: lower case, without the port (an IPv6 literal
+/// keeps its brackets).
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// The address a listener is bound to, for printing.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use updraft_api::{Code, RollbackRequest, RollbackResponse, SetAlias, VersionDetail, VersionList};
 use updraft_manifest::{LIVE, Name, format_duration};
-use updraft_store::{AliasRecord, Canary, DEFAULT_PROJECT, FunctionRecord, StoreError};
+use updraft_store::{AliasRecord, Canary, FunctionRecord, StoreError};
 
 use crate::build::{check_routes, warm_up};
 use crate::deploy::canary_template;
@@ -22,29 +22,25 @@ use crate::{Error, Registry};
 pub type RollbackOutcome = RollbackResponse;
 
 impl Registry {
-    async fn record(&self, name: &str) -> Result<Arc<FunctionRecord>, Error> {
+    async fn record(&self, project: &str, name: &str) -> Result<Arc<FunctionRecord>, Error> {
         let deployed = self.deployed.lock().await;
-        deployed
-            .entries
-            .get(name)
-            .map(|e| e.record.clone())
-            .ok_or_else(|| Error::not_found(name))
+        Ok(deployed.entry(project, name)?.record.clone())
     }
 
     /// A function's versions (newest first) and aliases.
     ///
     /// # Errors
     /// [`Code::FunctionNotFound`].
-    pub async fn versions(&self, name: &str) -> Result<VersionList, Error> {
-        Ok(version_list(&*self.record(name).await?))
+    pub async fn versions(&self, project: &str, name: &str) -> Result<VersionList, Error> {
+        Ok(version_list(&*self.record(project, name).await?))
     }
 
     /// One version with the manifest it was deployed with.
     ///
     /// # Errors
     /// [`Code::FunctionNotFound`], [`Code::VersionNotFound`].
-    pub async fn version(&self, name: &str, n: u32) -> Result<VersionDetail, Error> {
-        let record = self.record(name).await?;
+    pub async fn version(&self, project: &str, name: &str, n: u32) -> Result<VersionDetail, Error> {
+        let record = self.record(project, name).await?;
         let version = record.version(n).ok_or_else(|| {
             Error::from(StoreError::NoSuchVersion {
                 function: name.to_owned(),
@@ -54,7 +50,7 @@ impl Registry {
         let manifest = self
             .stores
             .metadata
-            .version_manifest(DEFAULT_PROJECT, name, n)
+            .version_manifest(project, name, n)
             .await?;
         Ok(VersionDetail {
             info: version_info(&record, version),
@@ -69,17 +65,14 @@ impl Registry {
     /// background decision must not undo a change made since.
     pub(crate) async fn move_alias(
         &self,
+        project: &str,
         name: &str,
         alias: AliasRecord,
         note: Option<(u32, String)>,
         expected: Option<&AliasRecord>,
     ) -> Result<Option<FunctionRecord>, Error> {
         let mut deployed = self.deployed.lock().await;
-        let current = deployed
-            .entries
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::not_found(name))?;
+        let current = deployed.entry(project, name)?.clone();
         if let Some(expected) = expected
             && current.record.alias(&expected.name) != Some(expected)
         {
@@ -90,29 +83,28 @@ impl Registry {
             && v.deleted_at.is_none()
         {
             let routes = BTreeMap::from([(name.to_owned(), v.spec.http.clone())]);
-            check_routes(&deployed.entries, &routes)?;
+            check_routes(deployed.of(project)?, &routes)?;
         }
         let metadata = &self.stores.metadata;
         let keep = self.config.keep_versions;
-        let (_, pruned) = metadata
-            .set_alias(DEFAULT_PROJECT, name, &alias, keep)
-            .await?;
+        let (_, pruned) = metadata.set_alias(project, name, &alias, keep).await?;
         if let Some((v, note)) = note {
-            metadata
-                .set_version_note(DEFAULT_PROJECT, name, v, &note)
-                .await?;
+            metadata.set_version_note(project, name, v, &note).await?;
         }
         let record = metadata
-            .function(DEFAULT_PROJECT, name)
+            .function(project, name)
             .await?
             .ok_or_else(|| Error::not_found(name))?;
         let rebuilt = self.entry(record.clone(), Some(&current), None).await;
         let mut next = deployed.entries.clone();
-        next.insert(name.to_owned(), rebuilt);
+        next.entry(project.to_owned())
+            .or_default()
+            .insert(name.to_owned(), rebuilt);
         self.publish(&mut deployed, next, Vec::new()).await?;
         self.forget(&pruned.orphaned).await;
         for (f, v) in &pruned.versions {
             self.event(
+                project,
                 f,
                 &format!(
                     "deleted version {v} (retention keeps the last {})",
@@ -120,7 +112,7 @@ impl Registry {
                 ),
             );
         }
-        warm_up(deployed.entries.get(name));
+        warm_up(deployed.of(project)?.get(name));
         Ok(Some(record))
     }
 
@@ -131,6 +123,7 @@ impl Registry {
     /// [`Code::Conflict`] for routes the move would make collide.
     pub async fn set_alias(
         &self,
+        project: &str,
         name: &str,
         alias: &str,
         req: SetAlias,
@@ -200,10 +193,10 @@ impl Registry {
         };
         let described = describe(&record);
         let record = self
-            .move_alias(name, record, None, None)
+            .move_alias(project, name, record, None, None)
             .await?
             .ok_or_else(|| Error::internal("moving an alias", "no change made"))?;
-        self.event(name, &format!("alias {described}"));
+        self.event(project, name, &format!("alias {described}"));
         record
             .alias(alias)
             .map(alias_info)
@@ -215,7 +208,7 @@ impl Registry {
     /// # Errors
     /// [`Code::BadRequest`] for `live`, [`Code::AliasNotFound`], [`Code::Conflict`] when a route
     /// serves it.
-    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), Error> {
+    pub async fn delete_alias(&self, project: &str, name: &str, alias: &str) -> Result<(), Error> {
         if alias == LIVE {
             return Err(Error::new(
                 Code::BadRequest,
@@ -223,11 +216,7 @@ impl Registry {
             ));
         }
         let mut deployed = self.deployed.lock().await;
-        let current = deployed
-            .entries
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::not_found(name))?;
+        let current = deployed.entry(project, name)?.clone();
         if current.record.alias(alias).is_none() {
             return Err(Error::new(
                 Code::AliasNotFound,
@@ -248,16 +237,18 @@ impl Registry {
             ));
         }
         let metadata = &self.stores.metadata;
-        metadata.delete_alias(DEFAULT_PROJECT, name, alias).await?;
+        metadata.delete_alias(project, name, alias).await?;
         let record = metadata
-            .function(DEFAULT_PROJECT, name)
+            .function(project, name)
             .await?
             .ok_or_else(|| Error::not_found(name))?;
         let rebuilt = self.entry(record, Some(&current), None).await;
         let mut next = deployed.entries.clone();
-        next.insert(name.to_owned(), rebuilt);
+        next.entry(project.to_owned())
+            .or_default()
+            .insert(name.to_owned(), rebuilt);
         self.publish(&mut deployed, next, Vec::new()).await?;
-        self.event(name, &format!("alias {alias} deleted"));
+        self.event(project, name, &format!("alias {alias} deleted"));
         Ok(())
     }
 
@@ -268,11 +259,12 @@ impl Registry {
     /// [`Code::AliasNotFound`], [`Code::Conflict`] when there is nothing to roll back to.
     pub async fn rollback(
         &self,
+        project: &str,
         name: &str,
         req: RollbackRequest,
     ) -> Result<RollbackResponse, Error> {
         let alias_name = req.alias.unwrap_or_else(|| LIVE.to_owned());
-        let record = self.record(name).await?;
+        let record = self.record(project, name).await?;
         let current = record.alias(&alias_name).cloned().ok_or_else(|| {
             Error::new(
                 Code::AliasNotFound,
@@ -336,7 +328,7 @@ impl Registry {
             updated_at: 0,
         };
         let record = self
-            .move_alias(name, moved, note, Some(&current))
+            .move_alias(project, name, moved, note, Some(&current))
             .await?
             .ok_or_else(|| {
                 Error::new(
@@ -344,7 +336,7 @@ impl Registry {
                     format!("{alias_name} changed while rolling back; try again"),
                 )
             })?;
-        self.event(name, &format!("rollback: {message}"));
+        self.event(project, name, &format!("rollback: {message}"));
         let alias = record
             .alias(&alias_name)
             .map(alias_info)

@@ -10,11 +10,11 @@ use updraft_dispatch::{
     Alias, ConcurrencyLimit, Function, Health, Reuse, Runtime, Settings, Version,
 };
 use updraft_manifest::{Function as Spec, HttpTrigger};
-use updraft_store::{FunctionRecord, VersionRecord};
+use updraft_store::{FunctionRecord, ProjectRecord, VersionRecord};
 
 use crate::limits::Effective;
 use crate::routes::{RouteConflict, RouteTable};
-use crate::{Error, Registry, Snapshot};
+use crate::{Entries, Error, Project, Registry, Snapshot};
 
 /// One function: its stored record and what is served for it.
 #[derive(Clone)]
@@ -178,32 +178,46 @@ pub(crate) fn routes(record: &FunctionRecord) -> &[HttpTrigger] {
     record.live().map_or(&[], |v| v.spec.http.as_slice())
 }
 
-/// Builds the snapshot of a set of entries (its generation is set by the caller).
-pub(crate) fn snapshot(entries: &HashMap<String, Entry>) -> Result<Snapshot, RouteConflict> {
-    // Sorted by name so that conflicts are reported deterministically.
-    let sorted: BTreeMap<&String, &Entry> = entries.iter().collect();
-    let routes = RouteTable::new(sorted.values().flat_map(|e| {
-        routes(&e.record)
-            .iter()
-            .map(|t| (t.clone(), e.function.clone()))
-    }))?;
-    Ok(Snapshot {
-        generation: 0,
-        routes,
-        functions: entries
-            .iter()
-            .map(|(k, e)| (k.clone(), e.function.clone()))
-            .collect(),
-        records: entries
-            .iter()
-            .map(|(k, e)| (k.clone(), e.record.clone()))
-            .collect(),
-        forgotten: Vec::new(),
-    })
+/// Builds the snapshot of `projects` and their functions (its generation is set by the
+/// caller).
+pub(crate) fn snapshot(
+    projects: &BTreeMap<String, ProjectRecord>,
+    entries: &Entries,
+) -> Result<Snapshot, RouteConflict> {
+    let mut snapshot = Snapshot::default();
+    let none = HashMap::new();
+    for (id, record) in projects {
+        let entries = entries.get(id).unwrap_or(&none);
+        // Sorted by name so that conflicts are reported deterministically.
+        let sorted: BTreeMap<&String, &Entry> = entries.iter().collect();
+        let routes = RouteTable::new(sorted.values().flat_map(|e| {
+            routes(&e.record)
+                .iter()
+                .map(|t| (t.clone(), e.function.clone()))
+        }))?;
+        let project = Project {
+            record: Some(record.clone()),
+            routes,
+            functions: entries
+                .iter()
+                .map(|(k, e)| (k.clone(), e.function.clone()))
+                .collect(),
+            records: entries
+                .iter()
+                .map(|(k, e)| (k.clone(), e.record.clone()))
+                .collect(),
+        };
+        for d in &record.domains {
+            snapshot.domains.insert(d.clone(), id.clone());
+        }
+        snapshot.projects.insert(id.clone(), Arc::new(project));
+    }
+    Ok(snapshot)
 }
 
 /// Checks that routes taken from `replaced` (function name → routes) together with the routes
-/// of every other entry do not collide, before anything is stored.
+/// of every other function of the project (`entries`) do not collide, before anything is
+/// stored.
 pub(crate) fn check_routes(
     entries: &HashMap<String, Entry>,
     replaced: &BTreeMap<String, Vec<HttpTrigger>>,

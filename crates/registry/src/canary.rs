@@ -1,6 +1,7 @@
 //! Guarded canaries: the judge that compares a canary's health with its stable version's,
 //! and the guard that rolls back or promotes canaries on its own.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use updraft_dispatch::Summary;
@@ -122,6 +123,7 @@ impl Registry {
             .await
             .entries
             .values()
+            .flat_map(HashMap::values)
             .filter(|e| {
                 e.record
                     .aliases
@@ -186,6 +188,7 @@ impl Registry {
                 };
                 match self
                     .move_alias(
+                        &e.record.project,
                         &e.record.name,
                         moved,
                         Some((canary.version, note)),
@@ -193,9 +196,10 @@ impl Registry {
                     )
                     .await
                 {
-                    Ok(Some(_)) => self.event(&e.record.name, &message),
+                    Ok(Some(_)) => self.event(&e.record.project, &e.record.name, &message),
                     Ok(None) => {}
                     Err(err) => tracing::error!(
+                        project = %e.record.project,
                         function = %e.record.name,
                         error = %err.message,
                         "the canary guard could not move an alias"

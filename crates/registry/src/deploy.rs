@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use updraft_api::{Code, DeployRequest, DeployResponse, FunctionInfo};
 use updraft_manifest::{HttpTrigger, LIVE, Manifest};
-use updraft_store::{Canary, DEFAULT_PROJECT, DeployOptions, DeployedFunction};
+use updraft_store::{Canary, DeployOptions, DeployedFunction};
 
 use crate::build::{Entry, check_routes, warm_up};
-use crate::{Error, Registry, views};
+use crate::{Entries, Error, Registry, views};
 
 /// Validates a canary weight and guard.
 pub(crate) fn canary_template(p: &updraft_api::CanaryPolicy) -> Result<Canary, Error> {
@@ -35,18 +35,31 @@ pub(crate) fn canary_template(p: &updraft_api::CanaryPolicy) -> Result<Canary, E
 impl Registry {
     /// Loads every stored function and publishes them: scaled to zero, only code missing from
     /// the runtime's prepared form (the compiled-code cache) is made now, so that no request
-    /// pays for it. Returns the functions that could not be loaded, with why (they are not
-    /// served; the rest are).
+    /// pays for it. Returns the functions that could not be loaded (`project/name`), with why
+    /// (they are not served; the rest are).
     ///
     /// # Errors
     /// [`Error`] if the store cannot be read.
     pub async fn load(&self) -> Result<Vec<(String, String)>, Error> {
         let mut deployed = self.deployed.lock().await;
+        deployed.projects = self
+            .stores
+            .metadata
+            .projects()
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
         let records = self.stores.metadata.all_functions().await?;
-        let mut entries = HashMap::new();
+        let mut entries: Entries = deployed
+            .projects
+            .keys()
+            .map(|p| (p.clone(), HashMap::new()))
+            .collect();
         let mut failed = Vec::new();
         for record in records {
             let name = record.name.clone();
+            let project = record.project.clone();
             // Versions no alias points at are left to compile on the first request that pins
             // one.
             let aliased = |n: u32| record.aliases.iter().any(|a| a.references(n));
@@ -62,28 +75,31 @@ impl Registry {
             }
             match problem {
                 None => {
-                    entries.insert(name, self.entry(record, None, None).await);
+                    let entry = self.entry(record, None, None).await;
+                    entries.entry(project).or_default().insert(name, entry);
                 }
                 Some(e) => {
-                    tracing::error!(function = %name, error = %e, "could not load function");
-                    failed.push((name, e));
+                    tracing::error!(project, function = %name, error = %e, "could not load function");
+                    failed.push((format!("{project}/{name}"), e));
                 }
             }
         }
         self.publish(&mut deployed, entries, Vec::new()).await?;
-        warm_up(deployed.entries.values());
+        warm_up(deployed.entries.values().flat_map(HashMap::values));
         Ok(failed)
     }
 
-    /// Deploys (or redeploys) one app: validates the manifest against the server's maxima,
+    /// Deploys (or redeploys) one app of `project`: validates the manifest against the server's maxima,
     /// loads the code of every changed function (a deploy whose code cannot run changes
     /// nothing), checks routes, persists new versions and moves `live` (or adds a canary),
     /// then publishes.
     ///
     /// # Errors
-    /// [`Error`] naming what is wrong: the manifest, an artifact, a route conflict.
+    /// [`Error`] naming what is wrong: the manifest, an artifact, a route conflict, a project
+    /// that does not exist.
     pub async fn deploy(
         &self,
+        project: &str,
         req: DeployRequest,
         deployer: String,
     ) -> Result<DeployResponse, Error> {
@@ -131,7 +147,7 @@ impl Registry {
         let app = manifest.app.name.to_string();
 
         let mut deployed = self.deployed.lock().await;
-        let guard = &deployed.entries;
+        let guard = deployed.of(project)?;
         if let Some((f, owner)) = functions.iter().find_map(|f| {
             guard
                 .get(f.spec.name.as_str())
@@ -187,7 +203,15 @@ impl Registry {
         };
         let mut preloaded = HashMap::new();
         for f in &changed {
-            if !self.stores.artifacts.exists(&f.digest).await? {
+            // Artifacts are stored once for every project; a project deploys only those it
+            // uploaded, so knowing another project's digest gets nothing.
+            if !self
+                .stores
+                .metadata
+                .has_artifact(project, &f.digest)
+                .await?
+                || !self.stores.artifacts.exists(&f.digest).await?
+            {
                 return Err(Error::new(
                     Code::UnknownArtifact,
                     format!(
@@ -211,19 +235,16 @@ impl Registry {
         }
         let metadata = &self.stores.metadata;
         let outcome = metadata
-            .deploy_app(DEFAULT_PROJECT, &app, &req.manifest, &functions, &options)
+            .deploy_app(project, &app, &req.manifest, &functions, &options)
             .await?;
         let mut records = Vec::new();
         for f in &functions {
-            if let Some(r) = metadata
-                .function(DEFAULT_PROJECT, f.spec.name.as_str())
-                .await?
-            {
+            if let Some(r) = metadata.function(project, f.spec.name.as_str()).await? {
                 records.push(r);
             }
         }
         // Durable; now switch traffic.
-        let mut next: HashMap<String, Entry> = guard
+        let mut mine: HashMap<String, Entry> = guard
             .iter()
             .filter(|(k, _)| !outcome.removed.contains(k))
             .map(|(k, e)| (k.clone(), e.clone()))
@@ -236,12 +257,18 @@ impl Registry {
                 .find(|(n, _)| *n == name)
                 .and_then(|(_, v)| preloaded.remove(&name).map(|r| (*v, r)));
             let e = self.entry(record, guard.get(&name), fresh).await;
-            next.insert(name, e);
+            mine.insert(name, e);
         }
-        self.publish(&mut deployed, next, outcome.removed.clone())
-            .await?;
+        let mut next = deployed.entries.clone();
+        next.insert(project.to_owned(), mine);
+        let removed = outcome
+            .removed
+            .iter()
+            .map(|n| (project.to_owned(), n.clone()))
+            .collect();
+        self.publish(&mut deployed, next, removed).await?;
         self.forget(&outcome.orphaned).await;
-        let next = &deployed.entries;
+        let next = deployed.of(project)?;
         for (name, version) in &outcome.published {
             let msg = match next.get(name).and_then(|e| e.record.alias(LIVE)) {
                 Some(live) if live.version == *version => {
@@ -254,10 +281,11 @@ impl Registry {
                 ),
                 None => format!("deployed version {version}"),
             };
-            self.event(name, &msg);
+            self.event(project, name, &msg);
         }
         for (name, version) in &outcome.pruned {
             self.event(
+                project,
                 name,
                 &format!(
                     "deleted version {version} (retention keeps the last {})",
@@ -288,52 +316,50 @@ impl Registry {
         })
     }
 
-    /// Deletes one function with its versions. Returns whether it existed.
+    /// Deletes function `name` of `project` with its versions. Returns whether it existed.
     ///
     /// # Errors
-    /// [`Error`] if the store fails.
-    pub async fn delete(&self, name: &str) -> Result<bool, Error> {
+    /// [`Error`] if the store fails, [`Code::ProjectNotFound`].
+    pub async fn delete(&self, project: &str, name: &str) -> Result<bool, Error> {
         let mut deployed = self.deployed.lock().await;
-        if !deployed.entries.contains_key(name) {
+        if !deployed.of(project)?.contains_key(name) {
             return Ok(false);
         }
-        let pruned = self
-            .stores
-            .metadata
-            .delete_function(DEFAULT_PROJECT, name)
-            .await?;
+        let pruned = self.stores.metadata.delete_function(project, name).await?;
         let mut next = deployed.entries.clone();
-        next.remove(name);
-        self.publish(&mut deployed, next, vec![name.to_owned()])
-            .await?;
+        if let Some(mine) = next.get_mut(project) {
+            mine.remove(name);
+        }
+        let forgotten = vec![(project.to_owned(), name.to_owned())];
+        self.publish(&mut deployed, next, forgotten).await?;
         if let Some(p) = pruned {
             self.forget(&p.orphaned).await;
         }
         Ok(true)
     }
 
-    /// Every deployed function, by name.
-    pub async fn list(&self) -> Vec<FunctionInfo> {
+    /// Every deployed function of `project`, by name.
+    ///
+    /// # Errors
+    /// [`Code::ProjectNotFound`].
+    pub async fn list(&self, project: &str) -> Result<Vec<FunctionInfo>, Error> {
         let deployed = self.deployed.lock().await;
         let mut infos: Vec<FunctionInfo> = deployed
-            .entries
+            .of(project)?
             .values()
             .filter_map(|e| views::info(&self.config.limits, e))
             .collect();
         infos.sort_by(|a, b| a.name.cmp(&b.name));
-        infos
+        Ok(infos)
     }
 
-    /// One deployed function.
+    /// One deployed function of `project`.
     ///
     /// # Errors
-    /// [`Code::FunctionNotFound`].
-    pub async fn function(&self, name: &str) -> Result<FunctionInfo, Error> {
+    /// [`Code::FunctionNotFound`], [`Code::ProjectNotFound`].
+    pub async fn function(&self, project: &str, name: &str) -> Result<FunctionInfo, Error> {
         let deployed = self.deployed.lock().await;
-        deployed
-            .entries
-            .get(name)
-            .and_then(|e| views::info(&self.config.limits, e))
+        views::info(&self.config.limits, deployed.entry(project, name)?)
             .ok_or_else(|| Error::not_found(name))
     }
 }

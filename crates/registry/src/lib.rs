@@ -1,5 +1,5 @@
-//! The registry: the one owner of deployed state (functions, their immutable versions, aliases,
-//! routes and triggers).
+//! The registry: the one owner of deployed state (projects, their functions, the functions'
+//! immutable versions, aliases, routes and triggers).
 //!
 //! Every change (a deploy, an alias move, a rollback, a delete, the canary guard's decisions)
 //! runs under one lock, persists to the metadata store first, then builds and publishes a new
@@ -18,6 +18,10 @@
 //! version `live` points at: moving `live` (a rollback) brings back that version's routes with
 //! its code.
 //!
+//! Every function belongs to a project: names, routes and quotas are per project, so two
+//! projects may deploy the same function names and the same routes. A project is deleted only
+//! once it has no functions, under the same lock as deploys, so none can land in it meanwhile.
+//!
 //! It depends on the metadata store, the dispatcher's types and a runtime provider; it must not
 //! know about HTTP listeners, Wasmtime or trigger delivery.
 
@@ -27,6 +31,7 @@ mod canary;
 mod deploy;
 mod gc;
 mod limits;
+mod projects;
 mod quotas;
 mod routes;
 mod views;
@@ -45,7 +50,7 @@ use tokio::sync::watch;
 use updraft_api::Code;
 use updraft_dispatch::{Dispatcher, Function, RuntimeProvider, Stream};
 use updraft_store::{
-    ArtifactStore, DEFAULT_PROJECT, FunctionRecord, MetadataStore, StoreError, TelemetryStore,
+    ArtifactStore, FunctionRecord, MetadataStore, ProjectRecord, StoreError, TelemetryStore,
 };
 
 use crate::build::Entry;
@@ -115,6 +120,14 @@ impl Error {
             format!("no function named `{name}`"),
         )
     }
+
+    /// A project that does not exist (or that the caller may not see: the same answer).
+    pub fn project_not_found(project: &str) -> Self {
+        Self::new(
+            Code::ProjectNotFound,
+            format!("no project named `{project}`"),
+        )
+    }
 }
 
 impl From<StoreError> for Error {
@@ -128,6 +141,8 @@ impl From<StoreError> for Error {
                 format!("{e}; `updraft versions` lists the versions that can serve"),
             ),
             StoreError::NoSuchFunction { function } => Self::not_found(&function),
+            StoreError::NoSuchProject { project } => Self::project_not_found(&project),
+            StoreError::ProjectNotEmpty { .. } => Self::new(Code::Conflict, e.to_string()),
             e => Self::internal("storage error", e),
         }
     }
@@ -144,15 +159,48 @@ impl From<tokio::task::JoinError> for Error {
 pub struct Snapshot {
     /// Increases with every change.
     pub generation: u64,
+    /// Every project, by name (one with no functions too).
+    pub projects: HashMap<String, Arc<Project>>,
+    /// Custom domains (lower case) → the project they serve.
+    pub domains: HashMap<String, String>,
+    /// Functions the change that made this snapshot deleted, as `(project, name)`: their
+    /// event state can go.
+    pub forgotten: Vec<(String, String)>,
+}
+
+/// What one project serves.
+#[derive(Clone, Default)]
+pub struct Project {
+    /// The stored project.
+    pub record: Option<ProjectRecord>,
     /// HTTP routes.
     pub routes: RouteTable,
     /// Functions by name.
     pub functions: HashMap<String, Arc<Function>>,
     /// The stored record of each function (its versions and aliases).
     pub records: HashMap<String, Arc<FunctionRecord>>,
-    /// Functions the change that made this snapshot deleted, as `(project, name)`: their
-    /// event state can go.
-    pub forgotten: Vec<(String, String)>,
+}
+
+impl Snapshot {
+    /// Project `id`, if it exists.
+    pub fn project(&self, id: &str) -> Option<&Arc<Project>> {
+        self.projects.get(id)
+    }
+
+    /// Function `name` of `project`, if it is served.
+    pub fn function(&self, project: &str, name: &str) -> Option<&Arc<Function>> {
+        self.projects.get(project)?.functions.get(name)
+    }
+
+    /// Every served function of every project.
+    pub fn all_functions(&self) -> impl Iterator<Item = &Arc<Function>> {
+        self.projects.values().flat_map(|p| p.functions.values())
+    }
+
+    /// The stored record of every served function of every project.
+    pub fn all_records(&self) -> impl Iterator<Item = &Arc<FunctionRecord>> {
+        self.projects.values().flat_map(|p| p.records.values())
+    }
 }
 
 /// A subscriber's view of the registry's snapshots.
@@ -206,11 +254,35 @@ pub struct Registry {
     acks: Mutex<Vec<watch::Receiver<u64>>>,
 }
 
-/// The functions being served, with the records they were built from.
+/// Functions by project, then by name.
+type Entries = HashMap<String, HashMap<String, Entry>>;
+
+/// The projects and the functions being served, with the records they were built from. Every
+/// project in `projects` has a (maybe empty) map in `entries`.
 #[derive(Default)]
 struct Deployed {
-    entries: HashMap<String, Entry>,
+    projects: BTreeMap<String, ProjectRecord>,
+    entries: Entries,
     generation: u64,
+}
+
+impl Deployed {
+    /// The functions of `project`.
+    ///
+    /// # Errors
+    /// [`Code::ProjectNotFound`].
+    fn of(&self, project: &str) -> Result<&HashMap<String, Entry>, Error> {
+        self.entries
+            .get(project)
+            .ok_or_else(|| Error::project_not_found(project))
+    }
+
+    /// Function `name` of `project`.
+    fn entry(&self, project: &str, name: &str) -> Result<&Entry, Error> {
+        self.of(project)?
+            .get(name)
+            .ok_or_else(|| Error::not_found(name))
+    }
 }
 
 impl Registry {
@@ -254,33 +326,34 @@ impl Registry {
         &self.config
     }
 
-    /// The quotas in force, for the usage API.
-    pub fn quotas(&self, function: Option<&str>) -> Vec<Arc<updraft_dispatch::Quota>> {
-        self.quotas.all(function)
+    /// The quotas of `project` in force, for the usage API.
+    pub fn quotas(
+        &self,
+        project: &str,
+        function: Option<&str>,
+    ) -> Vec<Arc<updraft_dispatch::Quota>> {
+        self.quotas.all(project, function)
     }
 
-    /// Publishes `entries` as the new snapshot, then waits for subscribers to apply it.
+    /// Publishes `entries` (with `deployed.projects`) as the new snapshot, then waits for
+    /// subscribers to apply it. `forgotten`: functions deleted, as `(project, name)`.
     async fn publish(
         &self,
         deployed: &mut Deployed,
-        entries: HashMap<String, Entry>,
-        forgotten: Vec<String>,
+        entries: Entries,
+        forgotten: Vec<(String, String)>,
     ) -> Result<(), Error> {
-        let mut snapshot =
-            build::snapshot(&entries).map_err(|e| Error::internal("rebuilding routes", e))?;
+        let mut snapshot = build::snapshot(&deployed.projects, &entries)
+            .map_err(|e| Error::internal("rebuilding routes", e))?;
         deployed.generation += 1;
         snapshot.generation = deployed.generation;
-        snapshot.forgotten = forgotten
-            .into_iter()
-            .map(|n| (DEFAULT_PROJECT.to_owned(), n))
-            .collect();
+        snapshot.forgotten = forgotten;
         self.dispatcher
             .metrics()
             .retain(|project, function, version| {
                 snapshot
-                    .functions
-                    .get(function)
-                    .is_some_and(|f| f.project == project && f.versions.contains_key(&version))
+                    .function(project, function)
+                    .is_some_and(|f| f.versions.contains_key(&version))
             });
         let snapshot = Arc::new(snapshot);
         self.current.store(snapshot.clone());
@@ -309,22 +382,20 @@ impl Registry {
     }
 
     /// Writes a platform event into a function's log (and the server's).
-    pub(crate) fn event(&self, function: &str, message: &str) {
-        tracing::info!(function, "{message}");
-        self.dispatcher.telemetry().line(
-            DEFAULT_PROJECT,
-            function,
-            None,
-            "",
-            Stream::Platform,
-            message,
-        );
+    pub(crate) fn event(&self, project: &str, function: &str, message: &str) {
+        tracing::info!(project, function, "{message}");
+        self.dispatcher
+            .telemetry()
+            .line(project, function, None, "", Stream::Platform, message);
     }
 
     /// Deletes artifacts no version references any more, and their prepared code.
     async fn forget(&self, digests: &[String]) {
         for d in digests {
             self.runtimes.forget(d);
+            if let Err(e) = self.stores.metadata.forget_artifact(d).await {
+                tracing::warn!(digest = %d, error = %e, "could not forget an artifact's grants");
+            }
             if let Err(e) = self.stores.artifacts.delete(d).await {
                 // Nothing references it, so it is only wasted space; say so and go on.
                 tracing::warn!(digest = %d, error = %e, "could not delete an artifact");

@@ -10,7 +10,8 @@ use updraft_dispatch::{Quota, QuotaScope, period_bounds};
 use updraft_manifest::{QuotaMetric, QuotaPeriod, Quotas};
 use updraft_store::{TelemetryStore, UsageQuery, now_ms};
 
-type Key = (QuotaScope, String, QuotaMetric, QuotaPeriod);
+/// Scope, project, the function's name (the project's for a project quota), metric, period.
+type Key = (QuotaScope, String, String, QuotaMetric, QuotaPeriod);
 
 pub(crate) struct QuotaRegistry {
     projects: BTreeMap<String, Quotas>,
@@ -48,7 +49,7 @@ impl QuotaRegistry {
             .map(|(m, p, limit)| (QuotaScope::Project, project, m, p, limit));
         let mut out = Vec::new();
         for (scope, name, metric, period, limit) in own.chain(shared) {
-            let key = (scope, name.to_owned(), metric, period);
+            let key = (scope, project.to_owned(), name.to_owned(), metric, period);
             if let Some(q) = lock(&self.live).get(&key) {
                 q.set_limit(limit);
                 out.push(q.clone());
@@ -65,11 +66,13 @@ impl QuotaRegistry {
         out
     }
 
-    /// Every quota of `project`, or only those a request to `function` must pass.
-    pub(crate) fn all(&self, function: Option<&str>) -> Vec<Arc<Quota>> {
+    /// Every quota of `project`, or only those a request to its `function` must pass.
+    pub(crate) fn all(&self, project: &str, function: Option<&str>) -> Vec<Arc<Quota>> {
         let live = lock(&self.live);
         let mut out: Vec<Arc<Quota>> = live
-            .values()
+            .iter()
+            .filter(|((_, p, ..), _)| p == project)
+            .map(|(_, q)| q)
             .filter(|q| q.scope == QuotaScope::Project || function.is_none_or(|f| q.name == f))
             .cloned()
             .collect();

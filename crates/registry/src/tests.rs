@@ -14,6 +14,8 @@ use updraft_dispatch::{
 
 use super::*;
 
+const D: &str = updraft_api::DEFAULT_PROJECT;
+
 /// Runs nothing; counts what the registry asks of it.
 #[derive(Default)]
 struct Provider {
@@ -65,6 +67,9 @@ async fn env() -> Env {
     let mut w = artifacts.writer(&digest).await.unwrap();
     w.write(&bytes).await.unwrap();
     w.commit().await.unwrap();
+    for project in [D, "shop"] {
+        store.grant_artifact(project, &digest).await.unwrap();
+    }
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(Quiet), DispatchConfig::default()));
     let registry = Registry::new(
         Stores {
@@ -76,6 +81,7 @@ async fn env() -> Env {
         dispatcher,
         RegistryConfig::default(),
     );
+    registry.load().await.unwrap();
     Env {
         _dir: dir,
         registry,
@@ -114,18 +120,19 @@ fn request(env: &Env, functions: &[(&str, &str)], canary: Option<u8>) -> DeployR
 async fn subscribers_see_every_change_in_order_and_a_change_waits_for_them() {
     let env = env().await;
     let mut sub = env.registry.subscribe();
-    // The current snapshot first.
+    // The current snapshot first (loading the store published the first one).
     let first = sub.next().await.unwrap();
-    assert_eq!(first.generation, 0);
-    sub.applied(0);
+    assert_eq!(first.generation, 1);
+    assert!(first.project(D).is_some());
+    sub.applied(1);
     let registry = env.registry.clone();
     let req = request(&env, &[("a", "[[functions.http]]\nroute = \"/a\"")], None);
-    let deploy = tokio::spawn(async move { registry.deploy(req, "me".into()).await });
+    let deploy = tokio::spawn(async move { registry.deploy(D, req, "me".into()).await });
     let snapshot = sub.next().await.unwrap();
-    assert_eq!(snapshot.generation, 1);
-    assert!(snapshot.functions.contains_key("a"));
+    assert_eq!(snapshot.generation, 2);
+    assert!(snapshot.function(D, "a").is_some());
     // Published (the gateway serves it) but not acknowledged until the subscriber applied it.
-    assert_eq!(env.registry.snapshot().generation, 1);
+    assert_eq!(env.registry.snapshot().generation, 2);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
         !deploy.is_finished(),
@@ -136,16 +143,13 @@ async fn subscribers_see_every_change_in_order_and_a_change_waits_for_them() {
 
     // Deleting it tells subscribers to forget it; a dropped subscription blocks nothing.
     let registry = env.registry.clone();
-    let delete = tokio::spawn(async move { registry.delete("a").await });
+    let delete = tokio::spawn(async move { registry.delete(D, "a").await });
     let snapshot = sub.next().await.unwrap();
-    assert_eq!(snapshot.generation, 2);
-    assert_eq!(
-        snapshot.forgotten,
-        vec![(DEFAULT_PROJECT.to_owned(), "a".to_owned())]
-    );
+    assert_eq!(snapshot.generation, 3);
+    assert_eq!(snapshot.forgotten, vec![(D.to_owned(), "a".to_owned())]);
     drop(sub);
     assert!(delete.await.unwrap().unwrap());
-    assert!(env.registry.snapshot().functions.is_empty());
+    assert!(env.registry.snapshot().all_functions().next().is_none());
 }
 
 #[tokio::test]
@@ -153,6 +157,7 @@ async fn a_failed_change_publishes_nothing() {
     let env = env().await;
     env.registry
         .deploy(
+            D,
             request(&env, &[("a", "[[functions.http]]\nroute = \"/x\"")], None),
             "me".into(),
         )
@@ -162,11 +167,11 @@ async fn a_failed_change_publishes_nothing() {
     // Another app's function on the same route conflicts: 409, nothing stored or published.
     let mut req = request(&env, &[("b", "[[functions.http]]\nroute = \"/x\"")], None);
     req.manifest = req.manifest.replace("name = \"app\"", "name = \"other\"");
-    let e = env.registry.deploy(req, "me".into()).await.unwrap_err();
+    let e = env.registry.deploy(D, req, "me".into()).await.unwrap_err();
     assert_eq!(e.code, Code::Conflict, "{e}");
     assert_eq!(env.registry.snapshot().generation, before);
-    assert!(!env.registry.snapshot().functions.contains_key("b"));
-    assert!(env.registry.function("b").await.is_err());
+    assert!(env.registry.snapshot().function(D, "b").is_none());
+    assert!(env.registry.function(D, "b").await.is_err());
 }
 
 #[tokio::test]
@@ -174,22 +179,24 @@ async fn one_limit_per_function_kept_across_versions_and_resized_by_live() {
     let env = env().await;
     env.registry
         .deploy(
+            D,
             request(&env, &[("a", "max_concurrency = 4")], None),
             "me".into(),
         )
         .await
         .unwrap();
-    let v1 = env.registry.snapshot().functions["a"].clone();
+    let v1 = env.registry.snapshot().function(D, "a").unwrap().clone();
     assert_eq!(v1.limit.max(), 4);
     // Version 2 as a canary: one function, one limit, still live's (version 1's) value.
     env.registry
         .deploy(
+            D,
             request(&env, &[("a", "max_concurrency = 9")], Some(10)),
             "me".into(),
         )
         .await
         .unwrap();
-    let split = env.registry.snapshot().functions["a"].clone();
+    let split = env.registry.snapshot().function(D, "a").unwrap().clone();
     assert_eq!(split.versions.len(), 2);
     assert!(
         Arc::ptr_eq(&v1.limit, &split.limit),
@@ -199,6 +206,7 @@ async fn one_limit_per_function_kept_across_versions_and_resized_by_live() {
     // Promoting version 2 resizes it.
     env.registry
         .set_alias(
+            D,
             "a",
             "live",
             updraft_api::SetAlias {
@@ -208,7 +216,79 @@ async fn one_limit_per_function_kept_across_versions_and_resized_by_live() {
         )
         .await
         .unwrap();
-    let promoted = env.registry.snapshot().functions["a"].clone();
+    let promoted = env.registry.snapshot().function(D, "a").unwrap().clone();
     assert!(Arc::ptr_eq(&v1.limit, &promoted.limit));
     assert_eq!(promoted.limit.max(), 9);
+}
+
+#[tokio::test]
+async fn projects_have_their_own_names_and_routes_and_are_deleted_only_when_empty() {
+    let env = env().await;
+    let routed = [("a", "[[functions.http]]\nroute = \"/x\"")];
+    // Nobody has granted "rival" the artifact: deploying it there is an unknown artifact.
+    env.registry.create_project("rival2", &[]).await.unwrap();
+    let e = env
+        .registry
+        .deploy("rival2", request(&env, &routed, None), "me".into())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::UnknownArtifact, "{e}");
+    let e = env
+        .registry
+        .deploy("shop", request(&env, &routed, None), "me".into())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::ProjectNotFound, "{e}");
+    env.registry
+        .create_project("shop", &["Shop.Example.com".to_owned()])
+        .await
+        .unwrap();
+    let e = env.registry.create_project("shop", &[]).await.unwrap_err();
+    assert_eq!(e.code, Code::Conflict);
+    for bad in ["Shop", "../x", "a b", ""] {
+        let e = env.registry.create_project(bad, &[]).await.unwrap_err();
+        assert_eq!(e.code, Code::BadRequest, "{bad}");
+    }
+    // Another project may not take the domain; the answer does not say whose it is.
+    let e = env
+        .registry
+        .create_project("rival", &["shop.example.com".to_owned()])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::Conflict);
+    assert!(!e.message.contains("shop`"), "{e}");
+    // The same function name and route in two projects.
+    for p in [D, "shop"] {
+        env.registry
+            .deploy(p, request(&env, &routed, None), "me".into())
+            .await
+            .unwrap();
+    }
+    let snapshot = env.registry.snapshot();
+    let (a, b) = (
+        snapshot.function(D, "a").unwrap(),
+        snapshot.function("shop", "a").unwrap(),
+    );
+    assert!(!Arc::ptr_eq(a, b));
+    assert_eq!(b.project, "shop");
+    assert_eq!(snapshot.domains["shop.example.com"], "shop");
+    assert!(matches!(
+        snapshot.project("shop").unwrap().routes.lookup("GET", "/x"),
+        Lookup::Found(r, _) if r.function.project == "shop"
+    ));
+    // Listing and lookups stay inside a project.
+    assert_eq!(env.registry.list("shop").await.unwrap().len(), 1);
+    assert_eq!(
+        env.registry.list("nope").await.unwrap_err().code,
+        Code::ProjectNotFound
+    );
+    let e = env.registry.delete_project("shop").await.unwrap_err();
+    assert_eq!(e.code, Code::Conflict, "{e}");
+    assert!(env.registry.delete("shop", "a").await.unwrap());
+    env.registry.delete_project("shop").await.unwrap();
+    assert!(env.registry.snapshot().project("shop").is_none());
+    assert!(env.registry.snapshot().domains.is_empty());
+    assert!(env.registry.snapshot().function(D, "a").is_some());
+    let e = env.registry.delete_project(D).await.unwrap_err();
+    assert_eq!(e.code, Code::BadRequest);
 }

@@ -25,7 +25,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use updraft_api::Code;
+use updraft_api::{Code, DEFAULT_PROJECT, PROJECT_HEADER};
 use updraft_store::{ApiKeyRecord, MetadataStore, now_ms};
 
 use crate::ServerError;
@@ -43,15 +43,19 @@ pub(crate) fn token_file(data_dir: &Path) -> PathBuf {
 pub(crate) struct Caller {
     /// The key's id (`key_...`), or `admin`.
     pub(crate) id: String,
-    /// The project a scoped key acts in; `None` for the admin key (any project).
-    pub(crate) project: Option<String>,
+    /// The project a scoped key belongs to; `None` for the admin key (any project).
+    pub(crate) scope: Option<String>,
     pub(crate) role: Role,
+    /// The project the request acts in: the `x-updraft-project` header, else the key's own
+    /// project, else `default`. It exists (checked before any handler runs, but for the
+    /// `/v1/projects` routes, which name their project in the path).
+    pub(crate) project: String,
 }
 
 impl Caller {
     /// Whether the caller may act in `project`.
     pub(crate) fn may_act_in(&self, project: &str) -> bool {
-        self.project.as_deref().is_none_or(|p| p == project)
+        self.scope.as_deref().is_none_or(|p| p == project)
     }
 }
 
@@ -107,8 +111,9 @@ impl Auth {
         if read(&self.admin).contains(&h) {
             return Ok(Caller {
                 id: "admin".to_owned(),
-                project: None,
+                scope: None,
                 role: Role::Admin,
+                project: DEFAULT_PROJECT.to_owned(),
             });
         }
         let keys = read(&self.keys);
@@ -123,14 +128,10 @@ impl Auth {
         };
         Ok(Caller {
             id: key.id.clone(),
-            project: Some(key.project.clone()),
+            scope: Some(key.project.clone()),
             role,
+            project: key.project.clone(),
         })
-    }
-
-    /// Whether `token` is a valid key with at least `role`.
-    pub(crate) fn has_role(&self, token: &str, role: Role) -> bool {
-        self.authenticate(token).is_ok_and(|c| c.role.allows(role))
     }
 
     /// Starts honouring a key just stored.
@@ -147,6 +148,11 @@ impl Auth {
     pub(crate) fn remove(&self, id: &str) {
         write(&self.keys).retain(|_, k| k.id != id);
     }
+
+    /// Stops honouring every key of `project` at once.
+    pub(crate) fn remove_project(&self, project: &str) {
+        write(&self.keys).retain(|_, k| k.project != project);
+    }
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -158,10 +164,11 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl updraft_gateway::AdminCheck for Auth {
-    fn is_admin(&self, authorization: &str) -> bool {
-        authorization
-            .strip_prefix("Bearer ")
-            .is_some_and(|t| self.has_role(t.trim(), Role::Deployer))
+    fn may_pin(&self, authorization: &str, project: &str) -> bool {
+        authorization.strip_prefix("Bearer ").is_some_and(|t| {
+            self.authenticate(t.trim())
+                .is_ok_and(|c| c.role.allows(Role::Deployer) && c.may_act_in(project))
+        })
     }
 
     fn is_key(&self, authorization: &str) -> bool {
@@ -227,6 +234,31 @@ pub(crate) async fn require_role(
         Ok(c) => c,
         Err(why) => return ApiError::new(Code::Unauthorized, why).into_response(),
     };
+    let mut caller = caller;
+    let named = req
+        .headers()
+        .get(PROJECT_HEADER)
+        .map(|v| v.to_str().map(str::trim));
+    match named {
+        None => {}
+        Some(Ok(p)) if caller.may_act_in(p) => p.clone_into(&mut caller.project),
+        // A key of another project is told what a missing project answers.
+        Some(Ok(p)) => return project_not_found(p),
+        Some(Err(_)) => {
+            return ApiError::new(
+                Code::BadRequest,
+                format!("the {PROJECT_HEADER} header must be a project name"),
+            )
+            .into_response();
+        }
+    }
+    let names_its_project = req
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str().starts_with("/v1/projects"));
+    if !names_its_project && state.registry.snapshot().project(&caller.project).is_none() {
+        return project_not_found(&caller.project);
+    }
     if !caller.role.allows(needed) {
         let message = if caller.role == Role::Metrics {
             "a metrics key may only read /metrics".to_owned()
@@ -239,8 +271,23 @@ pub(crate) async fn require_role(
         };
         return ApiError::new(Code::Forbidden, message).into_response();
     }
+    req.extensions_mut()
+        .insert(InProject(caller.project.clone()));
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// The project a request acts in, for handlers both the control API and the data plane
+/// serve (queues and topics): the caller's project there, the host's here.
+#[derive(Debug, Clone)]
+pub(crate) struct InProject(pub(crate) String);
+
+fn project_not_found(project: &str) -> Response {
+    ApiError::new(
+        Code::ProjectNotFound,
+        format!("no project named `{project}`"),
+    )
+    .into_response()
 }
 
 #[cfg(test)]

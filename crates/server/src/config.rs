@@ -47,6 +47,9 @@
 //! max_queue_depth = 1000000     # messages one queue holds; more sends: 429 queue_full
 //! async_result_max_age = "7d"   # finished asynchronous invokes' records and results
 //!
+//! [projects]
+//! base_domain = "localhost"     # the data plane serves project P at P.<base_domain>
+//!
 //! [versions]
 //! keep = 10             # versions kept per function (older ones no alias points at are deleted)
 //! unused_artifact_grace = "1d"  # uploads no version uses are deleted after this
@@ -110,63 +113,11 @@ pub struct ConfigError {
 }
 
 pub use sandbox::Sandbox;
+pub use sections::{Pool, TracingConfig, default_prices};
 /// Function defaults and maxima (`[defaults]`, `[maxima]`), guarded canaries (`[canary]`).
 pub use updraft_registry::{CanaryConfig, DEFAULT_KEEP_VERSIONS, Limits};
 /// How events are delivered (`[events]`): trigger delivery's settings.
 pub use updraft_triggers::DeliveryConfig as EventsConfig;
-
-/// Where spans are exported (`[tracing]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TracingConfig {
-    /// OTLP/HTTP traces endpoint (`http://host:4318/v1/traces`); `None`: no export.
-    pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported spans.
-    pub service_name: String,
-}
-
-impl Default for TracingConfig {
-    fn default() -> Self {
-        Self {
-            otlp_endpoint: None,
-            service_name: "updraft".to_owned(),
-        }
-    }
-}
-
-/// The default price table: AWS Lambda's x86 list prices in us-east-1 (per request and per
-/// GB-second), without the free tier.
-pub fn default_prices() -> Prices {
-    Prices {
-        per_million_requests: 0.20,
-        per_gb_second: 0.000_016_666_7,
-        free_requests: 0,
-        free_gb_seconds: 0.0,
-        currency: "USD".to_owned(),
-        source: "AWS Lambda x86 list prices, us-east-1 (override in [pricing])".to_owned(),
-    }
-}
-
-/// Settings of the pooling instance allocator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pool {
-    /// `Some(false)`: on-demand allocation; `None`: probe the machine.
-    pub enabled: Option<bool>,
-    /// Instances alive at once.
-    pub max_instances: u32,
-    /// Bytes of each linear memory kept mapped between instances (reset with `memset` rather
-    /// than `madvise`, which avoids page faults and cross-core TLB shootdowns on reuse).
-    pub memory_keep_resident: u64,
-}
-
-impl Default for Pool {
-    fn default() -> Self {
-        Self {
-            enabled: None,
-            max_instances: 1_000,
-            memory_keep_resident: 64 << 10,
-        }
-    }
-}
 
 /// What a configuration file sets: see the module docs.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,6 +162,8 @@ pub struct FileConfig {
     pub max_queue_depth: u64,
     /// How long the record of a finished asynchronous invoke (and its result) is kept.
     pub async_result_max_age: Duration,
+    /// The data plane serves project `p` at `p.<base_domain>`.
+    pub base_domain: String,
 }
 
 /// Connections the control API accepts at once by default: enough for operators and CI, and
@@ -251,6 +204,7 @@ impl Default for FileConfig {
             events: EventsConfig::default(),
             max_queue_depth: updraft_events::DEFAULT_MAX_QUEUE_DEPTH,
             async_result_max_age: Duration::from_secs(7 * 86_400),
+            base_domain: updraft_gateway::DEFAULT_BASE_DOMAIN.to_owned(),
         }
     }
 }
@@ -587,6 +541,15 @@ impl FileConfig {
                 &raw.events.async_result_max_age,
                 defaults.async_result_max_age,
             )?,
+            base_domain: match raw.projects.base_domain {
+                None => defaults.base_domain,
+                Some(d) => sections::base_domain(&d).ok_or_else(|| {
+                    err(format!(
+                        "projects.base_domain: `{d}` is not a domain name (dot-separated \
+                         labels of letters, digits and '-', no port)"
+                    ))
+                })?,
+            },
         })
     }
 }
@@ -594,5 +557,6 @@ impl FileConfig {
 mod machine;
 mod raw;
 mod sandbox;
+mod sections;
 #[cfg(test)]
 mod tests;

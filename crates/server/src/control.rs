@@ -24,13 +24,21 @@
 //! | ... | `/v1/queues/...`, `/v1/topics/...` | queues and topics (see `queues.rs`) |
 //! | GET/POST | `/v1/keys` | scoped API keys ([`updraft_api::CreateKey`]); owner or admin |
 //! | DELETE | `/v1/keys/{id}` | revoke a key |
-//! | GET | `/metrics` | Prometheus text (any key but a revoked one) |
+//! | GET/POST | `/v1/projects` | projects the key can see / create one ([`updraft_api::CreateProject`]; admin key) |
+//! | GET/DELETE | `/v1/projects/{name}` | one project / delete an empty one (admin key) |
+//! | PUT | `/v1/projects/{name}/domains` | set its custom domains ([`updraft_api::SetDomains`]; owner) |
+//! | GET | `/metrics` | Prometheus text (a project's key: its project's series) |
+//!
+//! Every call acts in one project: the `x-updraft-project` header names it, else the key's
+//! own project, else `default`. A key of one project naming another gets the answer a missing
+//! project gets (404 `project_not_found`).
 
 mod artifacts;
 mod functions;
 mod keys;
 mod logs;
 mod params;
+mod projects;
 mod queues;
 mod usage;
 
@@ -94,6 +102,15 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(usage::metrics))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/v1/projects", get(projects::list).post(projects::create))
+        .route(
+            "/v1/projects/{name}",
+            get(projects::get).delete(projects::delete),
+        )
+        .route(
+            "/v1/projects/{name}/domains",
+            axum::routing::put(projects::set_domains),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_role,

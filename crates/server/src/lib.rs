@@ -220,6 +220,7 @@ impl Server {
         let registry = Registry::new(stores, runtime, dispatcher.clone(), registry_config);
         let services = Arc::new(control::DataPlane::default());
         let gateway = Gateway::new(registry.clone(), dispatcher.clone())
+            .with_base_domain(&config.file.base_domain)
             .with_admin_check(auth.clone())
             .with_services(services.clone());
         let wakeups: Arc<dyn Wakeups> = Arc::new(LocalWakeups::default());
@@ -280,7 +281,7 @@ impl Server {
 
     /// How many functions are being served.
     pub fn function_count(&self) -> usize {
-        self.state.gateway.snapshot().functions.len()
+        self.state.gateway.snapshot().all_functions().count()
     }
 
     /// Path of the file holding the first admin token (mode 0600), for the local CLI.
@@ -336,7 +337,7 @@ impl Server {
                 tokio::select! {
                     _ = tick.tick() => {
                         let snapshot = registry.snapshot();
-                        dispatcher.evict_idle(snapshot.functions.values());
+                        dispatcher.evict_idle(snapshot.all_functions());
                     }
                     () = &mut stop => break,
                 }
@@ -394,12 +395,7 @@ struct ServedFunctions(Arc<Registry>);
 
 impl updraft_triggers::Functions for ServedFunctions {
     fn function(&self, project: &str, name: &str) -> Option<Arc<updraft_dispatch::Function>> {
-        self.0
-            .snapshot()
-            .functions
-            .get(name)
-            .filter(|f| f.project == project)
-            .cloned()
+        self.0.snapshot().function(project, name).cloned()
     }
 }
 
@@ -415,8 +411,7 @@ async fn follow(registry: Arc<Registry>, triggers: Arc<Triggers>) {
         };
         let limits = &registry.config().limits;
         let served: Vec<updraft_triggers::Served> = snapshot
-            .records
-            .values()
+            .all_records()
             .filter_map(|record| {
                 let live = record.live()?;
                 let e = limits.resolve(&live.spec);

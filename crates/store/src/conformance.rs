@@ -95,6 +95,7 @@ macro_rules! metadata_conformance {
             retention_keeps_aliased_versions_and_orphans_unused_artifacts,
             version_numbers_are_never_reused,
             projects_do_not_see_each_other,
+            projects_are_created_listed_and_deleted,
             concurrent_deploys_get_distinct_versions,
         );
     };

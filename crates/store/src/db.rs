@@ -172,6 +172,18 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_by_project ON api_keys (project, created_at);
 "#,
+    r#"
+ALTER TABLE projects ADD COLUMN domains TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE project_artifacts (
+    project     TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (project, digest)
+) WITHOUT ROWID;
+CREATE INDEX project_artifacts_by_digest ON project_artifacts (digest);
+INSERT OR IGNORE INTO project_artifacts (project, digest, created_at)
+    SELECT project, digest, min(created_at) FROM versions GROUP BY project, digest;
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -193,11 +193,18 @@ impl Store {
                     });
                 }
             }
-            // Projects are created by their first deploy until tenancy manages them.
-            tx.execute(
-                "INSERT OR IGNORE INTO projects (id, created_at) VALUES (?1, ?2)",
-                params![project, now],
-            )?;
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM projects WHERE id = ?1",
+                    params![project],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_none() {
+                return Err(StoreError::NoSuchProject {
+                    project: project.to_owned(),
+                });
+            }
             tx.execute(
                 "INSERT INTO apps (project, name, manifest, deployed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (project, name) DO UPDATE SET manifest = ?3, deployed_at = ?4",

@@ -16,7 +16,7 @@
 //! admin-token           the first admin token, mode 0600, for the local CLI
 //! ```
 //!
-//! Every row carries a project (tenant) id; until tenancy lands there is one project, `default`.
+//! Every row carries a project (tenant) id; the project `default` always exists.
 //! Writes the caller is told about are durable before the call returns: metadata goes through
 //! SQLite with `synchronous = FULL`, artifact files are written to a temporary file, fsynced and
 //! renamed. Log lines and invocation records are the exception by design: they are queued and
@@ -31,6 +31,7 @@ pub mod conformance;
 mod db;
 mod functions;
 mod keys;
+mod projects;
 mod sqlite;
 mod telemetry;
 mod traits;
@@ -41,6 +42,7 @@ pub use functions::{
     VersionRecord,
 };
 pub use keys::ApiKeyRecord;
+pub use projects::ProjectRecord;
 pub use telemetry::{
     FLUSH_INTERVAL, InvocationQuery, LogQuery, LogRecord, Retention, Usage, UsageQuery,
     UsageSummary,
@@ -52,8 +54,8 @@ use telemetry::LogWriter;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// The project every resource belongs to until multi-tenancy lands.
-pub const DEFAULT_PROJECT: &str = "default";
+/// The project that always exists: where requests and calls go when they name no other.
+pub use updraft_api::DEFAULT_PROJECT;
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,20 @@ pub enum StoreError {
         function: String,
         /// The app that owns it.
         app: String,
+    },
+    /// No project has this name.
+    #[error("no project named `{project}`")]
+    NoSuchProject {
+        /// The project.
+        project: String,
+    },
+    /// A project still has functions, so it cannot be deleted.
+    #[error("project `{project}` still has {functions} function(s); delete them first")]
+    ProjectNotEmpty {
+        /// The project.
+        project: String,
+        /// How many functions it has.
+        functions: u64,
     },
     /// No function has this name.
     #[error("no function named `{function}`")]

@@ -8,8 +8,8 @@ use updraft_api::Invocation;
 
 use crate::{
     AliasRecord, ApiKeyRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord,
-    InvocationQuery, LogQuery, LogRecord, MetadataStore, Pruned, Store, StoreError, TelemetryStore,
-    UsageQuery, UsageSummary,
+    InvocationQuery, LogQuery, LogRecord, MetadataStore, ProjectRecord, Pruned, Store, StoreError,
+    TelemetryStore, UsageQuery, UsageSummary,
 };
 
 impl Store {
@@ -53,6 +53,40 @@ impl MetadataStore for Store {
     async fn delete_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let i = own(id);
         self.run(move |s| s.delete_api_key(&i)).await
+    }
+
+    async fn create_project(&self, project: &ProjectRecord) -> Result<bool, StoreError> {
+        let p = project.clone();
+        self.run(move |s| s.create_project(&p)).await
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        self.run(Store::projects).await
+    }
+
+    async fn set_project_domains(&self, id: &str, domains: &[String]) -> Result<bool, StoreError> {
+        let (i, d) = (own(id), domains.to_vec());
+        self.run(move |s| s.set_project_domains(&i, &d)).await
+    }
+
+    async fn delete_project(&self, id: &str) -> Result<bool, StoreError> {
+        let i = own(id);
+        self.run(move |s| s.delete_project(&i)).await
+    }
+
+    async fn grant_artifact(&self, project: &str, digest: &str) -> Result<(), StoreError> {
+        let (p, d) = (own(project), own(digest));
+        self.run(move |s| s.grant_artifact(&p, &d)).await
+    }
+
+    async fn has_artifact(&self, project: &str, digest: &str) -> Result<bool, StoreError> {
+        let (p, d) = (own(project), own(digest));
+        self.run(move |s| s.has_artifact(&p, &d)).await
+    }
+
+    async fn forget_artifact(&self, digest: &str) -> Result<(), StoreError> {
+        let d = own(digest);
+        self.run(move |s| s.forget_artifact(&d)).await
     }
 
     async fn referenced_artifacts(&self) -> Result<Vec<String>, StoreError> {
@@ -187,6 +221,15 @@ impl TelemetryStore for Store {
     async fn usage(&self, project: &str, q: &UsageQuery) -> Result<UsageSummary, StoreError> {
         let (p, q) = (own(project), q.clone());
         self.run(move |s| s.usage(&p, &q)).await
+    }
+
+    async fn forget_project(&self, project: &str) -> Result<(), StoreError> {
+        let p = own(project);
+        self.run(move |s| {
+            s.logs().flush();
+            s.forget_project_telemetry(&p)
+        })
+        .await
     }
 }
 

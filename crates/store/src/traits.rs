@@ -10,7 +10,8 @@ use updraft_api::Invocation;
 
 use crate::{
     AliasRecord, ApiKeyRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord,
-    InvocationQuery, LogQuery, LogRecord, Pruned, StoreError, UsageQuery, UsageSummary,
+    InvocationQuery, LogQuery, LogRecord, ProjectRecord, Pruned, StoreError, UsageQuery,
+    UsageSummary,
 };
 
 /// Deployed state: admin tokens, apps, functions, their immutable versions and their aliases.
@@ -46,6 +47,52 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn delete_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Stores a new project; `Ok(false)` if one of that name exists (nothing changes).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn create_project(&self, project: &ProjectRecord) -> Result<bool, StoreError>;
+
+    /// Every project, by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
+
+    /// Replaces a project's custom domains; `Ok(false)` if there is no such project.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn set_project_domains(&self, id: &str, domains: &[String]) -> Result<bool, StoreError>;
+
+    /// Deletes a project with its apps and API keys, in one transaction; `Ok(false)` if there
+    /// is no such project.
+    ///
+    /// # Errors
+    /// [`StoreError::ProjectNotEmpty`] while it has functions (nothing changes);
+    /// [`StoreError::Backend`].
+    async fn delete_project(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Records that `project` uploaded the artifact `digest` (again: nothing changes). Artifacts
+    /// are stored once for every project; a project may use and see only those it uploaded.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn grant_artifact(&self, project: &str, digest: &str) -> Result<(), StoreError>;
+
+    /// Whether `project` uploaded the artifact `digest` (or deployed it before projects kept
+    /// track).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn has_artifact(&self, project: &str, digest: &str) -> Result<bool, StoreError>;
+
+    /// Forgets every project's grant of `digest` (its bytes are being deleted).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn forget_artifact(&self, digest: &str) -> Result<(), StoreError>;
 
     /// The digests of every artifact a stored version uses.
     ///
@@ -199,6 +246,13 @@ pub trait TelemetryStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn usage(&self, project: &str, q: &UsageQuery) -> Result<UsageSummary, StoreError>;
+
+    /// Deletes every stored line, record and usage sum of `project` (after storing what is
+    /// queued), so that a project created later under the same name starts empty.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn forget_project(&self, project: &str) -> Result<(), StoreError>;
 }
 
 /// Artifacts (uploaded code) by content address: the lower-case hex SHA-256 of their bytes.

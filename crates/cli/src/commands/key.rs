@@ -30,9 +30,6 @@ enum KeyCommand {
         /// aliases, rollback, invoke, logs), viewer (read-only), metrics (only /metrics).
         #[arg(long, value_parser = updraft_api::KEY_ROLES)]
         role: String,
-        /// The project it acts in (default: the caller's).
-        #[arg(long)]
-        project: Option<String>,
         /// How long it works (`30d`, `12h`); never expires without it.
         #[arg(long)]
         expires: Option<String>,
@@ -54,13 +51,11 @@ pub(crate) async fn key(args: KeyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         KeyCommand::Create {
             role,
-            project,
             expires,
             description,
         } => {
             let body = json!({
                 "role": role,
-                "project": project,
                 "expires_in": expires,
                 "description": description,
             });

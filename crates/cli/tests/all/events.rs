@@ -332,7 +332,8 @@ async fn failed_deliveries_retry_then_dead_letter_with_their_history() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("updraft_events_dead_lettered_total{queue=\"orders\"} 1"),
+        metrics
+            .contains("updraft_events_dead_lettered_total{project=\"default\",queue=\"orders\"} 1"),
         "{metrics}"
     );
     assert!(
@@ -345,7 +346,7 @@ async fn failed_deliveries_retry_then_dead_letter_with_their_history() {
     );
     assert!(
         metrics.contains(
-            "updraft_invocations_total{function=\"sink\",version=\"1\",status=\"500\"} 3"
+            "updraft_invocations_total{project=\"default\",function=\"sink\",version=\"1\",status=\"500\"} 3"
         ),
         "{metrics}"
     );

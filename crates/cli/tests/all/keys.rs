@@ -26,31 +26,14 @@ async fn create_key(s: &TestServer, body: Value) -> (String, String) {
     )
 }
 
-const ROLES: [&str; 5] = ["metrics", "viewer", "deployer", "owner", "admin"];
+/// A control endpoint: method, path, JSON body, and the weakest role that may call it.
+pub(crate) type Endpoint = (Method, String, Option<Value>, &'static str);
 
-/// Whether `role` may call an endpoint that needs `needed`.
-fn allowed(role: &str, needed: &str) -> bool {
-    let rank = |r: &str| ROLES.iter().position(|x| *x == r).unwrap();
-    needed == "metrics" || (role != "metrics" && rank(role) >= rank(needed))
-}
-
-#[tokio::test]
-async fn every_role_reaches_exactly_its_endpoints() {
-    let s = TestServer::start().await;
-    let digest = s
-        .deploy_guest(HTTP_ECHO, "app", "echo", &["/echo"], "")
-        .await;
-    let manifest = crate::support::manifest("app", "echo", &["/echo"], "");
-    let bytes = std::fs::read(HTTP_ECHO).unwrap();
-    let mut keys = Vec::new();
-    for role in &ROLES[..4] {
-        keys.push((*role, create_key(&s, json!({"role": role})).await.1));
-    }
-    keys.push(("admin", s.token.clone()));
-
-    // Every control endpoint, with the weakest role that may call it.
+/// Every control endpoint, against function `echo` (deployed from `manifest` with artifact
+/// `digest`), queue `orders` and topic `news`.
+pub(crate) fn control_endpoints(digest: &str, manifest: &str) -> Vec<Endpoint> {
     let artifact = format!("/v1/artifacts/{digest}");
-    let endpoints: Vec<(Method, String, Option<Value>, &str)> = vec![
+    vec![
         (Method::GET, "/v1/status".into(), None, "viewer"),
         (Method::GET, "/v1/functions".into(), None, "viewer"),
         (Method::GET, "/v1/functions/echo".into(), None, "viewer"),
@@ -139,7 +122,53 @@ async fn every_role_reaches_exactly_its_endpoints() {
             None,
             "owner",
         ),
-    ];
+        (Method::GET, "/v1/projects".into(), None, "viewer"),
+        (Method::GET, "/v1/projects/default".into(), None, "viewer"),
+        (
+            Method::PUT,
+            "/v1/projects/default/domains".into(),
+            Some(json!({"domains": []})),
+            "owner",
+        ),
+        (
+            Method::POST,
+            "/v1/projects".into(),
+            Some(json!({"name": "made-by-admin"})),
+            "admin",
+        ),
+        (
+            Method::DELETE,
+            "/v1/projects/no-such-project".into(),
+            None,
+            "admin",
+        ),
+    ]
+}
+
+const ROLES: [&str; 5] = ["metrics", "viewer", "deployer", "owner", "admin"];
+
+/// Whether `role` may call an endpoint that needs `needed`.
+fn allowed(role: &str, needed: &str) -> bool {
+    let rank = |r: &str| ROLES.iter().position(|x| *x == r).unwrap();
+    needed == "metrics" || (role != "metrics" && rank(role) >= rank(needed))
+}
+
+#[tokio::test]
+async fn every_role_reaches_exactly_its_endpoints() {
+    let s = TestServer::start().await;
+    let digest = s
+        .deploy_guest(HTTP_ECHO, "app", "echo", &["/echo"], "")
+        .await;
+    let manifest = crate::support::manifest("app", "echo", &["/echo"], "");
+    let bytes = std::fs::read(HTTP_ECHO).unwrap();
+    let mut keys = Vec::new();
+    for role in &ROLES[..4] {
+        keys.push((*role, create_key(&s, json!({"role": role})).await.1));
+    }
+    keys.push(("admin", s.token.clone()));
+
+    let artifact = format!("/v1/artifacts/{digest}");
+    let endpoints = control_endpoints(&digest, &manifest);
     let mut checked = 0;
     for (role, key) in &keys {
         for (method, path, body, needed) in &endpoints {

@@ -16,6 +16,7 @@ mod limits;
 mod logs;
 mod metering;
 mod outbound;
+mod projects;
 mod restart;
 mod support;
 mod toolchains;

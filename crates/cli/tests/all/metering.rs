@@ -486,7 +486,8 @@ async fn metrics_parse_as_prometheus_text_and_count_the_requests() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401, "metrics need the admin token");
-    let ok = r#"updraft_invocations_total{function="echo",version="1",status="200"}"#;
+    let ok =
+        r#"updraft_invocations_total{project="default",function="echo",version="1",status="200"}"#;
     let deadline = Instant::now() + Duration::from_secs(10);
     let samples = loop {
         let resp = s
@@ -503,7 +504,7 @@ async fn metrics_parse_as_prometheus_text_and_count_the_requests() {
         );
         let samples = parse_prometheus(&resp.text().await.unwrap());
         let trapped = samples
-            .get(r#"updraft_invocation_errors_total{function="bad",version="1",class="trap"}"#);
+            .get(r#"updraft_invocation_errors_total{project="default",function="bad",version="1",class="trap"}"#);
         if samples.get(ok) == Some(&7.0) && trapped == Some(&2.0) {
             break samples;
         }
@@ -514,23 +515,23 @@ async fn metrics_parse_as_prometheus_text_and_count_the_requests() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(
-        samples[r#"updraft_invocations_total{function="bad",version="1",status="500"}"#],
+        samples[r#"updraft_invocations_total{project="default",function="bad",version="1",status="500"}"#],
         2.0
     );
     assert_eq!(
-        samples[r#"updraft_invocation_duration_seconds_count{function="echo",version="1"}"#],
+        samples[r#"updraft_invocation_duration_seconds_count{project="default",function="echo",version="1"}"#],
         7.0
     );
     assert_eq!(
-        samples[r#"updraft_invocation_duration_seconds_bucket{function="echo",version="1",le="+Inf"}"#],
+        samples[r#"updraft_invocation_duration_seconds_bucket{project="default",function="echo",version="1",le="+Inf"}"#],
         7.0
     );
     assert_eq!(
-        samples[r#"updraft_memory_peak_bytes_count{function="echo",version="1"}"#],
+        samples[r#"updraft_memory_peak_bytes_count{project="default",function="echo",version="1"}"#],
         7.0
     );
     assert_eq!(
-        samples[r#"updraft_concurrency_in_use{function="echo",version="1"}"#],
+        samples[r#"updraft_concurrency_in_use{project="default",function="echo",version="1"}"#],
         0.0
     );
     assert_eq!(samples["updraft_functions"], 2.0);

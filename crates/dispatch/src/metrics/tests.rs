@@ -13,7 +13,14 @@ fn series_render_as_prometheus_text_with_cumulative_buckets() {
         Arc::ptr_eq(&v, &m.version("default", "hello", 2)),
         "a version keeps its series"
     );
-    let text = m.render();
+    let text = m.render(None);
+    assert_eq!(
+        m.render(Some("other"))
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count(),
+        0
+    );
     let has = |line: &str| {
         assert!(
             text.lines().any(|l| l == line),
@@ -21,28 +28,46 @@ fn series_render_as_prometheus_text_with_cumulative_buckets() {
         )
     };
     has("# TYPE updraft_invocations_total counter");
-    has(r#"updraft_invocations_total{function="hello",version="2",status="200"} 2"#);
-    has(r#"updraft_invocations_total{function="hello",version="2",status="504"} 1"#);
-    has(r#"updraft_invocations_total{function="hello",version="2",status="429"} 1"#);
-    has(r#"updraft_invocation_errors_total{function="hello",version="2",class="timeout"} 1"#);
-    has(r#"updraft_invocation_duration_seconds_bucket{function="hello",version="2",le="0.005"} 1"#);
-    has(r#"updraft_invocation_duration_seconds_bucket{function="hello",version="2",le="0.05"} 2"#);
-    has(r#"updraft_invocation_duration_seconds_bucket{function="hello",version="2",le="+Inf"} 3"#);
-    has(r#"updraft_invocation_duration_seconds_count{function="hello",version="2"} 3"#);
-    has(r#"updraft_memory_peak_bytes_bucket{function="hello",version="2",le="4194304"} 2"#);
-    has(r#"updraft_throttles_total{function="hello",version="2"} 1"#);
+    has(
+        r#"updraft_invocations_total{project="default",function="hello",version="2",status="200"} 2"#,
+    );
+    has(
+        r#"updraft_invocations_total{project="default",function="hello",version="2",status="504"} 1"#,
+    );
+    has(
+        r#"updraft_invocations_total{project="default",function="hello",version="2",status="429"} 1"#,
+    );
+    has(
+        r#"updraft_invocation_errors_total{project="default",function="hello",version="2",class="timeout"} 1"#,
+    );
+    has(
+        r#"updraft_invocation_duration_seconds_bucket{project="default",function="hello",version="2",le="0.005"} 1"#,
+    );
+    has(
+        r#"updraft_invocation_duration_seconds_bucket{project="default",function="hello",version="2",le="0.05"} 2"#,
+    );
+    has(
+        r#"updraft_invocation_duration_seconds_bucket{project="default",function="hello",version="2",le="+Inf"} 3"#,
+    );
+    has(
+        r#"updraft_invocation_duration_seconds_count{project="default",function="hello",version="2"} 3"#,
+    );
+    has(
+        r#"updraft_memory_peak_bytes_bucket{project="default",function="hello",version="2",le="4194304"} 2"#,
+    );
+    has(r#"updraft_throttles_total{project="default",function="hello",version="2"} 1"#);
     let sum = text
         .lines()
         .find_map(|l| {
             l.strip_prefix(
-                r#"updraft_invocation_duration_seconds_sum{function="hello",version="2"} "#,
+                r#"updraft_invocation_duration_seconds_sum{project="default",function="hello",version="2"} "#,
             )
         })
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap();
     assert!((sum - 2.033).abs() < 1e-9, "{sum}");
     m.retain(|_, _, v| v != 2);
-    assert!(!m.render().contains("hello"));
+    assert!(!m.render(None).contains("hello"));
 }
 
 #[test]

@@ -37,6 +37,14 @@ pub(super) struct RawConfig {
     pub(super) tracing: RawTracing,
     #[serde(default)]
     pub(super) events: RawEvents,
+    #[serde(default)]
+    pub(super) projects: RawProjects,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProjects {
+    pub(super) base_domain: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

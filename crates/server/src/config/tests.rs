@@ -88,6 +88,25 @@ fn bad_files_name_the_key() {
         e.to_string().contains("canary.max_error_rate_increase"),
         "{e}"
     );
+    for bad in ["apps.example.com:8080", "*.example.com", "a..b", ""] {
+        let text = format!("[projects]\nbase_domain = \"{bad}\"\n");
+        let e = FileConfig::parse("c.toml", &text).unwrap_err();
+        assert!(e.to_string().contains("projects.base_domain"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn base_domain_defaults_to_localhost_and_is_lower_cased() {
+    assert_eq!(
+        FileConfig::parse("c.toml", "").unwrap().base_domain,
+        "localhost"
+    );
+    let c = FileConfig::parse(
+        "c.toml",
+        "[projects]\nbase_domain = \"Apps.Example.com.\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.base_domain, "apps.example.com");
 }
 
 #[test]

@@ -2,16 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::{Extension, Json};
 use futures::StreamExt;
 use updraft_api::{ArtifactUploaded, Code, Status};
 use updraft_store::StoreError;
 
 use super::params::valid_digest;
 use crate::State as AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// Largest component upload accepted (componentize-py output is ~40 MiB).
@@ -19,23 +20,55 @@ pub(crate) const MAX_ARTIFACT_BYTES: usize = 256 << 20;
 
 type Shared = State<Arc<AppState>>;
 
-pub(crate) async fn status(State(state): Shared) -> Json<Status> {
+pub(crate) async fn status(
+    State(state): Shared,
+    Extension(caller): Extension<Caller>,
+) -> Json<Status> {
     let stats = state.engine.stats();
+    let functions = state
+        .gateway
+        .snapshot()
+        .project(&caller.project)
+        .map_or(0, |p| p.functions.len());
     Json(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        functions: state.gateway.snapshot().functions.len(),
+        functions,
         compilations: stats.compilations,
         cache_loads: stats.cache_loads,
-        data_plane_url: state.data_url.get().cloned().unwrap_or_default(),
+        data_plane_url: project_url(
+            state.data_url.get().map_or("", String::as_str),
+            &caller.project,
+            state.gateway.base_domain(),
+        ),
     })
+}
+
+/// Where `project`'s routes are served: the data plane's URL, with `<project>.<base>` as its
+/// host for any project but `default` (which answers on every other host).
+fn project_url(data_url: &str, project: &str, base: &str) -> String {
+    if project == updraft_api::DEFAULT_PROJECT || data_url.is_empty() {
+        return data_url.to_owned();
+    }
+    let (scheme, rest) = data_url.split_once("://").unwrap_or(("http", data_url));
+    let port = rest.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
+    match port {
+        "" => format!("{scheme}://{project}.{base}"),
+        p => format!("{scheme}://{project}.{base}:{p}"),
+    }
 }
 
 pub(crate) async fn artifact_exists(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path(digest): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     valid_digest(&digest)?;
-    let stored = state.artifacts.exists(&digest).await?;
+    // Another project's upload is not this project's: it answers like a missing one.
+    let stored = state
+        .metadata
+        .has_artifact(&caller.project, &digest)
+        .await?
+        && state.artifacts.exists(&digest).await?;
     if stored && state.engine.is_cached(&digest) {
         Ok(StatusCode::OK)
     } else {
@@ -53,6 +86,7 @@ pub(crate) async fn artifact_exists(
 /// behind.
 pub(crate) async fn upload_artifact(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path(digest): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -90,6 +124,10 @@ pub(crate) async fn upload_artifact(
         Err(e) => return Err(e.into()),
     }
     if existed && state.engine.is_cached(&digest) {
+        state
+            .metadata
+            .grant_artifact(&caller.project, &digest)
+            .await?;
         let result = ArtifactUploaded {
             digest,
             size,
@@ -114,6 +152,10 @@ pub(crate) async fn upload_artifact(
             });
         }
     };
+    state
+        .metadata
+        .grant_artifact(&caller.project, &digest)
+        .await?;
     let result = ArtifactUploaded {
         digest,
         size,

@@ -29,7 +29,7 @@ pub(crate) async fn deploy_app(
     let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
     // Who deployed: what the client says, and which key it used (a scoped key by its id, the
     // admin key by a fingerprint).
-    let token = match caller.project {
+    let token = match caller.scope {
         Some(_) => Some(format!("key {}", caller.id)),
         None => auth::fingerprint(
             headers
@@ -54,43 +54,63 @@ pub(crate) async fn deploy_app(
         (Some(d), None) => d,
         (None, None) => "unknown".to_owned(),
     };
-    Ok(Json(state.registry.deploy(req, deployer).await?))
+    Ok(Json(
+        state
+            .registry
+            .deploy(&caller.project, req, deployer)
+            .await?,
+    ))
 }
 
 pub(crate) async fn list_versions(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<updraft_api::VersionList>, ApiError> {
-    Ok(Json(state.registry.versions(&name).await?))
+    Ok(Json(state.registry.versions(&caller.project, &name).await?))
 }
 
 pub(crate) async fn get_version(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<updraft_api::VersionDetail>, ApiError> {
     let n = parse_version(&version)?;
-    Ok(Json(state.registry.version(&name, n).await?))
+    Ok(Json(
+        state.registry.version(&caller.project, &name, n).await?,
+    ))
 }
 
 pub(crate) async fn set_alias(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     Path((name, alias)): Path<(String, String)>,
     body: Result<Json<SetAlias>, JsonRejection>,
 ) -> Result<Json<updraft_api::AliasInfo>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
-    Ok(Json(state.registry.set_alias(&name, &alias, req).await?))
+    Ok(Json(
+        state
+            .registry
+            .set_alias(&caller.project, &name, &alias, req)
+            .await?,
+    ))
 }
 
 pub(crate) async fn delete_alias(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.registry.delete_alias(&name, &alias).await?;
+    state
+        .registry
+        .delete_alias(&caller.project, &name, &alias)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn rollback(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<updraft_api::RollbackResponse>, ApiError> {
@@ -101,27 +121,34 @@ pub(crate) async fn rollback(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(Code::BadRequest, format!("rollback request: {e}")))?
     };
-    Ok(Json(state.registry.rollback(&name, req).await?))
+    Ok(Json(
+        state.registry.rollback(&caller.project, &name, req).await?,
+    ))
 }
 
-pub(crate) async fn list_functions(State(state): Shared) -> Json<FunctionList> {
-    Json(FunctionList {
-        functions: state.registry.list().await,
-    })
+pub(crate) async fn list_functions(
+    State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
+) -> Result<Json<FunctionList>, ApiError> {
+    Ok(Json(FunctionList {
+        functions: state.registry.list(&caller.project).await?,
+    }))
 }
 
 pub(crate) async fn get_function(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<updraft_api::FunctionInfo>, ApiError> {
-    Ok(Json(state.registry.function(&name).await?))
+    Ok(Json(state.registry.function(&caller.project, &name).await?))
 }
 
 pub(crate) async fn delete_function(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.registry.delete(&name).await? {
+    if state.registry.delete(&caller.project, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&name))
@@ -138,6 +165,7 @@ pub(crate) struct InvokeParams {
 
 pub(crate) async fn invoke(
     State(state): Shared,
+    Extension(caller): Extension<auth::Caller>,
     Path(name): Path<String>,
     params: Result<Query<InvokeParams>, axum::extract::rejection::QueryRejection>,
     req: Request,
@@ -157,8 +185,7 @@ pub(crate) async fn invoke(
     let function = state
         .gateway
         .snapshot()
-        .functions
-        .get(&name)
+        .function(&caller.project, &name)
         .cloned()
         .ok_or_else(|| not_found(&name))?;
     let method = params.method.as_deref().unwrap_or("POST");

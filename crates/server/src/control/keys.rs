@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use updraft_api::{Code, CreateKey, CreatedKey, KeyInfo, KeyList};
-use updraft_store::{ApiKeyRecord, DEFAULT_PROJECT, now_ms};
+use updraft_store::{ApiKeyRecord, now_ms};
 
 use crate::State as AppState;
 use crate::auth::{self, Caller, Role};
@@ -44,13 +44,10 @@ pub(crate) async fn create(
             ),
         )
     })?;
-    let project = req
-        .project
-        .or_else(|| caller.project.clone())
-        .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
-    // Projects other than the default one come with `updraft project create` (issue 15); a
-    // key can't be made for one that does not exist, nor for another project than the owner's.
-    if project != DEFAULT_PROJECT || !caller.may_act_in(&project) {
+    let project = req.project.unwrap_or_else(|| caller.project.clone());
+    // A key can't be made for a project that does not exist, nor by an owner for another
+    // project than its own (the same answer).
+    if !caller.may_act_in(&project) || state.registry.snapshot().project(&project).is_none() {
         return Err(ApiError::new(
             Code::ProjectNotFound,
             format!("no project named `{project}`"),
@@ -103,7 +100,7 @@ pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let keys = state.metadata.api_keys(caller.project.as_deref()).await?;
+    let keys = state.metadata.api_keys(Some(&caller.project)).await?;
     Ok(Json(KeyList {
         keys: keys.iter().map(info).collect(),
     }))
@@ -116,7 +113,7 @@ pub(crate) async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::new(Code::KeyNotFound, format!("no API key `{id}`"));
     match state.auth.key(&id) {
-        Some(k) if caller.may_act_in(&k.project) => {}
+        Some(k) if k.project == caller.project => {}
         _ => return Err(not_found()),
     }
     // Stop honouring it first: a key being revoked must not work a moment longer.

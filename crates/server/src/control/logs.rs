@@ -10,19 +10,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use updraft_api::{Code, LogLine, LogList};
-use updraft_store::{DEFAULT_PROJECT, LogQuery, LogRecord};
+use updraft_store::{LogQuery, LogRecord};
 
 use super::params::{not_found, parse_since};
 use crate::State as AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// How often an idle follow stream sends a keep-alive comment.
@@ -53,6 +54,7 @@ fn line(r: &LogRecord) -> LogLine {
 
 pub(crate) async fn logs(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
     params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
@@ -66,7 +68,8 @@ pub(crate) async fn logs(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
-    let known = state.gateway.snapshot().functions.contains_key(&name);
+    let project = caller.project;
+    let known = state.gateway.snapshot().function(&project, &name).is_some();
     let query = LogQuery {
         function: Some(name.clone()),
         request_id: p.request_id,
@@ -80,7 +83,7 @@ pub(crate) async fn logs(
     if p.follow {
         state.telemetry.flush().await;
     }
-    let records = state.telemetry.query_logs(DEFAULT_PROJECT, &query).await?;
+    let records = state.telemetry.query_logs(&project, &query).await?;
     if records.is_empty() && !known {
         return Err(not_found(&name));
     }
@@ -93,6 +96,7 @@ pub(crate) async fn logs(
     let last = records.last().map(|r| r.id).or(query.after_id).unwrap_or(0);
     let backlog: String = records.iter().map(|r| line(r).to_sse()).collect();
     let follow = Follow {
+        project,
         live,
         stopping: state.stopping.subscribe(),
         query: LogQuery {
@@ -117,6 +121,8 @@ pub(crate) async fn logs(
 
 /// A follow stream's state.
 struct Follow {
+    /// The project whose lines it sends.
+    project: String,
     live: tokio::sync::broadcast::Receiver<Arc<LogRecord>>,
     /// Ends the stream when the server shuts down (graceful shutdown waits for open responses).
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -148,12 +154,12 @@ impl Follow {
             match received {
                 Err(_) => return Some(": keep-alive\n\n".to_owned()),
                 Ok(Ok(r)) => {
-                    if r.project == DEFAULT_PROJECT && self.query.matches(&r) {
+                    if r.project == self.project && self.query.matches(&r) {
                         self.query.after_id = Some(r.id);
                         let mut out = line(&r).to_sse();
                         // Send what else is ready in the same chunk.
                         while let Ok(r) = self.live.try_recv() {
-                            if r.project == DEFAULT_PROJECT && self.query.matches(&r) {
+                            if r.project == self.project && self.query.matches(&r) {
                                 self.query.after_id = Some(r.id);
                                 out.push_str(&line(&r).to_sse());
                             }

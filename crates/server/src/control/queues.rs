@@ -26,6 +26,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::InProject;
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
@@ -43,7 +45,6 @@ use updraft_events::{
     MAX_VISIBILITY_TIMEOUT, NewMessage, QueueSpec,
 };
 use updraft_manifest::{format_duration, parse_duration, parse_size};
-use updraft_store::DEFAULT_PROJECT;
 
 pub(crate) use crate::State as AppState;
 use crate::error::ApiError;
@@ -142,13 +143,17 @@ mod topics;
 pub(crate) use asynchronous::invoke_async;
 pub(crate) use dataplane::DataPlane;
 
-async fn list_queues(State(state): Shared) -> Result<Json<QueueList>, ApiError> {
-    let queues = state.log.queues(DEFAULT_PROJECT, false).await?;
+async fn list_queues(
+    State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
+) -> Result<Json<QueueList>, ApiError> {
+    let queues = state.log.queues(&project, false).await?;
     Ok(Json(QueueList { queues }))
 }
 
 async fn create_queue(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     body: Result<Json<CreateQueue>, JsonRejection>,
 ) -> Result<(StatusCode, Json<QueueCreated>), ApiError> {
     let req = json(body)?;
@@ -171,7 +176,7 @@ async fn create_queue(
         }
         spec.max_message_bytes = n;
     }
-    let (queue, key) = state.log.create_queue(DEFAULT_PROJECT, &spec).await?;
+    let (queue, key) = state.log.create_queue(&project, &spec).await?;
     let (created, status) = created_status(key.is_some());
     Ok((
         status,
@@ -184,13 +189,21 @@ async fn create_queue(
     ))
 }
 
-async fn queue_info(State(state): Shared, Path(q): Path<String>) -> Result<Response, ApiError> {
-    let info = state.log.queue(DEFAULT_PROJECT, &q).await?;
+async fn queue_info(
+    State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
+    Path(q): Path<String>,
+) -> Result<Response, ApiError> {
+    let info = state.log.queue(&project, &q).await?;
     Ok(Json(info).into_response())
 }
 
-async fn delete_queue(State(state): Shared, Path(q): Path<String>) -> Result<StatusCode, ApiError> {
-    state.log.delete_queue(DEFAULT_PROJECT, &q).await?;
+async fn delete_queue(
+    State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
+    Path(q): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.log.delete_queue(&project, &q).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -199,6 +212,7 @@ async fn delete_queue(State(state): Shared, Path(q): Path<String>) -> Result<Sta
 /// send, or only receive and ack.
 async fn rotate_queue_key(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     Path(q): Path<String>,
     params: Result<Query<KeyParams>, QueryRejection>,
 ) -> Result<Json<QueueCreated>, ApiError> {
@@ -212,8 +226,8 @@ async fn rotate_queue_key(
             )
         })?,
     };
-    let key = state.log.add_queue_key(DEFAULT_PROJECT, &q, role).await?;
-    let queue = state.log.queue(DEFAULT_PROJECT, &q).await?;
+    let key = state.log.add_queue_key(&project, &q, role).await?;
+    let queue = state.log.queue(&project, &q).await?;
     Ok(Json(QueueCreated {
         queue,
         created: false,
@@ -277,17 +291,19 @@ fn message(
 
 async fn send_messages(
     state: &Arc<AppState>,
+    project: &str,
     q: String,
     messages: Vec<NewMessage>,
 ) -> Result<Sent, ApiError> {
     let queue = q.clone();
-    let ids = state.log.send(DEFAULT_PROJECT, &queue, messages).await?;
-    state.wakeups.wake(DEFAULT_PROJECT, &q);
+    let ids = state.log.send(project, &queue, messages).await?;
+    state.wakeups.wake(project, &q);
     Ok(Sent { ids })
 }
 
 async fn send(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     Path(q): Path<String>,
     body: Result<Json<SendMessage>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
@@ -299,12 +315,13 @@ async fn send(
     )?;
     Ok((
         StatusCode::CREATED,
-        Json(send_messages(&state, q, vec![m]).await?),
+        Json(send_messages(&state, &project, q, vec![m]).await?),
     ))
 }
 
 async fn send_batch(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     Path(q): Path<String>,
     body: Result<Json<SendBatch>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
@@ -333,12 +350,13 @@ async fn send_batch(
         .collect::<Result<Vec<_>, _>>()?;
     Ok((
         StatusCode::CREATED,
-        Json(send_messages(&state, q, messages).await?),
+        Json(send_messages(&state, &project, q, messages).await?),
     ))
 }
 
 async fn receive(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     Path(q): Path<String>,
     body: Result<Json<ReceiveRequest>, JsonRejection>,
 ) -> Result<Json<Received>, ApiError> {
@@ -363,10 +381,10 @@ async fn receive(
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Registered before the queue is read, so a send committed after the read wakes it.
-        let woken = state.wakeups.waiter(DEFAULT_PROJECT, &q);
+        let woken = state.wakeups.waiter(&project, &q);
         let got = state
             .log
-            .receive(DEFAULT_PROJECT, &q, max, visibility, Holder::Client)
+            .receive(&project, &q, max, visibility, Holder::Client)
             .await?;
         let now = tokio::time::Instant::now();
         if !got.is_empty() || now >= deadline {
@@ -396,6 +414,7 @@ async fn receive(
 
 async fn ack(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     Path(q): Path<String>,
     body: Result<Json<AckRequest>, JsonRejection>,
 ) -> Result<Json<Deleted>, ApiError> {
@@ -406,16 +425,17 @@ async fn ack(
             format!("at most {MAX_BATCH} receipts"),
         ));
     }
-    let deleted = state.log.ack(DEFAULT_PROJECT, &q, &req.receipts).await?;
+    let deleted = state.log.ack(&project, &q, &req.receipts).await?;
     Ok(Json(Deleted { deleted }))
 }
 
 async fn ack_one(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     Path((q, receipt)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let r = vec![receipt.clone()];
-    let n = state.log.ack(DEFAULT_PROJECT, &q, &r).await?;
+    let n = state.log.ack(&project, &q, &r).await?;
     if n == 0 {
         return Err(ApiError::new(
             Code::MessageNotFound,
@@ -427,20 +447,26 @@ async fn ack_one(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn purge(State(state): Shared, Path(q): Path<String>) -> Result<Json<Deleted>, ApiError> {
-    let deleted = state.log.purge(DEFAULT_PROJECT, &q).await?;
+async fn purge(
+    State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
+    Path(q): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    let deleted = state.log.purge(&project, &q).await?;
     Ok(Json(Deleted { deleted }))
 }
 
 /// Queue depth and age for `/metrics`.
-pub(crate) async fn metrics(state: &Arc<AppState>) -> String {
+pub(crate) async fn metrics(state: &Arc<AppState>, only: Option<&str>) -> String {
     use std::fmt::Write as _;
-    let stats = state.log.stats().await.unwrap_or_default();
-    let dead: BTreeMap<String, u64> = state
+    let mine = |p: &str| only.is_none_or(|o| o == p);
+    let mut stats = state.log.stats().await.unwrap_or_default();
+    stats.retain(|s| mine(&s.project));
+    let dead: BTreeMap<(String, String), u64> = state
         .triggers
         .dead_lettered()
         .into_iter()
-        .map(|((_, queue), n)| (queue, n))
+        .filter(|((project, _), _)| mine(project))
         .collect();
     let mut out = String::new();
     let families: [(&str, &str, &str); 3] = [
@@ -479,10 +505,10 @@ pub(crate) async fn metrics(state: &Arc<AppState>) -> String {
         out,
         "# HELP updraft_events_dead_lettered_total Events moved to a dead-letter queue since start, by the queue they failed from.\n# TYPE updraft_events_dead_lettered_total counter"
     );
-    for (q, n) in dead {
+    for ((project, q), n) in dead {
         let _ = writeln!(
             out,
-            "updraft_events_dead_lettered_total{{queue=\"{q}\"}} {n}"
+            "updraft_events_dead_lettered_total{{project=\"{project}\",queue=\"{q}\"}} {n}"
         );
     }
     out

@@ -6,18 +6,19 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use updraft_api::{
     Code, FunctionUsage, Invocation, InvocationList, Prices, UsageBucket, UsageFigures, UsageReport,
 };
-use updraft_store::{DEFAULT_PROJECT, InvocationQuery, Usage, UsageQuery, now_ms};
+use updraft_store::{InvocationQuery, Usage, UsageQuery, now_ms};
 
 use super::params::{not_found, parse_since};
 use crate::State as AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 type Shared = State<Arc<AppState>>;
@@ -57,6 +58,7 @@ pub(crate) struct UsageParams {
 
 pub(crate) async fn usage(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     params: Params<UsageParams>,
 ) -> Result<Json<UsageReport>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
@@ -80,7 +82,11 @@ pub(crate) async fn usage(
         }
     };
     if let Some(f) = &p.function
-        && !state.gateway.snapshot().functions.contains_key(f)
+        && state
+            .gateway
+            .snapshot()
+            .function(&caller.project, f)
+            .is_none()
     {
         return Err(not_found(f));
     }
@@ -91,7 +97,7 @@ pub(crate) async fn usage(
         bucket_ms,
     };
     state.telemetry.flush().await;
-    let summary = state.telemetry.usage(DEFAULT_PROJECT, &q).await?;
+    let summary = state.telemetry.usage(&caller.project, &q).await?;
     let prices = &state.prices;
     let now = now_ms();
     Ok(Json(UsageReport {
@@ -119,7 +125,7 @@ pub(crate) async fn usage(
         prices: prices.clone(),
         quotas: state
             .registry
-            .quotas(p.function.as_deref())
+            .quotas(&caller.project, p.function.as_deref())
             .iter()
             .map(|q| q.status(now))
             .collect(),
@@ -137,6 +143,7 @@ pub(crate) struct InvocationParams {
 
 pub(crate) async fn function_invocations(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     params: Params<InvocationParams>,
 ) -> Result<Json<InvocationList>, ApiError> {
@@ -148,8 +155,14 @@ pub(crate) async fn function_invocations(
         errors_only: p.errors,
         limit: p.limit.unwrap_or(100),
     };
-    let invocations = read(&state, q).await?;
-    if invocations.is_empty() && !state.gateway.snapshot().functions.contains_key(&name) {
+    let invocations = read(&state, &caller.project, q).await?;
+    if invocations.is_empty()
+        && state
+            .gateway
+            .snapshot()
+            .function(&caller.project, &name)
+            .is_none()
+    {
         return Err(not_found(&name));
     }
     Ok(Json(InvocationList { invocations }))
@@ -157,6 +170,7 @@ pub(crate) async fn function_invocations(
 
 pub(crate) async fn invocation(
     State(state): Shared,
+    Extension(caller): Extension<Caller>,
     Path(request_id): Path<String>,
 ) -> Result<Json<Invocation>, ApiError> {
     let well_formed = request_id.len() == 32
@@ -174,7 +188,7 @@ pub(crate) async fn invocation(
         limit: 1,
         ..Default::default()
     };
-    read(&state, q)
+    read(&state, &caller.project, q)
         .await?
         .into_iter()
         .next()
@@ -187,15 +201,28 @@ pub(crate) async fn invocation(
         })
 }
 
-async fn read(state: &Arc<AppState>, q: InvocationQuery) -> Result<Vec<Invocation>, ApiError> {
+async fn read(
+    state: &Arc<AppState>,
+    project: &str,
+    q: InvocationQuery,
+) -> Result<Vec<Invocation>, ApiError> {
     state.telemetry.flush().await;
-    Ok(state.telemetry.invocations(DEFAULT_PROJECT, &q).await?)
+    Ok(state.telemetry.invocations(project, &q).await?)
 }
 
-/// `GET /metrics`: the data plane's series plus the server's own.
-pub(crate) async fn metrics(State(state): Shared) -> Response {
-    let mut text = state.gateway.dispatcher().metrics().render();
-    let functions = state.gateway.snapshot().functions.len();
+/// `GET /metrics`: the data plane's series plus the server's own. A project's key sees its
+/// project's series only; the admin key every project's.
+pub(crate) async fn metrics(
+    State(state): Shared,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let only = caller.scope.as_deref();
+    let mut text = state.gateway.dispatcher().metrics().render(only);
+    let snapshot = state.gateway.snapshot();
+    let functions = match only {
+        Some(p) => snapshot.project(p).map_or(0, |p| p.functions.len()),
+        None => snapshot.all_functions().count(),
+    };
     let dropped = state.telemetry.dropped();
     text.push_str(&format!(
         "# HELP updraft_functions Functions deployed.\n# TYPE updraft_functions gauge\n\
@@ -207,7 +234,7 @@ pub(crate) async fn metrics(State(state): Shared) -> Response {
          updraft_build_info{{version=\"{}\"}} 1\n",
         env!("CARGO_PKG_VERSION")
     ));
-    text.push_str(&super::queues::metrics(&state).await);
+    text.push_str(&super::queues::metrics(&state, only).await);
     let mut resp = text.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

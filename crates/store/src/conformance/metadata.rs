@@ -7,7 +7,8 @@ use updraft_manifest::{LIVE, Manifest};
 
 use super::MetadataSubject;
 use crate::{
-    AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, MetadataStore, StoreError,
+    AliasRecord, ApiKeyRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction,
+    MetadataStore, ProjectRecord, StoreError,
 };
 
 const P: &str = "default";
@@ -342,6 +343,9 @@ pub async fn version_numbers_are_never_reused(subject: &dyn MetadataSubject) -> 
 pub async fn projects_do_not_see_each_other(subject: &dyn MetadataSubject) -> Outcome {
     let store = subject.fresh().await;
     let store = &*store;
+    for p in ["alpha", "beta"] {
+        assert!(store.create_project(&project(p)).await?);
+    }
     deploy_to(store, "alpha", "shop", &[("a", "")], b"one", &options(10)).await?;
     deploy_to(store, "beta", "shop", &[("a", "")], b"two", &options(10)).await?;
     let a = store.function("alpha", "a").await?.found()?;
@@ -351,6 +355,88 @@ pub async fn projects_do_not_see_each_other(subject: &dyn MetadataSubject) -> Ou
     assert!(store.delete_function("alpha", "a").await?.is_some());
     assert!(store.function("beta", "a").await?.is_some());
     Ok(())
+}
+
+fn project(id: &str) -> ProjectRecord {
+    ProjectRecord {
+        id: id.to_owned(),
+        domains: Vec::new(),
+        created_at: 1,
+    }
+}
+
+/// Projects are created once, listed with their domains, and deleted (with their keys) only
+/// once they have no functions; nothing deploys into a project that does not exist.
+pub async fn projects_are_created_listed_and_deleted(subject: &dyn MetadataSubject) -> Outcome {
+    let store = subject.fresh().await;
+    let store = &*store;
+    // `default` always exists.
+    let ids = |ps: Vec<ProjectRecord>| ps.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.projects().await?), [P]);
+    let Err(StoreError::NoSuchProject { project: missing }) =
+        deploy_to(store, "shop", "app", &[("a", "")], b"x", &options(10)).await
+    else {
+        return Err("a deploy into a missing project must fail with NoSuchProject".into());
+    };
+    assert_eq!(missing, "shop");
+    assert!(
+        store
+            .create_project(&project_record("shop", &["api.example.com"]))
+            .await?
+    );
+    assert!(!store.create_project(&project_record("shop", &[])).await?);
+    let listed = store.projects().await?;
+    assert_eq!(ids(listed.clone()), ["default", "shop"]);
+    assert_eq!(listed[1].domains, ["api.example.com"]);
+    assert!(
+        store
+            .set_project_domains("shop", &["a.test".to_owned()])
+            .await?
+    );
+    assert!(!store.set_project_domains("nope", &[]).await?);
+    assert_eq!(store.projects().await?[1].domains, ["a.test"]);
+
+    deploy_to(store, "shop", "app", &[("a", "")], b"x", &options(10)).await?;
+    let key = ApiKeyRecord {
+        id: "key_shop".to_owned(),
+        project: "shop".to_owned(),
+        role: "owner".to_owned(),
+        key_sha256: "f".repeat(64),
+        description: String::new(),
+        created_at: 1,
+        expires_at: None,
+    };
+    store.create_api_key(&key).await?;
+    let Err(StoreError::ProjectNotEmpty { functions, .. }) = store.delete_project("shop").await
+    else {
+        return Err("a project with functions must not be deleted".into());
+    };
+    assert_eq!(functions, 1);
+    assert_eq!(store.projects().await?.len(), 2);
+    store.delete_function("shop", "a").await?.found()?;
+    assert!(store.delete_project("shop").await?);
+    assert!(!store.delete_project("shop").await?);
+    assert!(store.api_keys(Some("shop")).await?.is_empty());
+    assert_eq!(ids(store.projects().await?), [P]);
+    // Artifacts are granted per project, and forgotten for all of them at once.
+    let d = "a".repeat(64);
+    store.grant_artifact(P, &d).await?;
+    store.grant_artifact(P, &d).await?;
+    assert!(store.has_artifact(P, &d).await?);
+    assert!(!store.has_artifact("shop", &d).await?);
+    store.forget_artifact(&d).await?;
+    assert!(!store.has_artifact(P, &d).await?);
+    // Created again under the same name, it starts empty.
+    assert!(store.create_project(&project("shop")).await?);
+    assert!(store.functions("shop").await?.is_empty());
+    Ok(())
+}
+
+fn project_record(id: &str, domains: &[&str]) -> ProjectRecord {
+    ProjectRecord {
+        domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        ..project(id)
+    }
 }
 
 /// Concurrent deploys of one function all land, each as its own version.

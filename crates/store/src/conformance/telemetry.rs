@@ -429,6 +429,27 @@ pub async fn projects_do_not_see_each_other(subject: &dyn TelemetrySubject) -> O
         )
         .await?;
     assert_eq!(usage.totals.invocations, 0);
+    // Forgetting the other project leaves this one's lines, and the other's are gone, the
+    // queued ones included.
+    let mut queued = rec("a", "r2", "queued");
+    queued.project = "other".into();
+    store.write(queued);
+    store.forget_project("other").await?;
+    let everything = UsageQuery {
+        since_ms: 0,
+        until_ms: i64::MAX,
+        ..Default::default()
+    };
+    let q = LogQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.query_logs("other", &q).await?.is_empty());
+    assert_eq!(
+        store.usage("other", &everything).await?.totals.invocations,
+        0
+    );
+    assert_eq!(logs(&*store, q).await?.len(), 1);
     Ok(())
 }
 

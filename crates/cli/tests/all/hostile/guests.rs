@@ -66,7 +66,9 @@ async fn looping_guests_on_every_core_block_neither_the_server_nor_each_other() 
         .collect();
     // Wait until every loop is running (the server's own gauge), not for a guessed while.
     let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
-    let gauge = format!("updraft_concurrency_in_use{{function=\"spin\",version=\"1\"}} {loops}");
+    let gauge = format!(
+        "updraft_concurrency_in_use{{project=\"default\",function=\"spin\",version=\"1\"}} {loops}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let metrics = http

@@ -1,11 +1,12 @@
 //! Asynchronous invokes: accepted as events for the function (`202` with an id), deduplicated
 //! by `Idempotency-Key`, and their status and result.
 
+use crate::auth::InProject;
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use updraft_store::DEFAULT_PROJECT;
 
 use super::Shared;
 use crate::error::ApiError;
@@ -26,6 +27,7 @@ pub(crate) struct InvokeQuery {
 /// same submission return the first one.
 pub(crate) async fn invoke_async(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     Path(function): Path<String>,
     query: Result<Query<InvokeQuery>, axum::extract::rejection::QueryRejection>,
     req: Request,
@@ -37,7 +39,12 @@ pub(crate) async fn invoke_async(
             "POST here needs `?async=true`; invoke synchronously with POST /v1/functions/{name}/invoke",
         ));
     }
-    if !state.gateway.snapshot().functions.contains_key(&function) {
+    if state
+        .gateway
+        .snapshot()
+        .function(&project, &function)
+        .is_none()
+    {
         return Err(ApiError::new(
             Code::FunctionNotFound,
             format!("function `{function}` does not exist"),
@@ -77,10 +84,10 @@ pub(crate) async fn invoke_async(
     let q = queue.clone();
     let (inv, created): (AsyncInvocation, bool) = state
         .log
-        .submit_async(DEFAULT_PROJECT, &function, &q, key.as_deref(), message)
+        .submit_async(&project, &function, &q, key.as_deref(), message)
         .await?;
     if created {
-        state.wakeups.wake(DEFAULT_PROJECT, &queue);
+        state.wakeups.wake(&project, &queue);
     }
     let mut resp = (StatusCode::ACCEPTED, Json(&inv)).into_response();
     if let Ok(v) = http::HeaderValue::from_str(&format!("/v1/async/{}", inv.id)) {
@@ -97,8 +104,9 @@ pub(crate) async fn invoke_async(
 
 pub(crate) async fn async_status(
     State(state): Shared,
+    Extension(InProject(project)): Extension<InProject>,
     Path(id): Path<String>,
 ) -> Result<Json<AsyncInvocation>, ApiError> {
-    let inv = state.log.async_invocation(DEFAULT_PROJECT, &id).await?;
+    let inv = state.log.async_invocation(&project, &id).await?;
     Ok(Json(inv))
 }

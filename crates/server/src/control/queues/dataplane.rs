@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::auth::InProject;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use updraft_store::DEFAULT_PROJECT;
 
 use super::Shared;
 use crate::error::ApiError;
@@ -86,7 +86,21 @@ async fn to_gateway(resp: Response) -> http::Response<updraft_dispatch::Body> {
 /// path that allows the operation (a send-only key sends, a consume-only key receives and
 /// acks, the queue's own key does both and purges), or the admin token. A missing queue or
 /// topic answers exactly like a wrong key, so names can't be probed.
-async fn require_key(State(state): Shared, req: Request, next: Next) -> Response {
+async fn require_key(State(state): Shared, mut req: Request, next: Next) -> Response {
+    let project = {
+        let snapshot = state.gateway.snapshot();
+        match state.gateway.project_of(&snapshot, &req) {
+            Ok(p) => p.record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+            Err(name) => {
+                return ApiError::new(
+                    Code::ProjectNotFound,
+                    format!("no project named `{name}` (from the request's host)"),
+                )
+                .into_response();
+            }
+        }
+    };
+    req.extensions_mut().insert(InProject(project.clone()));
     let token = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -106,8 +120,12 @@ async fn require_key(State(state): Shared, req: Request, next: Next) -> Response
         )
         .into_response();
     };
-    // A control key that may deploy may also use the project's queues and topics.
-    if state.auth.has_role(&token, crate::auth::Role::Deployer) {
+    // A control key of the project that may deploy may also use its queues and topics.
+    if state
+        .auth
+        .authenticate(&token)
+        .is_ok_and(|c| c.role.allows(crate::auth::Role::Deployer) && c.may_act_in(&project))
+    {
         return next.run(req).await;
     }
     let allowed = match kind.as_str() {
@@ -115,16 +133,11 @@ async fn require_key(State(state): Shared, req: Request, next: Next) -> Response
             let needed = needed_role(req.method(), &rest);
             state
                 .log
-                .check_queue_key(DEFAULT_PROJECT, &target, &token)
+                .check_queue_key(&project, &target, &token)
                 .await
                 .map(|role| role.is_some_and(|r| needed.is_none_or(|n| r.allows(n))))
         }
-        "topics" => {
-            state
-                .log
-                .check_topic_key(DEFAULT_PROJECT, &target, &token)
-                .await
-        }
+        "topics" => state.log.check_topic_key(&project, &target, &token).await,
         _ => Ok(false),
     };
     match allowed {

@@ -1,0 +1,50 @@
+//! Projects (`/v1/projects`): the tenants that own functions, keys, logs and usage.
+
+use serde::{Deserialize, Serialize};
+
+/// The project used when a request names none.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// The header a control API call names its project with (a scoped key's own project is used
+/// without it; naming another answers 404 `project_not_found`).
+pub const PROJECT_HEADER: &str = "x-updraft-project";
+
+/// `POST /v1/projects`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// Its name: 1 to 63 lower-case letters, digits and '-', starting with a letter (it is
+    /// also the first label of its host name, `<name>.localhost`).
+    pub name: String,
+    /// Custom domains its functions are served on.
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+/// `PUT /v1/projects/{name}/domains`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetDomains {
+    /// The project's custom domains from now on (replacing the old list).
+    pub domains: Vec<String>,
+}
+
+/// A project as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    /// Its name.
+    pub name: String,
+    /// Its custom domains.
+    pub domains: Vec<String>,
+    /// How many functions it has.
+    pub functions: usize,
+    /// When it was created (ms since the epoch).
+    pub created_at: i64,
+}
+
+/// `GET /v1/projects`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectList {
+    /// By name.
+    pub projects: Vec<ProjectInfo>,
+}

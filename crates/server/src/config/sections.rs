@@ -1,0 +1,69 @@
+//! Small sections of the configuration file and their defaults: `[tracing]`, `[pricing]`'s
+//! default table, `[pool]`, and `[projects] base_domain`'s check.
+
+use updraft_api::Prices;
+
+/// Where spans are exported (`[tracing]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracingConfig {
+    /// OTLP/HTTP traces endpoint (`http://host:4318/v1/traces`); `None`: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "updraft".to_owned(),
+        }
+    }
+}
+
+/// The default price table: AWS Lambda's x86 list prices in us-east-1 (per request and per
+/// GB-second), without the free tier.
+pub fn default_prices() -> Prices {
+    Prices {
+        per_million_requests: 0.20,
+        per_gb_second: 0.000_016_666_7,
+        free_requests: 0,
+        free_gb_seconds: 0.0,
+        currency: "USD".to_owned(),
+        source: "AWS Lambda x86 list prices, us-east-1 (override in [pricing])".to_owned(),
+    }
+}
+
+/// Settings of the pooling instance allocator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// `Some(false)`: on-demand allocation; `None`: probe the machine.
+    pub enabled: Option<bool>,
+    /// Instances alive at once.
+    pub max_instances: u32,
+    /// Bytes of each linear memory kept mapped between instances (reset with `memset` rather
+    /// than `madvise`, which avoids page faults and cross-core TLB shootdowns on reuse).
+    pub memory_keep_resident: u64,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            max_instances: 1_000,
+            memory_keep_resident: 64 << 10,
+        }
+    }
+}
+
+/// A base domain, lower-cased, if it is one.
+pub(super) fn base_domain(d: &str) -> Option<String> {
+    let d = d.trim().trim_matches('.').to_ascii_lowercase();
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (d.len() <= 253 && d.split('.').all(label)).then_some(d)
+}
