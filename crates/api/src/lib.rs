@@ -68,6 +68,8 @@ pub enum Code {
     KeyNotFound,
     /// No project has this name.
     ProjectNotFound,
+    /// No secret has this name (in the caller's project).
+    SecretNotFound,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -113,7 +115,8 @@ impl Code {
             | Code::TopicNotFound
             | Code::MessageNotFound
             | Code::KeyNotFound
-            | Code::ProjectNotFound => StatusCode::NOT_FOUND,
+            | Code::ProjectNotFound
+            | Code::SecretNotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -407,6 +410,9 @@ pub struct FunctionInfo {
     pub allowed_outbound_hosts: Vec<String>,
     /// Names of its environment variables (values are not returned).
     pub env: Vec<String>,
+    /// Names of the project secrets it receives (values are never returned).
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// When it last changed (ms since the epoch).
     pub updated_at: i64,
 }

@@ -1,4 +1,5 @@
-//! Projects (`/v1/projects`): the tenants that own functions, keys, logs and usage.
+//! Projects (`/v1/projects`): the tenants that own functions, keys, logs and usage; and their
+//! secrets (`/v1/secrets`).
 
 use serde::{Deserialize, Serialize};
 
@@ -47,4 +48,51 @@ pub struct ProjectInfo {
 pub struct ProjectList {
     /// By name.
     pub projects: Vec<ProjectInfo>,
+}
+
+/// `PUT /v1/secrets/{name}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSecret {
+    /// The value (UTF-8, no NUL, at most 64 KiB). Never shown again.
+    pub value: String,
+}
+
+impl std::fmt::Debug for SetSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetSecret")
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// Its name.
+    pub name: String,
+    /// When it was first set (ms since the epoch).
+    pub created_at: i64,
+    /// When it was last set.
+    pub updated_at: i64,
+    /// Functions a kept version of which lists it.
+    pub used_by: Vec<String>,
+}
+
+/// `GET /v1/secrets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretList {
+    /// By name.
+    pub secrets: Vec<SecretInfo>,
+}
+
+/// The answer to [`SetSecret`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretSet {
+    /// The secret (no value).
+    pub secret: SecretInfo,
+    /// Whether this call created it.
+    pub created: bool,
+    /// Functions whose new instances see the new value.
+    pub restarted: Vec<String>,
 }

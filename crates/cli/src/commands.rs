@@ -7,6 +7,7 @@ pub(crate) mod key;
 pub(crate) mod logs;
 pub(crate) mod project;
 pub(crate) mod queue;
+pub(crate) mod secret;
 pub(crate) mod serve;
 pub(crate) mod up;
 pub(crate) mod usage;

@@ -85,6 +85,8 @@ enum Command {
     Key(commands::key::KeyArgs),
     /// Manage projects (tenants) and their custom domains.
     Project(commands::project::ProjectArgs),
+    /// Manage the project's secrets (values are never shown).
+    Secret(commands::secret::SecretArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +125,7 @@ fn main() -> ExitCode {
             Command::Topic(args) => commands::queue::topic(args).await,
             Command::Key(args) => commands::key::key(args).await,
             Command::Project(args) => commands::project::project(args).await,
+            Command::Secret(args) => commands::secret::secret(args).await,
             Command::Async(args) => commands::queue::async_status(args).await,
         }
     });

@@ -213,6 +213,8 @@ pub struct Settings {
     pub min_instances: u32,
     /// How long the version may go unused before its code is dropped (scale to zero).
     pub idle_timeout: Duration,
+    /// Values shown as `***` in the guest's log lines (the secrets it is granted).
+    pub redact: Vec<String>,
 }
 
 impl Default for Settings {
@@ -226,6 +228,7 @@ impl Default for Settings {
             reuse: Reuse::Fresh,
             min_instances: 0,
             idle_timeout: updraft_manifest::DEFAULT_IDLE_TIMEOUT,
+            redact: Vec::new(),
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct PreparedFunction {
 struct Inner {
     pre: ProxyPre<Host>,
     env: Vec<(String, String)>,
+    /// Shown as `***` in its log lines.
+    redact: Arc<[String]>,
     outbound: Arc<[OutboundHost]>,
     own: crate::outbound::OwnAddresses,
     sandbox: crate::Sandbox,
@@ -122,6 +124,11 @@ impl Engine {
             inner: Arc::new(Inner {
                 pre,
                 env: settings.env,
+                redact: settings
+                    .redact
+                    .into_iter()
+                    .filter(|v| v.len() >= crate::logs::MIN_REDACTED_LEN)
+                    .collect(),
                 outbound: settings.allowed_outbound_hosts.into(),
                 own: self.own.clone(),
                 sandbox: self.sandbox,
@@ -335,7 +342,7 @@ impl PreparedFunction {
         fresh_only: bool,
     ) -> Result<(http::Response<GuestBody>, InstanceStart), (InvokeError, InstanceStart)> {
         let inner = self.inner.clone();
-        let log = LogState::new(log);
+        let log = LogState::new(log, inner.redact.clone());
         let popped = {
             let mut ready = lock(&inner.ready);
             if fresh_only {

@@ -26,7 +26,12 @@ const MAX_LINE: usize = 16 << 10;
 pub(crate) struct LogState {
     sink: Arc<dyn InvocationSink>,
     inner: Mutex<Buffers>,
+    /// Values shown as `***` (the function's secrets).
+    redact: Arc<[String]>,
 }
+
+/// Values shorter than this are not masked: they would mask ordinary text.
+pub(crate) const MIN_REDACTED_LEN: usize = 4;
 
 #[derive(Default)]
 struct Buffers {
@@ -38,17 +43,18 @@ struct Buffers {
 }
 
 impl LogState {
-    pub(crate) fn new(sink: Arc<dyn InvocationSink>) -> Arc<Self> {
+    pub(crate) fn new(sink: Arc<dyn InvocationSink>, redact: Arc<[String]>) -> Arc<Self> {
         Arc::new(Self {
             sink,
             inner: Mutex::new(Buffers::default()),
+            redact,
         })
     }
 
     /// The log of an instance that is not serving an invocation: shared, lines dropped.
     pub(crate) fn discard() -> Arc<Self> {
         static DISCARD: std::sync::LazyLock<Arc<LogState>> =
-            std::sync::LazyLock::new(|| LogState::new(Arc::new(Discard)));
+            std::sync::LazyLock::new(|| LogState::new(Arc::new(Discard), Arc::new([])));
         DISCARD.clone()
     }
 
@@ -91,7 +97,7 @@ impl LogState {
                     return;
                 }
                 *lines += 1;
-                emit(&*self.sink, stream, buf);
+                emit(&*self.sink, &self.redact, stream, buf);
                 buf.clear();
             }
         }
@@ -120,16 +126,22 @@ impl LogState {
                 _ => &mut b.stdout,
             };
             if !buf.is_empty() {
-                emit(&*self.sink, stream, buf);
+                emit(&*self.sink, &self.redact, stream, buf);
                 buf.clear();
             }
         }
     }
 }
 
-fn emit(sink: &dyn InvocationSink, stream: Stream, line: &[u8]) {
+fn emit(sink: &dyn InvocationSink, redact: &[String], stream: Stream, line: &[u8]) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    sink.line(stream, &String::from_utf8_lossy(line));
+    let mut text = String::from_utf8_lossy(line);
+    for secret in redact {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***").into();
+        }
+    }
+    sink.line(stream, &text);
 }
 
 /// Where an instance's output goes right now: the log of the invocation it is serving. A warm

@@ -79,6 +79,8 @@ struct RawFunction {
     build: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: Vec<String>,
     variables: Option<BTreeMap<String, String>>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
@@ -169,6 +171,10 @@ pub struct Function {
     pub build: Option<String>,
     /// `env = { GREETING = "hi" }`: environment variables the guest sees.
     pub env: BTreeMap<String, String>,
+    /// `secrets = ["STRIPE_KEY"]`: the project's secrets the guest sees as environment
+    /// variables of the same names (values are set with `updraft secret set`, never here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     /// `variables = { api_url = "https://..." }`: configuration the guest reads through
     /// `wasi:config/store`. Present (even empty) grants the function that interface; absent,
     /// a component importing it cannot be deployed as this function.
@@ -597,6 +603,13 @@ impl Manifest {
     }
 }
 
+/// Whether `k` is a valid environment variable (and secret) name.
+pub fn is_env_name(k: &str) -> bool {
+    (1..=255).contains(&k.len())
+        && k.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+        && k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
 fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
     let app_name = Name::new(&raw.app.name).unwrap_or_else(|e| {
         c.report(&[key("app"), key("name")], e.to_string());
@@ -624,15 +637,27 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             c.report(&at("build"), "must be a command, or be left out");
         }
         for k in f.env.keys() {
-            let valid = k.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
-                && k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
-            if !valid {
+            if !is_env_name(k) {
                 let mut p = at("env");
                 p.push(key(k));
                 c.report(
                     &p,
                     format!("`{k}` is not a valid environment variable name"),
                 );
+            }
+        }
+        for (j, s) in f.secrets.iter().enumerate() {
+            let mut p = at("secrets");
+            p.push(Step::Index(j));
+            if !is_env_name(s) {
+                c.report(
+                    &p,
+                    format!("`{s}` is not a valid secret name (an environment variable name)"),
+                );
+            } else if f.env.contains_key(s) {
+                c.report(&p, format!("`{s}` is also set in env; give it one value"));
+            } else if f.secrets[..j].contains(s) {
+                c.report(&p, format!("`{s}` is listed twice"));
             }
         }
         for k in f.variables.iter().flat_map(BTreeMap::keys) {
@@ -812,6 +837,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             component: f.component,
             build: f.build,
             env: f.env,
+            secrets: f.secrets,
             variables: f.variables,
             allowed_outbound_hosts: f.allowed_outbound_hosts,
             timeout_ms: timeout.map(duration_ms),

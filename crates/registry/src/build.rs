@@ -31,15 +31,29 @@ impl Entry {
 }
 
 impl Registry {
-    /// The runtime of the artifact `digest` run with `spec` (settings `e` resolved from it),
-    /// not loaded yet.
-    pub(crate) fn runtime(&self, digest: &str, spec: &Spec, e: &Effective) -> Arc<dyn Runtime> {
+    /// The runtime of the artifact `digest` run with `spec` (settings `e` resolved from it,
+    /// the values of the secrets it lists taken from `secrets`), not loaded yet.
+    pub(crate) fn runtime(
+        &self,
+        digest: &str,
+        spec: &Spec,
+        e: &Effective,
+        secrets: &BTreeMap<String, String>,
+    ) -> Arc<dyn Runtime> {
+        let granted: Vec<(String, String)> = spec
+            .secrets
+            .iter()
+            .filter_map(|n| secrets.get(n).map(|v| (n.clone(), v.clone())))
+            .collect();
+        let redact = granted.iter().map(|(_, v)| v.clone()).collect();
         let settings = Settings {
             env: spec
                 .env
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(granted)
                 .collect(),
+            redact,
             allowed_outbound_hosts: spec.outbound_hosts(),
             variables: spec
                 .variables
@@ -64,9 +78,10 @@ impl Registry {
         (project, function): (&str, &str),
         v: &VersionRecord,
         runtime: Option<Arc<dyn Runtime>>,
+        secrets: &BTreeMap<String, String>,
     ) -> Version {
         let e = self.config.limits.resolve(&v.spec);
-        let runtime = runtime.unwrap_or_else(|| self.runtime(&v.digest, &v.spec, &e));
+        let runtime = runtime.unwrap_or_else(|| self.runtime(&v.digest, &v.spec, &e, secrets));
         Version {
             number: v.version,
             number_header: v.version.into(),
@@ -88,18 +103,47 @@ impl Registry {
         &self,
         record: FunctionRecord,
         previous: Option<&Entry>,
-        mut preloaded: Option<(u32, Arc<dyn Runtime>)>,
+        preloaded: Option<(u32, Arc<dyn Runtime>)>,
     ) -> Entry {
-        let versions: BTreeMap<u32, Arc<Version>> = record
-            .versions
-            .iter()
-            .filter(|v| v.deleted_at.is_none())
+        self.entry_renewing(record, previous, preloaded, &|_| false)
+            .await
+    }
+
+    /// [`Registry::entry`], but versions whose spec `renew` picks get a new runtime even
+    /// where `previous` has one (a secret they see changed).
+    pub(crate) async fn entry_renewing(
+        &self,
+        record: FunctionRecord,
+        previous: Option<&Entry>,
+        mut preloaded: Option<(u32, Arc<dyn Runtime>)>,
+        renew: &(dyn Fn(&Spec) -> bool + Sync),
+    ) -> Entry {
+        let kept = || record.versions.iter().filter(|v| v.deleted_at.is_none());
+        let reusable = |v: &VersionRecord| {
+            previous
+                .and_then(|p| p.version(v.version))
+                .filter(|_| !renew(&v.spec))
+                .cloned()
+        };
+        // Values of the secrets the versions built now see (deploys checked they exist; one
+        // that can't be read now is logged and left out of the environment).
+        let fresh: Vec<&Spec> = kept()
+            .filter(|v| reusable(v).is_none())
+            .map(|v| &v.spec)
+            .collect();
+        let secrets = match self.secret_values(&record.project, fresh).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(project = %record.project, function = %record.name, error = %e.message, "could not read the function's secrets");
+                BTreeMap::new()
+            }
+        };
+        let versions: BTreeMap<u32, Arc<Version>> = kept()
             .map(|v| {
-                let reused = previous.and_then(|p| p.version(v.version)).cloned();
-                let version = reused.unwrap_or_else(|| {
+                let version = reusable(v).unwrap_or_else(|| {
                     let runtime = preloaded.take_if(|(n, _)| *n == v.version).map(|(_, r)| r);
                     let names = (record.project.as_str(), record.name.as_str());
-                    Arc::new(self.new_version(names, v, runtime))
+                    Arc::new(self.new_version(names, v, runtime, &secrets))
                 });
                 (v.version, version)
             })

@@ -73,6 +73,14 @@ impl Registry {
                     break;
                 }
             }
+            // A function whose secrets can't be opened (the key file was replaced) is not
+            // served without them.
+            let kept = record.versions.iter().filter(|v| v.deleted_at.is_none());
+            if problem.is_none()
+                && let Err(e) = self.secret_values(&project, kept.map(|v| &v.spec)).await
+            {
+                problem = Some(e.message);
+            }
             match problem {
                 None => {
                     let entry = self.entry(record, None, None).await;
@@ -220,7 +228,9 @@ impl Registry {
                     ),
                 ));
             }
-            let runtime = self.runtime(&f.digest, &f.spec, &self.config.limits.resolve(&f.spec));
+            let secrets = self.secret_values(project, [&f.spec]).await?;
+            let limits = self.config.limits.resolve(&f.spec);
+            let runtime = self.runtime(&f.digest, &f.spec, &limits, &secrets);
             runtime.load().await.map_err(|e| {
                 if e.user_error {
                     Error::new(

@@ -34,12 +34,14 @@ mod limits;
 mod projects;
 mod quotas;
 mod routes;
+mod secrets;
 mod views;
 
 pub use aliases::RollbackOutcome;
 pub use canary::CanaryConfig;
 pub use limits::{Effective, Limits};
 pub use routes::{Lookup, Route, RouteConflict, RouteTable};
+pub use secrets::{NoSecrets, SecretSource};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -237,6 +239,8 @@ pub struct Stores {
     pub artifacts: Arc<dyn ArtifactStore>,
     /// Invocation records, which quotas start counting from.
     pub telemetry: Arc<dyn TelemetryStore>,
+    /// Opens the project secrets functions are granted ([`NoSecrets`] if none are used).
+    pub secrets: Arc<dyn SecretSource>,
 }
 
 /// The registry. Share it behind an `Arc`.

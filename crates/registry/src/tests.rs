@@ -76,6 +76,7 @@ async fn env() -> Env {
             metadata: Arc::new(store.clone()),
             artifacts: Arc::new(artifacts),
             telemetry: Arc::new(store),
+            secrets: Arc::new(NoSecrets),
         },
         Arc::new(Provider::default()),
         dispatcher,

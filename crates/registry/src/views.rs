@@ -67,6 +67,7 @@ pub(crate) fn info(limits: &Limits, e: &Entry) -> Option<FunctionInfo> {
         max_response_body: eff.max_response_body,
         allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
         env: spec.env.keys().cloned().collect(),
+        secrets: spec.secrets.clone(),
         updated_at: live.created_at,
         runtime,
     })

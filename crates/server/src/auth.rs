@@ -187,7 +187,7 @@ pub(crate) fn fingerprint(authorization: Option<&str>) -> Option<String> {
 /// Writes `contents` to a new file `path` readable only by the owner. Whatever was at `path`
 /// is removed first and the file is created exclusively (`O_EXCL`), so a symlink planted there
 /// is never followed.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

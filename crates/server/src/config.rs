@@ -50,6 +50,9 @@
 //! [projects]
 //! base_domain = "localhost"     # the data plane serves project P at P.<base_domain>
 //!
+//! [secrets]
+//! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key
+//!
 //! [versions]
 //! keep = 10             # versions kept per function (older ones no alias points at are deleted)
 //! unused_artifact_grace = "1d"  # uploads no version uses are deleted after this
@@ -164,6 +167,8 @@ pub struct FileConfig {
     pub async_result_max_age: Duration,
     /// The data plane serves project `p` at `p.<base_domain>`.
     pub base_domain: String,
+    /// The file holding the key secrets are sealed with; `None`: `<data dir>/secrets.key`.
+    pub secrets_key_file: Option<std::path::PathBuf>,
 }
 
 /// Connections the control API accepts at once by default: enough for operators and CI, and
@@ -205,6 +210,7 @@ impl Default for FileConfig {
             max_queue_depth: updraft_events::DEFAULT_MAX_QUEUE_DEPTH,
             async_result_max_age: Duration::from_secs(7 * 86_400),
             base_domain: updraft_gateway::DEFAULT_BASE_DOMAIN.to_owned(),
+            secrets_key_file: None,
         }
     }
 }
@@ -541,6 +547,7 @@ impl FileConfig {
                 &raw.events.async_result_max_age,
                 defaults.async_result_max_age,
             )?,
+            secrets_key_file: raw.secrets.key_file.map(std::path::PathBuf::from),
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,
                 Some(d) => sections::base_domain(&d).ok_or_else(|| {

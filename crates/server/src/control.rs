@@ -27,6 +27,8 @@
 //! | GET/POST | `/v1/projects` | projects the key can see / create one ([`updraft_api::CreateProject`]; admin key) |
 //! | GET/DELETE | `/v1/projects/{name}` | one project / delete an empty one (admin key) |
 //! | PUT | `/v1/projects/{name}/domains` | set its custom domains ([`updraft_api::SetDomains`]; owner) |
+//! | GET | `/v1/secrets` | the project's secrets: names, times, users; never values |
+//! | PUT/DELETE | `/v1/secrets/{name}` | set ([`updraft_api::SetSecret`]) / delete a secret (owner) |
 //! | GET | `/metrics` | Prometheus text (a project's key: its project's series) |
 //!
 //! Every call acts in one project: the `x-updraft-project` header names it, else the key's
@@ -40,6 +42,7 @@ mod logs;
 mod params;
 mod projects;
 mod queues;
+mod secrets;
 mod usage;
 
 pub(crate) use queues::DataPlane;
@@ -102,6 +105,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(usage::metrics))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/v1/secrets", get(secrets::list))
+        .route(
+            "/v1/secrets/{name}",
+            axum::routing::put(secrets::set).delete(secrets::delete),
+        )
         .route("/v1/projects", get(projects::list).post(projects::create))
         .route(
             "/v1/projects/{name}",

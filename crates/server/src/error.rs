@@ -37,6 +37,9 @@ pub enum ServerError {
     /// A background task failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A setting or a file it names can't be used.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl ServerError {

@@ -32,6 +32,7 @@ mod error;
 mod janitor;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod secrets;
 mod telemetry;
 
 pub use config::{
@@ -96,6 +97,8 @@ pub(crate) struct State {
     pub(crate) artifacts: Arc<dyn ArtifactStore>,
     /// Deployed state and keys, for what the registry does not own (API keys).
     pub(crate) metadata: Arc<dyn MetadataStore>,
+    /// Seals secrets before they are stored.
+    pub(crate) secret_key: Arc<secrets::SecretKey>,
     /// Log lines and invocation records.
     pub(crate) telemetry: Arc<dyn TelemetryStore>,
     pub(crate) engine: Arc<Engine>,
@@ -212,10 +215,18 @@ impl Server {
         registry_config.keep_versions = config.file.keep_versions;
         registry_config.canary = config.file.canary.clone();
         registry_config.project_quotas = config.file.project_quotas.clone();
+        let secret_key = Arc::new(secrets::SecretKey::load_or_create(
+            &config.data_dir,
+            config.file.secrets_key_file.as_deref(),
+        )?);
         let stores = Stores {
             metadata: metadata.clone(),
             artifacts: artifacts.clone(),
             telemetry: telemetry_store.clone(),
+            secrets: Arc::new(secrets::StoredSecrets {
+                metadata: metadata.clone(),
+                key: secret_key.clone(),
+            }),
         };
         let registry = Registry::new(stores, runtime, dispatcher.clone(), registry_config);
         let services = Arc::new(control::DataPlane::default());
@@ -242,6 +253,7 @@ impl Server {
             registry: registry.clone(),
             gateway: Arc::new(gateway),
             metadata: metadata.clone(),
+            secret_key,
             auth,
             drain: config.drain,
             http: config.file.http.clone(),

@@ -184,6 +184,16 @@ CREATE INDEX project_artifacts_by_digest ON project_artifacts (digest);
 INSERT OR IGNORE INTO project_artifacts (project, digest, created_at)
     SELECT project, digest, min(created_at) FROM versions GROUP BY project, digest;
 "#,
+    r#"
+CREATE TABLE secrets (
+    project     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    sealed      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (project, name)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

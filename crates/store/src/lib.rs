@@ -32,6 +32,7 @@ mod db;
 mod functions;
 mod keys;
 mod projects;
+mod secrets;
 mod sqlite;
 mod telemetry;
 mod traits;
@@ -43,6 +44,7 @@ pub use functions::{
 };
 pub use keys::ApiKeyRecord;
 pub use projects::ProjectRecord;
+pub use secrets::SecretRecord;
 pub use telemetry::{
     FLUSH_INTERVAL, InvocationQuery, LogQuery, LogRecord, Retention, Usage, UsageQuery,
     UsageSummary,

@@ -82,6 +82,7 @@ impl Store {
                 });
             }
             tx.execute("DELETE FROM api_keys WHERE project = ?1", params![id])?;
+            tx.execute("DELETE FROM secrets WHERE project = ?1", params![id])?;
             tx.execute(
                 "DELETE FROM project_artifacts WHERE project = ?1",
                 params![id],

@@ -8,8 +8,8 @@ use updraft_api::Invocation;
 
 use crate::{
     AliasRecord, ApiKeyRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord,
-    InvocationQuery, LogQuery, LogRecord, MetadataStore, ProjectRecord, Pruned, Store, StoreError,
-    TelemetryStore, UsageQuery, UsageSummary,
+    InvocationQuery, LogQuery, LogRecord, MetadataStore, ProjectRecord, Pruned, SecretRecord,
+    Store, StoreError, TelemetryStore, UsageQuery, UsageSummary,
 };
 
 impl Store {
@@ -87,6 +87,26 @@ impl MetadataStore for Store {
     async fn forget_artifact(&self, digest: &str) -> Result<(), StoreError> {
         let d = own(digest);
         self.run(move |s| s.forget_artifact(&d)).await
+    }
+
+    async fn put_secret(
+        &self,
+        project: &str,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let (p, n, s) = (own(project), own(name), sealed.to_vec());
+        self.run(move |st| st.put_secret(&p, &n, &s)).await
+    }
+
+    async fn secrets(&self, project: &str) -> Result<Vec<SecretRecord>, StoreError> {
+        let p = own(project);
+        self.run(move |s| s.secrets(&p)).await
+    }
+
+    async fn delete_secret(&self, project: &str, name: &str) -> Result<bool, StoreError> {
+        let (p, n) = (own(project), own(name));
+        self.run(move |s| s.delete_secret(&p, &n)).await
     }
 
     async fn referenced_artifacts(&self) -> Result<Vec<String>, StoreError> {

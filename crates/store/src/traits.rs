@@ -10,8 +10,8 @@ use updraft_api::Invocation;
 
 use crate::{
     AliasRecord, ApiKeyRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord,
-    InvocationQuery, LogQuery, LogRecord, ProjectRecord, Pruned, StoreError, UsageQuery,
-    UsageSummary,
+    InvocationQuery, LogQuery, LogRecord, ProjectRecord, Pruned, SecretRecord, StoreError,
+    UsageQuery, UsageSummary,
 };
 
 /// Deployed state: admin tokens, apps, functions, their immutable versions and their aliases.
@@ -93,6 +93,30 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn forget_artifact(&self, digest: &str) -> Result<(), StoreError>;
+
+    /// Sets secret `name` of `project` to `sealed` (an opaque, already encrypted value);
+    /// `Ok(true)` if it is new.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn put_secret(
+        &self,
+        project: &str,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError>;
+
+    /// The secrets of `project`, by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn secrets(&self, project: &str) -> Result<Vec<SecretRecord>, StoreError>;
+
+    /// Deletes secret `name` of `project`; `Ok(false)` if there was none.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn delete_secret(&self, project: &str, name: &str) -> Result<bool, StoreError>;
 
     /// The digests of every artifact a stored version uses.
     ///

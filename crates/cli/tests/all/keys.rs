@@ -122,6 +122,14 @@ pub(crate) fn control_endpoints(digest: &str, manifest: &str) -> Vec<Endpoint> {
             None,
             "owner",
         ),
+        (Method::GET, "/v1/secrets".into(), None, "viewer"),
+        (
+            Method::PUT,
+            "/v1/secrets/MATRIX".into(),
+            Some(json!({"value": "v"})),
+            "owner",
+        ),
+        (Method::DELETE, "/v1/secrets/NO_SUCH".into(), None, "owner"),
         (Method::GET, "/v1/projects".into(), None, "viewer"),
         (Method::GET, "/v1/projects/default".into(), None, "viewer"),
         (

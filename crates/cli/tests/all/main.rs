@@ -18,6 +18,7 @@ mod metering;
 mod outbound;
 mod projects;
 mod restart;
+mod secrets;
 mod support;
 mod toolchains;
 mod versions;

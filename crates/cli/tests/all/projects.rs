@@ -127,6 +127,13 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
         .await
         .unwrap();
     let key_id = default_key["id"].as_str().unwrap().to_owned();
+    let secret = s
+        .api(Method::PUT, "/v1/secrets/DEFAULTS_SECRET")
+        .json(&json!({"value": "v"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(secret.status(), 201);
 
     create_project(&s, "shop", &[]).await;
     let owner = key_of(&s, "shop", "owner").await;
@@ -186,6 +193,7 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
             None,
         ),
         (Method::GET, "/v1/usage?function=echo".into(), None),
+        (Method::DELETE, "/v1/secrets/DEFAULTS_SECRET".into(), None),
     ]);
     named.push((Method::HEAD, format!("/v1/artifacts/{digest}"), None));
     named.push((Method::GET, format!("/v1/artifacts/{digest}"), None));
@@ -213,6 +221,7 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
         "/v1/queues",
         "/v1/topics",
         "/v1/keys",
+        "/v1/secrets",
         "/v1/usage",
         "/v1/projects",
         "/v1/status",
@@ -221,7 +230,14 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
         let resp = send(Method::GET, path.into(), None, &owner).await;
         assert_eq!(resp.status(), 200, "{path}");
         let text = resp.text().await.unwrap();
-        for leak in ["echo", "orders", "news", key_id.as_str(), "\"default\""] {
+        for leak in [
+            "echo",
+            "orders",
+            "news",
+            key_id.as_str(),
+            "\"default\"",
+            "DEFAULTS_SECRET",
+        ] {
             assert!(!text.contains(leak), "{path} shows `{leak}`: {text}");
         }
     }

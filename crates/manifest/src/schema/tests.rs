@@ -394,3 +394,36 @@ fn bad_event_triggers_name_line_and_key() {
     let e = err(&EVENTS.replace("region = [\"eu\", \"us\"]", "region = []"));
     assert!(e.contains("filter `region` lists no values"), "{e}");
 }
+
+#[test]
+fn secrets_are_names_granted_per_function() {
+    let m = Manifest::parse(
+        "updraft.toml",
+        "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\nsecrets = [\"STRIPE_KEY\", \"_X1\"]\n",
+    )
+    .unwrap();
+    assert_eq!(m.functions[0].secrets, ["STRIPE_KEY", "_X1"]);
+    // A function without secrets serializes as before, so stored specs compare equal.
+    let plain = Manifest::parse(GOOD_MINIMAL, GOOD_MINIMAL_TEXT).unwrap();
+    let json = serde_json::to_string(&plain.functions[0]).unwrap();
+    assert!(!json.contains("secrets"), "{json}");
+    for (line, needle) in [
+        ("secrets = [\"1X\"]", "`1X` is not a valid secret name"),
+        ("secrets = [\"../k\"]", "not a valid secret name"),
+        ("secrets = [\"K\", \"K\"]", "`K` is listed twice"),
+        (
+            "secrets = [\"K\"]\nenv = { K = \"v\" }",
+            "`K` is also set in env",
+        ),
+    ] {
+        let e = err(&format!(
+            "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\n{line}\n"
+        ));
+        assert!(e.contains(needle), "{line}: {e}");
+        assert!(e.contains("functions[0].secrets"), "{e}");
+    }
+}
+
+const GOOD_MINIMAL: &str = "updraft.toml";
+const GOOD_MINIMAL_TEXT: &str =
+    "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\n";

@@ -53,6 +53,7 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         // Creating and deleting projects is the server admin's; an owner sets its domains.
         "/v1/projects" | "/v1/projects/{name}" if !read => Role::Admin,
         "/v1/projects/{name}/domains" => Role::Owner,
+        "/v1/secrets/{name}" => Role::Owner,
         "/v1/keys" | "/v1/keys/{id}" => Role::Owner,
         // Reading a function's log shows what its requests carried: a deployer's business.
         "/v1/functions/{name}/logs" => Role::Deployer,

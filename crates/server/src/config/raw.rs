@@ -39,6 +39,14 @@ pub(super) struct RawConfig {
     pub(super) events: RawEvents,
     #[serde(default)]
     pub(super) projects: RawProjects,
+    #[serde(default)]
+    pub(super) secrets: RawSecrets,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecrets {
+    pub(super) key_file: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -407,6 +407,17 @@ pub async fn projects_are_created_listed_and_deleted(subject: &dyn MetadataSubje
         expires_at: None,
     };
     store.create_api_key(&key).await?;
+    // Secrets are per project, replaced in place, and go with their project.
+    assert!(store.put_secret("shop", "K", b"sealed-1").await?);
+    assert!(!store.put_secret("shop", "K", b"sealed-2").await?);
+    assert!(store.put_secret(P, "K", b"other").await?);
+    let shop = store.secrets("shop").await?;
+    assert_eq!(shop.len(), 1);
+    assert_eq!(shop[0].sealed, b"sealed-2");
+    assert!(shop[0].updated_at >= shop[0].created_at);
+    assert!(store.delete_secret(P, "K").await?);
+    assert!(!store.delete_secret(P, "K").await?);
+    assert_eq!(store.secrets("shop").await?.len(), 1);
     let Err(StoreError::ProjectNotEmpty { functions, .. }) = store.delete_project("shop").await
     else {
         return Err("a project with functions must not be deleted".into());
@@ -417,6 +428,7 @@ pub async fn projects_are_created_listed_and_deleted(subject: &dyn MetadataSubje
     assert!(store.delete_project("shop").await?);
     assert!(!store.delete_project("shop").await?);
     assert!(store.api_keys(Some("shop")).await?.is_empty());
+    assert!(store.secrets("shop").await?.is_empty());
     assert_eq!(ids(store.projects().await?), [P]);
     // Artifacts are granted per project, and forgotten for all of them at once.
     let d = "a".repeat(64);
