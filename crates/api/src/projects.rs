@@ -96,3 +96,33 @@ pub struct SecretSet {
     /// Functions whose new instances see the new value.
     pub restarted: Vec<String>,
 }
+
+/// One entry of the audit log (`GET /v1/audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Increasing id.
+    pub id: i64,
+    /// The project it happened in.
+    pub project: String,
+    /// When (ms since the epoch).
+    pub ts_ms: i64,
+    /// Who: a key id (`key_...`), `admin`, or `system` for the platform's own decisions.
+    pub actor: String,
+    /// What: `deploy`, `alias.set`, `rollback`, `key.create`, `secret.set`, ...
+    pub action: String,
+    /// On what: the resource's path under `/v1/`.
+    pub target: String,
+    /// `ok`, `denied` or `failed`.
+    pub outcome: String,
+    /// The HTTP status answered (0 for the platform's own decisions).
+    pub status: u16,
+    /// What a deploy published, why a change failed, ...
+    pub detail: String,
+}
+
+/// `GET /v1/audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditList {
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
+}

@@ -1,5 +1,6 @@
 //! One module per verb.
 
+pub(crate) mod audit;
 pub(crate) mod deploy;
 pub(crate) mod functions;
 pub(crate) mod invoke;

@@ -87,6 +87,8 @@ enum Command {
     Project(commands::project::ProjectArgs),
     /// Manage the project's secrets (values are never shown).
     Secret(commands::secret::SecretArgs),
+    /// Show who changed what in the project (the audit log).
+    Audit(commands::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +128,7 @@ fn main() -> ExitCode {
             Command::Key(args) => commands::key::key(args).await,
             Command::Project(args) => commands::project::project(args).await,
             Command::Secret(args) => commands::secret::secret(args).await,
+            Command::Audit(args) => commands::audit::run(args).await,
             Command::Async(args) => commands::queue::async_status(args).await,
         }
     });

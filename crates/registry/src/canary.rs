@@ -186,6 +186,12 @@ impl Registry {
                         (moved, note, message)
                     }
                 };
+                // A rollback keeps the canary at weight 0; a promotion drops it.
+                let action = if moved.canary.is_some() {
+                    "canary.rollback"
+                } else {
+                    "canary.promote"
+                };
                 match self
                     .move_alias(
                         &e.record.project,
@@ -196,7 +202,22 @@ impl Registry {
                     )
                     .await
                 {
-                    Ok(Some(_)) => self.event(&e.record.project, &e.record.name, &message),
+                    Ok(Some(_)) => {
+                        self.event(&e.record.project, &e.record.name, &message);
+                        let entry = updraft_store::AuditRecord {
+                            project: e.record.project.clone(),
+                            ts_ms: updraft_store::now_ms(),
+                            actor: "system".to_owned(),
+                            action: action.to_owned(),
+                            target: format!("functions/{}/aliases/{}", e.record.name, alias.name),
+                            outcome: "ok".to_owned(),
+                            detail: message.chars().take(300).collect(),
+                            ..Default::default()
+                        };
+                        if let Err(err) = self.stores.metadata.append_audit(&entry).await {
+                            tracing::error!(error = %err, "could not write an audit entry");
+                        }
+                    }
                     Ok(None) => {}
                     Err(err) => tracing::error!(
                         project = %e.record.project,

@@ -269,10 +269,25 @@ pub(crate) async fn require_role(
                 caller.role.as_str()
             )
         };
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let path = req.uri().path().to_owned();
+        let actor = crate::audit::Actor {
+            id: caller.id.clone(),
+            project: caller.project.clone(),
+        };
+        crate::audit::denied(&state, &actor, req.method(), &route, &path, &message).await;
         return ApiError::new(Code::Forbidden, message).into_response();
     }
     req.extensions_mut()
         .insert(InProject(caller.project.clone()));
+    req.extensions_mut().insert(crate::audit::Actor {
+        id: caller.id.clone(),
+        project: caller.project.clone(),
+    });
     req.extensions_mut().insert(caller);
     next.run(req).await
 }

@@ -50,6 +50,9 @@
 //! [projects]
 //! base_domain = "localhost"     # the data plane serves project P at P.<base_domain>
 //!
+//! [audit]
+//! max_age = "365d"              # audit log entries are kept this long
+//!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key
 //!
@@ -169,6 +172,8 @@ pub struct FileConfig {
     pub base_domain: String,
     /// The file holding the key secrets are sealed with; `None`: `<data dir>/secrets.key`.
     pub secrets_key_file: Option<std::path::PathBuf>,
+    /// How long audit log entries are kept.
+    pub audit_max_age: Duration,
 }
 
 /// Connections the control API accepts at once by default: enough for operators and CI, and
@@ -211,6 +216,7 @@ impl Default for FileConfig {
             async_result_max_age: Duration::from_secs(7 * 86_400),
             base_domain: updraft_gateway::DEFAULT_BASE_DOMAIN.to_owned(),
             secrets_key_file: None,
+            audit_max_age: Duration::from_secs(365 * 86_400),
         }
     }
 }
@@ -548,6 +554,7 @@ impl FileConfig {
                 defaults.async_result_max_age,
             )?,
             secrets_key_file: raw.secrets.key_file.map(std::path::PathBuf::from),
+            audit_max_age: duration("audit.max_age", &raw.audit.max_age, defaults.audit_max_age)?,
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,
                 Some(d) => sections::base_domain(&d).ok_or_else(|| {

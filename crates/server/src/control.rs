@@ -27,6 +27,7 @@
 //! | GET/POST | `/v1/projects` | projects the key can see / create one ([`updraft_api::CreateProject`]; admin key) |
 //! | GET/DELETE | `/v1/projects/{name}` | one project / delete an empty one (admin key) |
 //! | PUT | `/v1/projects/{name}/domains` | set its custom domains ([`updraft_api::SetDomains`]; owner) |
+//! | GET | `/v1/audit?since=&limit=&all=` | the audit log, newest first (owner; `all`: admin) |
 //! | GET | `/v1/secrets` | the project's secrets: names, times, users; never values |
 //! | PUT/DELETE | `/v1/secrets/{name}` | set ([`updraft_api::SetSecret`]) / delete a secret (owner) |
 //! | GET | `/metrics` | Prometheus text (a project's key: its project's series) |
@@ -36,6 +37,7 @@
 //! project gets (404 `project_not_found`).
 
 mod artifacts;
+mod audit;
 mod functions;
 mod keys;
 mod logs;
@@ -105,6 +107,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(usage::metrics))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/v1/audit", get(audit::list))
         .route("/v1/secrets", get(secrets::list))
         .route(
             "/v1/secrets/{name}",
@@ -119,6 +122,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/v1/projects/{name}/domains",
             axum::routing::put(projects::set_domains),
         )
+        // Inner first: the role check runs, then the audit recorder sees the caller.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::record,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_role,

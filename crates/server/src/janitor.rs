@@ -1,7 +1,7 @@
 //! Housekeeping that keeps the data directory from growing without bound, once a minute (and
 //! once at start): records of finished asynchronous invokes past `[events]
 //! async_result_max_age`, and uploaded artifacts no version uses past `[versions]
-//! unused_artifact_grace`. (Log lines and invocation records are trimmed by the store's writer;
+//! unused_artifact_grace`, audit log entries past `[audit] max_age`. (Log lines and invocation records are trimmed by the store's writer;
 //! versions and the artifacts they free by the registry's retention at deploy.)
 
 use std::sync::Arc;
@@ -32,6 +32,16 @@ async fn sweep(state: &State) {
         Ok(0) => {}
         Ok(n) => tracing::info!(n, "expired finished asynchronous invokes"),
         Err(e) => tracing::warn!(error = %e, "could not expire asynchronous invokes"),
+    }
+    let age = i64::try_from(state.audit_max_age.as_millis()).unwrap_or(i64::MAX);
+    match state
+        .metadata
+        .expire_audit(updraft_store::now_ms().saturating_sub(age))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "expired audit log entries"),
+        Err(e) => tracing::warn!(error = %e, "could not expire audit log entries"),
     }
     if let Err(e) = state
         .registry

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod auth;
 mod config;
 mod control;
@@ -128,6 +129,8 @@ pub(crate) struct State {
     pub(crate) async_result_max_age: Duration,
     /// How long an uploaded artifact no version uses is kept.
     pub(crate) unused_artifact_grace: Duration,
+    /// How long audit log entries are kept.
+    pub(crate) audit_max_age: Duration,
     /// The data directory's lock, released when the server has stopped.
     pub(crate) lock: std::sync::Mutex<Option<datadir::DataDirLock>>,
 }
@@ -267,6 +270,7 @@ impl Server {
             data_url: std::sync::OnceLock::new(),
             async_result_max_age: config.file.async_result_max_age,
             unused_artifact_grace: config.file.unused_artifact_grace,
+            audit_max_age: config.file.audit_max_age,
             lock: std::sync::Mutex::new(Some(lock)),
         });
         services.attach(&state);

@@ -96,6 +96,7 @@ macro_rules! metadata_conformance {
             version_numbers_are_never_reused,
             projects_do_not_see_each_other,
             projects_are_created_listed_and_deleted,
+            audit_entries_are_kept_listed_and_expired,
             concurrent_deploys_get_distinct_versions,
         );
     };

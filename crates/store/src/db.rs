@@ -194,6 +194,21 @@ CREATE TABLE secrets (
     PRIMARY KEY (project, name)
 ) WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    project     TEXT NOT NULL,
+    ts_ms       INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX audit_by_project ON audit (project, id);
+CREATE INDEX audit_by_time ON audit (ts_ms);
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

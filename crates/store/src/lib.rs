@@ -26,6 +26,7 @@
 //! This crate must not depend on Wasmtime or on HTTP: it stores bytes, manifests and rows.
 
 mod artifacts;
+mod audit;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod db;
@@ -38,6 +39,7 @@ mod telemetry;
 mod traits;
 
 pub use artifacts::FsArtifacts;
+pub use audit::{AuditQuery, AuditRecord};
 pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
     VersionRecord,

@@ -7,9 +7,10 @@ use tokio::sync::broadcast;
 use updraft_api::Invocation;
 
 use crate::{
-    AliasRecord, ApiKeyRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord,
-    InvocationQuery, LogQuery, LogRecord, MetadataStore, ProjectRecord, Pruned, SecretRecord,
-    Store, StoreError, TelemetryStore, UsageQuery, UsageSummary,
+    AliasRecord, ApiKeyRecord, AuditQuery, AuditRecord, DeployOptions, DeployOutcome,
+    DeployedFunction, FunctionRecord, InvocationQuery, LogQuery, LogRecord, MetadataStore,
+    ProjectRecord, Pruned, SecretRecord, Store, StoreError, TelemetryStore, UsageQuery,
+    UsageSummary,
 };
 
 impl Store {
@@ -107,6 +108,20 @@ impl MetadataStore for Store {
     async fn delete_secret(&self, project: &str, name: &str) -> Result<bool, StoreError> {
         let (p, n) = (own(project), own(name));
         self.run(move |s| s.delete_secret(&p, &n)).await
+    }
+
+    async fn append_audit(&self, entry: &AuditRecord) -> Result<i64, StoreError> {
+        let e = entry.clone();
+        self.run(move |s| s.append_audit(&e)).await
+    }
+
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let q = q.clone();
+        self.run(move |s| s.audit(&q)).await
+    }
+
+    async fn expire_audit(&self, before_ms: i64) -> Result<usize, StoreError> {
+        self.run(move |s| s.expire_audit(before_ms)).await
     }
 
     async fn referenced_artifacts(&self) -> Result<Vec<String>, StoreError> {

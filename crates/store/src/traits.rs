@@ -9,9 +9,9 @@ use tokio::sync::broadcast;
 use updraft_api::Invocation;
 
 use crate::{
-    AliasRecord, ApiKeyRecord, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord,
-    InvocationQuery, LogQuery, LogRecord, ProjectRecord, Pruned, SecretRecord, StoreError,
-    UsageQuery, UsageSummary,
+    AliasRecord, ApiKeyRecord, AuditQuery, AuditRecord, DeployOptions, DeployOutcome,
+    DeployedFunction, FunctionRecord, InvocationQuery, LogQuery, LogRecord, ProjectRecord, Pruned,
+    SecretRecord, StoreError, UsageQuery, UsageSummary,
 };
 
 /// Deployed state: admin tokens, apps, functions, their immutable versions and their aliases.
@@ -117,6 +117,24 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn delete_secret(&self, project: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Appends an entry to the audit log (its `id` is ignored); returns its id.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn append_audit(&self, entry: &AuditRecord) -> Result<i64, StoreError>;
+
+    /// Audit log entries matching `q`, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Deletes audit log entries older than `before_ms`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn expire_audit(&self, before_ms: i64) -> Result<usize, StoreError>;
 
     /// The digests of every artifact a stored version uses.
     ///

@@ -123,6 +123,7 @@ pub(crate) fn control_endpoints(digest: &str, manifest: &str) -> Vec<Endpoint> {
             "owner",
         ),
         (Method::GET, "/v1/secrets".into(), None, "viewer"),
+        (Method::GET, "/v1/audit".into(), None, "owner"),
         (
             Method::PUT,
             "/v1/secrets/MATRIX".into(),

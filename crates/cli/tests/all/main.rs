@@ -4,6 +4,7 @@
 // Helpers outside #[test] functions are test code too: a panic is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod capabilities;
 mod cli;
 mod deploy;

@@ -148,6 +148,16 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
         async move { req.send().await.unwrap() }
     };
 
+    // Before it probes anything (its own attempts are its own audit entries), the audit log
+    // it reads holds nothing of default's.
+    let text = send(Method::GET, "/v1/audit".into(), None, &owner)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for leak in ["echo", "orders", "news", key_id.as_str(), "DEFAULTS_SECRET"] {
+        assert!(!text.contains(leak), "/v1/audit shows `{leak}`: {text}");
+    }
     // Every endpoint that names one of default's resources answers 404, as for a missing one.
     let mut named: Vec<(Method, String, Option<Value>)> = control_endpoints(&digest, &manifest)
         .into_iter()

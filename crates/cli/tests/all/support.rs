@@ -312,13 +312,28 @@ impl Upstream {
                 counter.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut buf = vec![0u8; 4096];
-                    let _ = stream.read(&mut buf).await;
+                    // Read the whole head first: answering and closing with request bytes
+                    // still unread makes the kernel reset the connection, which the guest
+                    // sees as `connection reset` (a flaky failure on a loaded machine).
+                    let mut head = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
                     let _ = stream
                         .write_all(
                             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
                         )
                         .await;
+                    let _ = stream.shutdown().await;
+                    // Let the client close first (it has read the answer).
+                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                        while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
+                    })
+                    .await;
                 });
             }
         });

@@ -605,5 +605,15 @@ async fn a_failing_canary_is_rolled_back_and_a_healthy_one_promoted() {
         "{v}"
     );
     assert_eq!(served_by(&s.get("/v").await), 3);
+    // The guard's decisions are in the audit log, as the platform's own.
+    let audit = s.api_json("/v1/audit").await;
+    let system: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "system")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(system, ["canary.promote", "canary.rollback"], "{audit}");
     s.stop().await;
 }

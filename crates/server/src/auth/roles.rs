@@ -54,6 +54,8 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         "/v1/projects" | "/v1/projects/{name}" if !read => Role::Admin,
         "/v1/projects/{name}/domains" => Role::Owner,
         "/v1/secrets/{name}" => Role::Owner,
+        // Who changed what (key ids among it) is an owner's business.
+        "/v1/audit" => Role::Owner,
         "/v1/keys" | "/v1/keys/{id}" => Role::Owner,
         // Reading a function's log shows what its requests carried: a deployer's business.
         "/v1/functions/{name}/logs" => Role::Deployer,

@@ -41,6 +41,14 @@ pub(super) struct RawConfig {
     pub(super) projects: RawProjects,
     #[serde(default)]
     pub(super) secrets: RawSecrets,
+    #[serde(default)]
+    pub(super) audit: RawAudit,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) max_age: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -7,8 +7,8 @@ use updraft_manifest::{LIVE, Manifest};
 
 use super::MetadataSubject;
 use crate::{
-    AliasRecord, ApiKeyRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction,
-    MetadataStore, ProjectRecord, StoreError,
+    AliasRecord, ApiKeyRecord, AuditQuery, AuditRecord, Canary, DeployOptions, DeployOutcome,
+    DeployedFunction, MetadataStore, ProjectRecord, StoreError,
 };
 
 const P: &str = "default";
@@ -449,6 +449,68 @@ fn project_record(id: &str, domains: &[&str]) -> ProjectRecord {
         domains: domains.iter().map(|d| (*d).to_owned()).collect(),
         ..project(id)
     }
+}
+
+/// The audit log keeps entries per project, lists them newest first within a time and a
+/// limit, survives a reopen, and forgets those past their age.
+pub async fn audit_entries_are_kept_listed_and_expired(subject: &dyn MetadataSubject) -> Outcome {
+    let store = subject.fresh().await;
+    for (i, project) in ["default", "shop", "default"].iter().enumerate() {
+        let ts = i64::try_from(i).unwrap_or(0) * 1_000 + 1_000;
+        let id = store
+            .append_audit(&AuditRecord {
+                project: (*project).to_owned(),
+                ts_ms: ts,
+                actor: "admin".to_owned(),
+                action: "deploy".to_owned(),
+                target: format!("apps/{i}"),
+                outcome: "ok".to_owned(),
+                status: 200,
+                detail: String::new(),
+                id: 0,
+            })
+            .await?;
+        assert!(id > 0);
+    }
+    let all = store
+        .audit(&AuditQuery {
+            project: None,
+            since_ms: 0,
+            limit: 10,
+        })
+        .await?;
+    assert_eq!(
+        all.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(),
+        ["apps/2", "apps/1", "apps/0"]
+    );
+    let mine = store
+        .audit(&AuditQuery {
+            project: Some(P.to_owned()),
+            since_ms: 0,
+            limit: 1,
+        })
+        .await?;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].target, "apps/2");
+    let recent = store
+        .audit(&AuditQuery {
+            project: None,
+            since_ms: 2_000,
+            limit: 10,
+        })
+        .await?;
+    assert_eq!(recent.len(), 2);
+    let store = subject.reopen(store).await;
+    assert_eq!(store.expire_audit(2_000).await?, 1);
+    let left = store
+        .audit(&AuditQuery {
+            project: None,
+            since_ms: 0,
+            limit: 10,
+        })
+        .await?;
+    assert_eq!(left.len(), 2);
+    Ok(())
 }
 
 /// Concurrent deploys of one function all land, each as its own version.
