@@ -15,12 +15,13 @@
 #![allow(missing_docs)]
 
 pub mod artifacts;
+pub mod auth;
 pub mod metadata;
 pub mod telemetry;
 
 use std::sync::Arc;
 
-use crate::{ArtifactStore, MetadataStore, TelemetryStore};
+use crate::{ArtifactStore, AuthStore, MetadataStore, TelemetryStore};
 
 /// What a case returns: an error (a failed call, a missing value) fails the test with it, so
 /// the suites never unwrap.
@@ -56,6 +57,15 @@ pub trait TelemetrySubject: Send + Sync {
     async fn fresh(&self) -> Arc<dyn TelemetryStore>;
     /// The same store as `store`, opened again after it is flushed and dropped.
     async fn reopen(&self, store: Arc<dyn TelemetryStore>) -> Arc<dyn TelemetryStore>;
+}
+
+/// What the auth suite needs of a backend.
+#[async_trait::async_trait]
+pub trait AuthSubject: Send + Sync {
+    /// A new, empty store.
+    async fn fresh(&self) -> Arc<dyn AuthStore>;
+    /// The same store as `store`, opened again after it is dropped.
+    async fn reopen(&self, store: Arc<dyn AuthStore>) -> Arc<dyn AuthStore>;
 }
 
 /// What the artifact suite needs of a backend.
@@ -115,6 +125,19 @@ macro_rules! telemetry_conformance {
             invocations_are_found_by_request_id_and_filtered,
             limits_are_exact_across_batches,
             projects_do_not_see_each_other,
+        );
+    };
+}
+
+/// The [`AuthStore`] suite against the [`AuthSubject`] `$subject` makes.
+#[macro_export]
+macro_rules! auth_conformance {
+    ($subject:expr) => {
+        $crate::conformance_cases!(auth, $subject;
+            users_are_kept_per_project_with_unique_emails,
+            refresh_tokens_rotate_and_reuse_revokes_the_session,
+            sessions_end_one_others_or_all,
+            signing_keys_rotate_and_retired_ones_go,
         );
     };
 }

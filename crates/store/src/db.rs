@@ -209,6 +209,55 @@ CREATE TABLE audit (
 CREATE INDEX audit_by_project ON audit (project, id);
 CREATE INDEX audit_by_time ON audit (ts_ms);
 "#,
+    r#"
+CREATE TABLE auth_users (
+    project            TEXT NOT NULL,
+    id                 TEXT NOT NULL,
+    email              TEXT,
+    email_confirmed_at INTEGER,
+    password_hash      TEXT,
+    is_anonymous       INTEGER NOT NULL,
+    role               TEXT NOT NULL,
+    app_metadata       TEXT NOT NULL,
+    user_metadata      TEXT NOT NULL,
+    disabled           INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    last_sign_in_at    INTEGER,
+    PRIMARY KEY (project, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX auth_users_by_email ON auth_users (project, email) WHERE email IS NOT NULL;
+CREATE TABLE auth_sessions (
+    project      TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    refreshed_at INTEGER NOT NULL,
+    PRIMARY KEY (project, id)
+) WITHOUT ROWID;
+CREATE INDEX auth_sessions_by_user ON auth_sessions (project, user_id);
+CREATE TABLE auth_refresh_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    project      TEXT NOT NULL,
+    session_id   TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    parent       TEXT,
+    revoked      INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    used_at      INTEGER
+) WITHOUT ROWID;
+CREATE INDEX auth_refresh_by_session ON auth_refresh_tokens (project, session_id);
+CREATE INDEX auth_refresh_by_user ON auth_refresh_tokens (project, user_id);
+CREATE TABLE auth_keys (
+    project    TEXT NOT NULL,
+    kid        TEXT NOT NULL,
+    sealed     BLOB NOT NULL,
+    public_jwk TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER,
+    PRIMARY KEY (project, kid)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

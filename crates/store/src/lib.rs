@@ -27,6 +27,7 @@
 
 mod artifacts;
 mod audit;
+mod auth;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod db;
@@ -40,6 +41,7 @@ mod traits;
 
 pub use artifacts::FsArtifacts;
 pub use audit::{AuditQuery, AuditRecord};
+pub use auth::{Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
 pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
     VersionRecord,
@@ -51,7 +53,7 @@ pub use telemetry::{
     FLUSH_INTERVAL, InvocationQuery, LogQuery, LogRecord, Retention, Usage, UsageQuery,
     UsageSummary,
 };
-pub use traits::{ArtifactStore, ArtifactWriter, MetadataStore, TelemetryStore};
+pub use traits::{ArtifactStore, ArtifactWriter, AuthStore, MetadataStore, TelemetryStore};
 
 use telemetry::LogWriter;
 

@@ -83,6 +83,17 @@ impl Store {
             }
             tx.execute("DELETE FROM api_keys WHERE project = ?1", params![id])?;
             tx.execute("DELETE FROM secrets WHERE project = ?1", params![id])?;
+            for table in [
+                "auth_users",
+                "auth_sessions",
+                "auth_refresh_tokens",
+                "auth_keys",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE project = ?1"),
+                    params![id],
+                )?;
+            }
             tx.execute(
                 "DELETE FROM project_artifacts WHERE project = ?1",
                 params![id],

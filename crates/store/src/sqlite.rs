@@ -268,5 +268,7 @@ impl TelemetryStore for Store {
     }
 }
 
+mod auth;
+
 #[cfg(test)]
 mod tests;

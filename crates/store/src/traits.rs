@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 use updraft_api::Invocation;
 
 use crate::{
+    Refreshed, SessionRecord, SigningKeyRecord, UserRecord,
     AliasRecord, ApiKeyRecord, AuditQuery, AuditRecord, DeployOptions, DeployOutcome,
     DeployedFunction, FunctionRecord, InvocationQuery, LogQuery, LogRecord, ProjectRecord, Pruned,
     SecretRecord, StoreError, UsageQuery, UsageSummary,
@@ -295,6 +296,122 @@ pub trait TelemetryStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn forget_project(&self, project: &str) -> Result<(), StoreError>;
+}
+
+/// End-user auth state of each project: users, sessions and their refresh tokens (hashes only),
+/// and the sealed keys access tokens are signed with. Every write is one transaction, durable
+/// when it returns.
+#[async_trait::async_trait]
+pub trait AuthStore: Send + Sync + 'static {
+    /// Stores a new user; `Ok(false)` if its email is taken in its project.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError>;
+
+    /// Replaces a user's fields; `Ok(false)` if there is no such user or its email is taken.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn update_user(&self, user: &UserRecord) -> Result<bool, StoreError>;
+
+    /// User `id` of `project`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn user(&self, project: &str, id: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// The user of `project` with `email` (lower case).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn user_by_email(
+        &self,
+        project: &str,
+        email: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Users of `project`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn users(
+        &self,
+        project: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Deletes a user with its sessions; `Ok(false)` if there was none.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn delete_user(&self, project: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Starts a session with its first refresh token (by its SHA-256).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn create_session(
+        &self,
+        project: &str,
+        session: &SessionRecord,
+        refresh_sha256: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Uses the refresh token `presented` (SHA-256) and stores `next` as its successor; a
+    /// token used before, more than `grace_ms` ago, revokes its whole session.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn refresh(
+        &self,
+        project: &str,
+        presented: &str,
+        next: &str,
+        grace_ms: i64,
+        now: i64,
+    ) -> Result<Refreshed, StoreError>;
+
+    /// Session `id` of `project`, while it lasts.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn session(&self, project: &str, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Ends sessions of a user (`only` one, or all but `keep`, or all); returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn end_sessions(
+        &self,
+        project: &str,
+        user_id: &str,
+        only: Option<&str>,
+        keep: Option<&str>,
+    ) -> Result<usize, StoreError>;
+
+    /// The signing keys of `project`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn signing_keys(&self, project: &str) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Adds `key` as `project`'s signing key, retiring the others (they still verify).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn rotate_signing_key(
+        &self,
+        project: &str,
+        key: &SigningKeyRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes keys of `project` retired before `before_ms`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn drop_retired_keys(&self, project: &str, before_ms: i64) -> Result<usize, StoreError>;
 }
 
 /// Artifacts (uploaded code) by content address: the lower-case hex SHA-256 of their bytes.

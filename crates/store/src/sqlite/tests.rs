@@ -1,11 +1,11 @@
-//! The metadata and telemetry conformance suites against the SQLite backend.
+//! The metadata, telemetry and auth conformance suites against the SQLite backend.
 
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
-use crate::conformance::{MetadataSubject, TelemetrySubject};
-use crate::{MetadataStore, Store, TelemetryStore};
+use crate::conformance::{AuthSubject, MetadataSubject, TelemetrySubject};
+use crate::{AuthStore, MetadataStore, Store, TelemetryStore};
 
 struct Sqlite(tempfile::TempDir);
 
@@ -42,6 +42,23 @@ impl TelemetrySubject for Sqlite {
         drop(store);
         Arc::new(self.open())
     }
+}
+
+#[async_trait::async_trait]
+impl AuthSubject for Sqlite {
+    async fn fresh(&self) -> Arc<dyn AuthStore> {
+        Arc::new(self.open())
+    }
+
+    async fn reopen(&self, store: Arc<dyn AuthStore>) -> Arc<dyn AuthStore> {
+        drop(store);
+        Arc::new(self.open())
+    }
+}
+
+mod auth {
+    use super::Sqlite;
+    crate::auth_conformance!(Sqlite::new());
 }
 
 mod metadata {
