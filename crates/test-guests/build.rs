@@ -54,6 +54,16 @@ fn main() {
                  pub const {konst}: &str = {:?};\n",
                 path.display().to_string()
             ));
+        } else if dir.join("requirements.txt").is_file() && !dir.join("app.py").is_file() {
+            // Not a guest: a virtualenv of client libraries the tests use.
+            let python = venv(name, dir, &out_dir).map(|v| v.join("bin/python"));
+            code.push_str(&format!(
+                "/// The Python interpreter of the `{name}` virtualenv (see test-programs/{name});
+                 /// `None` when python3 was not available to make it.
+                 pub const {konst}: Option<&str> = {:?};
+",
+                python.map(|p| p.display().to_string())
+            ));
         } else if dir.join("app.py").is_file() {
             let path = build_python(name, dir, &out_dir);
             code.push_str(&format!(
@@ -96,6 +106,31 @@ fn build_rust(programs: &Path, out_dir: &Path) {
 
 /// Builds a componentize-py guest; `None` if Python is unavailable and that is allowed.
 fn build_python(name: &str, dir: &Path, out_dir: &Path) -> Option<PathBuf> {
+    let venv = venv(name, dir, out_dir)?;
+    let output = out_dir.join(format!("{name}.wasm"));
+    let status = Command::new(venv.join("bin/componentize-py"))
+        .current_dir(dir)
+        // Convention: the guest's wit/world.wit names its world after the guest.
+        .args([
+            "--quiet",
+            "-d",
+            "wit",
+            "-w",
+            name,
+            "componentize",
+            "app",
+            "-o",
+        ])
+        .arg(&output)
+        .status()
+        .expect("running componentize-py");
+    assert!(status.success(), "componentize-py failed for `{name}`");
+    Some(output)
+}
+
+/// A virtualenv in `OUT_DIR` with `dir/requirements.txt` installed (again only when that
+/// file changed); `None` if Python is unavailable and that is allowed.
+fn venv(name: &str, dir: &Path, out_dir: &Path) -> Option<PathBuf> {
     let required = std::env::var("UPDRAFT_REQUIRE_ALL_GUESTS").is_ok_and(|v| v == "1");
     let unavailable = |why: String| {
         assert!(!required, "cannot build Python guest `{name}`: {why}");
@@ -103,7 +138,7 @@ fn build_python(name: &str, dir: &Path, out_dir: &Path) -> Option<PathBuf> {
         None
     };
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let venv = out_dir.join("py-venv");
+    let venv = out_dir.join(format!("{name}-venv"));
     let requirements = dir.join("requirements.txt");
     let stamp = venv.join("installed-requirements.txt");
     let wanted = std::fs::read_to_string(&requirements).unwrap_or_default();
@@ -130,23 +165,5 @@ fn build_python(name: &str, dir: &Path, out_dir: &Path) -> Option<PathBuf> {
             }
         }
     }
-    let output = out_dir.join(format!("{name}.wasm"));
-    let status = Command::new(venv.join("bin/componentize-py"))
-        .current_dir(dir)
-        // Convention: the guest's wit/world.wit names its world after the guest.
-        .args([
-            "--quiet",
-            "-d",
-            "wit",
-            "-w",
-            name,
-            "componentize",
-            "app",
-            "-o",
-        ])
-        .arg(&output)
-        .status()
-        .expect("running componentize-py");
-    assert!(status.success(), "componentize-py failed for `{name}`");
-    Some(output)
+    Some(venv)
 }

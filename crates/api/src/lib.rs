@@ -70,6 +70,8 @@ pub enum Code {
     ProjectNotFound,
     /// No secret has this name (in the caller's project).
     SecretNotFound,
+    /// No end user has this id or email (in the caller's project).
+    UserNotFound,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -116,7 +118,8 @@ impl Code {
             | Code::MessageNotFound
             | Code::KeyNotFound
             | Code::ProjectNotFound
-            | Code::SecretNotFound => StatusCode::NOT_FOUND,
+            | Code::SecretNotFound
+            | Code::UserNotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -12,4 +12,5 @@ pub(crate) mod secret;
 pub(crate) mod serve;
 pub(crate) mod up;
 pub(crate) mod usage;
+pub(crate) mod users;
 pub(crate) mod versions;

@@ -89,6 +89,10 @@ enum Command {
     Secret(commands::secret::SecretArgs),
     /// Show who changed what in the project (the audit log).
     Audit(commands::audit::AuditArgs),
+    /// Manage the project's end users.
+    Users(commands::users::UsersArgs),
+    /// End-user auth settings: rotate the token signing key.
+    Auth(commands::users::AuthArgs),
 }
 
 fn main() -> ExitCode {
@@ -129,6 +133,8 @@ fn main() -> ExitCode {
             Command::Project(args) => commands::project::project(args).await,
             Command::Secret(args) => commands::secret::secret(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Users(args) => commands::users::users(args).await,
+            Command::Auth(args) => commands::users::auth(args).await,
             Command::Async(args) => commands::queue::async_status(args).await,
         }
     });

@@ -38,7 +38,7 @@ use updraft_dispatch::{
     Body, BodyError, Dispatcher, Function, Input, Origin, Pin, TRACEPARENT, error_response,
     with_function,
 };
-use updraft_manifest::RouteMatch;
+use updraft_manifest::{RouteMatch, RoutePolicy};
 use updraft_registry::{Lookup, Project, Registry, Snapshot};
 
 pub mod listen;
@@ -54,6 +54,21 @@ pub trait AdminCheck: Send + Sync + 'static {
     /// Whether `authorization` is any valid Updraft key: such a header is for Updraft, never
     /// for a guest.
     fn is_key(&self, authorization: &str) -> bool;
+
+    /// Whether `authorization` is a key of `project` that may use its routes (any role but
+    /// metrics), for routes with `auth = "key"`.
+    fn is_project_key(&self, authorization: &str, project: &str) -> bool;
+}
+
+/// Verifies end users' access tokens, for routes with `auth = "user"` or claims.
+pub trait UserCheck: Send + Sync + 'static {
+    /// The claims (the token's JSON payload) of `token`, if it is a valid access token of
+    /// `project`; otherwise why not.
+    fn verify<'a>(
+        &'a self,
+        project: &'a str,
+        token: &'a str,
+    ) -> updraft_dispatch::BoxFuture<'a, Result<serde_json::Value, String>>;
 }
 
 /// How an `authorization` header carrying an Updraft admin token starts.
@@ -65,6 +80,7 @@ pub struct Gateway {
     dispatcher: Arc<Dispatcher>,
     admin: Option<Arc<dyn AdminCheck>>,
     services: Option<Arc<dyn Mounted>>,
+    users: Option<Arc<dyn UserCheck>>,
     base_domain: String,
 }
 
@@ -93,6 +109,7 @@ impl Gateway {
             dispatcher,
             admin: None,
             services: None,
+            users: None,
             base_domain: DEFAULT_BASE_DOMAIN.to_owned(),
         }
     }
@@ -154,6 +171,14 @@ impl Gateway {
         self
     }
 
+    /// Verifies end users' tokens with `users` (without it, routes that need a user answer
+    /// 401).
+    #[must_use]
+    pub fn with_user_check(mut self, users: Arc<dyn UserCheck>) -> Self {
+        self.users = Some(users);
+        self
+    }
+
     /// Serves [`SERVICES_PREFIX`] with `services`.
     #[must_use]
     pub fn with_services(mut self, services: Arc<dyn Mounted>) -> Self {
@@ -187,43 +212,58 @@ impl Gateway {
         };
         // Everything the route decides is settled while the snapshot is held, so nothing of
         // it is copied out but the function and the version.
-        let (function, chosen) = match project.routes.lookup(req.method().as_str(), &path) {
-            Lookup::Found(route, m) => {
-                let function = route.function.clone();
-                let chosen = self
-                    .requested_pin(&function, req.headers_mut())
-                    .and_then(|pin| function.resolve(pin.as_ref(), route.trigger.alias()));
-                if chosen.is_ok() {
-                    strip_updraft_headers(req.headers_mut());
-                    self.strip_admin_token(req.headers_mut());
-                    set_route_headers(req.headers_mut(), &route.pattern, &m);
+        let (function, chosen, policy, presented) =
+            match project.routes.lookup(req.method().as_str(), &path) {
+                Lookup::Found(route, m) => {
+                    let function = route.function.clone();
+                    let policy = route.trigger.auth.clone();
+                    // What the caller presented, read before Updraft's own headers are stripped.
+                    let presented = (!policy.is_public())
+                        .then(|| req.headers().get(header::AUTHORIZATION))
+                        .flatten()
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let chosen = self
+                        .requested_pin(&function, req.headers_mut())
+                        .and_then(|pin| function.resolve(pin.as_ref(), route.trigger.alias()));
+                    if chosen.is_ok() {
+                        strip_updraft_headers(req.headers_mut());
+                        self.strip_admin_token(req.headers_mut());
+                        set_route_headers(req.headers_mut(), &route.pattern, &m);
+                    }
+                    (function, chosen, policy, presented)
                 }
-                (function, chosen)
-            }
-            Lookup::MethodNotAllowed(allowed) => {
-                let mut resp = error_response(
-                    Code::MethodNotAllowed,
-                    format!(
-                        "{} is not allowed on {path}; allowed: {}",
-                        req.method(),
-                        allowed.join(", ")
-                    ),
-                    &origin.request_id,
-                );
-                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-                    resp.headers_mut().insert(header::ALLOW, v);
+                Lookup::MethodNotAllowed(allowed) => {
+                    let mut resp = error_response(
+                        Code::MethodNotAllowed,
+                        format!(
+                            "{} is not allowed on {path}; allowed: {}",
+                            req.method(),
+                            allowed.join(", ")
+                        ),
+                        &origin.request_id,
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                        resp.headers_mut().insert(header::ALLOW, v);
+                    }
+                    return resp;
                 }
-                return resp;
-            }
-            Lookup::NotFound => {
-                return error_response(
-                    Code::RouteNotFound,
-                    format!("no function is routed at {path}"),
-                    &origin.request_id,
-                );
-            }
-        };
+                Lookup::NotFound => {
+                    return error_response(
+                        Code::RouteNotFound,
+                        format!("no function is routed at {path}"),
+                        &origin.request_id,
+                    );
+                }
+            };
         drop(snapshot);
+        let chosen = match chosen {
+            Ok(v) => self
+                .admit(&function, &policy, presented.as_deref(), req.headers_mut())
+                .await
+                .map(|()| v),
+            Err(e) => Err(e),
+        };
         match chosen {
             Ok(version) => {
                 let input = Input::Http(req.map(body));
@@ -234,6 +274,71 @@ impl Gateway {
             Err((code, msg)) => {
                 let resp = error_response(code, msg, &origin.request_id);
                 with_function(resp, &origin.request_id, &function, None)
+            }
+        }
+    }
+
+    /// Checks the route's policy: `key` needs a key of the function's project; `user` and
+    /// claims a valid access token of that project (whose claims match). A verified user is
+    /// handed to the guest as `x-updraft-user-id` and `x-updraft-claims` (JSON).
+    async fn admit(
+        &self,
+        function: &Function,
+        policy: &RoutePolicy,
+        presented: Option<&str>,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), (Code, String)> {
+        let unauthorized = |msg: &str| (Code::Unauthorized, msg.to_owned());
+        match policy {
+            RoutePolicy::Public => Ok(()),
+            RoutePolicy::Key => {
+                let ok = presented.is_some_and(|h| {
+                    self.admin
+                        .as_ref()
+                        .is_some_and(|a| a.is_project_key(h, &function.project))
+                });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(unauthorized(
+                        "this route needs an API key of its project: Authorization: Bearer <key>",
+                    ))
+                }
+            }
+            RoutePolicy::User | RoutePolicy::Claims(_) => {
+                let token = presented
+                    .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        unauthorized(
+                            "this route needs a signed-in user: Authorization: Bearer <access token>",
+                        )
+                    })?;
+                let users = self
+                    .users
+                    .as_ref()
+                    .ok_or_else(|| unauthorized("end-user auth is not available"))?;
+                let claims = users
+                    .verify(&function.project, token)
+                    .await
+                    .map_err(|why| (Code::Unauthorized, why))?;
+                if let Some(claim) = policy.unmet(&claims) {
+                    return Err((
+                        Code::Forbidden,
+                        format!("the user's `{claim}` claim does not allow this route"),
+                    ));
+                }
+                if let Some(v) = claims["sub"]
+                    .as_str()
+                    .and_then(|s| HeaderValue::from_str(s).ok())
+                {
+                    headers.insert("x-updraft-user-id", v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&claims.to_string()) {
+                    headers.insert("x-updraft-claims", v);
+                }
+                Ok(())
             }
         }
     }

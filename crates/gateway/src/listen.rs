@@ -67,6 +67,10 @@ const REFUSALS_AT_ONCE: usize = 64;
 /// At most one warning about refused connections per this interval.
 const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// The address of the client a request came from (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Serves `service` on every connection `listener` accepts, under `config`, until `shutdown`
 /// resolves; then stops accepting and waits up to `drain` for in-flight requests. `plane`
 /// names the listener in log lines.
@@ -118,6 +122,11 @@ pub async fn serve<S, B>(
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
             }
+            // Every request learns the address of the client it came from.
+            let service = hyper::service::service_fn(move |mut req: Request| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                hyper::service::Service::call(&service, req)
+            });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();

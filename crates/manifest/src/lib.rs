@@ -26,6 +26,7 @@
 
 mod error;
 mod outbound;
+mod policy;
 mod route;
 mod schedule;
 mod schema;
@@ -33,6 +34,7 @@ mod units;
 
 pub use error::{ManifestError, Problem};
 pub use outbound::{OutboundHost, OutboundHostError};
+pub use policy::RoutePolicy;
 pub use route::{RouteError, RouteMatch, RoutePattern, Segment};
 pub use schedule::{MIN_RATE, Schedule};
 pub use schema::{

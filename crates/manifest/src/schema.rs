@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Locator, ManifestError, Problem, Step, render_path};
 use crate::outbound::OutboundHost;
+use crate::policy::RoutePolicy;
 use crate::route::RoutePattern;
 use crate::schedule::Schedule;
 use crate::units::{format_duration, format_size, parse_duration, parse_size};
@@ -139,6 +140,7 @@ struct RawHttp {
     route: String,
     methods: Option<Vec<String>>,
     alias: Option<String>,
+    auth: Option<toml::Value>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -410,6 +412,9 @@ pub struct HttpTrigger {
     /// `alias = "staging"`: the alias this route serves (`None`: `live`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<Name>,
+    /// `auth = "user"`: who may call the route (default: anyone).
+    #[serde(default, skip_serializing_if = "RoutePolicy::is_public")]
+    pub auth: RoutePolicy,
 }
 
 impl HttpTrigger {
@@ -791,12 +796,21 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
                     None
                 }
             });
+            let auth = match h.auth.as_ref().map(RoutePolicy::parse) {
+                None => RoutePolicy::Public,
+                Some(Ok(p)) => p,
+                Some(Err(e)) => {
+                    c.report(&at_http("auth"), e);
+                    RoutePolicy::Public
+                }
+            };
             http.push((
                 j,
                 HttpTrigger {
                     route,
                     methods,
                     alias,
+                    auth,
                 },
             ));
         }

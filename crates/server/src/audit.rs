@@ -70,6 +70,11 @@ pub(crate) fn action(method: &Method, route: &str) -> Option<&'static str> {
         "/v1/projects" => "project.create",
         "/v1/projects/{name}" => "project.delete",
         "/v1/projects/{name}/domains" => "project.domains",
+        "/v1/users/{id}" => "user.delete",
+        "/v1/users/{id}/disable" => "user.disable",
+        "/v1/users/{id}/enable" => "user.enable",
+        "/v1/users/{id}/revoke-sessions" => "user.revoke_sessions",
+        "/v1/auth/keys/rotate" => "auth.rotate_keys",
         // A change this table does not know is still recorded, by its route.
         _ => "other",
     })

@@ -171,6 +171,13 @@ impl updraft_gateway::AdminCheck for Auth {
         })
     }
 
+    fn is_project_key(&self, authorization: &str, project: &str) -> bool {
+        authorization.strip_prefix("Bearer ").is_some_and(|t| {
+            self.authenticate(t.trim())
+                .is_ok_and(|c| c.role.allows(Role::Viewer) && c.may_act_in(project))
+        })
+    }
+
     fn is_key(&self, authorization: &str) -> bool {
         authorization
             .strip_prefix("Bearer ")

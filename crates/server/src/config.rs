@@ -50,6 +50,15 @@
 //! [projects]
 //! base_domain = "localhost"     # the data plane serves project P at P.<base_domain>
 //!
+//! [auth]                        # end-user auth (see auth.md)
+//! access_token_ttl = "1h"       # access tokens (JWTs) are valid this long
+//! refresh_reuse_grace = "10s"   # a used refresh token works again this long (tabs)
+//! signup = true                 # anyone may sign up with email and password
+//! anonymous = true              # anonymous sign-ins
+//! min_password_length = 8
+//! per_ip_per_minute = 60        # sign-up, sign-in and refresh attempts per client address
+//! per_account_per_hour = 30     # sign-in attempts per account
+//!
 //! [audit]
 //! max_age = "365d"              # audit log entries are kept this long
 //!
@@ -174,6 +183,8 @@ pub struct FileConfig {
     pub secrets_key_file: Option<std::path::PathBuf>,
     /// How long audit log entries are kept.
     pub audit_max_age: Duration,
+    /// End-user auth (`[auth]`).
+    pub auth: updraft_services::auth::AuthConfig,
 }
 
 /// Connections the control API accepts at once by default: enough for operators and CI, and
@@ -217,6 +228,7 @@ impl Default for FileConfig {
             base_domain: updraft_gateway::DEFAULT_BASE_DOMAIN.to_owned(),
             secrets_key_file: None,
             audit_max_age: Duration::from_secs(365 * 86_400),
+            auth: updraft_services::auth::AuthConfig::default(),
         }
     }
 }
@@ -555,6 +567,7 @@ impl FileConfig {
             )?,
             secrets_key_file: raw.secrets.key_file.map(std::path::PathBuf::from),
             audit_max_age: duration("audit.max_age", &raw.audit.max_age, defaults.audit_max_age)?,
+            auth: sections::auth(&raw.auth, &defaults.auth).map_err(err)?,
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,
                 Some(d) => sections::base_domain(&d).ok_or_else(|| {

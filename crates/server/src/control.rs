@@ -28,6 +28,10 @@
 //! | GET/DELETE | `/v1/projects/{name}` | one project / delete an empty one (admin key) |
 //! | PUT | `/v1/projects/{name}/domains` | set its custom domains ([`updraft_api::SetDomains`]; owner) |
 //! | GET | `/v1/audit?since=&limit=&all=` | the audit log, newest first (owner; `all`: admin) |
+//! | GET | `/v1/users?limit=&offset=` | the project's end users (owner) |
+//! | GET/DELETE | `/v1/users/{id}` | one user (by id or email) / delete it (owner) |
+//! | POST | `/v1/users/{id}/disable`, `/enable`, `/revoke-sessions` | (owner) |
+//! | POST | `/v1/auth/keys/rotate` | a new signing key for access tokens (owner) |
 //! | GET | `/v1/secrets` | the project's secrets: names, times, users; never values |
 //! | PUT/DELETE | `/v1/secrets/{name}` | set ([`updraft_api::SetSecret`]) / delete a secret (owner) |
 //! | GET | `/metrics` | Prometheus text (a project's key: its project's series) |
@@ -46,6 +50,7 @@ mod projects;
 mod queues;
 mod secrets;
 mod usage;
+mod users;
 
 pub(crate) use queues::DataPlane;
 
@@ -108,6 +113,15 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/users", get(users::list))
+        .route("/v1/users/{id}", get(users::show).delete(users::delete))
+        .route("/v1/users/{id}/disable", post(users::disable))
+        .route("/v1/users/{id}/enable", post(users::enable))
+        .route(
+            "/v1/users/{id}/revoke-sessions",
+            post(users::revoke_sessions),
+        )
+        .route("/v1/auth/keys/rotate", post(users::rotate_keys))
         .route("/v1/secrets", get(secrets::list))
         .route(
             "/v1/secrets/{name}",

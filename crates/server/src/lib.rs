@@ -100,6 +100,8 @@ pub(crate) struct State {
     pub(crate) metadata: Arc<dyn MetadataStore>,
     /// Seals secrets before they are stored.
     pub(crate) secret_key: Arc<secrets::SecretKey>,
+    /// End-user auth of every project.
+    pub(crate) users: Arc<updraft_services::auth::Auth>,
     /// Log lines and invocation records.
     pub(crate) telemetry: Arc<dyn TelemetryStore>,
     pub(crate) engine: Arc<Engine>,
@@ -175,6 +177,7 @@ impl Server {
             );
         }
         let metadata: Arc<dyn MetadataStore> = Arc::new(store.clone());
+        let auth_store: Arc<dyn updraft_store::AuthStore> = Arc::new(store.clone());
         let telemetry_store: Arc<dyn TelemetryStore> = Arc::new(store);
         let artifacts: Arc<dyn ArtifactStore> = Arc::new(artifacts);
         let (auth, new_admin_token) =
@@ -232,10 +235,16 @@ impl Server {
             }),
         };
         let registry = Registry::new(stores, runtime, dispatcher.clone(), registry_config);
+        let users = updraft_services::auth::Auth::new(
+            auth_store,
+            secret_key.clone(),
+            config.file.auth.clone(),
+        );
         let services = Arc::new(control::DataPlane::default());
         let gateway = Gateway::new(registry.clone(), dispatcher.clone())
             .with_base_domain(&config.file.base_domain)
             .with_admin_check(auth.clone())
+            .with_user_check(Arc::new(UserTokens(users.clone())))
             .with_services(services.clone());
         let wakeups: Arc<dyn Wakeups> = Arc::new(LocalWakeups::default());
         let triggers = Triggers::new(
@@ -257,6 +266,7 @@ impl Server {
             gateway: Arc::new(gateway),
             metadata: metadata.clone(),
             secret_key,
+            users,
             auth,
             drain: config.drain,
             http: config.file.http.clone(),
@@ -403,6 +413,22 @@ impl CodeSource for ArtifactCode {
         self.runtime
             .block_on(self.artifacts.read(digest))
             .map_err(|e| e.to_string())
+    }
+}
+
+/// End users' access tokens, as the gateway's route policies verify them.
+struct UserTokens(Arc<updraft_services::auth::Auth>);
+
+impl updraft_gateway::UserCheck for UserTokens {
+    fn verify<'a>(
+        &'a self,
+        project: &'a str,
+        token: &'a str,
+    ) -> updraft_dispatch::BoxFuture<'a, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let claims = self.0.verify(project, token).await.map_err(|e| e.message)?;
+            serde_json::to_value(claims).map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -159,5 +159,15 @@ impl SecretSource for StoredSecrets {
     }
 }
 
+impl updraft_services::auth::Sealer for SecretKey {
+    fn seal(&self, project: &str, name: &str, value: &str) -> Vec<u8> {
+        SecretKey::seal(self, project, name, value.as_bytes())
+    }
+
+    fn open(&self, project: &str, name: &str, sealed: &[u8]) -> Option<String> {
+        SecretKey::open(self, project, name, sealed)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -70,7 +70,11 @@ impl Store {
     }
 
     /// Deletes keys retired before `before_ms` (no token they signed is still valid).
-    pub(crate) fn drop_retired_keys(&self, project: &str, before_ms: i64) -> Result<usize, StoreError> {
+    pub(crate) fn drop_retired_keys(
+        &self,
+        project: &str,
+        before_ms: i64,
+    ) -> Result<usize, StoreError> {
         self.with_conn(|c| {
             Ok(c.execute(
                 "DELETE FROM auth_keys WHERE project = ?1 AND retired_at IS NOT NULL \

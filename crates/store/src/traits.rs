@@ -9,10 +9,10 @@ use tokio::sync::broadcast;
 use updraft_api::Invocation;
 
 use crate::{
-    Refreshed, SessionRecord, SigningKeyRecord, UserRecord,
     AliasRecord, ApiKeyRecord, AuditQuery, AuditRecord, DeployOptions, DeployOutcome,
     DeployedFunction, FunctionRecord, InvocationQuery, LogQuery, LogRecord, ProjectRecord, Pruned,
-    SecretRecord, StoreError, UsageQuery, UsageSummary,
+    Refreshed, SecretRecord, SessionRecord, SigningKeyRecord, StoreError, UsageQuery, UsageSummary,
+    UserRecord,
 };
 
 /// Deployed state: admin tokens, apps, functions, their immutable versions and their aliases.

@@ -124,6 +124,26 @@ pub(crate) fn control_endpoints(digest: &str, manifest: &str) -> Vec<Endpoint> {
         ),
         (Method::GET, "/v1/secrets".into(), None, "viewer"),
         (Method::GET, "/v1/audit".into(), None, "owner"),
+        (Method::GET, "/v1/users".into(), None, "owner"),
+        (
+            Method::GET,
+            "/v1/users/nobody@example.com".into(),
+            None,
+            "owner",
+        ),
+        (
+            Method::POST,
+            "/v1/users/nobody@example.com/disable".into(),
+            None,
+            "owner",
+        ),
+        (
+            Method::DELETE,
+            "/v1/users/nobody@example.com".into(),
+            None,
+            "owner",
+        ),
+        (Method::POST, "/v1/auth/keys/rotate".into(), None, "owner"),
         (
             Method::PUT,
             "/v1/secrets/MATRIX".into(),

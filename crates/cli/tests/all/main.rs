@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit;
+mod auth;
 mod capabilities;
 mod cli;
 mod deploy;

@@ -134,6 +134,14 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
         .await
         .unwrap();
     assert_eq!(secret.status(), 201);
+    let signup = s
+        .http
+        .post(s.url("/_updraft/auth/v1/signup"))
+        .json(&json!({"email": "defaults-user@example.com", "password": "long enough pw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 200);
 
     create_project(&s, "shop", &[]).await;
     let owner = key_of(&s, "shop", "owner").await;
@@ -204,6 +212,21 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
         ),
         (Method::GET, "/v1/usage?function=echo".into(), None),
         (Method::DELETE, "/v1/secrets/DEFAULTS_SECRET".into(), None),
+        (
+            Method::GET,
+            "/v1/users/defaults-user@example.com".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/users/defaults-user@example.com/disable".into(),
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/v1/users/defaults-user@example.com".into(),
+            None,
+        ),
     ]);
     named.push((Method::HEAD, format!("/v1/artifacts/{digest}"), None));
     named.push((Method::GET, format!("/v1/artifacts/{digest}"), None));
@@ -232,6 +255,7 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
         "/v1/topics",
         "/v1/keys",
         "/v1/secrets",
+        "/v1/users",
         "/v1/usage",
         "/v1/projects",
         "/v1/status",
@@ -247,6 +271,7 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
             key_id.as_str(),
             "\"default\"",
             "DEFAULTS_SECRET",
+            "defaults-user",
         ] {
             assert!(!text.contains(leak), "{path} shows `{leak}`: {text}");
         }

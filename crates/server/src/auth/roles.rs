@@ -56,6 +56,9 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         "/v1/secrets/{name}" => Role::Owner,
         // Who changed what (key ids among it) is an owner's business.
         "/v1/audit" => Role::Owner,
+        // End users' records are personal data: the owner's.
+        r if r.starts_with("/v1/users") => Role::Owner,
+        "/v1/auth/keys/rotate" => Role::Owner,
         "/v1/keys" | "/v1/keys/{id}" => Role::Owner,
         // Reading a function's log shows what its requests carried: a deployer's business.
         "/v1/functions/{name}/logs" => Role::Deployer,

@@ -43,6 +43,20 @@ pub(super) struct RawConfig {
     pub(super) secrets: RawSecrets,
     #[serde(default)]
     pub(super) audit: RawAudit,
+    #[serde(default)]
+    pub(super) auth: RawAuth,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) access_token_ttl: Option<String>,
+    pub(super) refresh_reuse_grace: Option<String>,
+    pub(super) signup: Option<bool>,
+    pub(super) anonymous: Option<bool>,
+    pub(super) min_password_length: Option<usize>,
+    pub(super) per_ip_per_minute: Option<u32>,
+    pub(super) per_account_per_hour: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]

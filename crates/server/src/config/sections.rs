@@ -1,5 +1,5 @@
 //! Small sections of the configuration file and their defaults: `[tracing]`, `[pricing]`'s
-//! default table, `[pool]`, and `[projects] base_domain`'s check.
+//! default table, `[pool]`, `[auth]`, and `[projects] base_domain`'s check.
 
 use updraft_api::Prices;
 
@@ -66,4 +66,45 @@ pub(super) fn base_domain(d: &str) -> Option<String> {
             && !l.ends_with('-')
     };
     (d.len() <= 253 && d.split('.').all(label)).then_some(d)
+}
+
+/// `[auth]`, over the defaults `d`.
+pub(super) fn auth(
+    a: &super::raw::RawAuth,
+    d: &updraft_services::auth::AuthConfig,
+) -> Result<updraft_services::auth::AuthConfig, String> {
+    let duration = |key: &str, v: &Option<String>, default: std::time::Duration| match v {
+        None => Ok(default),
+        Some(s) => match updraft_manifest::parse_duration(s) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(format!("auth.{key}: must be more than 0")),
+            Err(e) => Err(format!("auth.{key}: {e}")),
+        },
+    };
+    let at_least_one = |key: &str, v: Option<u32>, default: u32| match v {
+        Some(0) => Err(format!("auth.{key}: must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    Ok(updraft_services::auth::AuthConfig {
+        access_token_ttl: duration("access_token_ttl", &a.access_token_ttl, d.access_token_ttl)?,
+        refresh_reuse_grace: duration(
+            "refresh_reuse_grace",
+            &a.refresh_reuse_grace,
+            d.refresh_reuse_grace,
+        )?,
+        signup_enabled: a.signup.unwrap_or(d.signup_enabled),
+        anonymous_enabled: a.anonymous.unwrap_or(d.anonymous_enabled),
+        min_password_length: a.min_password_length.unwrap_or(d.min_password_length),
+        per_ip_per_minute: at_least_one(
+            "per_ip_per_minute",
+            a.per_ip_per_minute,
+            d.per_ip_per_minute,
+        )?,
+        per_account_per_hour: at_least_one(
+            "per_account_per_hour",
+            a.per_account_per_hour,
+            d.per_account_per_hour,
+        )?,
+    })
 }

@@ -264,3 +264,24 @@ fn sandbox_limits_parse_with_defaults_and_clear_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn auth_settings_parse_and_bad_ones_are_named() {
+    let c = FileConfig::parse(
+        "c.toml",
+        "[auth]\naccess_token_ttl = \"15m\"\nsignup = false\nper_ip_per_minute = 5\n",
+    )
+    .unwrap();
+    assert_eq!(c.auth.access_token_ttl, Duration::from_secs(900));
+    assert!(!c.auth.signup_enabled);
+    assert_eq!(c.auth.per_ip_per_minute, 5);
+    assert_eq!(c.auth.per_account_per_hour, 30);
+    for (text, key) in [
+        ("[auth]\naccess_token_ttl = \"0s\"\n", "auth.access_token_ttl"),
+        ("[auth]\nper_ip_per_minute = 0\n", "auth.per_ip_per_minute"),
+        ("[auth]\nsign_up = true\n", "unknown field `sign_up`"),
+    ] {
+        let e = FileConfig::parse("c.toml", text).unwrap_err();
+        assert!(e.to_string().contains(key), "{text}: {e}");
+    }
+}

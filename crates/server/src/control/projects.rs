@@ -89,8 +89,9 @@ pub(crate) async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.registry.delete_project(&name).await?;
-    // Its keys are deleted with it; stop honouring them at once.
+    // Its keys are deleted with it; stop honouring them at once (and its users' tokens).
     state.auth.remove_project(&name);
+    state.users.forget_project(&name);
     tracing::info!(project = %name, by = %caller.id, "project deleted");
     Ok(StatusCode::NO_CONTENT)
 }

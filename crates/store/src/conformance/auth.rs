@@ -1,7 +1,7 @@
 //! The [`AuthStore`] suite.
 
 use super::{AuthSubject, Found, Outcome};
-use crate::{AuthStore, Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
+use crate::{Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
 
 fn user(project: &str, id: &str, email: Option<&str>) -> UserRecord {
     UserRecord {
@@ -29,10 +29,22 @@ fn session(id: &str, user_id: &str) -> SessionRecord {
 /// Users are per project, an email is taken once per project, and they survive a reopen.
 pub async fn users_are_kept_per_project_with_unique_emails(subject: &dyn AuthSubject) -> Outcome {
     let store = subject.fresh().await;
-    assert!(store.create_user(&user("a", "u1", Some("x@example.com"))).await?);
-    assert!(!store.create_user(&user("a", "u2", Some("x@example.com"))).await?);
+    assert!(
+        store
+            .create_user(&user("a", "u1", Some("x@example.com")))
+            .await?
+    );
+    assert!(
+        !store
+            .create_user(&user("a", "u2", Some("x@example.com")))
+            .await?
+    );
     // Another project may have the same email; anonymous users have none.
-    assert!(store.create_user(&user("b", "u1", Some("x@example.com"))).await?);
+    assert!(
+        store
+            .create_user(&user("b", "u1", Some("x@example.com")))
+            .await?
+    );
     assert!(store.create_user(&user("a", "u3", None)).await?);
     assert!(store.create_user(&user("a", "u4", None)).await?);
     let store = subject.reopen(store).await;
@@ -61,7 +73,9 @@ pub async fn refresh_tokens_rotate_and_reuse_revokes_the_session(
     subject: &dyn AuthSubject,
 ) -> Outcome {
     let store = subject.fresh().await;
-    store.create_user(&user("p", "u", Some("u@example.com"))).await?;
+    store
+        .create_user(&user("p", "u", Some("u@example.com")))
+        .await?;
     store.create_session("p", &session("s1", "u"), "t0").await?;
     let grace = 10_000;
     let rotated = Refreshed::Rotated {
@@ -75,7 +89,10 @@ pub async fn refresh_tokens_rotate_and_reuse_revokes_the_session(
         Refreshed::Unknown
     );
     // t0 again within the grace window (a second tab): still rotates.
-    assert_eq!(store.refresh("p", "t0", "t1b", grace, 3_000).await?, rotated);
+    assert_eq!(
+        store.refresh("p", "t0", "t1b", grace, 3_000).await?,
+        rotated
+    );
     assert_eq!(store.refresh("p", "t1", "t2", grace, 4_000).await?, rotated);
     // t0 again long after: theft; the session and every token of it go.
     assert_eq!(
@@ -97,7 +114,9 @@ pub async fn refresh_tokens_rotate_and_reuse_revokes_the_session(
 /// Sessions end one at a time, all but one, or all; deleting a user ends them too.
 pub async fn sessions_end_one_others_or_all(subject: &dyn AuthSubject) -> Outcome {
     let store = subject.fresh().await;
-    store.create_user(&user("p", "u", Some("u@example.com"))).await?;
+    store
+        .create_user(&user("p", "u", Some("u@example.com")))
+        .await?;
     for (s, t) in [("s1", "a"), ("s2", "b"), ("s3", "c")] {
         store.create_session("p", &session(s, "u"), t).await?;
     }

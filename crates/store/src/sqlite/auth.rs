@@ -1,8 +1,6 @@
 //! The SQLite backend's [`AuthStore`].
 
-use crate::{
-    AuthStore, Refreshed, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord,
-};
+use crate::{AuthStore, Refreshed, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord};
 
 use super::own;
 
@@ -66,7 +64,8 @@ impl AuthStore for Store {
         now: i64,
     ) -> Result<Refreshed, StoreError> {
         let (p, a, b) = (own(project), own(presented), own(next));
-        self.run(move |s| s.refresh(&p, &a, &b, grace_ms, now)).await
+        self.run(move |s| s.refresh(&p, &a, &b, grace_ms, now))
+            .await
     }
 
     async fn session(&self, project: &str, id: &str) -> Result<Option<SessionRecord>, StoreError> {

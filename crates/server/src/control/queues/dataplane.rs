@@ -29,10 +29,15 @@ pub(crate) struct DataPlane {
 impl DataPlane {
     /// Builds the router once the state exists.
     pub(crate) fn attach(&self, state: &Arc<AppState>) {
+        // End-user auth: its own router, told the project (by host) and the client's address.
+        let auth = updraft_services::auth::router(state.users.clone())
+            .layer(middleware::from_fn_with_state(state.clone(), auth_caller))
+            .layer(DefaultBodyLimit::max(AUTH_MAX_BODY));
         let router = Router::new()
             .nest("/_updraft", message_routes())
             .layer(middleware::from_fn_with_state(state.clone(), require_key))
             .layer(DefaultBodyLimit::max(MAX_BODY))
+            .nest_service("/_updraft/auth/v1", auth)
             .fallback(|| async {
                 ApiError::new(
                     Code::RouteNotFound,
@@ -80,6 +85,35 @@ async fn to_gateway(resp: Response) -> http::Response<updraft_dispatch::Body> {
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     http::Response::from_parts(parts, updraft_dispatch::full(bytes))
+}
+
+/// Largest request body of the auth API.
+const AUTH_MAX_BODY: usize = 64 << 10;
+
+/// Tells the auth API which project the request is for (by its host) and where it came from.
+async fn auth_caller(State(state): Shared, mut req: Request, next: Next) -> Response {
+    let project = {
+        let snapshot = state.gateway.snapshot();
+        match state.gateway.project_of(&snapshot, &req) {
+            Ok(p) => p.record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+            Err(name) => {
+                let body = serde_json::json!({
+                    "code": 404,
+                    "error_code": "project_not_found",
+                    "msg": format!("no project named `{name}` (from the request's host)"),
+                });
+                return (http::StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+            }
+        }
+    };
+    let ip = req
+        .extensions()
+        .get::<updraft_gateway::listen::PeerAddr>()
+        .map(|p| p.0.ip().to_string())
+        .unwrap_or_default();
+    req.extensions_mut()
+        .insert(updraft_services::auth::Caller { project, ip });
+    next.run(req).await
 }
 
 /// Data-plane auth: `Authorization: Bearer <key>` with a key of the queue or topic in the

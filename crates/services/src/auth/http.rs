@@ -1,0 +1,270 @@
+//! The auth API under `/_updraft/auth/v1/`, in Supabase Auth's (GoTrue's) shapes: errors are
+//! `{"code": <status>, "error_code": "...", "msg": "..."}`.
+//!
+//! | method | path | what |
+//! | --- | --- | --- |
+//! | POST | `/signup` | `{email, password, data?}` → session; `{}` → anonymous session |
+//! | POST | `/token?grant_type=password` | `{email, password}` → session |
+//! | POST | `/token?grant_type=refresh_token` | `{refresh_token}` → session (a new refresh token) |
+//! | POST | `/logout?scope=global\|local\|others` | ends sessions (bearer access token) → 204 |
+//! | GET, PUT | `/user` | the signed-in user / update `{email?, password?, data?}` |
+//! | GET | `/.well-known/jwks.json` | the project's public keys |
+//! | GET | `/settings`, `/health` | what is enabled; liveness |
+//!
+//! The mount hands each request a [`Caller`] extension: the project (from the host) and the
+//! client's address (for rate limits).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Auth, AuthError, Claims};
+
+/// Who is asking: set by the mount.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The project the request's host names.
+    pub project: String,
+    /// The client's address.
+    pub ip: String,
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({"code": self.status, "error_code": self.code, "msg": self.message});
+        (status, Json(body)).into_response()
+    }
+}
+
+type Shared = State<Arc<Auth>>;
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, AuthError> {
+    b.map(|Json(t)| t).map_err(|e| {
+        AuthError::new(
+            400,
+            "validation_failed",
+            format!("invalid request body: {}", e.body_text()),
+        )
+    })
+}
+
+/// The bearer token of a request.
+fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            AuthError::new(
+                401,
+                "no_authorization",
+                "This endpoint requires a Bearer token",
+            )
+        })
+}
+
+async fn signed_in(auth: &Auth, caller: &Caller, headers: &HeaderMap) -> Result<Claims, AuthError> {
+    auth.verify(&caller.project, bearer(headers)?).await
+}
+
+/// The auth API's router (mount it at `/_updraft/auth/v1`).
+pub fn router(auth: Arc<Auth>) -> Router {
+    Router::new()
+        .route("/signup", post(signup))
+        .route("/token", post(token))
+        .route("/logout", post(logout))
+        .route("/user", get(get_user).put(put_user))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/settings", get(settings))
+        .route(
+            "/health",
+            get(|| async { Json(json!({"name": "updraft-auth"})) }),
+        )
+        .fallback(|| async { AuthError::new(404, "not_found", "no such auth endpoint") })
+        .with_state(auth)
+}
+
+#[derive(Deserialize)]
+struct SignUp {
+    email: Option<String>,
+    password: Option<String>,
+    data: Option<Value>,
+    // Accepted and ignored: GoTrue clients send them.
+    #[serde(default, rename = "gotrue_meta_security")]
+    _security: Option<Value>,
+    #[serde(default, rename = "code_challenge")]
+    _code_challenge: Option<Value>,
+    #[serde(default, rename = "code_challenge_method")]
+    _code_challenge_method: Option<Value>,
+}
+
+async fn signup(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    b: Result<Json<SignUp>, JsonRejection>,
+) -> Result<Response, AuthError> {
+    let req = body(b)?;
+    let session = match (req.email.as_deref(), req.password.as_deref()) {
+        (Some(e), Some(p)) => {
+            auth.sign_up(&caller.project, &caller.ip, e, p, req.data.as_ref())
+                .await?
+        }
+        (None, None) => {
+            auth.sign_in_anonymously(&caller.project, &caller.ip, req.data.as_ref())
+                .await?
+        }
+        _ => {
+            return Err(AuthError::new(
+                400,
+                "validation_failed",
+                "Signup requires a valid password and email (or neither, for an anonymous user)",
+            ));
+        }
+    };
+    Ok(Json(session).into_response())
+}
+
+#[derive(Deserialize)]
+struct Grant {
+    grant_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    email: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+    #[serde(default, rename = "gotrue_meta_security")]
+    _security: Option<Value>,
+}
+
+async fn token(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    Query(grant): Query<Grant>,
+    b: Result<Json<TokenBody>, JsonRejection>,
+) -> Result<Response, AuthError> {
+    let req = body(b)?;
+    let session = match grant.grant_type.as_deref() {
+        Some("password") => {
+            let (Some(e), Some(p)) = (req.email.as_deref(), req.password.as_deref()) else {
+                return Err(AuthError::new(
+                    400,
+                    "validation_failed",
+                    "password grant needs email and password",
+                ));
+            };
+            auth.sign_in_password(&caller.project, &caller.ip, e, p)
+                .await?
+        }
+        Some("refresh_token") => {
+            let t = req.refresh_token.as_deref().unwrap_or("");
+            auth.refresh(&caller.project, &caller.ip, t).await?
+        }
+        other => {
+            return Err(AuthError::new(
+                400,
+                "validation_failed",
+                format!(
+                    "unsupported grant_type {}: use password or refresh_token",
+                    other.map_or_else(|| "(none)".to_owned(), |g| format!("`{g}`"))
+                ),
+            ));
+        }
+    };
+    Ok(Json(session).into_response())
+}
+
+#[derive(Deserialize)]
+struct Scope {
+    scope: Option<String>,
+}
+
+async fn logout(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    Query(scope): Query<Scope>,
+    headers: HeaderMap,
+) -> Result<StatusCode, AuthError> {
+    let claims = signed_in(&auth, &caller, &headers).await?;
+    auth.sign_out(
+        &caller.project,
+        &claims,
+        scope.scope.as_deref().unwrap_or("global"),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_user(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Result<Response, AuthError> {
+    let claims = signed_in(&auth, &caller, &headers).await?;
+    Ok(Json(auth.user(&caller.project, &claims).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserUpdate {
+    email: Option<String>,
+    password: Option<String>,
+    data: Option<Value>,
+}
+
+async fn put_user(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    b: Result<Json<UserUpdate>, JsonRejection>,
+) -> Result<Response, AuthError> {
+    let claims = signed_in(&auth, &caller, &headers).await?;
+    let req = body(b)?;
+    let user = auth
+        .update_user(
+            &caller.project,
+            &claims,
+            req.email.as_deref(),
+            req.password.as_deref(),
+            req.data.as_ref(),
+        )
+        .await?;
+    Ok(Json(user).into_response())
+}
+
+async fn jwks(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, AuthError> {
+    let mut resp = Json(auth.jwks(&caller.project).await?).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=60"),
+    );
+    Ok(resp)
+}
+
+async fn settings(State(auth): Shared) -> Json<Value> {
+    let c = auth.config();
+    Json(json!({
+        "external": {"email": true, "anonymous_users": c.anonymous_enabled, "phone": false},
+        "disable_signup": !c.signup_enabled,
+        "mailer_autoconfirm": true,
+        "phone_autoconfirm": false,
+        "sms_provider": "",
+    }))
+}

@@ -1,0 +1,571 @@
+//! Users and sessions: sign-up, sign-in (password, anonymous), refresh, sign-out, the
+//! signed-in user's own record, and the admin operations.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use updraft_store::{Refreshed, SessionRecord, UserRecord, now_ms};
+
+use super::tokens::{self, AUDIENCE, Claims, Session};
+use super::{Auth, AuthError, passwords};
+
+/// Longest email accepted.
+const MAX_EMAIL: usize = 254;
+/// Longest password accepted (Argon2 takes any length; this bounds the work).
+const MAX_PASSWORD: usize = 1024;
+/// Largest `user_metadata`, serialized.
+const MAX_METADATA: usize = 16 << 10;
+
+/// A user as the auth API answers it (GoTrue's shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserView {
+    /// Its id.
+    pub id: String,
+    /// `authenticated`.
+    pub aud: &'static str,
+    /// Its role.
+    pub role: String,
+    /// Its email (empty when anonymous).
+    pub email: String,
+    /// When its email was confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_confirmed_at: Option<String>,
+    /// Always empty.
+    pub phone: &'static str,
+    /// When it was confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<String>,
+    /// When it last signed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sign_in_at: Option<String>,
+    /// Platform and admin metadata (`provider`, `providers`).
+    pub app_metadata: Value,
+    /// Its own metadata.
+    pub user_metadata: Value,
+    /// Linked identities (none yet).
+    pub identities: Vec<Value>,
+    /// When it was created.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+    /// Whether it signed in anonymously.
+    pub is_anonymous: bool,
+    /// Disabled by an admin.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub banned: bool,
+}
+
+fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| String::new(), |t| t.to_string())
+}
+
+fn object(text: &str) -> Value {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}))
+}
+
+/// The API view of a stored user.
+pub fn user_view(u: &UserRecord) -> UserView {
+    let confirmed = u.email_confirmed_at.map(rfc3339);
+    UserView {
+        id: u.id.clone(),
+        aud: AUDIENCE,
+        role: u.role.clone(),
+        email: u.email.clone().unwrap_or_default(),
+        email_confirmed_at: confirmed.clone(),
+        phone: "",
+        confirmed_at: confirmed,
+        last_sign_in_at: u.last_sign_in_at.map(rfc3339),
+        app_metadata: object(&u.app_metadata),
+        user_metadata: object(&u.user_metadata),
+        identities: Vec::new(),
+        created_at: rfc3339(u.created_at),
+        updated_at: rfc3339(u.updated_at),
+        is_anonymous: u.is_anonymous,
+        banned: u.disabled,
+    }
+}
+
+/// A random UUID (version 4).
+fn uuid() -> String {
+    let mut b = rand::random::<[u8; 16]>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> AuthError {
+    AuthError::new(400, code, message)
+}
+
+/// An email, trimmed and lower-cased, if it looks like one.
+fn email(raw: &str) -> Result<String, AuthError> {
+    let e = raw.trim().to_ascii_lowercase();
+    let ok = e.len() <= MAX_EMAIL
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(e)
+    } else {
+        Err(bad(
+            "validation_failed",
+            "Unable to validate email address: invalid format",
+        ))
+    }
+}
+
+fn metadata(data: Option<&Value>) -> Result<String, AuthError> {
+    match data {
+        None | Some(Value::Null) => Ok("{}".to_owned()),
+        Some(v @ Value::Object(_)) => {
+            let s = v.to_string();
+            if s.len() > MAX_METADATA {
+                Err(bad(
+                    "validation_failed",
+                    "user metadata is larger than 16 KiB",
+                ))
+            } else {
+                Ok(s)
+            }
+        }
+        Some(_) => Err(bad("validation_failed", "data must be a JSON object")),
+    }
+}
+
+fn invalid_credentials() -> AuthError {
+    bad("invalid_credentials", "Invalid login credentials")
+}
+
+impl Auth {
+    fn check_password(&self, password: &str) -> Result<(), AuthError> {
+        if password.chars().count() < self.config.min_password_length {
+            return Err(AuthError::new(
+                422,
+                "weak_password",
+                format!(
+                    "Password should be at least {} characters.",
+                    self.config.min_password_length
+                ),
+            ));
+        }
+        if password.len() > MAX_PASSWORD {
+            return Err(bad(
+                "validation_failed",
+                "Password is longer than 1024 bytes.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Signs up with email and password (the account is confirmed at once: email
+    /// verification comes with SMTP settings). Answers a session. A taken email answers
+    /// `422 user_already_exists`.
+    pub async fn sign_up(
+        &self,
+        project: &str,
+        ip: &str,
+        raw_email: &str,
+        password: &str,
+        data: Option<&Value>,
+    ) -> Result<Session, AuthError> {
+        self.limits.client(project, ip)?;
+        if !self.config.signup_enabled {
+            return Err(AuthError::new(
+                422,
+                "signup_disabled",
+                "Signups not allowed for this instance",
+            ));
+        }
+        let email = email(raw_email)?;
+        self.check_password(password)?;
+        let user_metadata = metadata(data)?;
+        let now = now_ms();
+        let user = UserRecord {
+            project: project.to_owned(),
+            id: uuid(),
+            email: Some(email),
+            email_confirmed_at: Some(now),
+            password_hash: Some(passwords::hash(password.to_owned()).await?),
+            is_anonymous: false,
+            role: AUDIENCE.to_owned(),
+            app_metadata: json!({"provider": "email", "providers": ["email"]}).to_string(),
+            user_metadata,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+            last_sign_in_at: Some(now),
+        };
+        if !self.store.create_user(&user).await? {
+            return Err(AuthError::new(
+                422,
+                "user_already_exists",
+                "User already registered",
+            ));
+        }
+        self.start_session(project, &user, "password").await
+    }
+
+    /// Signs in anonymously: a new user without email, which can later add one.
+    pub async fn sign_in_anonymously(
+        &self,
+        project: &str,
+        ip: &str,
+        data: Option<&Value>,
+    ) -> Result<Session, AuthError> {
+        self.limits.client(project, ip)?;
+        if !self.config.anonymous_enabled {
+            return Err(AuthError::new(
+                422,
+                "anonymous_provider_disabled",
+                "Anonymous sign-ins are disabled",
+            ));
+        }
+        let now = now_ms();
+        let user = UserRecord {
+            project: project.to_owned(),
+            id: uuid(),
+            is_anonymous: true,
+            role: AUDIENCE.to_owned(),
+            app_metadata: json!({}).to_string(),
+            user_metadata: metadata(data)?,
+            created_at: now,
+            updated_at: now,
+            last_sign_in_at: Some(now),
+            ..Default::default()
+        };
+        self.store.create_user(&user).await?;
+        self.start_session(project, &user, "anonymous").await
+    }
+
+    /// `grant_type=password`. Unknown email, wrong password and a disabled account all answer
+    /// `400 invalid_credentials`, after the same Argon2 work.
+    pub async fn sign_in_password(
+        &self,
+        project: &str,
+        ip: &str,
+        raw_email: &str,
+        password: &str,
+    ) -> Result<Session, AuthError> {
+        self.limits.client(project, ip)?;
+        let email = email(raw_email).map_err(|_| invalid_credentials())?;
+        self.limits.account(project, &email)?;
+        let user = self.store.user_by_email(project, &email).await?;
+        let phc = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_hash.clone());
+        let matches = passwords::verify(password.to_owned(), phc).await;
+        let Some(mut user) = user.filter(|u| matches && !u.disabled) else {
+            return Err(invalid_credentials());
+        };
+        user.last_sign_in_at = Some(now_ms());
+        self.store.update_user(&user).await?;
+        self.start_session(project, &user, "password").await
+    }
+
+    /// `grant_type=refresh_token`: a new session answer for a current refresh token.
+    pub async fn refresh(
+        &self,
+        project: &str,
+        ip: &str,
+        refresh_token: &str,
+    ) -> Result<Session, AuthError> {
+        self.limits.client(project, ip)?;
+        let invalid = || {
+            bad(
+                "refresh_token_not_found",
+                "Invalid Refresh Token: Refresh Token Not Found",
+            )
+        };
+        if refresh_token.is_empty() || refresh_token.len() > 256 {
+            return Err(invalid());
+        }
+        let next = new_refresh_token();
+        let grace = i64::try_from(self.config.refresh_reuse_grace.as_millis()).unwrap_or(0);
+        let outcome = self
+            .store
+            .refresh(
+                project,
+                &sha256(refresh_token),
+                &sha256(&next),
+                grace,
+                now_ms(),
+            )
+            .await?;
+        let (session_id, user_id) = match outcome {
+            Refreshed::Rotated {
+                session_id,
+                user_id,
+            } => (session_id, user_id),
+            Refreshed::Reused => {
+                tracing::warn!(
+                    project,
+                    "a used refresh token was presented again: session revoked"
+                );
+                return Err(bad(
+                    "refresh_token_already_used",
+                    "Invalid Refresh Token: Already Used",
+                ));
+            }
+            Refreshed::Unknown => return Err(invalid()),
+        };
+        let user = self
+            .store
+            .user(project, &user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(invalid)?;
+        self.session_answer(project, &user, &session_id, next, "token_refresh")
+            .await
+    }
+
+    /// Ends the session of `claims` (`scope = local`), every session of its user (`global`),
+    /// or every other one (`others`).
+    pub async fn sign_out(
+        &self,
+        project: &str,
+        claims: &Claims,
+        scope: &str,
+    ) -> Result<usize, AuthError> {
+        let sid = claims.session_id.as_str();
+        let (only, keep) = match scope {
+            "" | "global" => (None, None),
+            "local" => (Some(sid), None),
+            "others" => (None, Some(sid)),
+            other => {
+                return Err(bad(
+                    "validation_failed",
+                    format!("scope `{other}` is not one of global, local, others"),
+                ));
+            }
+        };
+        Ok(self
+            .store
+            .end_sessions(project, &claims.sub, only, keep)
+            .await?)
+    }
+
+    /// The signed-in user's record.
+    pub async fn user(&self, project: &str, claims: &Claims) -> Result<UserView, AuthError> {
+        self.store
+            .user(project, &claims.sub)
+            .await?
+            .map(|u| user_view(&u))
+            .ok_or_else(|| AuthError::new(404, "user_not_found", "User not found"))
+    }
+
+    /// Updates the signed-in user's email, password or metadata (an anonymous user becomes a
+    /// permanent one by setting both email and password).
+    pub async fn update_user(
+        &self,
+        project: &str,
+        claims: &Claims,
+        new_email: Option<&str>,
+        new_password: Option<&str>,
+        data: Option<&Value>,
+    ) -> Result<UserView, AuthError> {
+        let mut user = self
+            .store
+            .user(project, &claims.sub)
+            .await?
+            .ok_or_else(|| AuthError::new(404, "user_not_found", "User not found"))?;
+        if let Some(e) = new_email {
+            user.email = Some(email(e)?);
+            user.email_confirmed_at = Some(now_ms());
+        }
+        if let Some(p) = new_password {
+            self.check_password(p)?;
+            user.password_hash = Some(passwords::hash(p.to_owned()).await?);
+        }
+        if user.is_anonymous && user.email.is_some() && user.password_hash.is_some() {
+            user.is_anonymous = false;
+            user.app_metadata = json!({"provider": "email", "providers": ["email"]}).to_string();
+        }
+        if let Some(d) = data {
+            let mut merged = object(&user.user_metadata);
+            let Value::Object(new) =
+                serde_json::from_str::<Value>(&metadata(Some(d))?).unwrap_or_else(|_| json!({}))
+            else {
+                return Err(bad("validation_failed", "data must be a JSON object"));
+            };
+            if let Value::Object(m) = &mut merged {
+                m.extend(new);
+            }
+            user.user_metadata = metadata(Some(&merged))?;
+        }
+        user.updated_at = now_ms();
+        if !self.store.update_user(&user).await? {
+            return Err(AuthError::new(
+                422,
+                "email_exists",
+                "A user with this email address has already been registered",
+            ));
+        }
+        Ok(user_view(&user))
+    }
+
+    async fn start_session(
+        &self,
+        project: &str,
+        user: &UserRecord,
+        method: &str,
+    ) -> Result<Session, AuthError> {
+        let session = SessionRecord {
+            id: uuid(),
+            user_id: user.id.clone(),
+            created_at: now_ms(),
+            refreshed_at: now_ms(),
+        };
+        let refresh = new_refresh_token();
+        self.store
+            .create_session(project, &session, &sha256(&refresh))
+            .await?;
+        self.session_answer(project, user, &session.id, refresh, method)
+            .await
+    }
+
+    async fn session_answer(
+        &self,
+        project: &str,
+        user: &UserRecord,
+        session_id: &str,
+        refresh_token: String,
+        method: &str,
+    ) -> Result<Session, AuthError> {
+        let keys = self.keys.of(project).await?;
+        let now = now_ms() / 1000;
+        let ttl = self.config.access_token_ttl.as_secs().max(1);
+        let claims = Claims {
+            iss: tokens::issuer(project),
+            sub: user.id.clone(),
+            aud: AUDIENCE.to_owned(),
+            exp: now + i64::try_from(ttl).unwrap_or(3600),
+            iat: now,
+            email: user.email.clone().unwrap_or_default(),
+            phone: String::new(),
+            role: user.role.clone(),
+            aal: "aal1".to_owned(),
+            session_id: session_id.to_owned(),
+            is_anonymous: user.is_anonymous,
+            app_metadata: object(&user.app_metadata),
+            user_metadata: object(&user.user_metadata),
+            amr: vec![json!({"method": method, "timestamp": now})],
+        };
+        Ok(Session {
+            access_token: tokens::issue(&keys, &claims)?,
+            token_type: "bearer",
+            expires_in: ttl,
+            expires_at: claims.exp,
+            refresh_token,
+            user: user_view(user),
+        })
+    }
+
+    // Admin operations (the control API's `/v1/users`).
+
+    /// Users of `project`, oldest first.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_users(
+        &self,
+        project: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<UserView>, AuthError> {
+        Ok(self
+            .store
+            .users(project, limit, offset)
+            .await?
+            .iter()
+            .map(user_view)
+            .collect())
+    }
+
+    /// User `id` of `project` (by id, or by email if `id` has an `@`).
+    ///
+    /// # Errors
+    /// `404 user_not_found`.
+    pub async fn find_user(&self, project: &str, id: &str) -> Result<UserRecord, AuthError> {
+        let found = if id.contains('@') {
+            self.store
+                .user_by_email(project, &id.trim().to_ascii_lowercase())
+                .await?
+        } else {
+            self.store.user(project, id).await?
+        };
+        found.ok_or_else(|| AuthError::new(404, "user_not_found", format!("no user `{id}`")))
+    }
+
+    /// Disables (or enables) a user; disabling ends its sessions.
+    ///
+    /// # Errors
+    /// `404 user_not_found`; storage errors.
+    pub async fn set_disabled(
+        &self,
+        project: &str,
+        id: &str,
+        disabled: bool,
+    ) -> Result<UserView, AuthError> {
+        let mut user = self.find_user(project, id).await?;
+        user.disabled = disabled;
+        user.updated_at = now_ms();
+        self.store.update_user(&user).await?;
+        if disabled {
+            self.store
+                .end_sessions(project, &user.id, None, None)
+                .await?;
+        }
+        Ok(user_view(&user))
+    }
+
+    /// Deletes a user with its sessions.
+    ///
+    /// # Errors
+    /// `404 user_not_found`; storage errors.
+    pub async fn delete_user(&self, project: &str, id: &str) -> Result<(), AuthError> {
+        let user = self.find_user(project, id).await?;
+        self.store.delete_user(project, &user.id).await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user; returns how many.
+    ///
+    /// # Errors
+    /// `404 user_not_found`; storage errors.
+    pub async fn revoke_sessions(&self, project: &str, id: &str) -> Result<usize, AuthError> {
+        let user = self.find_user(project, id).await?;
+        Ok(self
+            .store
+            .end_sessions(project, &user.id, None, None)
+            .await?)
+    }
+
+    /// Forgets what it keeps in memory of `project` (it was deleted).
+    pub fn forget_project(&self, project: &str) {
+        self.keys.forget(project);
+    }
+}
+
+fn new_refresh_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
