@@ -30,6 +30,15 @@ pub struct SetDomains {
     pub domains: Vec<String>,
 }
 
+/// `PUT /v1/projects/{name}/cors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetCors {
+    /// Origins (`https://app.example.com`) browsers may call the project's routes and auth API
+    /// from; `["*"]` for any; empty for none (the default).
+    pub origins: Vec<String>,
+}
+
 /// A project as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectInfo {
@@ -37,6 +46,9 @@ pub struct ProjectInfo {
     pub name: String,
     /// Its custom domains.
     pub domains: Vec<String>,
+    /// Origins browsers may call it from (`*`: any).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
     /// How many functions it has.
     pub functions: usize,
     /// When it was created (ms since the epoch).

@@ -41,6 +41,7 @@ use updraft_dispatch::{
 use updraft_manifest::{RouteMatch, RoutePolicy};
 use updraft_registry::{Lookup, Project, Registry, Snapshot};
 
+mod cors;
 pub mod listen;
 pub use listen::ListenConfig;
 
@@ -119,6 +120,19 @@ impl Gateway {
     pub fn with_base_domain(mut self, base: &str) -> Self {
         self.base_domain = base.trim_matches('.').to_ascii_lowercase();
         self
+    }
+
+    /// The request's `Origin`, if its project lets browsers call it from there.
+    fn allowed_origin<B>(&self, req: &Request<B>) -> Option<HeaderValue> {
+        let origin = req.headers().get(header::ORIGIN)?;
+        let text = origin.to_str().ok()?.to_ascii_lowercase();
+        let snapshot = self.registry.snapshot();
+        let project = self.project_of(&snapshot, req).ok()?;
+        let allowed = &project.record.as_ref()?.cors_origins;
+        allowed
+            .iter()
+            .any(|o| o == "*" || *o == text)
+            .then(|| origin.clone())
     }
 
     /// The base domain projects are served under.
@@ -453,12 +467,23 @@ impl Gateway {
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let gateway = self.clone();
             async move {
-                if let Some(services) = &gateway.services
-                    && req.uri().path().starts_with(SERVICES_PREFIX)
+                // CORS, for the origins the request's project allows.
+                let origin = gateway.allowed_origin(&req);
+                if let Some(origin) = &origin
+                    && cors::is_preflight(&req)
                 {
-                    return Ok::<_, Infallible>(services.call(req).await);
+                    return Ok::<_, Infallible>(cors::preflight(origin, req.headers()));
                 }
-                Ok::<_, Infallible>(gateway.handle(req).await)
+                let mut resp = match &gateway.services {
+                    Some(services) if req.uri().path().starts_with(SERVICES_PREFIX) => {
+                        services.call(req).await
+                    }
+                    _ => gateway.handle(req).await,
+                };
+                if let Some(origin) = origin {
+                    cors::allow(resp.headers_mut(), origin);
+                }
+                Ok::<_, Infallible>(resp)
             }
         });
         listen::serve(listener, config, "data plane", service, shutdown, drain).await;

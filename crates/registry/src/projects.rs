@@ -34,10 +34,38 @@ fn domain(d: &str) -> Result<String, Error> {
     }
 }
 
+/// An origin as browsers send it (`https://app.example.com`, `http://localhost:5173`),
+/// lower-cased, or `*`.
+fn origin(o: &str) -> Result<String, Error> {
+    let o = o.trim().to_ascii_lowercase();
+    if o == "*" {
+        return Ok(o);
+    }
+    let bad = || {
+        Error::new(
+            Code::BadRequest,
+            format!("`{o}` is not an origin: scheme://host[:port] (no path), or *"),
+        )
+    };
+    let (scheme, rest) = o.split_once("://").ok_or_else(bad)?;
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+        return Err(bad());
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) || domain(host).is_err() && host != "[::1]" {
+        return Err(bad());
+    }
+    Ok(o)
+}
+
 fn info(p: &ProjectRecord, functions: usize) -> ProjectInfo {
     ProjectInfo {
         name: p.id.clone(),
         domains: p.domains.clone(),
+        cors_origins: p.cors_origins.clone(),
         functions,
         created_at: p.created_at,
     }
@@ -76,6 +104,7 @@ impl Registry {
         let record = ProjectRecord {
             id: name.to_owned(),
             domains: check_domains(&deployed.projects, name, domains)?,
+            cors_origins: Vec::new(),
             created_at: updraft_store::now_ms(),
         };
         if !self.stores.metadata.create_project(&record).await? {
@@ -114,6 +143,42 @@ impl Registry {
             return Err(Error::project_not_found(name));
         }
         let record = ProjectRecord { domains, ..current };
+        deployed.projects.insert(name.to_owned(), record.clone());
+        let next = deployed.entries.clone();
+        self.publish(&mut deployed, next, Vec::new()).await?;
+        let functions = deployed.entries.get(name).map_or(0, |e| e.len());
+        Ok(info(&record, functions))
+    }
+
+    /// Replaces the origins browsers may call project `name` from (`*`: any).
+    ///
+    /// # Errors
+    /// [`Code::ProjectNotFound`], [`Code::BadRequest`] for an origin that is not
+    /// `scheme://host[:port]`.
+    pub async fn set_cors(&self, name: &str, origins: &[String]) -> Result<ProjectInfo, Error> {
+        let mut checked: Vec<String> = Vec::new();
+        for o in origins {
+            let o = origin(o)?;
+            if !checked.contains(&o) {
+                checked.push(o);
+            }
+        }
+        let mut deployed = self.deployed.lock().await;
+        let Some(current) = deployed.projects.get(name).cloned() else {
+            return Err(Error::project_not_found(name));
+        };
+        if !self
+            .stores
+            .metadata
+            .set_project_cors(name, &checked)
+            .await?
+        {
+            return Err(Error::project_not_found(name));
+        }
+        let record = ProjectRecord {
+            cors_origins: checked,
+            ..current
+        };
         deployed.projects.insert(name.to_owned(), record.clone());
         let next = deployed.entries.clone();
         self.publish(&mut deployed, next, Vec::new()).await?;

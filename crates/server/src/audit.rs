@@ -70,6 +70,7 @@ pub(crate) fn action(method: &Method, route: &str) -> Option<&'static str> {
         "/v1/projects" => "project.create",
         "/v1/projects/{name}" => "project.delete",
         "/v1/projects/{name}/domains" => "project.domains",
+        "/v1/projects/{name}/cors" => "project.cors",
         "/v1/users/{id}" => "user.delete",
         "/v1/users/{id}/disable" => "user.disable",
         "/v1/users/{id}/enable" => "user.enable",

@@ -136,6 +136,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/v1/projects/{name}/domains",
             axum::routing::put(projects::set_domains),
         )
+        .route(
+            "/v1/projects/{name}/cors",
+            axum::routing::put(projects::set_cors),
+        )
         // Inner first: the role check runs, then the audit recorder sees the caller.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

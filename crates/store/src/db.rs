@@ -258,6 +258,9 @@ CREATE TABLE auth_keys (
     PRIMARY KEY (project, kid)
 ) WITHOUT ROWID;
 "#,
+    r#"
+ALTER TABLE projects ADD COLUMN cors TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -13,16 +13,20 @@ pub struct ProjectRecord {
     pub id: String,
     /// Host names the data plane serves this project on besides `<id>.<base domain>`.
     pub domains: Vec<String>,
+    /// Origins browsers may call the project's routes and auth API from (`*`: any).
+    pub cors_origins: Vec<String>,
     /// When it was created (ms since the epoch).
     pub created_at: i64,
 }
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRecord> {
     let domains: String = r.get(1)?;
+    let cors: String = r.get(3)?;
     Ok(ProjectRecord {
         id: r.get(0)?,
         domains: serde_json::from_str(&domains).unwrap_or_default(),
         created_at: r.get(2)?,
+        cors_origins: serde_json::from_str(&cors).unwrap_or_default(),
     })
 }
 
@@ -33,10 +37,12 @@ fn encode(domains: &[String]) -> Result<String, StoreError> {
 impl Store {
     pub(crate) fn create_project(&self, p: &ProjectRecord) -> Result<bool, StoreError> {
         let domains = encode(&p.domains)?;
+        let cors = encode(&p.cors_origins)?;
         self.with_conn(|c| {
             let n = c.execute(
-                "INSERT OR IGNORE INTO projects (id, created_at, domains) VALUES (?1, ?2, ?3)",
-                params![p.id, p.created_at, domains],
+                "INSERT OR IGNORE INTO projects (id, created_at, domains, cors) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![p.id, p.created_at, domains, cors],
             )?;
             Ok(n == 1)
         })
@@ -44,7 +50,8 @@ impl Store {
 
     pub(crate) fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare("SELECT id, domains, created_at FROM projects ORDER BY id")?;
+            let mut stmt =
+                c.prepare("SELECT id, domains, created_at, cors FROM projects ORDER BY id")?;
             let rows = stmt.query_map([], from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -60,6 +67,21 @@ impl Store {
             let n = c.execute(
                 "UPDATE projects SET domains = ?2 WHERE id = ?1",
                 params![id, domains],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    pub(crate) fn set_project_cors(
+        &self,
+        id: &str,
+        origins: &[String],
+    ) -> Result<bool, StoreError> {
+        let origins = encode(origins)?;
+        self.with_conn(|c| {
+            let n = c.execute(
+                "UPDATE projects SET cors = ?2 WHERE id = ?1",
+                params![id, origins],
             )?;
             Ok(n == 1)
         })

@@ -70,6 +70,11 @@ impl MetadataStore for Store {
         self.run(move |s| s.set_project_domains(&i, &d)).await
     }
 
+    async fn set_project_cors(&self, id: &str, origins: &[String]) -> Result<bool, StoreError> {
+        let (i, o) = (own(id), origins.to_vec());
+        self.run(move |s| s.set_project_cors(&i, &o)).await
+    }
+
     async fn delete_project(&self, id: &str) -> Result<bool, StoreError> {
         let i = own(id);
         self.run(move |s| s.delete_project(&i)).await

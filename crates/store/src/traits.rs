@@ -67,6 +67,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// [`StoreError::Backend`].
     async fn set_project_domains(&self, id: &str, domains: &[String]) -> Result<bool, StoreError>;
 
+    /// Replaces the origins browsers may call a project from; `Ok(false)` if there is no such
+    /// project.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn set_project_cors(&self, id: &str, origins: &[String]) -> Result<bool, StoreError>;
+
     /// Deletes a project with its apps and API keys, in one transaction; `Ok(false)` if there
     /// is no such project.
     ///

@@ -49,6 +49,15 @@ enum ProjectCommand {
         #[arg(long = "domain")]
         domains: Vec<String>,
     },
+    /// Replace the origins browsers may call the project's routes and auth API from
+    /// (`--origin https://app.example.com`, or `--origin '*'`; none: no cross-origin calls).
+    Cors {
+        /// The project.
+        name: String,
+        /// An origin (repeat for more).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+    },
     /// Delete a project with no functions left, with its keys, logs and usage.
     Delete {
         /// The project.
@@ -101,6 +110,31 @@ pub(crate) async fn project(args: ProjectArgs) -> anyhow::Result<ExitCode> {
                 .await?;
             let p: ProjectInfo = resp.json().await?;
             print(&p)?;
+        }
+        ProjectCommand::Cors { name, origins } => {
+            let body = json!({ "origins": origins });
+            let resp = client
+                .send(
+                    client
+                        .request(Method::PUT, &format!("/v1/projects/{name}/cors"))
+                        .json(&body),
+                )
+                .await?;
+            let p: ProjectInfo = resp.json().await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else if p.cors_origins.is_empty() {
+                println!(
+                    "project {} allows no cross-origin calls",
+                    output::bold(&p.name)
+                );
+            } else {
+                println!(
+                    "project {} allows calls from {}",
+                    output::bold(&p.name),
+                    p.cors_origins.join(", ")
+                );
+            }
         }
         ProjectCommand::Delete { name } => {
             client

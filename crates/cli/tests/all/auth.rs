@@ -583,3 +583,100 @@ async fn owners_list_disable_and_delete_users() {
     }
     s.stop().await;
 }
+
+/// Browsers may call the auth API and function routes from the origins the project lists;
+/// preflights are answered by the gateway; other origins get no CORS headers.
+#[tokio::test]
+async fn cors_lets_listed_origins_call_routes_and_the_auth_api() {
+    let s = TestServer::start().await;
+    deploy_policies(&s).await;
+    let app = "http://app.test:5173";
+    let resp = s
+        .api(Method::PUT, "/v1/projects/default/cors")
+        .json(&json!({"origins": ["HTTP://APP.TEST:5173"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["cors_origins"],
+        json!([app])
+    );
+    for bad in [
+        "app.test",
+        "http://app.test/path",
+        "ftp://app.test",
+        "http://app.test:99999",
+    ] {
+        let resp = s
+            .api(Method::PUT, "/v1/projects/default/cors")
+            .json(&json!({ "origins": [bad] }))
+            .send()
+            .await
+            .unwrap();
+        expect_error(resp, 400, "bad_request").await;
+    }
+    // A preflight for the auth API from the app's origin.
+    let resp = s
+        .http
+        .request(Method::OPTIONS, auth_url(&s, "/token?grant_type=password"))
+        .header("origin", app)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type, apikey")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], app);
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(h["access-control-allow-headers"], "content-type, apikey");
+    // The call itself, and a function route, carry the header; another origin gets none.
+    let resp = s
+        .http
+        .post(auth_url(&s, "/signup"))
+        .header("origin", app)
+        .json(&json!({"email": "fay@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], app);
+    let resp = s
+        .http
+        .get(s.url("/open"))
+        .header("origin", app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["access-control-allow-origin"], app);
+    assert!(
+        resp.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-updraft-request-id")
+    );
+    let resp = s
+        .http
+        .get(s.url("/open"))
+        .header("origin", "http://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    let resp = s
+        .http
+        .request(Method::OPTIONS, s.url("/open"))
+        .header("origin", "http://evil.test")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    s.stop().await;
+}

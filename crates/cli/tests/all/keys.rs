@@ -160,6 +160,12 @@ pub(crate) fn control_endpoints(digest: &str, manifest: &str) -> Vec<Endpoint> {
             "owner",
         ),
         (
+            Method::PUT,
+            "/v1/projects/default/cors".into(),
+            Some(json!({"origins": []})),
+            "owner",
+        ),
+        (
             Method::POST,
             "/v1/projects".into(),
             Some(json!({"name": "made-by-admin"})),

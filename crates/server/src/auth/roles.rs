@@ -52,7 +52,7 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         "/metrics" => Role::Metrics,
         // Creating and deleting projects is the server admin's; an owner sets its domains.
         "/v1/projects" | "/v1/projects/{name}" if !read => Role::Admin,
-        "/v1/projects/{name}/domains" => Role::Owner,
+        "/v1/projects/{name}/domains" | "/v1/projects/{name}/cors" => Role::Owner,
         "/v1/secrets/{name}" => Role::Owner,
         // Who changed what (key ids among it) is an owner's business.
         "/v1/audit" => Role::Owner,

@@ -277,7 +277,10 @@ fn auth_settings_parse_and_bad_ones_are_named() {
     assert_eq!(c.auth.per_ip_per_minute, 5);
     assert_eq!(c.auth.per_account_per_hour, 30);
     for (text, key) in [
-        ("[auth]\naccess_token_ttl = \"0s\"\n", "auth.access_token_ttl"),
+        (
+            "[auth]\naccess_token_ttl = \"0s\"\n",
+            "auth.access_token_ttl",
+        ),
         ("[auth]\nper_ip_per_minute = 0\n", "auth.per_ip_per_minute"),
         ("[auth]\nsign_up = true\n", "unknown field `sign_up`"),
     ] {

@@ -8,7 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use updraft_api::{Code, CreateProject, ProjectInfo, ProjectList, SetDomains};
+use updraft_api::{Code, CreateProject, ProjectInfo, ProjectList, SetCors, SetDomains};
 use updraft_registry::Error as RegistryError;
 
 use crate::State as AppState;
@@ -80,6 +80,19 @@ pub(crate) async fn set_domains(
     let req = body(b)?;
     let info = state.registry.set_domains(&name, &req.domains).await?;
     tracing::info!(project = %name, domains = ?info.domains, by = %caller.id, "project domains set");
+    Ok(Json(info))
+}
+
+pub(crate) async fn set_cors(
+    State(state): Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    b: Result<Json<SetCors>, JsonRejection>,
+) -> Result<Json<ProjectInfo>, ApiError> {
+    visible(&caller, &name)?;
+    let req = body(b)?;
+    let info = state.registry.set_cors(&name, &req.origins).await?;
+    tracing::info!(project = %name, origins = ?info.cors_origins, by = %caller.id, "project CORS origins set");
     Ok(Json(info))
 }
 

@@ -361,6 +361,7 @@ fn project(id: &str) -> ProjectRecord {
     ProjectRecord {
         id: id.to_owned(),
         domains: Vec::new(),
+        cors_origins: Vec::new(),
         created_at: 1,
     }
 }
@@ -395,6 +396,15 @@ pub async fn projects_are_created_listed_and_deleted(subject: &dyn MetadataSubje
     );
     assert!(!store.set_project_domains("nope", &[]).await?);
     assert_eq!(store.projects().await?[1].domains, ["a.test"]);
+    assert!(
+        store
+            .set_project_cors("shop", &["https://app.test".to_owned()])
+            .await?
+    );
+    assert!(!store.set_project_cors("nope", &[]).await?);
+    let shop = &store.projects().await?[1];
+    assert_eq!(shop.cors_origins, ["https://app.test"]);
+    assert_eq!(shop.domains, ["a.test"]);
 
     deploy_to(store, "shop", "app", &[("a", "")], b"x", &options(10)).await?;
     let key = ApiKeyRecord {
