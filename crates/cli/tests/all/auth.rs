@@ -11,11 +11,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use updraft_test_guests::{HTTP_ECHO, PY_CLIENTS};
 
-use crate::support::{TestServer, echo_fields, expect_error};
+use crate::support::{TestServer, expect_error};
 
-const PASSWORD: &str = "correct horse battery";
+pub(super) const PASSWORD: &str = "correct horse battery";
 
-fn auth_url(s: &TestServer, path: &str) -> String {
+pub(super) fn auth_url(s: &TestServer, path: &str) -> String {
     s.url(&format!("/_updraft/auth/v1{path}"))
 }
 
@@ -29,7 +29,7 @@ async fn post(s: &TestServer, host: &str, path: &str, body: Value) -> reqwest::R
         .unwrap()
 }
 
-async fn sign_up(s: &TestServer, host: &str, email: &str) -> Value {
+pub(super) async fn sign_up(s: &TestServer, host: &str, email: &str) -> Value {
     let resp = post(
         s,
         host,
@@ -62,7 +62,7 @@ async fn refresh(s: &TestServer, token: &str) -> reqwest::Response {
 }
 
 /// The JSON of a JWT's `part` (0: header, 1: payload).
-fn jwt_part(token: &str, part: usize) -> Value {
+pub(super) fn jwt_part(token: &str, part: usize) -> Value {
     let segment = token.split('.').nth(part).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
 }
@@ -297,129 +297,6 @@ async fn sign_in_attempts_are_rate_limited_alike_for_every_account() {
     s.stop().await;
 }
 
-/// Deploys the echo guest with a route per policy.
-async fn deploy_policies(s: &TestServer) {
-    let digest = s.upload_guest(HTTP_ECHO).await;
-    let manifest = "[app]\nname = \"app\"\n[[functions]]\nname = \"echo\"\ncomponent = \"e.wasm\"\n\
-        [[functions.http]]\nroute = \"/open\"\n\
-        [[functions.http]]\nroute = \"/me\"\nauth = \"user\"\n\
-        [[functions.http]]\nroute = \"/admin\"\nauth = { claims = { role = [\"admin\"] } }\n\
-        [[functions.http]]\nroute = \"/ops\"\nauth = \"key\"\n";
-    s.deploy_ok(manifest, &[("echo", &digest)]).await;
-}
-
-#[tokio::test]
-async fn route_policies_verify_before_the_function_runs() {
-    let s = TestServer::start_with("[auth]\naccess_token_ttl = \"2s\"\n").await;
-    deploy_policies(&s).await;
-    let session = sign_up(&s, "localhost", "cy@example.com").await;
-    let token = session["access_token"].as_str().unwrap().to_owned();
-    let user_id = session["user"]["id"].as_str().unwrap().to_owned();
-    let get = |path: &str, bearer: Option<&str>| {
-        let mut req = s
-            .http
-            .get(s.url(path))
-            .header("x-updraft-user-id", "spoofed");
-        if let Some(b) = bearer {
-            req = req.header("authorization", format!("Bearer {b}"));
-        }
-        async move { req.send().await.unwrap() }
-    };
-    // Public: anyone; a client can't claim to be a user.
-    let body = get("/open", None).await.text().await.unwrap();
-    assert_eq!(echo_fields(&body).get("x-updraft-user-id"), None, "{body}");
-    // User: 401 without or with a bad token, the verified user handed over with one.
-    let body = expect_error(get("/me", None).await, 401, "unauthorized").await;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("signed-in user")
-    );
-    let resp = get("/me", Some(&token)).await;
-    assert_eq!(resp.status(), 200);
-    let fields = echo_fields(&resp.text().await.unwrap());
-    assert_eq!(fields["x-updraft-user-id"], user_id);
-    let claims: Value = serde_json::from_str(&fields["x-updraft-claims"]).unwrap();
-    assert_eq!(claims["email"], "cy@example.com");
-    // Tampered: a changed payload, a changed signature, `alg: none`, garbage.
-    let parts: Vec<&str> = token.split('.').collect();
-    let mut payload = jwt_part(&token, 1);
-    payload["role"] = json!("admin");
-    let forged = format!(
-        "{}.{}.{}",
-        parts[0],
-        URL_SAFE_NO_PAD.encode(payload.to_string()),
-        parts[2]
-    );
-    let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
-    sig[10] ^= 1;
-    let bad_sig = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
-    let none = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(payload.to_string())
-    );
-    let hs256 = format!(
-        "{}.{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-        parts[1],
-        parts[2]
-    );
-    for (what, t) in [
-        ("forged payload", forged.as_str()),
-        ("changed signature", bad_sig.as_str()),
-        ("alg none", none.as_str()),
-        ("alg HS256", hs256.as_str()),
-        ("garbage", "not.a.jwt"),
-    ] {
-        expect_error(get("/me", Some(t)).await, 401, "unauthorized").await;
-        expect_error(get("/admin", Some(t)).await, 401, "unauthorized").await;
-        let _ = what;
-    }
-    // Claims: a user without the role gets 403.
-    let body = expect_error(get("/admin", Some(&token)).await, 403, "forbidden").await;
-    assert!(body["error"]["message"].as_str().unwrap().contains("role"));
-    // Key: a project key works and never reaches the guest; a user token does not.
-    let resp = get("/ops", Some(&s.token)).await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        echo_fields(&resp.text().await.unwrap())["authorization"],
-        "-"
-    );
-    expect_error(get("/ops", Some(&token)).await, 401, "unauthorized").await;
-    // Another project's user is not this project's.
-    let created = s
-        .api(Method::POST, "/v1/projects")
-        .json(&json!({"name": "shop"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let theirs = sign_up(&s, "shop.localhost", "cy@example.com").await;
-    assert_eq!(
-        jwt_part(theirs["access_token"].as_str().unwrap(), 1)["iss"],
-        "updraft:shop"
-    );
-    expect_error(
-        get("/me", theirs["access_token"].as_str()).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    // Expired (the server was configured with 2 s tokens).
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
-    let body = expect_error(get("/me", Some(&token)).await, 401, "unauthorized").await;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("xpired"),
-        "{body}"
-    );
-    s.stop().await;
-}
-
 /// A token from `/token` verifies with a standard library using only the JWKS URL; one signed
 /// with another key, or for another audience, does not pass our gateway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,99 +461,15 @@ async fn owners_list_disable_and_delete_users() {
     s.stop().await;
 }
 
-/// Browsers may call the auth API and function routes from the origins the project lists;
-/// preflights are answered by the gateway; other origins get no CORS headers.
-#[tokio::test]
-async fn cors_lets_listed_origins_call_routes_and_the_auth_api() {
-    let s = TestServer::start().await;
-    deploy_policies(&s).await;
-    let app = "http://app.test:5173";
-    let resp = s
-        .api(Method::PUT, "/v1/projects/default/cors")
-        .json(&json!({"origins": ["HTTP://APP.TEST:5173"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["cors_origins"],
-        json!([app])
-    );
-    for bad in [
-        "app.test",
-        "http://app.test/path",
-        "ftp://app.test",
-        "http://app.test:99999",
-    ] {
-        let resp = s
-            .api(Method::PUT, "/v1/projects/default/cors")
-            .json(&json!({ "origins": [bad] }))
-            .send()
-            .await
-            .unwrap();
-        expect_error(resp, 400, "bad_request").await;
-    }
-    // A preflight for the auth API from the app's origin.
-    let resp = s
-        .http
-        .request(Method::OPTIONS, auth_url(&s, "/token?grant_type=password"))
-        .header("origin", app)
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type, apikey")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let h = resp.headers();
-    assert_eq!(h["access-control-allow-origin"], app);
-    assert!(
-        h["access-control-allow-methods"]
-            .to_str()
-            .unwrap()
-            .contains("POST")
-    );
-    assert_eq!(h["access-control-allow-headers"], "content-type, apikey");
-    // The call itself, and a function route, carry the header; another origin gets none.
-    let resp = s
-        .http
-        .post(auth_url(&s, "/signup"))
-        .header("origin", app)
-        .json(&json!({"email": "fay@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["access-control-allow-origin"], app);
-    let resp = s
-        .http
-        .get(s.url("/open"))
-        .header("origin", app)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["access-control-allow-origin"], app);
-    assert!(
-        resp.headers()["access-control-expose-headers"]
-            .to_str()
-            .unwrap()
-            .contains("x-updraft-request-id")
-    );
-    let resp = s
-        .http
-        .get(s.url("/open"))
-        .header("origin", "http://evil.test")
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.headers().get("access-control-allow-origin").is_none());
-    let resp = s
-        .http
-        .request(Method::OPTIONS, s.url("/open"))
-        .header("origin", "http://evil.test")
-        .header("access-control-request-method", "GET")
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.headers().get("access-control-allow-origin").is_none());
-    s.stop().await;
+/// Deploys the echo guest with a route per policy.
+pub(super) async fn deploy_policies(s: &TestServer) {
+    let digest = s.upload_guest(HTTP_ECHO).await;
+    let manifest = "[app]\nname = \"app\"\n[[functions]]\nname = \"echo\"\ncomponent = \"e.wasm\"\n\
+        [[functions.http]]\nroute = \"/open\"\n\
+        [[functions.http]]\nroute = \"/me\"\nauth = \"user\"\n\
+        [[functions.http]]\nroute = \"/admin\"\nauth = { claims = { role = [\"admin\"] } }\n\
+        [[functions.http]]\nroute = \"/ops\"\nauth = \"key\"\n";
+    s.deploy_ok(manifest, &[("echo", &digest)]).await;
 }
+
+mod routes;
