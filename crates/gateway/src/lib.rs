@@ -63,13 +63,37 @@ pub trait AdminCheck: Send + Sync + 'static {
 
 /// Verifies end users' access tokens, for routes with `auth = "user"` or claims.
 pub trait UserCheck: Send + Sync + 'static {
-    /// The claims (the token's JSON payload) of `token`, if it is a valid access token of
-    /// `project`; otherwise why not.
+    /// The user `token` stands for, if it is a valid access token of `project`; otherwise
+    /// why not.
     fn verify<'a>(
         &'a self,
         project: &'a str,
         token: &'a str,
-    ) -> updraft_dispatch::BoxFuture<'a, Result<serde_json::Value, String>>;
+    ) -> updraft_dispatch::BoxFuture<'a, Result<Arc<VerifiedUser>, String>>;
+}
+
+/// A verified end user, ready to hand to a guest.
+#[derive(Debug, Clone)]
+pub struct VerifiedUser {
+    /// The token's claims.
+    pub claims: serde_json::Value,
+    /// `x-updraft-user-id`: the `sub` claim.
+    pub user_id: Option<HeaderValue>,
+    /// `x-updraft-claims`: the claims as JSON.
+    pub claims_header: Option<HeaderValue>,
+}
+
+impl VerifiedUser {
+    /// The headers of `claims`, computed once.
+    pub fn new(claims: serde_json::Value) -> Self {
+        Self {
+            user_id: claims["sub"]
+                .as_str()
+                .and_then(|s| HeaderValue::from_str(s).ok()),
+            claims_header: HeaderValue::from_str(&claims.to_string()).ok(),
+            claims,
+        }
+    }
 }
 
 /// How an `authorization` header carrying an Updraft admin token starts.
@@ -333,24 +357,21 @@ impl Gateway {
                     .users
                     .as_ref()
                     .ok_or_else(|| unauthorized("end-user auth is not available"))?;
-                let claims = users
+                let user = users
                     .verify(&function.project, token)
                     .await
                     .map_err(|why| (Code::Unauthorized, why))?;
-                if let Some(claim) = policy.unmet(&claims) {
+                if let Some(claim) = policy.unmet(&user.claims) {
                     return Err((
                         Code::Forbidden,
                         format!("the user's `{claim}` claim does not allow this route"),
                     ));
                 }
-                if let Some(v) = claims["sub"]
-                    .as_str()
-                    .and_then(|s| HeaderValue::from_str(s).ok())
-                {
-                    headers.insert("x-updraft-user-id", v);
+                if let Some(v) = &user.user_id {
+                    headers.insert("x-updraft-user-id", v.clone());
                 }
-                if let Ok(v) = HeaderValue::from_str(&claims.to_string()) {
-                    headers.insert("x-updraft-claims", v);
+                if let Some(v) = &user.claims_header {
+                    headers.insert("x-updraft-claims", v.clone());
                 }
                 Ok(())
             }

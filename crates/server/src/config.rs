@@ -58,6 +58,9 @@
 //! min_password_length = 8
 //! per_ip_per_minute = 60        # sign-up, sign-in and refresh attempts per client address
 //! per_account_per_hour = 30     # sign-in attempts per account
+//! confirm_email = false         # new accounts confirm their email before signing in
+//! otp_ttl = "1h"                # emailed links and codes work this long
+//! redirect_urls = ["https://app.example.com/"]   # where emailed links may send the browser
 //!
 //! [audit]
 //! max_age = "365d"              # audit log entries are kept this long

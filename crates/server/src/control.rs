@@ -32,6 +32,7 @@
 //! | GET/DELETE | `/v1/users/{id}` | one user (by id or email) / delete it (owner) |
 //! | POST | `/v1/users/{id}/disable`, `/enable`, `/revoke-sessions` | (owner) |
 //! | POST | `/v1/auth/keys/rotate` | a new signing key for access tokens (owner) |
+//! | GET | `/v1/auth/mail?to=&limit=` | the development mailbox (owner) |
 //! | GET | `/v1/secrets` | the project's secrets: names, times, users; never values |
 //! | PUT/DELETE | `/v1/secrets/{name}` | set ([`updraft_api::SetSecret`]) / delete a secret (owner) |
 //! | GET | `/metrics` | Prometheus text (a project's key: its project's series) |
@@ -122,6 +123,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             post(users::revoke_sessions),
         )
         .route("/v1/auth/keys/rotate", post(users::rotate_keys))
+        .route("/v1/auth/mail", get(users::mail))
         .route("/v1/secrets", get(secrets::list))
         .route(
             "/v1/secrets/{name}",

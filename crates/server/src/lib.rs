@@ -102,6 +102,8 @@ pub(crate) struct State {
     pub(crate) secret_key: Arc<secrets::SecretKey>,
     /// End-user auth of every project.
     pub(crate) users: Arc<updraft_services::auth::Auth>,
+    /// Access tokens the gateway has verified.
+    pub(crate) user_tokens: Arc<UserTokens>,
     /// Log lines and invocation records.
     pub(crate) telemetry: Arc<dyn TelemetryStore>,
     pub(crate) engine: Arc<Engine>,
@@ -241,10 +243,14 @@ impl Server {
             config.file.auth.clone(),
         );
         let services = Arc::new(control::DataPlane::default());
+        let user_tokens = Arc::new(UserTokens {
+            auth: users.clone(),
+            verified: std::sync::RwLock::default(),
+        });
         let gateway = Gateway::new(registry.clone(), dispatcher.clone())
             .with_base_domain(&config.file.base_domain)
             .with_admin_check(auth.clone())
-            .with_user_check(Arc::new(UserTokens(users.clone())))
+            .with_user_check(user_tokens.clone())
             .with_services(services.clone());
         let wakeups: Arc<dyn Wakeups> = Arc::new(LocalWakeups::default());
         let triggers = Triggers::new(
@@ -267,6 +273,7 @@ impl Server {
             metadata: metadata.clone(),
             secret_key,
             users,
+            user_tokens,
             auth,
             drain: config.drain,
             http: config.file.http.clone(),
@@ -416,18 +423,70 @@ impl CodeSource for ArtifactCode {
     }
 }
 
-/// End users' access tokens, as the gateway's route policies verify them.
-struct UserTokens(Arc<updraft_services::auth::Auth>);
+/// End users' access tokens, as the gateway's route policies verify them: an ES256
+/// verification costs about as much as a small function's whole request, so a token verified
+/// once is remembered (exactly that token string, of that project) until it expires.
+pub(crate) struct UserTokens {
+    auth: Arc<updraft_services::auth::Auth>,
+    verified: std::sync::RwLock<VerifiedTokens>,
+}
+
+/// Verified tokens by project and token, with their expiry (seconds since the epoch).
+type VerifiedTokens =
+    std::collections::HashMap<(String, String), (i64, Arc<updraft_gateway::VerifiedUser>)>;
+
+/// Most verified tokens remembered.
+const MAX_VERIFIED: usize = 10_000;
+
+impl UserTokens {
+    /// Forgets the tokens of `project` (it was deleted: a project made later under its name
+    /// has other keys).
+    pub(crate) fn forget(&self, project: &str) {
+        self.verified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(p, _), _| p != project);
+    }
+}
 
 impl updraft_gateway::UserCheck for UserTokens {
     fn verify<'a>(
         &'a self,
         project: &'a str,
         token: &'a str,
-    ) -> updraft_dispatch::BoxFuture<'a, Result<serde_json::Value, String>> {
+    ) -> updraft_dispatch::BoxFuture<'a, Result<Arc<updraft_gateway::VerifiedUser>, String>> {
         Box::pin(async move {
-            let claims = self.0.verify(project, token).await.map_err(|e| e.message)?;
-            serde_json::to_value(claims).map_err(|e| e.to_string())
+            let now = updraft_store::now_ms() / 1000;
+            let key = (project.to_owned(), token.to_owned());
+            if let Some((exp, user)) = self
+                .verified
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                && *exp > now
+            {
+                return Ok(user.clone());
+            }
+            let claims = self
+                .auth
+                .verify(project, token)
+                .await
+                .map_err(|e| e.message)?;
+            let exp = claims.exp;
+            let value = serde_json::to_value(claims).map_err(|e| e.to_string())?;
+            let user = Arc::new(updraft_gateway::VerifiedUser::new(value));
+            let mut cache = self
+                .verified
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.len() >= MAX_VERIFIED {
+                cache.retain(|_, (e, _)| *e > now);
+                if cache.len() >= MAX_VERIFIED {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (exp, user.clone()));
+            Ok(user)
         })
     }
 }

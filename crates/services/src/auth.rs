@@ -14,14 +14,17 @@
 mod http;
 pub mod keys;
 mod limits;
+pub mod mail;
+mod otp;
 mod passwords;
 mod tokens;
 mod users;
 
 pub use http::{Caller, router};
 pub use keys::Sealer;
+pub use otp::MailView;
 pub use tokens::{AUDIENCE, Claims, Session, issuer};
-pub use users::{UserView, user_view};
+pub use users::{SignedUp, UserView, user_view};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +49,13 @@ pub struct AuthConfig {
     pub per_ip_per_minute: u32,
     /// Sign-in attempts per account per hour.
     pub per_account_per_hour: u32,
+    /// Whether a new account must confirm its email (a link or code by mail) before it can
+    /// sign in.
+    pub confirm_email: bool,
+    /// How long a link or code sent by mail works.
+    pub otp_ttl: Duration,
+    /// URLs (prefixes) a `redirect_to` of an emailed link may go to.
+    pub redirect_urls: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -58,6 +68,9 @@ impl Default for AuthConfig {
             min_password_length: 8,
             per_ip_per_minute: 60,
             per_account_per_hour: 30,
+            confirm_email: false,
+            otp_ttl: Duration::from_secs(3600),
+            redirect_urls: Vec::new(),
         }
     }
 }
@@ -108,6 +121,7 @@ impl From<StoreError> for AuthError {
 /// End-user auth for every project. Share it behind an `Arc`.
 pub struct Auth {
     pub(crate) store: Arc<dyn AuthStore>,
+    pub(crate) mailer: Arc<dyn mail::Mailer>,
     pub(crate) keys: keys::Keys,
     pub(crate) config: AuthConfig,
     pub(crate) limits: limits::Limits,
@@ -123,6 +137,7 @@ impl Auth {
     ) -> Arc<Self> {
         Arc::new(Self {
             keys: keys::Keys::new(store.clone(), sealer),
+            mailer: Arc::new(mail::DevMailbox(store.clone())),
             limits: limits::Limits::new(config.per_ip_per_minute, config.per_account_per_hour),
             dummy_hash: passwords::dummy_hash(),
             store,

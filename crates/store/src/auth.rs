@@ -2,6 +2,7 @@
 //! tokens are signed with (sealed by the server), and one-time tokens. Only hashes of tokens are
 //! stored; what a token is, and how keys are sealed, is the auth service's business.
 
+mod otp;
 mod sessions;
 mod users;
 
@@ -9,6 +10,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{Store, StoreError};
 
+pub use otp::{MailRecord, OtpRecord};
 pub use sessions::{Refreshed, SessionRecord};
 pub use users::UserRecord;
 

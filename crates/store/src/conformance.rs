@@ -138,6 +138,7 @@ macro_rules! auth_conformance {
             refresh_tokens_rotate_and_reuse_revokes_the_session,
             sessions_end_one_others_or_all,
             signing_keys_rotate_and_retired_ones_go,
+            one_time_tokens_work_once_and_mail_is_kept,
         );
     };
 }

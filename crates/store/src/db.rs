@@ -261,6 +261,28 @@ CREATE TABLE auth_keys (
     r#"
 ALTER TABLE projects ADD COLUMN cors TEXT NOT NULL DEFAULT '[]';
 "#,
+    r#"
+CREATE TABLE auth_otps (
+    token_sha256 TEXT PRIMARY KEY,
+    code_sha256  TEXT NOT NULL,
+    project      TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX auth_otps_by_code ON auth_otps (project, code_sha256);
+CREATE INDEX auth_otps_by_user ON auth_otps (project, user_id, kind);
+CREATE TABLE auth_mail (
+    id         INTEGER PRIMARY KEY,
+    project    TEXT NOT NULL,
+    to_addr    TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX auth_mail_by_project ON auth_mail (project, id);
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -41,7 +41,7 @@ mod traits;
 
 pub use artifacts::FsArtifacts;
 pub use audit::{AuditQuery, AuditRecord};
-pub use auth::{Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
+pub use auth::{MailRecord, OtpRecord, Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
 pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
     VersionRecord,

@@ -110,6 +110,8 @@ impl Store {
                 "auth_sessions",
                 "auth_refresh_tokens",
                 "auth_keys",
+                "auth_otps",
+                "auth_mail",
             ] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE project = ?1"),

@@ -10,9 +10,9 @@ use updraft_api::Invocation;
 
 use crate::{
     AliasRecord, ApiKeyRecord, AuditQuery, AuditRecord, DeployOptions, DeployOutcome,
-    DeployedFunction, FunctionRecord, InvocationQuery, LogQuery, LogRecord, ProjectRecord, Pruned,
-    Refreshed, SecretRecord, SessionRecord, SigningKeyRecord, StoreError, UsageQuery, UsageSummary,
-    UserRecord,
+    DeployedFunction, FunctionRecord, InvocationQuery, LogQuery, LogRecord, MailRecord, OtpRecord,
+    ProjectRecord, Pruned, Refreshed, SecretRecord, SessionRecord, SigningKeyRecord, StoreError,
+    UsageQuery, UsageSummary, UserRecord,
 };
 
 /// Deployed state: admin tokens, apps, functions, their immutable versions and their aliases.
@@ -419,6 +419,42 @@ pub trait AuthStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn drop_retired_keys(&self, project: &str, before_ms: i64) -> Result<usize, StoreError>;
+
+    /// Stores a one-time token, replacing the user's unused ones of the same kind.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn create_otp(&self, otp: &OtpRecord) -> Result<(), StoreError>;
+
+    /// Uses (deletes) the one-time token of one of `kinds` whose link or code hash is
+    /// `sha256`; returns it if it had not expired at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn take_otp(
+        &self,
+        project: &str,
+        sha256: &str,
+        kinds: &[&str],
+        now: i64,
+    ) -> Result<Option<OtpRecord>, StoreError>;
+
+    /// Puts a message in the development mailbox (the newest 1 000 per project are kept).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn push_mail(&self, mail: &MailRecord) -> Result<i64, StoreError>;
+
+    /// The development mailbox of `project` (to `to` only, if given), newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn mails(
+        &self,
+        project: &str,
+        to: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MailRecord>, StoreError>;
 }
 
 /// Artifacts (uploaded code) by content address: the lower-case hex SHA-256 of their bytes.

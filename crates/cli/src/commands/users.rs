@@ -74,6 +74,19 @@ enum AuthCommand {
     /// Sign new access tokens with a new key; tokens signed by the old one stay valid until
     /// they expire.
     RotateKeys,
+    /// Show the development mailbox: the messages (confirmation, recovery, magic links) sent
+    /// to users while no mail server is set, newest first.
+    Mail {
+        /// Only those to this address.
+        #[arg(long)]
+        to: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn path_segment(s: &str) -> String {
@@ -184,6 +197,31 @@ pub(crate) async fn auth(args: AuthArgs) -> anyhow::Result<ExitCode> {
                 "new signing key {} (tokens signed by the old key stay valid until they expire)",
                 body["kid"].as_str().unwrap_or("?")
             );
+        }
+        AuthCommand::Mail { to, limit, json } => {
+            let mut path = format!("/v1/auth/mail?limit={limit}");
+            if let Some(t) = &to {
+                path.push_str(&format!("&to={}", path_segment(t).replace('@', "%40")));
+            }
+            let body: Value = client.get_json(&path).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                let messages = body["messages"].as_array().cloned().unwrap_or_default();
+                if messages.is_empty() {
+                    println!("no messages");
+                }
+                for m in messages {
+                    println!(
+                        "{} {}\n{} {}\n\n{}",
+                        output::dim("to:"),
+                        m["to"].as_str().unwrap_or(""),
+                        output::dim("subject:"),
+                        output::bold(m["subject"].as_str().unwrap_or("")),
+                        m["body"].as_str().unwrap_or("")
+                    );
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -58,7 +58,7 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         "/v1/audit" => Role::Owner,
         // End users' records are personal data: the owner's.
         r if r.starts_with("/v1/users") => Role::Owner,
-        "/v1/auth/keys/rotate" => Role::Owner,
+        "/v1/auth/keys/rotate" | "/v1/auth/mail" => Role::Owner,
         "/v1/keys" | "/v1/keys/{id}" => Role::Owner,
         // Reading a function's log shows what its requests carried: a deployer's business.
         "/v1/functions/{name}/logs" => Role::Deployer,

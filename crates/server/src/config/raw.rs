@@ -57,6 +57,9 @@ pub(super) struct RawAuth {
     pub(super) min_password_length: Option<usize>,
     pub(super) per_ip_per_minute: Option<u32>,
     pub(super) per_account_per_hour: Option<u32>,
+    pub(super) confirm_email: Option<bool>,
+    pub(super) otp_ttl: Option<String>,
+    pub(super) redirect_urls: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]

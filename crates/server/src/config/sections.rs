@@ -106,5 +106,20 @@ pub(super) fn auth(
             a.per_account_per_hour,
             d.per_account_per_hour,
         )?,
+        confirm_email: a.confirm_email.unwrap_or(d.confirm_email),
+        otp_ttl: duration("otp_ttl", &a.otp_ttl, d.otp_ttl)?,
+        redirect_urls: match &a.redirect_urls {
+            None => d.redirect_urls.clone(),
+            Some(urls) => {
+                for u in urls {
+                    if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() < 10 {
+                        return Err(format!(
+                            "auth.redirect_urls: `{u}` is not an http(s) URL prefix"
+                        ));
+                    }
+                }
+                urls.clone()
+            }
+        },
     })
 }

@@ -105,6 +105,7 @@ pub(crate) async fn delete(
     // Its keys are deleted with it; stop honouring them at once (and its users' tokens).
     state.auth.remove_project(&name);
     state.users.forget_project(&name);
+    state.user_tokens.forget(&name);
     tracing::info!(project = %name, by = %caller.id, "project deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -103,6 +103,29 @@ pub(crate) async fn revoke_sessions(
     Ok(Json(json!({ "revoked": n })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MailQuery {
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/auth/mail`: the development mailbox (messages to users while no mail server is
+/// set), newest first.
+pub(crate) async fn mail(
+    State(state): Shared,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<MailQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    let to = q.to.map(|t| t.trim().to_ascii_lowercase());
+    let messages = state
+        .users
+        .mailbox(&caller.project, to.as_deref(), q.limit.unwrap_or(50))
+        .await?;
+    Ok(Json(json!({ "messages": messages })))
+}
+
 pub(crate) async fn rotate_keys(
     State(state): Shared,
     Extension(caller): Extension<Caller>,

@@ -7,6 +7,9 @@
 //! | POST | `/token?grant_type=password` | `{email, password}` → session |
 //! | POST | `/token?grant_type=refresh_token` | `{refresh_token}` → session (a new refresh token) |
 //! | POST | `/logout?scope=global\|local\|others` | ends sessions (bearer access token) → 204 |
+//! | POST | `/recover` | `{email}` → mails a recovery link and code; `{}` either way |
+//! | POST | `/otp`, `/magiclink` | `{email, create_user?}` → mails a sign-in link and code |
+//! | POST, GET | `/verify` | `{type, token, email}` or `{type, token_hash}` → session; GET: the link |
 //! | GET, PUT | `/user` | the signed-in user / update `{email?, password?, data?}` |
 //! | GET | `/.well-known/jwks.json` | the project's public keys |
 //! | GET | `/settings`, `/health` | what is enabled; liveness |
@@ -34,6 +37,9 @@ pub struct Caller {
     pub project: String,
     /// The client's address.
     pub ip: String,
+    /// This API's URL as the client reached it (`http://shop.localhost:3000/_updraft/auth/v1`):
+    /// where emailed links point.
+    pub base_url: String,
 }
 
 impl IntoResponse for AuthError {
@@ -86,6 +92,10 @@ pub fn router(auth: Arc<Auth>) -> Router {
         .route("/signup", post(signup))
         .route("/token", post(token))
         .route("/logout", post(logout))
+        .route("/recover", post(recover))
+        .route("/otp", post(otp))
+        .route("/magiclink", post(otp))
+        .route("/verify", post(verify_post).get(verify_get))
         .route("/user", get(get_user).put(put_user))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/settings", get(settings))
@@ -119,8 +129,17 @@ async fn signup(
     let req = body(b)?;
     let session = match (req.email.as_deref(), req.password.as_deref()) {
         (Some(e), Some(p)) => {
-            auth.sign_up(&caller.project, &caller.ip, e, p, req.data.as_ref())
-                .await?
+            let signed_up = auth
+                .sign_up(
+                    &caller.project,
+                    &caller.ip,
+                    e,
+                    p,
+                    req.data.as_ref(),
+                    &caller.base_url,
+                )
+                .await?;
+            return Ok(Json(signed_up).into_response());
         }
         (None, None) => {
             auth.sign_in_anonymously(&caller.project, &caller.ip, req.data.as_ref())
@@ -241,6 +260,7 @@ async fn put_user(
             req.email.as_deref(),
             req.password.as_deref(),
             req.data.as_ref(),
+            &caller.base_url,
         )
         .await?;
     Ok(Json(user).into_response())
@@ -267,4 +287,145 @@ async fn settings(State(auth): Shared) -> Json<Value> {
         "phone_autoconfirm": false,
         "sms_provider": "",
     }))
+}
+
+#[derive(Deserialize)]
+struct Redirect {
+    redirect_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Recover {
+    email: String,
+    #[serde(default, rename = "gotrue_meta_security")]
+    _security: Option<Value>,
+}
+
+async fn recover(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    Query(r): Query<Redirect>,
+    b: Result<Json<Recover>, JsonRejection>,
+) -> Result<Response, AuthError> {
+    let req = body(b)?;
+    auth.recover(
+        &caller.project,
+        &caller.ip,
+        &req.email,
+        &caller.base_url,
+        r.redirect_to.as_deref(),
+    )
+    .await?;
+    Ok(Json(json!({})).into_response())
+}
+
+#[derive(Deserialize)]
+struct Otp {
+    email: String,
+    #[serde(default = "yes")]
+    create_user: bool,
+    data: Option<Value>,
+    #[serde(default, rename = "gotrue_meta_security")]
+    _security: Option<Value>,
+    #[serde(default, rename = "code_challenge")]
+    _code_challenge: Option<Value>,
+    #[serde(default, rename = "code_challenge_method")]
+    _code_challenge_method: Option<Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn otp(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    Query(r): Query<Redirect>,
+    b: Result<Json<Otp>, JsonRejection>,
+) -> Result<Response, AuthError> {
+    let req = body(b)?;
+    auth.send_magic_link(
+        &caller.project,
+        &caller.ip,
+        &req.email,
+        req.create_user,
+        req.data.as_ref(),
+        &caller.base_url,
+        r.redirect_to.as_deref(),
+    )
+    .await?;
+    Ok(Json(json!({})).into_response())
+}
+
+#[derive(Deserialize)]
+struct Verify {
+    #[serde(rename = "type")]
+    kind: String,
+    token: Option<String>,
+    token_hash: Option<String>,
+    email: Option<String>,
+    redirect_to: Option<String>,
+}
+
+async fn verify_post(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    b: Result<Json<Verify>, JsonRejection>,
+) -> Result<Response, AuthError> {
+    let req = body(b)?;
+    let (token, email) = match (&req.token_hash, &req.token) {
+        (Some(h), _) => (h.as_str(), None),
+        (None, Some(t)) => (t.as_str(), req.email.as_deref()),
+        (None, None) => {
+            return Err(AuthError::new(
+                400,
+                "validation_failed",
+                "give token (with email) or token_hash",
+            ));
+        }
+    };
+    let session = auth
+        .verify_otp(&caller.project, &caller.ip, &req.kind, token, email)
+        .await?;
+    Ok(Json(session).into_response())
+}
+
+/// An emailed link: verifies, then redirects to `redirect_to` (an allowed one) with the
+/// session in the fragment, as GoTrue does; without one, answers the session as JSON.
+async fn verify_get(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    Query(req): Query<Verify>,
+) -> Result<Response, AuthError> {
+    let token = req
+        .token
+        .as_deref()
+        .or(req.token_hash.as_deref())
+        .unwrap_or("");
+    let session = auth
+        .verify_otp(&caller.project, &caller.ip, &req.kind, token, None)
+        .await?;
+    match req
+        .redirect_to
+        .as_deref()
+        .filter(|r| auth.redirect_allowed(r))
+    {
+        Some(to) => {
+            let fragment = format!(
+                "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={}",
+                session.access_token,
+                session.expires_at,
+                session.expires_in,
+                session.refresh_token,
+                req.kind
+            );
+            let location = format!("{to}#{fragment}");
+            let mut resp = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = header::HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        None => Ok(Json(session).into_response()),
+    }
 }

@@ -88,8 +88,43 @@ pub fn user_view(u: &UserRecord) -> UserView {
     }
 }
 
+/// What a sign-up answers: a session, or (when the email must be confirmed first) the user.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum SignedUp {
+    /// Signed in.
+    Session(Box<Session>),
+    /// Confirmation mailed.
+    Confirm(Box<UserView>),
+}
+
+/// A new user record (not stored yet): `email` confirmed unless it is `None`.
+pub(crate) fn new_user(
+    project: &str,
+    email: Option<String>,
+    password_hash: Option<String>,
+    data: Option<&Value>,
+) -> Result<UserRecord, AuthError> {
+    let now = now_ms();
+    Ok(UserRecord {
+        project: project.to_owned(),
+        id: uuid(),
+        email,
+        email_confirmed_at: None,
+        password_hash,
+        is_anonymous: false,
+        role: AUDIENCE.to_owned(),
+        app_metadata: json!({"provider": "email", "providers": ["email"]}).to_string(),
+        user_metadata: metadata(data)?,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+        last_sign_in_at: None,
+    })
+}
+
 /// A random UUID (version 4).
-fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     let mut b = rand::random::<[u8; 16]>();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
@@ -113,7 +148,7 @@ fn bad(code: &'static str, message: impl Into<String>) -> AuthError {
 }
 
 /// An email, trimmed and lower-cased, if it looks like one.
-fn email(raw: &str) -> Result<String, AuthError> {
+pub(crate) fn email(raw: &str) -> Result<String, AuthError> {
     let e = raw.trim().to_ascii_lowercase();
     let ok = e.len() <= MAX_EMAIL
         && e.split_once('@').is_some_and(|(local, domain)| {
@@ -176,8 +211,8 @@ impl Auth {
         Ok(())
     }
 
-    /// Signs up with email and password (the account is confirmed at once: email
-    /// verification comes with SMTP settings). Answers a session. A taken email answers
+    /// Signs up with email and password. Answers a session, or with `[auth] confirm_email`
+    /// the user, a confirmation link and code having been mailed. A taken email answers
     /// `422 user_already_exists`.
     pub async fn sign_up(
         &self,
@@ -186,7 +221,8 @@ impl Auth {
         raw_email: &str,
         password: &str,
         data: Option<&Value>,
-    ) -> Result<Session, AuthError> {
+        link_base: &str,
+    ) -> Result<SignedUp, AuthError> {
         self.limits.client(project, ip)?;
         if !self.config.signup_enabled {
             return Err(AuthError::new(
@@ -197,23 +233,12 @@ impl Auth {
         }
         let email = email(raw_email)?;
         self.check_password(password)?;
-        let user_metadata = metadata(data)?;
-        let now = now_ms();
-        let user = UserRecord {
-            project: project.to_owned(),
-            id: uuid(),
-            email: Some(email),
-            email_confirmed_at: Some(now),
-            password_hash: Some(passwords::hash(password.to_owned()).await?),
-            is_anonymous: false,
-            role: AUDIENCE.to_owned(),
-            app_metadata: json!({"provider": "email", "providers": ["email"]}).to_string(),
-            user_metadata,
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-            last_sign_in_at: Some(now),
-        };
+        let hash = passwords::hash(password.to_owned()).await?;
+        let mut user = new_user(project, Some(email), Some(hash), data)?;
+        if !self.config.confirm_email {
+            user.email_confirmed_at = Some(user.created_at);
+            user.last_sign_in_at = Some(user.created_at);
+        }
         if !self.store.create_user(&user).await? {
             return Err(AuthError::new(
                 422,
@@ -221,7 +246,14 @@ impl Auth {
                 "User already registered",
             ));
         }
-        self.start_session(project, &user, "password").await
+        if self.config.confirm_email {
+            self.send_token(project, &user, super::otp::Purpose::Signup, link_base, None)
+                .await?;
+            return Ok(SignedUp::Confirm(Box::new(user_view(&user))));
+        }
+        Ok(SignedUp::Session(Box::new(
+            self.start_session(project, &user, "password").await?,
+        )))
     }
 
     /// Signs in anonymously: a new user without email, which can later add one.
@@ -277,6 +309,9 @@ impl Auth {
         let Some(mut user) = user.filter(|u| matches && !u.disabled) else {
             return Err(invalid_credentials());
         };
+        if user.email_confirmed_at.is_none() {
+            return Err(bad("email_not_confirmed", "Email not confirmed"));
+        }
         user.last_sign_in_at = Some(now_ms());
         self.store.update_user(&user).await?;
         self.start_session(project, &user, "password").await
@@ -382,15 +417,22 @@ impl Auth {
         new_email: Option<&str>,
         new_password: Option<&str>,
         data: Option<&Value>,
+        link_base: &str,
     ) -> Result<UserView, AuthError> {
         let mut user = self
             .store
             .user(project, &claims.sub)
             .await?
             .ok_or_else(|| AuthError::new(404, "user_not_found", "User not found"))?;
+        let mut confirm = false;
         if let Some(e) = new_email {
-            user.email = Some(email(e)?);
-            user.email_confirmed_at = Some(now_ms());
+            let e = email(e)?;
+            if user.email.as_deref() != Some(e.as_str()) {
+                user.email = Some(e);
+                // With confirmation on, a new address is confirmed by mail like a sign-up's.
+                confirm = self.config.confirm_email;
+                user.email_confirmed_at = (!confirm).then(now_ms);
+            }
         }
         if let Some(p) = new_password {
             self.check_password(p)?;
@@ -420,10 +462,14 @@ impl Auth {
                 "A user with this email address has already been registered",
             ));
         }
+        if confirm {
+            self.send_token(project, &user, super::otp::Purpose::Signup, link_base, None)
+                .await?;
+        }
         Ok(user_view(&user))
     }
 
-    async fn start_session(
+    pub(crate) async fn start_session(
         &self,
         project: &str,
         user: &UserRecord,

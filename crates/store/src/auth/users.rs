@@ -179,6 +179,10 @@ impl Store {
                 "DELETE FROM auth_sessions WHERE project = ?1 AND user_id = ?2",
                 params![project, id],
             )?;
+            tx.execute(
+                "DELETE FROM auth_otps WHERE project = ?1 AND user_id = ?2",
+                params![project, id],
+            )?;
             let n = tx.execute(
                 "DELETE FROM auth_users WHERE project = ?1 AND id = ?2",
                 params![project, id],

@@ -1,7 +1,7 @@
 //! The [`AuthStore`] suite.
 
 use super::{AuthSubject, Found, Outcome};
-use crate::{Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
+use crate::{MailRecord, OtpRecord, Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
 
 fn user(project: &str, id: &str, email: Option<&str>) -> UserRecord {
     UserRecord {
@@ -156,5 +156,82 @@ pub async fn signing_keys_rotate_and_retired_ones_go(subject: &dyn AuthSubject) 
     assert_eq!(store.drop_retired_keys("p", 2_500).await?, 1);
     let store = subject.reopen(store).await;
     assert_eq!(store.signing_keys("p").await?[0].kid, "k2");
+    Ok(())
+}
+
+/// A one-time token works once, by its link or its code, for its kinds only, until it
+/// expires; a new one replaces the user's unused one. The mailbox keeps messages per project.
+pub async fn one_time_tokens_work_once_and_mail_is_kept(subject: &dyn AuthSubject) -> Outcome {
+    let store = subject.fresh().await;
+    let otp = |link: &str, code: &str, expires_at: i64| OtpRecord {
+        project: "p".to_owned(),
+        token_sha256: link.to_owned(),
+        code_sha256: code.to_owned(),
+        user_id: "u".to_owned(),
+        kind: "recovery".to_owned(),
+        created_at: 1_000,
+        expires_at,
+    };
+    store.create_otp(&otp("l1", "c1", 10_000)).await?;
+    assert!(
+        store
+            .take_otp("p", "l1", &["magiclink"], 2_000)
+            .await?
+            .is_none()
+    );
+    assert!(
+        store
+            .take_otp("q", "l1", &["recovery"], 2_000)
+            .await?
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .take_otp("p", "c1", &["recovery"], 2_000)
+            .await?
+            .found()?
+            .user_id,
+        "u"
+    );
+    assert!(
+        store
+            .take_otp("p", "l1", &["recovery"], 2_000)
+            .await?
+            .is_none(),
+        "used twice"
+    );
+    store.create_otp(&otp("l2", "c2", 10_000)).await?;
+    store.create_otp(&otp("l3", "c3", 10_000)).await?;
+    assert!(
+        store
+            .take_otp("p", "l2", &["recovery"], 2_000)
+            .await?
+            .is_none(),
+        "replaced"
+    );
+    assert!(
+        store
+            .take_otp("p", "l3", &["recovery"], 20_000)
+            .await?
+            .is_none(),
+        "expired"
+    );
+    for to in ["a@example.com", "b@example.com"] {
+        let m = MailRecord {
+            id: 0,
+            project: "p".to_owned(),
+            to: to.to_owned(),
+            subject: "s".to_owned(),
+            body: "b".to_owned(),
+            created_at: 1,
+        };
+        store.push_mail(&m).await?;
+    }
+    assert_eq!(store.mails("p", None, 10).await?.len(), 2);
+    assert_eq!(
+        store.mails("p", Some("b@example.com"), 10).await?[0].to,
+        "b@example.com"
+    );
+    assert!(store.mails("q", None, 10).await?.is_empty());
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! The SQLite backend's [`AuthStore`].
 
-use crate::{AuthStore, Refreshed, SessionRecord, SigningKeyRecord, Store, StoreError, UserRecord};
+use crate::{
+    AuthStore, MailRecord, OtpRecord, Refreshed, SessionRecord, SigningKeyRecord, Store,
+    StoreError, UserRecord,
+};
 
 use super::own;
 
@@ -103,5 +106,41 @@ impl AuthStore for Store {
     async fn drop_retired_keys(&self, project: &str, before_ms: i64) -> Result<usize, StoreError> {
         let p = own(project);
         self.run(move |s| s.drop_retired_keys(&p, before_ms)).await
+    }
+
+    async fn create_otp(&self, otp: &OtpRecord) -> Result<(), StoreError> {
+        let o = otp.clone();
+        self.run(move |s| s.create_otp(&o)).await
+    }
+
+    async fn take_otp(
+        &self,
+        project: &str,
+        sha256: &str,
+        kinds: &[&str],
+        now: i64,
+    ) -> Result<Option<OtpRecord>, StoreError> {
+        let (p, h) = (own(project), own(sha256));
+        let k: Vec<String> = kinds.iter().map(|k| own(k)).collect();
+        self.run(move |s| {
+            let kinds: Vec<&str> = k.iter().map(String::as_str).collect();
+            s.take_otp(&p, &h, &kinds, now)
+        })
+        .await
+    }
+
+    async fn push_mail(&self, mail: &MailRecord) -> Result<i64, StoreError> {
+        let m = mail.clone();
+        self.run(move |s| s.push_mail(&m)).await
+    }
+
+    async fn mails(
+        &self,
+        project: &str,
+        to: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MailRecord>, StoreError> {
+        let (p, t) = (own(project), to.map(own));
+        self.run(move |s| s.mails(&p, t.as_deref(), limit)).await
     }
 }

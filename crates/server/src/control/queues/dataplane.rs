@@ -92,10 +92,14 @@ const AUTH_MAX_BODY: usize = 64 << 10;
 
 /// Tells the auth API which project the request is for (by its host) and where it came from.
 async fn auth_caller(State(state): Shared, mut req: Request, next: Next) -> Response {
-    let project = {
+    let (project, domains) = {
         let snapshot = state.gateway.snapshot();
         match state.gateway.project_of(&snapshot, &req) {
-            Ok(p) => p.record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+            Ok(p) => p
+                .record
+                .as_ref()
+                .map(|r| (r.id.clone(), r.domains.clone()))
+                .unwrap_or_default(),
             Err(name) => {
                 let body = serde_json::json!({
                     "code": 404,
@@ -111,9 +115,46 @@ async fn auth_caller(State(state): Shared, mut req: Request, next: Next) -> Resp
         .get::<updraft_gateway::listen::PeerAddr>()
         .map(|p| p.0.ip().to_string())
         .unwrap_or_default();
-    req.extensions_mut()
-        .insert(updraft_services::auth::Caller { project, ip });
+    let base_url = link_base(&state, &req, &project, &domains);
+    req.extensions_mut().insert(updraft_services::auth::Caller {
+        project,
+        ip,
+        base_url,
+    });
     next.run(req).await
+}
+
+/// The auth API's URL for links mailed to users: the host the client used, if it is one of
+/// the project's own (its custom domains, `<project>.<base domain>`, or, for `default`, the
+/// base domain or a loopback name); otherwise `<project>.<base domain>`. A request with a
+/// forged `Host` can't make a recovery link point elsewhere.
+fn link_base(state: &AppState, req: &Request, project: &str, domains: &[String]) -> String {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !p.contains(']') => (n.to_owned(), format!(":{p}")),
+        _ => (host.clone(), String::new()),
+    };
+    let base = state.gateway.base_domain();
+    let own = format!("{project}.{base}");
+    let known = name == own
+        || domains.contains(&name)
+        || (project == updraft_api::DEFAULT_PROJECT
+            && (name == base || matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]")));
+    let scheme = match req.headers().get("x-forwarded-proto").map(|v| v.as_bytes()) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    let host = if known {
+        format!("{name}{port}")
+    } else {
+        format!("{own}{port}")
+    };
+    format!("{scheme}://{host}/_updraft/auth/v1")
 }
 
 /// Data-plane auth: `Authorization: Bearer <key>` with a key of the queue or topic in the
