@@ -431,9 +431,9 @@ pub(crate) struct UserTokens {
     verified: std::sync::RwLock<VerifiedTokens>,
 }
 
-/// Verified tokens by project and token, with their expiry (seconds since the epoch).
+/// Verified tokens: the token, its project, its expiry (seconds since the epoch), its user.
 type VerifiedTokens =
-    std::collections::HashMap<(String, String), (i64, Arc<updraft_gateway::VerifiedUser>)>;
+    std::collections::HashMap<String, (String, i64, Arc<updraft_gateway::VerifiedUser>)>;
 
 /// Most verified tokens remembered.
 const MAX_VERIFIED: usize = 10_000;
@@ -445,7 +445,7 @@ impl UserTokens {
         self.verified
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|(p, _), _| p != project);
+            .retain(|_, (p, _, _)| p != project);
     }
 }
 
@@ -457,12 +457,12 @@ impl updraft_gateway::UserCheck for UserTokens {
     ) -> updraft_dispatch::BoxFuture<'a, Result<Arc<updraft_gateway::VerifiedUser>, String>> {
         Box::pin(async move {
             let now = updraft_store::now_ms() / 1000;
-            let key = (project.to_owned(), token.to_owned());
-            if let Some((exp, user)) = self
+            if let Some((p, exp, user)) = self
                 .verified
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&key)
+                .get(token)
+                && p == project
                 && *exp > now
             {
                 return Ok(user.clone());
@@ -480,12 +480,12 @@ impl updraft_gateway::UserCheck for UserTokens {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if cache.len() >= MAX_VERIFIED {
-                cache.retain(|_, (e, _)| *e > now);
+                cache.retain(|_, (_, e, _)| *e > now);
                 if cache.len() >= MAX_VERIFIED {
                     cache.clear();
                 }
             }
-            cache.insert(key, (exp, user.clone()));
+            cache.insert(token.to_owned(), (project.to_owned(), exp, user.clone()));
             Ok(user)
         })
     }

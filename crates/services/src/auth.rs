@@ -11,6 +11,7 @@
 //! - Sign-up, sign-in and refresh are rate limited per client address and per account
 //!   ([`limits`]).
 
+mod admin;
 mod http;
 pub mod keys;
 mod limits;

@@ -21,7 +21,7 @@ pub(super) fn auth_url(s: &TestServer, path: &str) -> String {
 
 /// POSTs to the auth API with `Host: host` (`localhost`: the host the URL names, as clients
 /// send it).
-async fn post(s: &TestServer, host: &str, path: &str, body: Value) -> reqwest::Response {
+pub(super) async fn post(s: &TestServer, host: &str, path: &str, body: Value) -> reqwest::Response {
     let mut req = s.http.post(auth_url(s, path));
     if host != "localhost" {
         req = req.header("host", host);
@@ -41,7 +41,7 @@ pub(super) async fn sign_up(s: &TestServer, host: &str, email: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn sign_in(s: &TestServer, email: &str, password: &str) -> reqwest::Response {
+pub(super) async fn sign_in(s: &TestServer, email: &str, password: &str) -> reqwest::Response {
     post(
         s,
         "localhost",
@@ -472,174 +472,5 @@ pub(super) async fn deploy_policies(s: &TestServer) {
     s.deploy_ok(manifest, &[("echo", &digest)]).await;
 }
 
+mod email;
 mod routes;
-
-/// The body of the newest message to `to` in the development mailbox.
-async fn newest_mail(s: &TestServer, to: &str) -> String {
-    let mail = s.api_json(&format!("/v1/auth/mail?to={to}")).await;
-    mail["messages"][0]["body"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
-}
-
-/// The link and the code of a mailed message.
-fn link_and_code(body: &str) -> (String, String) {
-    let link = body
-        .lines()
-        .find(|l| l.starts_with("http"))
-        .unwrap()
-        .to_owned();
-    let code = body
-        .lines()
-        .find_map(|l| l.strip_prefix("Or enter this code: "))
-        .unwrap()
-        .to_owned();
-    (link, code)
-}
-
-#[tokio::test]
-async fn email_confirmation_recovery_and_magic_links_go_through_the_mailbox() {
-    let s = TestServer::start_with(
-        "[auth]\nconfirm_email = true\nredirect_urls = [\"http://app.test/\"]\n",
-    )
-    .await;
-    // Sign-up answers the user, not a session, until the email is confirmed.
-    let resp = post(
-        &s,
-        "localhost",
-        "/signup",
-        json!({"email": "gus@example.com", "password": PASSWORD}),
-    )
-    .await;
-    let user: Value = resp.json().await.unwrap();
-    assert!(user.get("access_token").is_none(), "{user}");
-    assert_eq!(user["email"], "gus@example.com");
-    let v: Value = sign_in(&s, "gus@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["error_code"], "email_not_confirmed");
-    let (link, code) = link_and_code(&newest_mail(&s, "gus@example.com").await);
-    assert!(link.contains("type=signup"), "{link}");
-    assert_eq!(code.len(), 6);
-    // A wrong code is refused; the right one (once) confirms and signs in.
-    let wrong = if code == "000000" { "111111" } else { "000000" };
-    let resp = post(
-        &s,
-        "localhost",
-        "/verify",
-        json!({"type": "signup", "email": "gus@example.com", "token": wrong}),
-    )
-    .await;
-    assert_eq!(resp.status(), 403);
-    let session: Value = post(
-        &s,
-        "localhost",
-        "/verify",
-        json!({"type": "signup", "email": "gus@example.com", "token": code}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    assert!(session["access_token"].is_string(), "{session}");
-    assert!(session["user"]["email_confirmed_at"].is_string());
-    let again = post(
-        &s,
-        "localhost",
-        "/verify",
-        json!({"type": "signup", "email": "gus@example.com", "token": code}),
-    )
-    .await;
-    assert_eq!(again.status(), 403, "a code works once");
-    assert_eq!(sign_in(&s, "gus@example.com", PASSWORD).await.status(), 200);
-
-    // Recovery: the same answer for unknown accounts, and no mail for them.
-    for email in ["gus@example.com", "nobody@example.com"] {
-        let resp = post(&s, "localhost", "/recover", json!({ "email": email })).await;
-        assert_eq!(resp.status(), 200);
-        assert_eq!(resp.text().await.unwrap(), "{}");
-    }
-    assert_eq!(newest_mail(&s, "nobody@example.com").await, "");
-    let (link, _) = link_and_code(&newest_mail(&s, "gus@example.com").await);
-    assert!(link.starts_with(&s.data_url), "{link}");
-    // Following the link signs in; then the password can be changed.
-    let session: Value = s
-        .http
-        .get(&link)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["access_token"].as_str().unwrap();
-    let resp = s
-        .http
-        .put(auth_url(&s, "/user"))
-        .bearer_auth(token)
-        .json(&json!({"password": "a brand new password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        sign_in(&s, "gus@example.com", "a brand new password")
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        s.http.get(&link).send().await.unwrap().status(),
-        403,
-        "a link works once"
-    );
-
-    // A forged Host can't point a recovery link elsewhere.
-    let resp = post(
-        &s,
-        "evil.example",
-        "/recover",
-        json!({"email": "gus@example.com"}),
-    )
-    .await;
-    assert_eq!(resp.status(), 200);
-    let (link, _) = link_and_code(&newest_mail(&s, "gus@example.com").await);
-    assert!(!link.contains("evil.example"), "{link}");
-
-    // Magic link with an allowed redirect: the session arrives in the fragment.
-    let resp = s
-        .http
-        .post(auth_url(&s, "/otp?redirect_to=http://app.test/welcome"))
-        .json(&json!({"email": "hal@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let (link, _) = link_and_code(&newest_mail(&s, "hal@example.com").await);
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = no_redirects.get(&link).send().await.unwrap();
-    assert_eq!(resp.status(), 303);
-    let location = resp.headers()["location"].to_str().unwrap();
-    assert!(
-        location.starts_with("http://app.test/welcome#access_token="),
-        "{location}"
-    );
-    // A redirect not on the list is ignored (no open redirect).
-    let resp = s
-        .http
-        .post(auth_url(&s, "/otp?redirect_to=http://evil.test/"))
-        .json(&json!({"email": "hal@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let (link, _) = link_and_code(&newest_mail(&s, "hal@example.com").await);
-    assert!(!link.contains("evil.test"), "{link}");
-    s.stop().await;
-}
