@@ -241,7 +241,8 @@ impl Server {
             auth_store,
             secret_key.clone(),
             config.file.auth.clone(),
-        );
+        )
+        .map_err(ServerError::Config)?;
         let services = Arc::new(control::DataPlane::default());
         let user_tokens = Arc::new(UserTokens {
             auth: users.clone(),
@@ -431,9 +432,18 @@ pub(crate) struct UserTokens {
     verified: std::sync::RwLock<VerifiedTokens>,
 }
 
-/// Verified tokens: the token, its project, its expiry (seconds since the epoch), its user.
-type VerifiedTokens =
-    std::collections::HashMap<String, (String, i64, Arc<updraft_gateway::VerifiedUser>)>;
+/// Verified tokens by their signature (the part after the last `.`, 86 random-looking
+/// characters: short to hash), each with the whole token (compared in full on a hit), its
+/// project, its expiry (seconds since the epoch) and its user.
+type VerifiedTokens = std::collections::HashMap<String, VerifiedToken>;
+
+/// A remembered token: the token, its project, its expiry, its user.
+type VerifiedToken = (String, String, i64, Arc<updraft_gateway::VerifiedUser>);
+
+/// The part of a token the cache is keyed by.
+fn signature(token: &str) -> &str {
+    token.rsplit('.').next().unwrap_or(token)
+}
 
 /// Most verified tokens remembered.
 const MAX_VERIFIED: usize = 10_000;
@@ -445,7 +455,7 @@ impl UserTokens {
         self.verified
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|_, (p, _, _)| p != project);
+            .retain(|_, (_, p, _, _)| p != project);
     }
 }
 
@@ -457,11 +467,12 @@ impl updraft_gateway::UserCheck for UserTokens {
     ) -> updraft_dispatch::BoxFuture<'a, Result<Arc<updraft_gateway::VerifiedUser>, String>> {
         Box::pin(async move {
             let now = updraft_store::now_ms() / 1000;
-            if let Some((p, exp, user)) = self
+            if let Some((t, p, exp, user)) = self
                 .verified
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(token)
+                .get(signature(token))
+                && t == token
                 && p == project
                 && *exp > now
             {
@@ -480,12 +491,15 @@ impl updraft_gateway::UserCheck for UserTokens {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if cache.len() >= MAX_VERIFIED {
-                cache.retain(|_, (_, e, _)| *e > now);
+                cache.retain(|_, (_, _, e, _)| *e > now);
                 if cache.len() >= MAX_VERIFIED {
                     cache.clear();
                 }
             }
-            cache.insert(token.to_owned(), (project.to_owned(), exp, user.clone()));
+            cache.insert(
+                signature(token).to_owned(),
+                (token.to_owned(), project.to_owned(), exp, user.clone()),
+            );
             Ok(user)
         })
     }

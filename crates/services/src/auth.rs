@@ -57,6 +57,8 @@ pub struct AuthConfig {
     pub otp_ttl: Duration,
     /// URLs (prefixes) a `redirect_to` of an emailed link may go to.
     pub redirect_urls: Vec<String>,
+    /// The mail server messages to users go through; `None`: the development mailbox.
+    pub smtp: Option<mail::SmtpConfig>,
 }
 
 impl Default for AuthConfig {
@@ -72,6 +74,7 @@ impl Default for AuthConfig {
             confirm_email: false,
             otp_ttl: Duration::from_secs(3600),
             redirect_urls: Vec::new(),
+            smtp: None,
         }
     }
 }
@@ -130,20 +133,28 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Auth over `store`, its signing keys sealed by `sealer`.
+    /// Auth over `store`, its signing keys sealed by `sealer`, mail sent through
+    /// `config.smtp` (or kept in the development mailbox).
+    ///
+    /// # Errors
+    /// SMTP settings that can't be used.
     pub fn new(
         store: Arc<dyn AuthStore>,
         sealer: Arc<dyn Sealer>,
         config: AuthConfig,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+    ) -> Result<Arc<Self>, String> {
+        let mailer: Arc<dyn mail::Mailer> = match &config.smtp {
+            Some(c) => Arc::new(mail::Smtp::new(c)?),
+            None => Arc::new(mail::DevMailbox(store.clone())),
+        };
+        Ok(Arc::new(Self {
             keys: keys::Keys::new(store.clone(), sealer),
-            mailer: Arc::new(mail::DevMailbox(store.clone())),
+            mailer,
             limits: limits::Limits::new(config.per_ip_per_minute, config.per_account_per_hour),
             dummy_hash: passwords::dummy_hash(),
             store,
             config,
-        })
+        }))
     }
 
     /// The settings in force.

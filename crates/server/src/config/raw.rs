@@ -60,6 +60,19 @@ pub(super) struct RawAuth {
     pub(super) confirm_email: Option<bool>,
     pub(super) otp_ttl: Option<String>,
     pub(super) redirect_urls: Option<Vec<String>>,
+    pub(super) smtp: Option<RawSmtp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+    pub(super) security: Option<String>,
+    pub(super) username: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) from: String,
 }
 
 #[derive(Deserialize, Default)]

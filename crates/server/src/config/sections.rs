@@ -108,6 +108,7 @@ pub(super) fn auth(
         )?,
         confirm_email: a.confirm_email.unwrap_or(d.confirm_email),
         otp_ttl: duration("otp_ttl", &a.otp_ttl, d.otp_ttl)?,
+        smtp: a.smtp.as_ref().map(smtp).transpose()?,
         redirect_urls: match &a.redirect_urls {
             None => d.redirect_urls.clone(),
             Some(urls) => {
@@ -122,4 +123,58 @@ pub(super) fn auth(
             }
         },
     })
+}
+
+/// `[auth.smtp]`. The password comes from a file (`password_file`, read now) or an
+/// environment variable (`password_env`), never from the config file itself.
+fn smtp(s: &super::raw::RawSmtp) -> Result<updraft_services::auth::mail::SmtpConfig, String> {
+    use updraft_services::auth::mail::{SmtpConfig, SmtpSecurity};
+    let security = match s.security.as_deref().unwrap_or("starttls") {
+        "tls" => SmtpSecurity::Tls,
+        "starttls" => SmtpSecurity::StartTls,
+        "none" => SmtpSecurity::None,
+        other => {
+            return Err(format!(
+                "auth.smtp.security: `{other}` is not one of tls, starttls, none"
+            ));
+        }
+    };
+    let port = s.port.unwrap_or(match security {
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::StartTls => 587,
+        SmtpSecurity::None => 25,
+    });
+    if s.host.trim().is_empty() {
+        return Err("auth.smtp.host: must be a host name".to_owned());
+    }
+    let password = match (&s.password_file, &s.password_env) {
+        (Some(_), Some(_)) => {
+            return Err("auth.smtp: give password_file or password_env, not both".to_owned());
+        }
+        (Some(f), None) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("auth.smtp.password_file: {f}: {e}"))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
+        (None, Some(v)) => {
+            Some(std::env::var(v).map_err(|_| format!("auth.smtp.password_env: ${v} is not set"))?)
+        }
+        (None, None) => None,
+    };
+    let credentials = match (&s.username, password) {
+        (Some(u), Some(p)) => Some((u.clone(), p)),
+        (None, None) => None,
+        _ => return Err("auth.smtp: username and a password go together".to_owned()),
+    };
+    let config = SmtpConfig {
+        host: s.host.trim().to_owned(),
+        port,
+        security,
+        credentials,
+        from: s.from.clone(),
+    };
+    // Checks `from` (and TLS setup) now rather than at the first message.
+    updraft_services::auth::mail::Smtp::new(&config)?;
+    Ok(config)
 }

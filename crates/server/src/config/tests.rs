@@ -288,3 +288,37 @@ fn auth_settings_parse_and_bad_ones_are_named() {
         assert!(e.to_string().contains(key), "{text}: {e}");
     }
 }
+
+#[test]
+fn smtp_settings_are_checked() {
+    let c = FileConfig::parse(
+        "c.toml",
+        "[auth.smtp]\nhost = \"mail.example.com\"\nfrom = \"no-reply@example.com\"\n",
+    )
+    .unwrap();
+    let smtp = c.auth.smtp.unwrap();
+    assert_eq!(smtp.port, 587);
+    assert!(smtp.credentials.is_none());
+    for (text, want) in [
+        ("host = \"h\"\nfrom = \"not an address\"", "auth.smtp.from"),
+        (
+            "host = \"h\"\nfrom = \"a@b.c\"\nsecurity = \"ssl\"",
+            "auth.smtp.security",
+        ),
+        (
+            "host = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"",
+            "go together",
+        ),
+        (
+            "host = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"\npassword_env = \"UPDRAFT_NO_SUCH_VAR\"",
+            "is not set",
+        ),
+        (
+            "host = \"h\"\nfrom = \"a@b.c\"\npassword = \"inline\"",
+            "unknown field `password`",
+        ),
+    ] {
+        let e = FileConfig::parse("c.toml", &format!("[auth.smtp]\n{text}\n")).unwrap_err();
+        assert!(e.to_string().contains(want), "{text}: {e}");
+    }
+}

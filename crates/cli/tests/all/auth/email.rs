@@ -175,3 +175,77 @@ async fn email_confirmation_recovery_and_magic_links_go_through_the_mailbox() {
     assert!(!link.contains("evil.test"), "{link}");
     s.stop().await;
 }
+
+/// A mail server that accepts every message and keeps its text: enough SMTP for a client
+/// that sends without authentication or TLS.
+async fn fake_smtp() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inbox = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = inbox.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 fake ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 fake\r\n",
+                        "DATA" => {
+                            let _ = write.write_all(b"354 go ahead\r\n").await;
+                            let mut message = String::new();
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                if l == "." {
+                                    break;
+                                }
+                                message.push_str(&l);
+                                message.push('\n');
+                            }
+                            kept.lock().unwrap().push(message);
+                            b"250 queued\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, inbox)
+}
+
+#[tokio::test]
+async fn mail_goes_through_the_configured_smtp_server() {
+    let (port, inbox) = fake_smtp().await;
+    let s = TestServer::start_with(&format!(
+        "[auth]\nconfirm_email = true\n[auth.smtp]\nhost = \"127.0.0.1\"\nport = {port}\n\
+         security = \"none\"\nfrom = \"Shop <no-reply@shop.test>\"\n"
+    ))
+    .await;
+    let resp = post(
+        &s,
+        "localhost",
+        "/signup",
+        json!({"email": "ivy@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let messages = inbox.lock().unwrap().clone();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let m = &messages[0];
+    assert!(m.contains("To: ivy@example.com"), "{m}");
+    assert!(m.contains("From: Shop <no-reply@shop.test>"), "{m}");
+    assert!(m.contains("Subject: Confirm your email"), "{m}");
+    assert!(m.contains("Or enter this code: "), "{m}");
+    // Nothing went to the development mailbox.
+    assert_eq!(newest_mail(&s, "ivy@example.com").await, "");
+    s.stop().await;
+}
