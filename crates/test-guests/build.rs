@@ -6,6 +6,10 @@
 //!   `Option<&str>`: `None` when no `python3` is available, with a build warning; set
 //!   `UPDRAFT_REQUIRE_ALL_GUESTS=1` (CI does) to make that an error instead.
 //!
+//! - Client directories that are not guests: `py-clients` (a `requirements.txt`: a virtualenv
+//!   with it installed, `PY_CLIENTS` its interpreter) and `js-clients` (a `package.json`: the
+//!   directory with `npm ci` run, `JS_CLIENTS`).
+//!
 //! Runs only when this dev-only crate is built, i.e. for tests.
 
 #![allow(
@@ -53,6 +57,15 @@ fn main() {
                 "/// Path of the `{name}` guest component (see test-programs/{name}).\n\
                  pub const {konst}: &str = {:?};\n",
                 path.display().to_string()
+            ));
+        } else if dir.join("package.json").is_file() {
+            // Not a guest: JavaScript client libraries the tests use, with their scripts.
+            let installed = npm_install(name, dir, &out_dir);
+            code.push_str(&format!(
+                "/// A directory with the `{name}` scripts and their packages installed (see\n\
+                 /// test-programs/{name}); `None` when npm was not available.\n\
+                 pub const {konst}: Option<&str> = {:?};\n",
+                installed.map(|p| p.display().to_string())
             ));
         } else if dir.join("requirements.txt").is_file() && !dir.join("app.py").is_file() {
             // Not a guest: a virtualenv of client libraries the tests use.
@@ -166,4 +179,42 @@ fn venv(name: &str, dir: &Path, out_dir: &Path) -> Option<PathBuf> {
         }
     }
     Some(venv)
+}
+
+/// Copies `dir`'s files (not `node_modules`) into `OUT_DIR/<name>` and runs `npm ci` there
+/// (again only when the lockfile changed); `None` if npm is unavailable and that is allowed.
+fn npm_install(name: &str, dir: &Path, out_dir: &Path) -> Option<PathBuf> {
+    let required = std::env::var("UPDRAFT_REQUIRE_ALL_GUESTS").is_ok_and(|v| v == "1");
+    let target = out_dir.join(name);
+    std::fs::create_dir_all(&target).expect("making the JS clients directory");
+    for entry in std::fs::read_dir(dir).expect("reading the JS clients directory") {
+        let path = entry.expect("listing the JS clients directory").path();
+        if path.is_file() {
+            let file = path.file_name().expect("a file has a name");
+            std::fs::copy(&path, target.join(file)).expect("copying a JS client file");
+        }
+    }
+    let lock = std::fs::read_to_string(dir.join("package-lock.json")).unwrap_or_default();
+    let stamp = target.join("node_modules/.installed-lock.json");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(lock.as_str()) {
+        return Some(target);
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--silent"])
+        .current_dir(&target)
+        .status();
+    match status {
+        Ok(s) if s.success() => {
+            std::fs::write(&stamp, &lock).expect("writing the npm stamp");
+            Some(target)
+        }
+        other => {
+            assert!(
+                !required,
+                "cannot install the JS clients `{name}`: {other:?}"
+            );
+            println!("cargo:warning=skipping JS clients `{name}`: npm ci failed: {other:?}");
+            None
+        }
+    }
 }

@@ -474,3 +474,42 @@ pub(super) async fn deploy_policies(s: &TestServer) {
 
 mod email;
 mod routes;
+
+/// Supabase's own auth client (`@supabase/auth-js`) signs up, signs out, signs in, reads the
+/// user, refreshes, updates metadata and verifies its token with `getClaims` (from the JWKS)
+/// against Updraft with only the URL changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supabase_auth_js_works_with_only_the_url_changed() {
+    let Some(dir) = updraft_test_guests::JS_CLIENTS else {
+        eprintln!("skipped: npm was not available to install @supabase/auth-js");
+        return;
+    };
+    let s = TestServer::start().await;
+    let out = tokio::process::Command::new("node")
+        .current_dir(dir)
+        .args([
+            "supabase-auth.mjs",
+            &auth_url(&s, ""),
+            "jo@example.com",
+            PASSWORD,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["signed_up"], "jo@example.com");
+    assert_eq!(seen["wrong_password"]["code"], "invalid_credentials");
+    assert_eq!(seen["same_user"], true);
+    assert_eq!(seen["rotated"], true);
+    assert_eq!(seen["plan"], "pro");
+    assert_eq!(seen["claims_sub"], seen["user_id"]);
+    // The user it made is the project's.
+    let users = s.api_json("/v1/users").await;
+    assert_eq!(users["users"][0]["email"], "jo@example.com");
+    s.stop().await;
+}

@@ -654,15 +654,27 @@ async fn queue_triggers_deliver_within_their_project() {
             .any(|c| String::from_utf8_lossy(&c.body).contains(body))
     };
     while !has(&theirs, "for-shop") {
-        assert!(std::time::Instant::now() < deadline, "shop's function got nothing");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shop's function got nothing"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(send(&s.token, "for-default").await.unwrap().status(), 201);
     while !has(&ours, "for-default") {
-        assert!(std::time::Instant::now() < deadline, "default's function got nothing");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "default's function got nothing"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(!has(&ours, "for-shop"), "default's function got shop's message");
-    assert!(!has(&theirs, "for-default"), "shop's function got default's message");
+    assert!(
+        !has(&ours, "for-shop"),
+        "default's function got shop's message"
+    );
+    assert!(
+        !has(&theirs, "for-default"),
+        "shop's function got default's message"
+    );
     s.stop().await;
 }

@@ -237,8 +237,8 @@ async fn get_user(
     Ok(Json(auth.user(&caller.project, &claims).await?).into_response())
 }
 
+/// GoTrue clients send more (`code_challenge`, `nonce`, ...): accepted and ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UserUpdate {
     email: Option<String>,
     password: Option<String>,
