@@ -9,7 +9,7 @@
 //!   one; a used one presented again after [`AuthConfig::refresh_reuse_grace`] revokes the whole
 //!   session (token theft).
 //! - Sign-up, sign-in and refresh are rate limited per client address and per account
-//!   ([`limits`]).
+//!   (the `limits` module).
 
 mod admin;
 mod http;
