@@ -59,6 +59,7 @@
 //! per_ip_per_minute = 60        # sign-up, sign-in and refresh attempts per client address
 //! per_account_per_hour = 30     # sign-in attempts per account
 //! confirm_email = false         # new accounts confirm their email before signing in
+//! trusted_proxies = ["10.0.0.0/8"]   # proxies whose X-Forwarded-For names the client
 //! otp_ttl = "1h"                # emailed links and codes work this long
 //! redirect_urls = ["https://app.example.com/"]   # where emailed links may send the browser
 //!
@@ -130,6 +131,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
+pub use cidr::Cidr;
 pub use sandbox::Sandbox;
 pub use sections::{Pool, TracingConfig, default_prices};
 /// Function defaults and maxima (`[defaults]`, `[maxima]`), guarded canaries (`[canary]`).
@@ -188,6 +190,9 @@ pub struct FileConfig {
     pub audit_max_age: Duration,
     /// End-user auth (`[auth]`).
     pub auth: updraft_services::auth::AuthConfig,
+    /// Proxies whose `X-Forwarded-For` names the client (`[auth] trusted_proxies`), for the
+    /// auth API's rate limits.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// Connections the control API accepts at once by default: enough for operators and CI, and
@@ -232,6 +237,7 @@ impl Default for FileConfig {
             secrets_key_file: None,
             audit_max_age: Duration::from_secs(365 * 86_400),
             auth: updraft_services::auth::AuthConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -571,6 +577,7 @@ impl FileConfig {
             secrets_key_file: raw.secrets.key_file.map(std::path::PathBuf::from),
             audit_max_age: duration("audit.max_age", &raw.audit.max_age, defaults.audit_max_age)?,
             auth: sections::auth(&raw.auth, &defaults.auth).map_err(err)?,
+            trusted_proxies: sections::trusted_proxies(&raw.auth).map_err(err)?,
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,
                 Some(d) => sections::base_domain(&d).ok_or_else(|| {
@@ -584,6 +591,7 @@ impl FileConfig {
     }
 }
 
+mod cidr;
 mod machine;
 mod raw;
 mod sandbox;

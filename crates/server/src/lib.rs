@@ -37,7 +37,7 @@ mod secrets;
 mod telemetry;
 
 pub use config::{
-    CanaryConfig, ConfigError, DEFAULT_KEEP_VERSIONS, EventsConfig, FileConfig, Limits, Pool,
+    CanaryConfig, Cidr, ConfigError, DEFAULT_KEEP_VERSIONS, EventsConfig, FileConfig, Limits, Pool,
     Sandbox, TracingConfig, default_prices,
 };
 pub use error::ServerError;
@@ -104,6 +104,8 @@ pub(crate) struct State {
     pub(crate) users: Arc<updraft_services::auth::Auth>,
     /// Access tokens the gateway has verified.
     pub(crate) user_tokens: Arc<UserTokens>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub(crate) trusted_proxies: Vec<config::Cidr>,
     /// Log lines and invocation records.
     pub(crate) telemetry: Arc<dyn TelemetryStore>,
     pub(crate) engine: Arc<Engine>,
@@ -275,6 +277,7 @@ impl Server {
             secret_key,
             users,
             user_tokens,
+            trusted_proxies: config.file.trusted_proxies.clone(),
             auth,
             drain: config.drain,
             http: config.file.http.clone(),

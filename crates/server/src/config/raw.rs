@@ -61,6 +61,7 @@ pub(super) struct RawAuth {
     pub(super) otp_ttl: Option<String>,
     pub(super) redirect_urls: Option<Vec<String>>,
     pub(super) smtp: Option<RawSmtp>,
+    pub(super) trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

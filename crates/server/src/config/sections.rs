@@ -178,3 +178,12 @@ fn smtp(s: &super::raw::RawSmtp) -> Result<updraft_services::auth::mail::SmtpCon
     updraft_services::auth::mail::Smtp::new(&config)?;
     Ok(config)
 }
+
+/// `[auth] trusted_proxies`.
+pub(super) fn trusted_proxies(a: &super::raw::RawAuth) -> Result<Vec<super::Cidr>, String> {
+    a.trusted_proxies
+        .iter()
+        .flatten()
+        .map(|s| super::Cidr::parse(s).map_err(|e| format!("auth.trusted_proxies: {e}")))
+        .collect()
+}

@@ -219,3 +219,38 @@ async fn cors_lets_listed_origins_call_routes_and_the_auth_api() {
     assert!(resp.headers().get("access-control-allow-origin").is_none());
     s.stop().await;
 }
+
+/// Behind a trusted proxy the rate limits count the client `X-Forwarded-For` names; from
+/// anyone else the header is ignored (a client can't dodge its budget by forging it).
+#[tokio::test]
+async fn rate_limits_follow_forwarded_for_only_from_trusted_proxies() {
+    let sign_ins = |s: &TestServer, forwarded: &'static str| {
+        let req = s
+            .http
+            .post(auth_url(s, "/token?grant_type=password"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"email": "nobody@example.com", "password": "whatever pw"}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // Trusted (the test client connects from 127.0.0.1): each forwarded client has its own
+    // budget of 2.
+    let s = TestServer::start_with(
+        "[auth]\nper_ip_per_minute = 2\nper_account_per_hour = 1000\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for client in ["203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2"] {
+        statuses.push(sign_ins(&s, client).await);
+    }
+    assert_eq!(statuses, [400, 400, 429, 400]);
+    s.stop().await;
+    // Not trusted: forged headers share the connection's budget.
+    let s = TestServer::start_with("[auth]\nper_ip_per_minute = 2\nper_account_per_hour = 1000\n")
+        .await;
+    let mut statuses = Vec::new();
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        statuses.push(sign_ins(&s, client).await);
+    }
+    assert_eq!(statuses, [400, 400, 429]);
+    s.stop().await;
+}

@@ -110,11 +110,7 @@ async fn auth_caller(State(state): Shared, mut req: Request, next: Next) -> Resp
             }
         }
     };
-    let ip = req
-        .extensions()
-        .get::<updraft_gateway::listen::PeerAddr>()
-        .map(|p| p.0.ip().to_string())
-        .unwrap_or_default();
+    let ip = client_ip(&state, &req);
     let base_url = link_base(&state, &req, &project, &domains);
     req.extensions_mut().insert(updraft_services::auth::Caller {
         project,
@@ -122,6 +118,38 @@ async fn auth_caller(State(state): Shared, mut req: Request, next: Next) -> Resp
         base_url,
     });
     next.run(req).await
+}
+
+/// The client's address: the connection's, or, when that is a trusted proxy, the last
+/// address in `X-Forwarded-For` that is not one (proxies append, so earlier entries are the
+/// client's to forge).
+fn client_ip(state: &AppState, req: &Request) -> String {
+    let Some(peer) = req
+        .extensions()
+        .get::<updraft_gateway::listen::PeerAddr>()
+        .map(|p| p.0.ip())
+    else {
+        return String::new();
+    };
+    let trusted = |ip: std::net::IpAddr| state.trusted_proxies.iter().any(|c| c.contains(ip));
+    if !trusted(peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted(**ip))
+        .or(forwarded.first())
+        .unwrap_or(&peer)
+        .to_string()
 }
 
 /// The auth API's URL for links mailed to users: the host the client used, if it is one of
