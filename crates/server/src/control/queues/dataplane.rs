@@ -1,5 +1,7 @@
-//! The data plane's `/_updraft/` mount of the message routes, behind per-queue and per-topic
-//! access keys (or the admin token).
+//! The data plane's `/_updraft/` mount: the message routes, behind per-queue and per-topic
+//! access keys (or a deployer key of the project), and the end-user auth API
+//! (`/_updraft/auth/v1`, `updraft-services`), told the project by host, the client's address
+//! (`[auth] trusted_proxies`) and the URL its emailed links point at.
 
 use std::sync::Arc;
 
