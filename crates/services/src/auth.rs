@@ -12,10 +12,12 @@
 //!   (the `limits` module).
 
 mod admin;
+mod fetch;
 mod http;
 pub mod keys;
 mod limits;
 pub mod mail;
+mod oidc;
 mod otp;
 mod passwords;
 mod tokens;
@@ -23,6 +25,7 @@ mod users;
 
 pub use http::{Caller, router};
 pub use keys::Sealer;
+pub use oidc::OidcProvider;
 pub use otp::MailView;
 pub use tokens::{AUDIENCE, Claims, Session, issuer};
 pub use users::{SignedUp, UserView, user_view};
@@ -59,6 +62,8 @@ pub struct AuthConfig {
     pub redirect_urls: Vec<String>,
     /// The mail server messages to users go through; `None`: the development mailbox.
     pub smtp: Option<mail::SmtpConfig>,
+    /// OpenID Connect providers users may sign in with.
+    pub oidc: Vec<oidc::OidcProvider>,
 }
 
 impl Default for AuthConfig {
@@ -75,6 +80,7 @@ impl Default for AuthConfig {
             otp_ttl: Duration::from_secs(3600),
             redirect_urls: Vec::new(),
             smtp: None,
+            oidc: Vec::new(),
         }
     }
 }
@@ -125,6 +131,7 @@ impl From<StoreError> for AuthError {
 /// End-user auth for every project. Share it behind an `Arc`.
 pub struct Auth {
     pub(crate) store: Arc<dyn AuthStore>,
+    pub(crate) oidc_pending: oidc::PendingSignIns,
     pub(crate) mailer: Arc<dyn mail::Mailer>,
     pub(crate) keys: keys::Keys,
     pub(crate) config: AuthConfig,
@@ -148,6 +155,7 @@ impl Auth {
             None => Arc::new(mail::DevMailbox(store.clone())),
         };
         Ok(Arc::new(Self {
+            oidc_pending: oidc::PendingSignIns::default(),
             keys: keys::Keys::new(store.clone(), sealer),
             mailer,
             limits: limits::Limits::new(config.per_ip_per_minute, config.per_account_per_hour),

@@ -283,6 +283,17 @@ CREATE TABLE auth_mail (
 );
 CREATE INDEX auth_mail_by_project ON auth_mail (project, id);
 "#,
+    r#"
+CREATE TABLE auth_identities (
+    project    TEXT NOT NULL,
+    provider   TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project, provider, subject)
+) WITHOUT ROWID;
+CREATE INDEX auth_identities_by_user ON auth_identities (project, user_id);
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -112,6 +112,7 @@ impl Store {
                 "auth_keys",
                 "auth_otps",
                 "auth_mail",
+                "auth_identities",
             ] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE project = ?1"),

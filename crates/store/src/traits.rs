@@ -439,6 +439,29 @@ pub trait AuthStore: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<OtpRecord>, StoreError>;
 
+    /// The user an external identity (`provider`, `subject`) of `project` is linked to.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn identity_user(
+        &self,
+        project: &str,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Links an external identity to a user (deleted with the user).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn link_identity(
+        &self,
+        project: &str,
+        provider: &str,
+        subject: &str,
+        user_id: &str,
+    ) -> Result<(), StoreError>;
+
     /// Puts a message in the development mailbox (the newest 1 000 per project are kept).
     ///
     /// # Errors

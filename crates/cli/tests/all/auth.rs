@@ -473,6 +473,7 @@ pub(super) async fn deploy_policies(s: &TestServer) {
 }
 
 mod email;
+mod oidc;
 mod routes;
 
 /// Supabase's own auth client (`@supabase/auth-js`) signs up, signs out, signs in, reads the

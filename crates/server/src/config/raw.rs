@@ -62,6 +62,18 @@ pub(super) struct RawAuth {
     pub(super) redirect_urls: Option<Vec<String>>,
     pub(super) smtp: Option<RawSmtp>,
     pub(super) trusted_proxies: Option<Vec<String>>,
+    pub(super) oidc: Option<Vec<RawOidc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOidc {
+    pub(super) name: String,
+    pub(super) issuer: String,
+    pub(super) client_id: String,
+    pub(super) client_secret_file: Option<String>,
+    pub(super) client_secret_env: Option<String>,
+    pub(super) scopes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

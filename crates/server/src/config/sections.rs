@@ -109,6 +109,12 @@ pub(super) fn auth(
         confirm_email: a.confirm_email.unwrap_or(d.confirm_email),
         otp_ttl: duration("otp_ttl", &a.otp_ttl, d.otp_ttl)?,
         smtp: a.smtp.as_ref().map(smtp).transpose()?,
+        oidc: a
+            .oidc
+            .iter()
+            .flatten()
+            .map(oidc)
+            .collect::<Result<_, _>>()?,
         redirect_urls: match &a.redirect_urls {
             None => d.redirect_urls.clone(),
             Some(urls) => {
@@ -186,4 +192,48 @@ pub(super) fn trusted_proxies(a: &super::raw::RawAuth) -> Result<Vec<super::Cidr
         .flatten()
         .map(|s| super::Cidr::parse(s).map_err(|e| format!("auth.trusted_proxies: {e}")))
         .collect()
+}
+
+/// `[[auth.oidc]]`: a provider. The client secret comes from a file or an environment
+/// variable, never from the config file itself.
+fn oidc(o: &super::raw::RawOidc) -> Result<updraft_services::auth::OidcProvider, String> {
+    let at = |key: &str| format!("auth.oidc `{}`: {key}", o.name);
+    if o.name.is_empty()
+        || !o
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(format!(
+            "auth.oidc: name `{}` must be letters, digits and '-'",
+            o.name
+        ));
+    }
+    if !(o.issuer.starts_with("https://") || o.issuer.starts_with("http://")) {
+        return Err(format!(
+            "{}: `{}` is not an http(s) URL",
+            at("issuer"),
+            o.issuer
+        ));
+    }
+    let secret = match (&o.client_secret_file, &o.client_secret_env) {
+        (Some(f), None) => std::fs::read_to_string(f)
+            .map_err(|e| format!("{}: {f}: {e}", at("client_secret_file")))?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+        (None, Some(v)) => {
+            std::env::var(v).map_err(|_| format!("{}: ${v} is not set", at("client_secret_env")))?
+        }
+        _ => return Err(at("give client_secret_file or client_secret_env (one)")),
+    };
+    Ok(updraft_services::auth::OidcProvider {
+        name: o.name.clone(),
+        issuer: o.issuer.trim_end_matches('/').to_owned(),
+        client_id: o.client_id.clone(),
+        client_secret: secret,
+        scopes: o
+            .scopes
+            .clone()
+            .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]),
+    })
 }

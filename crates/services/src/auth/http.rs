@@ -9,6 +9,8 @@
 //! | POST | `/logout?scope=global\|local\|others` | ends sessions (bearer access token) → 204 |
 //! | POST | `/recover` | `{email}` → mails a recovery link and code; `{}` either way |
 //! | POST | `/otp`, `/magiclink` | `{email, create_user?}` → mails a sign-in link and code |
+//! | GET | `/authorize?provider=&redirect_to=` | to the OpenID Connect provider (302) |
+//! | GET | `/callback?code=&state=` | back from it: a session (or 303 to `redirect_to`) |
 //! | POST, GET | `/verify` | `{type, token, email}` or `{type, token_hash}` → session; GET: the link |
 //! | GET, PUT | `/user` | the signed-in user / update `{email?, password?, data?}` |
 //! | GET | `/.well-known/jwks.json` | the project's public keys |
@@ -96,6 +98,8 @@ pub fn router(auth: Arc<Auth>) -> Router {
         .route("/otp", post(otp))
         .route("/magiclink", post(otp))
         .route("/verify", post(verify_post).get(verify_get))
+        .route("/authorize", get(authorize))
+        .route("/callback", get(callback))
         .route("/user", get(get_user).put(put_user))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/settings", get(settings))
@@ -388,6 +392,85 @@ async fn verify_post(
         .verify_otp(&caller.project, &caller.ip, &req.kind, token, email)
         .await?;
     Ok(Json(session).into_response())
+}
+
+/// A 303 to `to` with `session` in the fragment, as GoTrue's implicit flow answers.
+fn redirect_with(to: &str, session: &super::Session, kind: &str) -> Response {
+    let fragment = format!(
+        "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={kind}",
+        session.access_token, session.expires_at, session.expires_in, session.refresh_token
+    );
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("{to}#{fragment}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+struct Authorize {
+    provider: String,
+    redirect_to: Option<String>,
+}
+
+async fn authorize(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<Authorize>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AuthError> {
+    let Query(q) = q.map_err(|e| AuthError::new(400, "validation_failed", e.body_text()))?;
+    let location = auth
+        .oidc_authorize(
+            &caller.project,
+            &q.provider,
+            q.redirect_to.as_deref(),
+            &caller.base_url,
+        )
+        .await?;
+    let mut resp = StatusCode::FOUND.into_response();
+    let v = header::HeaderValue::from_str(&location)
+        .map_err(|e| AuthError::internal("redirecting to the provider", e))?;
+    resp.headers_mut().insert(header::LOCATION, v);
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+async fn callback(
+    State(auth): Shared,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<Callback>,
+) -> Result<Response, AuthError> {
+    if let Some(e) = q.error {
+        return Err(AuthError::new(
+            400,
+            "provider_error",
+            format!(
+                "the provider refused: {e} {}",
+                q.error_description.unwrap_or_default()
+            ),
+        ));
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return Err(AuthError::new(
+            400,
+            "validation_failed",
+            "the callback needs code and state",
+        ));
+    };
+    let (session, redirect_to) = auth
+        .oidc_callback(&caller.project, &caller.ip, &state, &code, &caller.base_url)
+        .await?;
+    Ok(match redirect_to {
+        Some(to) => redirect_with(&to, &session, "oauth"),
+        None => Json(session).into_response(),
+    })
 }
 
 /// An emailed link: verifies, then redirects to `redirect_to` (an allowed one) with the

@@ -183,12 +183,51 @@ impl Store {
                 "DELETE FROM auth_otps WHERE project = ?1 AND user_id = ?2",
                 params![project, id],
             )?;
+            tx.execute(
+                "DELETE FROM auth_identities WHERE project = ?1 AND user_id = ?2",
+                params![project, id],
+            )?;
             let n = tx.execute(
                 "DELETE FROM auth_users WHERE project = ?1 AND id = ?2",
                 params![project, id],
             )?;
             tx.commit()?;
             Ok(n == 1)
+        })
+    }
+
+    /// The user an external identity (`provider`, `subject`) is linked to.
+    pub(crate) fn identity_user(
+        &self,
+        project: &str,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.with_conn(|c| {
+            one(c.query_row(
+                "SELECT user_id FROM auth_identities WHERE project = ?1 AND provider = ?2 \
+                 AND subject = ?3",
+                params![project, provider, subject],
+                |r| r.get(0),
+            ))
+        })
+    }
+
+    /// Links an external identity to a user (again: nothing changes).
+    pub(crate) fn link_identity(
+        &self,
+        project: &str,
+        provider: &str,
+        subject: &str,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO auth_identities (project, provider, subject, user_id, \
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![project, provider, subject, user_id, crate::now_ms()],
+            )?;
+            Ok(())
         })
     }
 }

@@ -129,8 +129,16 @@ pub async fn sessions_end_one_others_or_all(subject: &dyn AuthSubject) -> Outcom
     assert_eq!(store.end_sessions("p", "u", None, Some("s2")).await?, 1);
     assert!(store.session("p", "s2").await?.is_some());
     assert!(store.session("p", "s3").await?.is_none());
+    store.link_identity("p", "idp", "sub-1", "u").await?;
+    store.link_identity("p", "idp", "sub-1", "u").await?;
+    assert_eq!(
+        store.identity_user("p", "idp", "sub-1").await?.as_deref(),
+        Some("u")
+    );
+    assert!(store.identity_user("q", "idp", "sub-1").await?.is_none());
     assert!(store.delete_user("p", "u").await?);
     assert!(store.session("p", "s2").await?.is_none());
+    assert!(store.identity_user("p", "idp", "sub-1").await?.is_none());
     assert!(!store.delete_user("p", "u").await?);
     Ok(())
 }

@@ -129,6 +129,27 @@ impl AuthStore for Store {
         .await
     }
 
+    async fn identity_user(
+        &self,
+        project: &str,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (p, v, s2) = (own(project), own(provider), own(subject));
+        self.run(move |s| s.identity_user(&p, &v, &s2)).await
+    }
+
+    async fn link_identity(
+        &self,
+        project: &str,
+        provider: &str,
+        subject: &str,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        let (p, v, s2, u) = (own(project), own(provider), own(subject), own(user_id));
+        self.run(move |s| s.link_identity(&p, &v, &s2, &u)).await
+    }
+
     async fn push_mail(&self, mail: &MailRecord) -> Result<i64, StoreError> {
         let m = mail.clone();
         self.run(move |s| s.push_mail(&m)).await
