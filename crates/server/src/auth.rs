@@ -291,6 +291,7 @@ pub(crate) async fn require_role(
     }
     req.extensions_mut()
         .insert(InProject(caller.project.clone()));
+    req.extensions_mut().insert(Producer(caller.id.clone()));
     req.extensions_mut().insert(crate::audit::Actor {
         id: caller.id.clone(),
         project: caller.project.clone(),
@@ -303,6 +304,11 @@ pub(crate) async fn require_role(
 /// serve (queues and topics): the caller's project there, the host's here.
 #[derive(Debug, Clone)]
 pub(crate) struct InProject(pub(crate) String);
+
+/// Who produces the events a request sends (a key id, `admin`, `queue:<name>` or
+/// `topic:<name>` for those access keys): events carry it to the functions they reach.
+#[derive(Debug, Clone)]
+pub(crate) struct Producer(pub(crate) String);
 
 fn project_not_found(project: &str) -> Response {
     ApiError::new(

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::InProject;
+use crate::auth::{InProject, Producer};
 use axum::Extension;
 use axum::Json;
 use axum::Router;
@@ -243,6 +243,9 @@ struct KeyParams {
     role: Option<String>,
 }
 
+/// The attribute (a CloudEvents extension, `ce-updraftproducer`) naming who produced an event.
+pub(crate) const PRODUCER_ATTRIBUTE: &str = "updraftproducer";
+
 /// Checks one message to send and turns it into a log message.
 fn message(
     m: SendMessage,
@@ -258,6 +261,14 @@ fn message(
         MAX_DELAY,
     )?;
     for k in m.attributes.keys() {
+        if k == PRODUCER_ATTRIBUTE {
+            return Err(ApiError::new(
+                Code::BadRequest,
+                format!(
+                    "{at}the attribute `{PRODUCER_ATTRIBUTE}` is set by Updraft (who sent the message)"
+                ),
+            ));
+        }
         if k.is_empty() || k.len() > 128 {
             return Err(ApiError::new(
                 Code::BadRequest,
@@ -292,9 +303,14 @@ fn message(
 async fn send_messages(
     state: &Arc<AppState>,
     project: &str,
+    producer: &str,
     q: String,
-    messages: Vec<NewMessage>,
+    mut messages: Vec<NewMessage>,
 ) -> Result<Sent, ApiError> {
+    for m in &mut messages {
+        m.attributes
+            .insert(PRODUCER_ATTRIBUTE.to_owned(), producer.to_owned());
+    }
     let queue = q.clone();
     let ids = state.log.send(project, &queue, messages).await?;
     state.wakeups.wake(project, &q);
@@ -304,6 +320,7 @@ async fn send_messages(
 async fn send(
     State(state): Shared,
     Extension(InProject(project)): Extension<InProject>,
+    Extension(Producer(producer)): Extension<Producer>,
     Path(q): Path<String>,
     body: Result<Json<SendMessage>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
@@ -315,13 +332,14 @@ async fn send(
     )?;
     Ok((
         StatusCode::CREATED,
-        Json(send_messages(&state, &project, q, vec![m]).await?),
+        Json(send_messages(&state, &project, &producer, q, vec![m]).await?),
     ))
 }
 
 async fn send_batch(
     State(state): Shared,
     Extension(InProject(project)): Extension<InProject>,
+    Extension(Producer(producer)): Extension<Producer>,
     Path(q): Path<String>,
     body: Result<Json<SendBatch>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
@@ -350,7 +368,7 @@ async fn send_batch(
         .collect::<Result<Vec<_>, _>>()?;
     Ok((
         StatusCode::CREATED,
-        Json(send_messages(&state, &project, q, messages).await?),
+        Json(send_messages(&state, &project, &producer, q, messages).await?),
     ))
 }
 

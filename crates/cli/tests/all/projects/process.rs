@@ -83,6 +83,28 @@ async fn queue_triggers_deliver_within_their_project() {
         !has(&theirs, "for-default"),
         "shop's function got default's message"
     );
+    // Each event carries who produced it; a client can't claim to be someone else.
+    let producer = |sink: &Capture, body: &str| {
+        sink.received()
+            .into_iter()
+            .find(|c| String::from_utf8_lossy(&c.body).contains(body))
+            .and_then(|c| c.header("ce-updraftproducer"))
+    };
+    let shops = producer(&theirs, "for-shop");
+    assert!(
+        shops.as_deref().is_some_and(|p| p.starts_with("key_")),
+        "{shops:?}"
+    );
+    assert_eq!(producer(&ours, "for-default").as_deref(), Some("admin"));
+    let forged = s
+        .http
+        .post(format!("{}/v1/queues/jobs/messages", s.control_url))
+        .bearer_auth(&s.token)
+        .json(&json!({"body": "x", "attributes": {"updraftproducer": "someone-else"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
     s.stop().await;
 }
 

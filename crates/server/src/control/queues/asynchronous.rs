@@ -1,7 +1,7 @@
 //! Asynchronous invokes: accepted as events for the function (`202` with an id), deduplicated
 //! by `Idempotency-Key`, and their status and result.
 
-use crate::auth::InProject;
+use crate::auth::{InProject, Producer};
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
@@ -28,6 +28,7 @@ pub(crate) struct InvokeQuery {
 pub(crate) async fn invoke_async(
     State(state): Shared,
     Extension(InProject(project)): Extension<InProject>,
+    Extension(Producer(producer)): Extension<Producer>,
     Path(function): Path<String>,
     query: Result<Query<InvokeQuery>, axum::extract::rejection::QueryRejection>,
     req: Request,
@@ -78,6 +79,7 @@ pub(crate) async fn invoke_async(
         kind: "dev.updraft.function.invoked".into(),
         content_type,
         data: body.to_vec(),
+        attributes: [(super::PRODUCER_ATTRIBUTE.to_owned(), producer)].into(),
         ..NewMessage::default()
     };
     let queue = internal_queue(&function, Feed::Async);

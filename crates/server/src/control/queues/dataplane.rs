@@ -217,7 +217,7 @@ async fn require_key(State(state): Shared, mut req: Request, next: Next) -> Resp
         segments.next().unwrap_or("").to_owned(),
         segments.next().unwrap_or("").to_owned(),
     );
-    let rest: Vec<&str> = segments.collect();
+    let rest: Vec<String> = segments.map(str::to_owned).collect();
     let Some(token) = token else {
         return ApiError::new(
             Code::Unauthorized,
@@ -226,15 +226,18 @@ async fn require_key(State(state): Shared, mut req: Request, next: Next) -> Resp
         .into_response();
     };
     // A control key of the project that may deploy may also use its queues and topics.
-    if state
-        .auth
-        .authenticate(&token)
-        .is_ok_and(|c| c.role.allows(crate::auth::Role::Deployer) && c.may_act_in(&project))
+    if let Ok(c) = state.auth.authenticate(&token)
+        && c.role.allows(crate::auth::Role::Deployer)
+        && c.may_act_in(&project)
     {
+        req.extensions_mut().insert(crate::auth::Producer(c.id));
         return next.run(req).await;
     }
+    let producer = format!("{}:{target}", kind.trim_end_matches('s'));
+    req.extensions_mut().insert(crate::auth::Producer(producer));
     let allowed = match kind.as_str() {
         "queues" => {
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
             let needed = needed_role(req.method(), &rest);
             state
                 .log

@@ -1,6 +1,6 @@
 //! Topics: create, list, keys, publish (fan-out to subscribed queues), subscriptions.
 
-use crate::auth::InProject;
+use crate::auth::{InProject, Producer};
 use axum::Extension;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -74,15 +74,18 @@ pub(crate) async fn rotate_topic_key(
 pub(crate) async fn publish(
     State(state): Shared,
     Extension(InProject(project)): Extension<InProject>,
+    Extension(Producer(producer)): Extension<Producer>,
     Path(t): Path<String>,
     body: Result<Json<SendMessage>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    let m = message(
+    let mut m = message(
         json(body)?,
         format!("/topics/{t}"),
         "dev.updraft.topic.published",
         None,
     )?;
+    m.attributes
+        .insert(super::PRODUCER_ATTRIBUTE.to_owned(), producer);
     let (id, queues) = state.log.publish(&project, &t, m).await?;
     for q in &queues {
         state.wakeups.wake(&project, q);
