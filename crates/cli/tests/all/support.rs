@@ -427,6 +427,13 @@ impl Capture {
                         if code == 200 { "ok" } else { "no" }
                     );
                     let _ = stream.write_all(reply.as_bytes()).await;
+                    // Close only once the client has: bytes still unread (a chunked body's
+                    // last chunk) would make the kernel reset the connection.
+                    let _ = stream.shutdown().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                        while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
+                    })
+                    .await;
                 });
             }
         });
