@@ -40,6 +40,7 @@ mod views;
 pub use aliases::RollbackOutcome;
 pub use canary::CanaryConfig;
 pub use limits::{Effective, Limits};
+pub use projects::domain_name;
 pub use routes::{Lookup, Route, RouteConflict, RouteTable};
 pub use secrets::{NoSecrets, SecretSource};
 

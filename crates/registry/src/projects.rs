@@ -10,9 +10,10 @@ use crate::{Error, Registry};
 /// Longest host name (RFC 1035).
 const MAX_DOMAIN: usize = 253;
 
-/// A custom domain, lower-cased, or why it is not one: dot-separated labels of letters, digits
-/// and '-' (no port, no wildcard, no trailing dot).
-fn domain(d: &str) -> Result<String, Error> {
+/// `d` trimmed and lower-cased, if it is a host name: dot-separated labels of 1 to 63 letters,
+/// digits and '-' (not at either end), 253 characters in all; no port, wildcard or trailing
+/// dot.
+pub fn domain_name(d: &str) -> Option<String> {
     let d = d.trim().to_ascii_lowercase();
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
@@ -21,9 +22,15 @@ fn domain(d: &str) -> Result<String, Error> {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
-    if d.len() <= MAX_DOMAIN && d.split('.').all(label_ok) {
+    (d.len() <= MAX_DOMAIN && d.split('.').all(label_ok)).then_some(d)
+}
+
+/// A custom domain, lower-cased, or why it is not one.
+fn domain(d: &str) -> Result<String, Error> {
+    if let Some(d) = domain_name(d) {
         Ok(d)
     } else {
+        let d = d.trim();
         Err(Error::new(
             Code::BadRequest,
             format!(

@@ -128,6 +128,24 @@ impl From<StoreError> for AuthError {
     }
 }
 
+/// Lower-case hex SHA-256 of `s`: how tokens and codes are stored.
+pub(crate) fn sha256(s: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// `s` percent-encoded for a URL's query (every byte but the unreserved ones).
+pub(crate) fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// End-user auth for every project. Share it behind an `Arc`.
 pub struct Auth {
     pub(crate) store: Arc<dyn AuthStore>,

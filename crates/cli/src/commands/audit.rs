@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use reqwest::Method;
 use updraft_api::AuditList;
 
 use crate::Remote;
@@ -30,14 +31,18 @@ pub(crate) struct AuditArgs {
 
 pub(crate) async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.remote)?;
-    let mut path = format!("/v1/audit?limit={}", args.limit);
+    let mut query = vec![("limit", args.limit.to_string())];
     if let Some(s) = &args.since {
-        path.push_str(&format!("&since={}", urlencode(s)));
+        query.push(("since", s.clone()));
     }
     if args.all {
-        path.push_str("&all=true");
+        query.push(("all", "true".to_owned()));
     }
-    let list: AuditList = client.get_json(&path).await?;
+    let list: AuditList = client
+        .send(client.request(Method::GET, "/v1/audit").query(&query))
+        .await?
+        .json()
+        .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
@@ -71,15 +76,4 @@ pub(crate) async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", output::table(&header, &rows));
     Ok(ExitCode::SUCCESS)
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

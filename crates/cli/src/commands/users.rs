@@ -199,11 +199,15 @@ pub(crate) async fn auth(args: AuthArgs) -> anyhow::Result<ExitCode> {
             );
         }
         AuthCommand::Mail { to, limit, json } => {
-            let mut path = format!("/v1/auth/mail?limit={limit}");
-            if let Some(t) = &to {
-                path.push_str(&format!("&to={}", path_segment(t).replace('@', "%40")));
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(t) = to {
+                query.push(("to", t));
             }
-            let body: Value = client.get_json(&path).await?;
+            let body: Value = client
+                .send(client.request(Method::GET, "/v1/auth/mail").query(&query))
+                .await?
+                .json()
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);
             } else {

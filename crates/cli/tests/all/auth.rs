@@ -255,6 +255,29 @@ async fn sign_up_sign_in_refresh_rotation_and_sign_out() {
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["error_code"], code, "{path}: {v}");
     }
+    // A body past the auth API's 64 KiB, and one that is not JSON, are refused before any
+    // work is done for them.
+    let huge = json!({"email": "big@example.com", "password": "p".repeat(100 << 10)});
+    for body in [huge.to_string(), "{not json".to_owned()] {
+        let resp = s
+            .http
+            .post(auth_url(&s, "/signup"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error_code"], "validation_failed", "{v}");
+    }
+    assert!(
+        s.api_json("/v1/users").await["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["email"] != "big@example.com")
+    );
     s.stop().await;
 }
 

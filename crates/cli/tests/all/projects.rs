@@ -314,6 +314,22 @@ async fn a_key_of_another_project_sees_nothing_of_this_one() {
         .await
         .unwrap();
     expect_error(resp, 404, "project_not_found").await;
+    // A header that is not text, or names a path, is no project either.
+    let binary = reqwest::header::HeaderValue::from_bytes(b"def\xffault").unwrap();
+    let resp = s
+        .api(Method::GET, "/v1/functions")
+        .header("x-updraft-project", binary)
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, "bad_request").await;
+    let resp = s
+        .api(Method::GET, "/v1/functions")
+        .header("x-updraft-project", "../default")
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 404, "project_not_found").await;
     // Default's things are all still there.
     let list = s.api_json("/v1/functions").await;
     assert_eq!(list["functions"][0]["name"], "echo");

@@ -328,17 +328,26 @@ impl Upstream {
                             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
                         )
                         .await;
-                    let _ = stream.shutdown().await;
-                    // Let the client close first (it has read the answer).
-                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                        while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
-                    })
-                    .await;
+                    close_after_client(stream).await;
                 });
             }
         });
         Self { addr, hits }
     }
+}
+
+/// Ends a test server's side of a connection once it has answered: closes its half, then
+/// waits (bounded) for the client to close. Closing outright with request bytes still unread
+/// (a head split across segments, a chunked body's last chunk) makes the kernel reset the
+/// connection, which the client sees as `connection reset`.
+async fn close_after_client(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut scratch = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while matches!(stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// One request a [`Capture`] server received.
@@ -427,13 +436,7 @@ impl Capture {
                         if code == 200 { "ok" } else { "no" }
                     );
                     let _ = stream.write_all(reply.as_bytes()).await;
-                    // Close only once the client has: bytes still unread (a chunked body's
-                    // last chunk) would make the kernel reset the connection.
-                    let _ = stream.shutdown().await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                        while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
-                    })
-                    .await;
+                    close_after_client(stream).await;
                 });
             }
         });

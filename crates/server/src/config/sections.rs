@@ -58,14 +58,7 @@ impl Default for Pool {
 
 /// A base domain, lower-cased, if it is one.
 pub(super) fn base_domain(d: &str) -> Option<String> {
-    let d = d.trim().trim_matches('.').to_ascii_lowercase();
-    let label = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    (d.len() <= 253 && d.split('.').all(label)).then_some(d)
+    updraft_registry::domain_name(d.trim().trim_matches('.'))
 }
 
 /// `[auth]`, over the defaults `d`.

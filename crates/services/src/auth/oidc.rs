@@ -22,7 +22,7 @@ use updraft_store::now_ms;
 use super::fetch;
 use super::tokens::Session;
 use super::users::new_user;
-use super::{Auth, AuthError};
+use super::{Auth, AuthError, percent_encode};
 
 /// How long a sign-in may take between `/authorize` and `/callback`.
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -119,17 +119,6 @@ fn provider_error(why: impl std::fmt::Display) -> AuthError {
     )
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 impl Auth {
     fn provider(&self, name: &str) -> Result<&OidcProvider, AuthError> {
         self.config
@@ -195,9 +184,9 @@ impl Auth {
             } else {
                 '?'
             },
-            encode(&p.client_id),
-            encode(&format!("{base_url}/callback")),
-            encode(&scopes.join(" ")),
+            percent_encode(&p.client_id),
+            percent_encode(&format!("{base_url}/callback")),
+            percent_encode(&scopes.join(" ")),
         );
         self.oidc_pending.insert(
             state,
@@ -247,7 +236,7 @@ impl Auth {
         ];
         let body: String = form
             .iter()
-            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
         let answer = fetch::post_form(&d.token_endpoint, body)

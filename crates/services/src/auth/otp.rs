@@ -5,16 +5,11 @@
 //! account, so a code can't be guessed.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use updraft_store::{OtpRecord, UserRecord, now_ms};
 
 use super::tokens::Session;
 use super::users::{email, new_user};
-use super::{Auth, AuthError};
-
-fn sha256(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
+use super::{Auth, AuthError, sha256};
 
 /// The hash a code is stored under: bound to the email, so two users' equal codes differ.
 fn code_hash(email: &str, code: &str) -> String {
@@ -108,7 +103,7 @@ impl Auth {
         let mut link = format!("{link_base}/verify?token={token}&type={}", purpose.kind());
         if let Some(r) = redirect_to.filter(|r| self.redirect_allowed(r)) {
             link.push_str("&redirect_to=");
-            link.push_str(&encode(r));
+            link.push_str(&super::percent_encode(r));
         }
         let minutes = self.config.otp_ttl.as_secs() / 60;
         let body = format!(
@@ -228,18 +223,6 @@ impl Auth {
         self.store.update_user(&user).await?;
         self.start_session(project, &user, &otp.kind).await
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A message of the development mailbox.

@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+
 use updraft_store::{Refreshed, SessionRecord, UserRecord, now_ms};
 
 use super::tokens::{self, AUDIENCE, Claims, Session};
-use super::{Auth, AuthError, passwords};
+use super::{Auth, AuthError, passwords, sha256};
 
 /// Longest email accepted.
 const MAX_EMAIL: usize = 254;
@@ -137,10 +137,6 @@ pub(crate) fn uuid() -> String {
         &h[16..20],
         &h[20..32]
     )
-}
-
-fn sha256(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> AuthError {
