@@ -45,9 +45,14 @@ fn main() {
     for (name, dir) in &guests {
         let konst = name.to_uppercase().replace('-', "_");
         if dir.join("Cargo.toml").is_file() {
-            let path = out_dir
-                .join("target/wasm32-wasip2/release")
-                .join(format!("{name}.wasm"));
+            // A binary keeps its name; a library component (cdylib, as Spin's template
+            // builds one) gets `_` for `-`.
+            let release = out_dir.join("target/wasm32-wasip2/release");
+            let path = [name.clone(), name.replace('-', "_")]
+                .iter()
+                .map(|n| release.join(format!("{n}.wasm")))
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| release.join(format!("{name}.wasm")));
             assert!(
                 path.is_file(),
                 "expected {} after the build",

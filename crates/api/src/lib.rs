@@ -72,6 +72,14 @@ pub enum Code {
     SecretNotFound,
     /// No end user has this id or email (in the caller's project).
     UserNotFound,
+    /// No key-value store has this name (in the caller's project).
+    StoreNotFound,
+    /// The key-value store has no such key (or it expired).
+    ItemNotFound,
+    /// A condition of the request (`If-Match`, `If-None-Match`) does not hold.
+    PreconditionFailed,
+    /// The project's stored data would pass its storage quota.
+    StorageQuotaExceeded,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -119,7 +127,11 @@ impl Code {
             | Code::KeyNotFound
             | Code::ProjectNotFound
             | Code::SecretNotFound
-            | Code::UserNotFound => StatusCode::NOT_FOUND,
+            | Code::UserNotFound
+            | Code::StoreNotFound
+            | Code::ItemNotFound => StatusCode::NOT_FOUND,
+            Code::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Code::StorageQuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

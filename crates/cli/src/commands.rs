@@ -5,6 +5,7 @@ pub(crate) mod deploy;
 pub(crate) mod functions;
 pub(crate) mod invoke;
 pub(crate) mod key;
+pub(crate) mod kv;
 pub(crate) mod logs;
 pub(crate) mod project;
 pub(crate) mod queue;

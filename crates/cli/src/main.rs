@@ -87,6 +87,8 @@ enum Command {
     Project(commands::project::ProjectArgs),
     /// Manage the project's secrets (values are never shown).
     Secret(commands::secret::SecretArgs),
+    /// Read and change the project's key-value stores.
+    Kv(commands::kv::KvArgs),
     /// Show who changed what in the project (the audit log).
     Audit(commands::audit::AuditArgs),
     /// Manage the project's end users.
@@ -132,6 +134,7 @@ fn main() -> ExitCode {
             Command::Key(args) => commands::key::key(args).await,
             Command::Project(args) => commands::project::project(args).await,
             Command::Secret(args) => commands::secret::secret(args).await,
+            Command::Kv(args) => commands::kv::kv(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Users(args) => commands::users::users(args).await,
             Command::Auth(args) => commands::users::auth(args).await,

@@ -215,6 +215,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Values shown as `***` in the guest's log lines (the secrets it is granted).
     pub redact: Vec<String>,
+    /// The key-value stores the guest may open (`None`: not granted, the interfaces are
+    /// absent).
+    pub key_value: Option<crate::kv::KeyValueGrant>,
 }
 
 impl Default for Settings {
@@ -229,6 +232,7 @@ impl Default for Settings {
             min_instances: 0,
             idle_timeout: updraft_manifest::DEFAULT_IDLE_TIMEOUT,
             redact: Vec::new(),
+            key_value: None,
         }
     }
 }

@@ -12,9 +12,9 @@
 //!
 //! Outbound HTTP is linked for every function, since `wasi:http/outgoing-handler` is part of
 //! the `wasi:http/proxy` world every toolchain imports; its grant (`allowed_outbound_hosts`)
-//! decides what the policy lets through, none by default. Config (`wasi:config/store`) is
-//! linked only when granted (`variables`). Key-value, objects and the rest come next, the same
-//! way.
+//! decides what the policy lets through, none by default. Config (`wasi:config/store`, Spin's
+//! variables) is linked only when granted (`variables` or `secrets`), key-value only with
+//! `key_value_stores`. Objects and the rest come next, the same way.
 
 use std::sync::Arc;
 
@@ -78,10 +78,10 @@ impl Capability for Config {
         "config"
     }
     fn interfaces(&self) -> &'static [&'static str] {
-        &["wasi:config/store@"]
+        &["wasi:config/store@", "fermyon:spin/variables@"]
     }
     fn grant_hint(&self) -> &'static str {
-        "give the function `variables = { ... }` in its manifest entry"
+        "give the function `variables = { ... }` (or `secrets = [...]`) in its manifest entry"
     }
     fn granted(&self, settings: &Settings) -> bool {
         settings.variables.is_some()
@@ -89,13 +89,36 @@ impl Capability for Config {
     fn link(&self, linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         wasmtime_wasi_config::add_to_linker(linker, |h: &mut Host| {
             wasmtime_wasi_config::WasiConfig::from(&*h.config)
-        })
+        })?;
+        crate::variables::add_to_linker(linker)
+    }
+}
+
+/// Key-value stores (`wasi:keyvalue` draft and draft2, Spin's key-value): the stores in
+/// `key_value_stores` (see `keyvalue.rs`).
+pub(crate) struct KeyValue;
+
+impl Capability for KeyValue {
+    fn name(&self) -> &'static str {
+        "key-value"
+    }
+    fn interfaces(&self) -> &'static [&'static str] {
+        &["wasi:keyvalue/", "fermyon:spin/key-value@"]
+    }
+    fn grant_hint(&self) -> &'static str {
+        "list the stores it may open in `key_value_stores = [\"default\"]`"
+    }
+    fn granted(&self, settings: &Settings) -> bool {
+        settings.key_value.is_some()
+    }
+    fn link(&self, linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+        crate::keyvalue::add_to_linker(linker)
     }
 }
 
 /// Every capability the engine knows, in a fixed order (a grant set is a bit per entry).
 pub(crate) fn all() -> Vec<Box<dyn Capability>> {
-    vec![Box::new(OutboundHttp), Box::new(Config)]
+    vec![Box::new(OutboundHttp), Box::new(Config), Box::new(KeyValue)]
 }
 
 /// Which capabilities a function is granted: bit `i` for `all()[i]`.

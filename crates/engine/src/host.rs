@@ -23,6 +23,10 @@ pub(crate) struct Host {
     pub(crate) hooks: OutboundPolicy,
     /// Config: the function's `variables` (empty, and unreachable, when not granted).
     pub(crate) config: Arc<WasiConfigVariables>,
+    /// The same variables, for the config interfaces Updraft implements itself.
+    pub(crate) vars: Arc<std::collections::BTreeMap<String, String>>,
+    /// Key-value: the function's access to the stores it is granted.
+    pub(crate) kv: KvState,
     /// When the current run (invocation or instantiation) must stop: the epoch callback traps
     /// the guest past it, and yields to the executor every tick before it.
     pub(crate) deadline: std::time::Instant,
@@ -45,6 +49,23 @@ impl WasiHttpView for Host {
             ctx: &mut self.http,
             table: &mut self.table,
             hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The key-value capability's per-instance state: the function's access (`None`: not
+/// granted), and the draft interface's numeric cursors (each names the last key of a page).
+#[derive(Default)]
+pub(crate) struct KvState {
+    pub(crate) access: Option<Arc<dyn updraft_dispatch::kv::KeyValue>>,
+    pub(crate) cursors: Vec<String>,
+}
+
+impl KvState {
+    pub(crate) fn new(access: Option<Arc<dyn updraft_dispatch::kv::KeyValue>>) -> Self {
+        Self {
+            access,
+            cursors: Vec::new(),
         }
     }
 }

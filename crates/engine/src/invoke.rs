@@ -77,6 +77,9 @@ struct Inner {
     /// Counts runs of wasm, so the epoch ticks only while one is under way.
     running: Arc<crate::Running>,
     config: Arc<WasiConfigVariables>,
+    vars: Arc<std::collections::BTreeMap<String, String>>,
+    /// Key-value access (`None`: not granted).
+    kv: Option<Arc<dyn updraft_dispatch::kv::KeyValue>>,
     timeout: Duration,
     memory_bytes: usize,
     reuse: Reuse,
@@ -135,7 +138,23 @@ impl Engine {
                 background: self.background.clone(),
                 load: crate::fair::FunctionLoad::new(),
                 running: self._epoch.running.clone(),
-                config: Arc::new(settings.variables.unwrap_or_default().into_iter().collect()),
+                config: Arc::new(
+                    settings
+                        .variables
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                ),
+                vars: Arc::new(
+                    settings
+                        .variables
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                ),
+                kv: settings.key_value.map(|g| g.access),
                 timeout: settings.timeout,
                 memory_bytes: usize::try_from(settings.memory_bytes).unwrap_or(usize::MAX),
                 reuse: settings.reuse,
@@ -246,6 +265,8 @@ impl PreparedFunction {
             },
             log: slot,
             config: inner.config.clone(),
+            vars: inner.vars.clone(),
+            kv: crate::host::KvState::new(inner.kv.clone()),
             deadline: Instant::now(),
             clock: crate::fair::RunClock::new(inner.sandbox.long_run_ticks, inner.load.clone()),
         };

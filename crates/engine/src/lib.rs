@@ -47,9 +47,11 @@ mod compile;
 mod fair;
 mod host;
 mod invoke;
+mod keyvalue;
 mod lifecycle;
 mod logs;
 mod outbound;
+mod variables;
 
 pub use compile::{CompiledComponent, ComponentError, EngineStats, digest};
 pub use invoke::{InstanceStart, PreparedFunction};

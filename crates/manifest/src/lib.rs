@@ -43,6 +43,6 @@ pub use schema::{
     DEFAULT_TIMEOUT, Function, HttpTrigger, InstanceReuse, LIVE, MAX_BATCH_SIZE, MAX_BODY,
     MAX_IDLE_TIMEOUT, MAX_MAX_ATTEMPTS, MAX_MAX_CONCURRENCY, MAX_MAX_REUSE, MAX_MEMORY,
     MAX_TIMEOUT, Manifest, Method, Name, NameError, QueueTrigger, QuotaMetric, QuotaPeriod, Quotas,
-    Retry, ScheduleTrigger, TopicTrigger, is_env_name,
+    Retry, ScheduleTrigger, TopicTrigger, is_env_name, is_store_name,
 };
 pub use units::{ByteSize, format_duration, format_size, parse_duration, parse_size};

@@ -82,6 +82,8 @@ struct RawFunction {
     env: BTreeMap<String, String>,
     #[serde(default)]
     secrets: Vec<String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
     variables: Option<BTreeMap<String, String>>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
@@ -177,6 +179,11 @@ pub struct Function {
     /// variables of the same names (values are set with `updraft secret set`, never here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// `key_value_stores = ["default"]`: the project's key-value stores the guest may open
+    /// (`wasi:keyvalue`, Spin's key-value); created at deploy if missing. Empty: the
+    /// interfaces are absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_value_stores: Vec<String>,
     /// `variables = { api_url = "https://..." }`: configuration the guest reads through
     /// `wasi:config/store`. Present (even empty) grants the function that interface; absent,
     /// a component importing it cannot be deployed as this function.
@@ -608,6 +615,16 @@ impl Manifest {
     }
 }
 
+/// Whether `name` is a valid key-value store name: 1 to 63 of `a-z`, `0-9`, `-`, `_`,
+/// starting with a letter or digit.
+pub fn is_store_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+}
+
 /// Whether `k` is a valid environment variable (and secret) name.
 pub fn is_env_name(k: &str) -> bool {
     (1..=255).contains(&k.len())
@@ -662,6 +679,21 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             } else if f.env.contains_key(s) {
                 c.report(&p, format!("`{s}` is also set in env; give it one value"));
             } else if f.secrets[..j].contains(s) {
+                c.report(&p, format!("`{s}` is listed twice"));
+            }
+        }
+        for (j, s) in f.key_value_stores.iter().enumerate() {
+            let mut p = at("key_value_stores");
+            p.push(Step::Index(j));
+            if !is_store_name(s) {
+                c.report(
+                    &p,
+                    format!(
+                        "`{s}` is not a valid store name (1 to 63 of a-z, 0-9, `-`, `_`, \
+                         starting with a letter or digit)"
+                    ),
+                );
+            } else if f.key_value_stores[..j].contains(s) {
                 c.report(&p, format!("`{s}` is listed twice"));
             }
         }
@@ -852,6 +884,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             build: f.build,
             env: f.env,
             secrets: f.secrets,
+            key_value_stores: f.key_value_stores,
             variables: f.variables,
             allowed_outbound_hosts: f.allowed_outbound_hosts,
             timeout_ms: timeout.map(duration_ms),

@@ -32,9 +32,11 @@ impl Entry {
 
 impl Registry {
     /// The runtime of the artifact `digest` run with `spec` (settings `e` resolved from it,
-    /// the values of the secrets it lists taken from `secrets`), not loaded yet.
+    /// the values of the secrets it lists taken from `secrets`) as function `function` of
+    /// `project`, not loaded yet.
     pub(crate) fn runtime(
         &self,
+        (project, function): (&str, &str),
         digest: &str,
         spec: &Spec,
         e: &Effective,
@@ -46,6 +48,22 @@ impl Registry {
             .filter_map(|n| secrets.get(n).map(|v| (n.clone(), v.clone())))
             .collect();
         let redact = granted.iter().map(|(_, v)| v.clone()).collect();
+        // The config interfaces see the variables and the granted secrets; either grants them.
+        let variables = (spec.variables.is_some() || !granted.is_empty()).then(|| {
+            spec.variables
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(granted.iter().cloned())
+                .collect()
+        });
+        let key_value = match (&self.stores.key_value, spec.key_value_stores.is_empty()) {
+            (Some(provider), false) => Some(updraft_dispatch::kv::KeyValueGrant {
+                stores: spec.key_value_stores.clone(),
+                access: provider.for_function(project, function, &spec.key_value_stores),
+            }),
+            _ => None,
+        };
         let settings = Settings {
             env: spec
                 .env
@@ -55,10 +73,8 @@ impl Registry {
                 .collect(),
             redact,
             allowed_outbound_hosts: spec.outbound_hosts(),
-            variables: spec
-                .variables
-                .as_ref()
-                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            variables,
+            key_value,
             timeout: e.timeout,
             memory_bytes: e.memory,
             reuse: match e.max_reuse {
@@ -81,7 +97,8 @@ impl Registry {
         secrets: &BTreeMap<String, String>,
     ) -> Version {
         let e = self.config.limits.resolve(&v.spec);
-        let runtime = runtime.unwrap_or_else(|| self.runtime(&v.digest, &v.spec, &e, secrets));
+        let runtime = runtime
+            .unwrap_or_else(|| self.runtime((project, function), &v.digest, &v.spec, &e, secrets));
         Version {
             number: v.version,
             number_header: v.version.into(),

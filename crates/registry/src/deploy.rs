@@ -229,8 +229,10 @@ impl Registry {
                 ));
             }
             let secrets = self.secret_values(project, [&f.spec]).await?;
+            self.ensure_stores(project, &f.spec).await?;
             let limits = self.config.limits.resolve(&f.spec);
-            let runtime = self.runtime(&f.digest, &f.spec, &limits, &secrets);
+            let name = f.spec.name.as_str();
+            let runtime = self.runtime((project, name), &f.digest, &f.spec, &limits, &secrets);
             runtime.load().await.map_err(|e| {
                 if e.user_error {
                     Error::new(
@@ -371,5 +373,30 @@ impl Registry {
         let deployed = self.deployed.lock().await;
         views::info(&self.config.limits, deployed.entry(project, name)?)
             .ok_or_else(|| Error::not_found(name))
+    }
+}
+
+impl Registry {
+    /// Creates the key-value stores `spec` is granted, if missing.
+    async fn ensure_stores(
+        &self,
+        project: &str,
+        spec: &updraft_manifest::Function,
+    ) -> Result<(), Error> {
+        if spec.key_value_stores.is_empty() {
+            return Ok(());
+        }
+        let Some(kv) = &self.stores.key_value else {
+            return Err(Error::new(
+                Code::InvalidManifest,
+                format!(
+                    "function `{}`: this server has no key-value service for `key_value_stores`",
+                    spec.name
+                ),
+            ));
+        };
+        kv.ensure_stores(project, &spec.key_value_stores)
+            .await
+            .map_err(|e| Error::internal("creating key-value stores", e))
     }
 }

@@ -242,6 +242,9 @@ pub struct Stores {
     pub telemetry: Arc<dyn TelemetryStore>,
     /// Opens the project secrets functions are granted ([`NoSecrets`] if none are used).
     pub secrets: Arc<dyn SecretSource>,
+    /// Key-value stores for functions granted them (`None`: a function listing
+    /// `key_value_stores` cannot be deployed).
+    pub key_value: Option<Arc<dyn updraft_dispatch::kv::KeyValueProvider>>,
 }
 
 /// The registry. Share it behind an `Arc`.

@@ -77,6 +77,7 @@ async fn env() -> Env {
             artifacts: Arc::new(artifacts),
             telemetry: Arc::new(store),
             secrets: Arc::new(NoSecrets),
+            key_value: None,
         },
         Arc::new(Provider::default()),
         dispatcher,

@@ -66,6 +66,13 @@
 //! [audit]
 //! max_age = "365d"              # audit log entries are kept this long
 //!
+//! [key_value]                   # key-value stores (see database.md)
+//! max_key_bytes = "1KiB"        # longest key
+//! max_value_bytes = "1MiB"      # largest value
+//! max_project_bytes = "1GiB"    # keys plus values one project may store
+//! max_batch = 1000              # keys in one batch call
+//! page_size = 1000              # keys in one page of a listing
+//!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key
 //!
@@ -190,6 +197,8 @@ pub struct FileConfig {
     pub audit_max_age: Duration,
     /// End-user auth (`[auth]`).
     pub auth: updraft_services::auth::AuthConfig,
+    /// Key-value limits (`[key_value]`).
+    pub key_value: updraft_services::kv::KvConfig,
     /// Proxies whose `X-Forwarded-For` names the client (`[auth] trusted_proxies`), for the
     /// auth API's rate limits.
     pub trusted_proxies: Vec<Cidr>,
@@ -237,6 +246,7 @@ impl Default for FileConfig {
             secrets_key_file: None,
             audit_max_age: Duration::from_secs(365 * 86_400),
             auth: updraft_services::auth::AuthConfig::default(),
+            key_value: updraft_services::kv::KvConfig::default(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -483,49 +493,12 @@ impl FileConfig {
                 pool.max_instances,
             ),
         };
-        let dh = &defaults.http;
         let positive = |key: &str, v: Option<usize>, default: usize| match v {
             Some(0) => Err(err(format!("{key}: must be at least 1"))),
             Some(n) => Ok(n),
             None => Ok(default),
         };
-        let mut http = ListenConfig::default();
-        http.max_headers = positive("http.max_headers", raw.http.max_headers, dh.max_headers)?;
-        http.max_header_bytes = usize::try_from(size(
-            "http.max_header_bytes",
-            &raw.http.max_header_bytes,
-            dh.max_header_bytes as u64,
-        )?)
-        .unwrap_or(usize::MAX);
-        http.header_read_timeout = duration(
-            "http.header_read_timeout",
-            &raw.http.header_read_timeout,
-            dh.header_read_timeout,
-        )?;
-        http.max_connections = positive(
-            "http.max_connections",
-            raw.http.max_connections,
-            dh.max_connections,
-        )?;
-        http.h2_keep_alive_interval = duration(
-            "http.h2_keep_alive_interval",
-            &raw.http.h2_keep_alive_interval,
-            dh.h2_keep_alive_interval,
-        )?;
-        http.h2_keep_alive_timeout = duration(
-            "http.h2_keep_alive_timeout",
-            &raw.http.h2_keep_alive_timeout,
-            dh.h2_keep_alive_timeout,
-        )?;
-        http.h2_max_concurrent_streams = match raw.http.h2_max_concurrent_streams {
-            Some(0) => {
-                return Err(err(
-                    "http.h2_max_concurrent_streams: must be at least 1".to_owned()
-                ));
-            }
-            Some(n) => n,
-            None => dh.h2_max_concurrent_streams,
-        };
+        let http = http::parse(&raw.http, &defaults.http).map_err(err)?;
         Ok(Self {
             limits,
             global_max_concurrency: Some(global_max),
@@ -577,6 +550,7 @@ impl FileConfig {
             secrets_key_file: raw.secrets.key_file.map(std::path::PathBuf::from),
             audit_max_age: duration("audit.max_age", &raw.audit.max_age, defaults.audit_max_age)?,
             auth: sections::auth(&raw.auth, &defaults.auth).map_err(err)?,
+            key_value: keyvalue::parse(&raw.key_value).map_err(err)?,
             trusted_proxies: sections::trusted_proxies(&raw.auth).map_err(err)?,
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,
@@ -592,6 +566,8 @@ impl FileConfig {
 }
 
 mod cidr;
+mod http;
+mod keyvalue;
 mod machine;
 mod raw;
 mod sandbox;

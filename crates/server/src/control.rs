@@ -4,6 +4,7 @@
 //! | method | path | what |
 //! | --- | --- | --- |
 //! | GET | `/v1/health` | liveness, no token |
+//! | any | `/v1/kv/...` | key-value stores (see `updraft_services::kv`): a viewer reads, a deployer writes |
 //! | GET | `/v1/status` | version, function count, compile counters |
 //! | HEAD/GET | `/v1/artifacts/{digest}` | 200 if stored and compiled, else 404 |
 //! | PUT | `/v1/artifacts/{digest}` | upload a component (raw body); validated and compiled |
@@ -45,6 +46,7 @@ mod artifacts;
 mod audit;
 mod functions;
 mod keys;
+mod kv;
 mod logs;
 mod params;
 mod projects;
@@ -142,6 +144,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/v1/projects/{name}/cors",
             axum::routing::put(projects::set_cors),
         )
+        .nest("/v1/kv", kv::control_routes(&state))
         // Inner first: the role check runs, then the audit recorder sees the caller.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -102,6 +102,8 @@ pub(crate) struct State {
     pub(crate) secret_key: Arc<secrets::SecretKey>,
     /// End-user auth of every project.
     pub(crate) users: Arc<updraft_services::auth::Auth>,
+    /// Key-value stores (`/_updraft/kv/v1`, `/v1/kv`, and functions' `wasi:keyvalue`).
+    pub(crate) kv: Arc<updraft_services::kv::KeyValueService>,
     /// Access tokens the gateway has verified.
     pub(crate) user_tokens: Arc<UserTokens>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -151,8 +153,9 @@ impl Server {
         let lock = datadir::DataDirLock::acquire(&config.data_dir)?;
         let data_dir = config.data_dir.clone();
         let file = config.file.clone();
-        let (store, artifacts, engine, event_log) = tokio::task::spawn_blocking(move || {
+        let (store, data, artifacts, engine, event_log) = tokio::task::spawn_blocking(move || {
             let store = Store::open_with(&data_dir, file.retention)?;
+            let data = updraft_store::kv::DataStore::open(&data_dir)?;
             let artifacts = FsArtifacts::open(data_dir.join("artifacts"))?;
             let event_log = updraft_events::SqliteLog::open(&data_dir.join("events.db"))?;
             event_log.set_max_queue_depth(file.max_queue_depth);
@@ -167,7 +170,7 @@ impl Server {
             engine_config.long_run_after = file.sandbox.long_run_after;
             engine_config.long_run_threads = file.sandbox.long_run_threads;
             let engine = Engine::new(engine_config)?;
-            Ok::<_, ServerError>((store, artifacts, engine, event_log))
+            Ok::<_, ServerError>((store, data, artifacts, engine, event_log))
         })
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))??;
@@ -229,7 +232,12 @@ impl Server {
             &config.data_dir,
             config.file.secrets_key_file.as_deref(),
         )?);
+        let kv = updraft_services::kv::KeyValueService::new(
+            Arc::new(data),
+            config.file.key_value.clone(),
+        );
         let stores = Stores {
+            key_value: Some(Arc::new(updraft_services::kv::Provider(kv.clone()))),
             metadata: metadata.clone(),
             artifacts: artifacts.clone(),
             telemetry: telemetry_store.clone(),
@@ -276,6 +284,7 @@ impl Server {
             metadata: metadata.clone(),
             secret_key,
             users,
+            kv,
             user_tokens,
             trusted_proxies: config.file.trusted_proxies.clone(),
             auth,

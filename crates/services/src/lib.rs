@@ -9,3 +9,4 @@
 //! the composition root mounts its router and hands the gateway its verifier.
 
 pub mod auth;
+pub mod kv;

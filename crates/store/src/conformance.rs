@@ -16,6 +16,7 @@
 
 pub mod artifacts;
 pub mod auth;
+pub mod kv;
 pub mod metadata;
 pub mod telemetry;
 
@@ -66,6 +67,15 @@ pub trait AuthSubject: Send + Sync {
     async fn fresh(&self) -> Arc<dyn AuthStore>;
     /// The same store as `store`, opened again after it is dropped.
     async fn reopen(&self, store: Arc<dyn AuthStore>) -> Arc<dyn AuthStore>;
+}
+
+/// What the key-value suite needs of a backend.
+#[async_trait::async_trait]
+pub trait KvSubject: Send + Sync {
+    /// A new, empty store.
+    async fn fresh(&self) -> Arc<dyn crate::KvStore>;
+    /// The same store as `store`, opened again after it is dropped.
+    async fn reopen(&self, store: Arc<dyn crate::KvStore>) -> Arc<dyn crate::KvStore>;
 }
 
 /// What the artifact suite needs of a backend.
@@ -154,6 +164,24 @@ macro_rules! artifact_conformance {
             concurrent_writers_of_one_digest,
             artifacts_survive_a_reopen,
             stored_artifacts_are_listed,
+        );
+    };
+}
+
+/// The [`KvStore`](crate::KvStore) suite against the [`KvSubject`] `$subject` makes.
+#[macro_export]
+macro_rules! kv_conformance {
+    ($subject:expr) => {
+        $crate::conformance_cases!(kv, $subject;
+            stores_are_created_listed_and_deleted,
+            writes_need_an_existing_store,
+            values_survive_reopen,
+            conditions_guard_writes_and_batches_are_atomic,
+            increments_are_atomic_and_checked,
+            expired_keys_are_absent_and_purged,
+            listing_pages_by_prefix,
+            the_quota_is_checked_in_the_write,
+            projects_do_not_see_each_other,
         );
     };
 }

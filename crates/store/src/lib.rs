@@ -33,6 +33,7 @@ pub mod conformance;
 mod db;
 mod functions;
 mod keys;
+pub mod kv;
 mod projects;
 mod secrets;
 mod sqlite;
@@ -47,6 +48,9 @@ pub use functions::{
     VersionRecord,
 };
 pub use keys::ApiKeyRecord;
+pub use kv::{
+    Condition, DataStore, KvEntry, KvOp, KvOutcome, KvStore, KvStoreInfo, KvUsage, KvWrite,
+};
 pub use projects::ProjectRecord;
 pub use secrets::SecretRecord;
 pub use telemetry::{
@@ -138,6 +142,32 @@ pub enum StoreError {
         function: String,
         /// The version asked for.
         version: u32,
+    },
+    /// No key-value store has this name in the project.
+    #[error("no key-value store named `{store}`")]
+    NoSuchKvStore {
+        /// The store.
+        store: String,
+    },
+    /// An increment of a key whose value is not a decimal integer.
+    #[error("the value of `{key}` is not a decimal integer, so it cannot be incremented")]
+    NotAnInteger {
+        /// The key.
+        key: String,
+    },
+    /// An increment past the range of a signed 64-bit integer.
+    #[error("incrementing `{key}` overflows a signed 64-bit integer")]
+    IntegerOverflow {
+        /// The key.
+        key: String,
+    },
+    /// A write would take the project past its storage quota.
+    #[error("the project's key-value quota is {limit} bytes; this write would store {needed}")]
+    QuotaExceeded {
+        /// The quota in bytes.
+        limit: u64,
+        /// Bytes stored had the write been applied.
+        needed: u64,
     },
     /// A stored row could not be decoded (written by an incompatible version?).
     #[error("stored data is corrupt: {0}")]

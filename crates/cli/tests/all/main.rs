@@ -13,6 +13,7 @@ mod events;
 mod gateway;
 mod hostile;
 mod keys;
+mod keyvalue;
 mod lifecycle;
 mod limits;
 mod logs;

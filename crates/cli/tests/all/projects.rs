@@ -13,7 +13,7 @@ use crate::keys::control_endpoints;
 use crate::support::{TestServer, echo_fields, expect_error};
 
 /// Creates project `name` with the admin key.
-pub(super) async fn create_project(s: &TestServer, name: &str, domains: &[&str]) -> Value {
+pub(crate) async fn create_project(s: &TestServer, name: &str, domains: &[&str]) -> Value {
     let resp = s
         .api(Method::POST, "/v1/projects")
         .json(&json!({"name": name, "domains": domains}))
@@ -25,7 +25,7 @@ pub(super) async fn create_project(s: &TestServer, name: &str, domains: &[&str])
 }
 
 /// A key of `project` with `role`, made by the admin key.
-pub(super) async fn key_of(s: &TestServer, project: &str, role: &str) -> String {
+pub(crate) async fn key_of(s: &TestServer, project: &str, role: &str) -> String {
     let resp = s
         .api(Method::POST, "/v1/keys")
         .json(&json!({"role": role, "project": project}))

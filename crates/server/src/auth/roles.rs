@@ -64,6 +64,8 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         "/v1/functions/{name}/logs" => Role::Deployer,
         "/v1/queues/{q}/keys" | "/v1/topics/{t}/keys" => Role::Owner,
         _ if read => Role::Viewer,
+        // Key-value data: what functions store, so what a deployer may change.
+        r if r.starts_with("/v1/kv/") => Role::Deployer,
         "/v1/artifacts/{digest}"
         | "/v1/apps"
         | "/v1/functions/{name}"

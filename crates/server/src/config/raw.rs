@@ -44,6 +44,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) audit: RawAudit,
     #[serde(default)]
+    pub(super) key_value: RawKeyValue,
+    #[serde(default)]
     pub(super) auth: RawAuth,
 }
 
@@ -86,6 +88,16 @@ pub(super) struct RawSmtp {
     pub(super) password_file: Option<String>,
     pub(super) password_env: Option<String>,
     pub(super) from: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeyValue {
+    pub(super) max_key_bytes: Option<String>,
+    pub(super) max_value_bytes: Option<String>,
+    pub(super) max_project_bytes: Option<String>,
+    pub(super) max_batch: Option<usize>,
+    pub(super) page_size: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]

@@ -322,3 +322,31 @@ fn smtp_settings_are_checked() {
         assert!(e.to_string().contains(want), "{text}: {e}");
     }
 }
+
+#[test]
+fn key_value_limits_parse_with_defaults_and_clear_errors() {
+    let c = FileConfig::parse("s.toml", "").unwrap();
+    assert_eq!(c.key_value, updraft_services::kv::KvConfig::default());
+    let c = FileConfig::parse(
+        "s.toml",
+        "[key_value]\nmax_value_bytes = \"4KiB\"\nmax_project_bytes = \"10MiB\"\npage_size = 7\n",
+    )
+    .unwrap();
+    assert_eq!(c.key_value.max_value_bytes, 4096);
+    assert_eq!(c.key_value.max_project_bytes, 10 << 20);
+    assert_eq!(c.key_value.page, 7);
+    assert_eq!(c.key_value.max_key_bytes, 1024);
+    for (text, message) in [
+        (
+            "max_key_bytes = \"8\"",
+            "key_value.max_key_bytes: must be at least 16",
+        ),
+        ("max_value_bytes = \"lots\"", "key_value.max_value_bytes"),
+        ("page_size = 0", "key_value.page_size: must be at least 1"),
+        ("max_batch = 0", "key_value.max_batch: must be at least 1"),
+        ("quota = 1", "unknown field `quota`"),
+    ] {
+        let e = FileConfig::parse("s.toml", &format!("[key_value]\n{text}\n")).unwrap_err();
+        assert!(e.to_string().contains(message), "{text}: {e}");
+    }
+}

@@ -102,6 +102,9 @@ pub(crate) async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.registry.delete_project(&name).await?;
+    if let Err(e) = state.kv.store().kv_delete_project(&name).await {
+        tracing::error!(project = %name, error = %e, "could not delete the project's key-value data");
+    }
     // Its keys are deleted with it; stop honouring them at once (and its users' tokens).
     state.auth.remove_project(&name);
     state.users.forget_project(&name);

@@ -40,6 +40,11 @@ impl DataPlane {
             .layer(middleware::from_fn_with_state(state.clone(), require_key))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .nest_service("/_updraft/auth/v1", auth)
+            .nest_service(
+                "/_updraft/kv/v1",
+                super::super::kv::data_routes(state)
+                    .layer(DefaultBodyLimit::max(super::super::kv::max_body(state))),
+            )
             .fallback(|| async {
                 ApiError::new(
                     Code::RouteNotFound,

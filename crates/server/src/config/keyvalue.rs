@@ -1,0 +1,47 @@
+//! `[key_value]`: the key-value service's limits (see docs/database.md).
+
+use updraft_manifest::parse_size;
+use updraft_services::kv::KvConfig;
+
+use super::raw::RawKeyValue;
+
+/// Checks the `[key_value]` table; errors name the key.
+pub(super) fn parse(raw: &RawKeyValue) -> Result<KvConfig, String> {
+    let d = KvConfig::default();
+    let size = |key: &str, v: &Option<String>, default: u64, min: u64| match v {
+        None => Ok(default),
+        Some(s) => match parse_size(s) {
+            Ok(n) if n >= min => Ok(n),
+            Ok(_) => Err(format!("key_value.{key}: must be at least {min} bytes")),
+            Err(e) => Err(format!("key_value.{key}: {e}")),
+        },
+    };
+    let count = |key: &str, v: Option<usize>, default: usize| match v {
+        Some(0) => Err(format!("key_value.{key}: must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    Ok(KvConfig {
+        max_key_bytes: to_usize(size(
+            "max_key_bytes",
+            &raw.max_key_bytes,
+            d.max_key_bytes as u64,
+            16,
+        )?),
+        max_value_bytes: to_usize(size(
+            "max_value_bytes",
+            &raw.max_value_bytes,
+            d.max_value_bytes as u64,
+            1,
+        )?),
+        max_project_bytes: size(
+            "max_project_bytes",
+            &raw.max_project_bytes,
+            d.max_project_bytes,
+            1,
+        )?,
+        max_batch: count("max_batch", raw.max_batch, d.max_batch)?,
+        page: count("page_size", raw.page_size, d.page)?,
+    })
+}

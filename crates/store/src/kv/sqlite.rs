@@ -1,0 +1,507 @@
+//! [`DataStore`]: the SQLite backend of [`KvStore`], in its own database file (`data.db`) so
+//! application data never queues behind deploys or log batches. Writes go through the group-
+//! committing writer thread (`synchronous = FULL`: durable when they return); reads use a small
+//! pool of read-only connections on the caller's thread (WAL: readers never wait for the
+//! writer, and a point read takes microseconds).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::writer::{Ctx, Writer};
+use super::{
+    Condition, KvEntry, KvOp, KvOutcome, KvStore, KvStoreInfo, KvUsage, KvWrite, prefix_end,
+};
+use crate::{StoreError, io_err, lock, now_ms};
+
+/// Read connections kept open between reads.
+const READERS: usize = 8;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE data_meta (seq INTEGER NOT NULL);
+INSERT INTO data_meta (seq) VALUES (0);
+CREATE TABLE kv_stores (
+    project     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (project, name)
+) WITHOUT ROWID;
+CREATE TABLE kv (
+    project     TEXT NOT NULL,
+    store       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       BLOB NOT NULL,
+    revision    INTEGER NOT NULL,
+    expires_at  INTEGER,
+    PRIMARY KEY (project, store, key)
+) WITHOUT ROWID;
+CREATE INDEX kv_by_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE kv_usage (
+    project     TEXT PRIMARY KEY,
+    keys        INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL
+) WITHOUT ROWID;
+"#];
+
+/// The SQLite backend of [`KvStore`]: `data.db` in the data directory. Cheap to clone.
+#[derive(Clone)]
+pub struct DataStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl DataStore {
+    /// Opens (creating if needed) `data.db` in `dir`, running migrations.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the directory or database cannot be created or opened.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let path = dir.join("data.db");
+        let conn = open_writer(&path)?;
+        let seq: i64 = conn.query_row("SELECT seq FROM data_meta", [], |r| r.get(0))?;
+        let writer = Writer::start(conn, u64::try_from(seq).unwrap_or(0))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` on a read connection from the pool (opening one if none is free).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = lock(&self.inner.readers).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_reader(&self.inner.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = lock(&self.inner.readers);
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        out
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ctx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write(f).await
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a group is on disk when its writes are answered (survives a crash of the machine,
+    // not only of the process).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    if version < MIGRATIONS.len() {
+        let tx = conn.transaction()?;
+        for m in &MIGRATIONS[version..] {
+            tx.execute_batch(m)?;
+        }
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(MIGRATIONS.len()).unwrap_or(0),
+        )?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<KvEntry> {
+    Ok(KvEntry {
+        value: row.get(0)?,
+        revision: to_u64(row.get(1)?),
+        expires_at: row.get(2)?,
+    })
+}
+
+const GET: &str = "SELECT value, revision, expires_at FROM kv
+     WHERE project = ?1 AND store = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)";
+
+fn store_exists(conn: &Connection, project: &str, store: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM kv_stores WHERE project = ?1 AND name = ?2",
+            params![project, store],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Adds `keys` and `bytes` (either may be negative) to the project's usage.
+fn add_usage(conn: &Connection, project: &str, keys: i64, bytes: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO kv_usage (project, keys, bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (project) DO UPDATE SET keys = keys + ?2, bytes = bytes + ?3",
+        params![project, keys, bytes],
+    )?;
+    Ok(())
+}
+
+fn usage(conn: &Connection, project: &str) -> Result<KvUsage, StoreError> {
+    let found = conn
+        .query_row(
+            "SELECT keys, bytes FROM kv_usage WHERE project = ?1",
+            [project],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .optional()?;
+    Ok(found
+        .map(|(keys, bytes)| KvUsage {
+            keys: to_u64(keys),
+            bytes: to_u64(bytes),
+        })
+        .unwrap_or_default())
+}
+
+/// Applies one batch inside the writer's transaction.
+fn apply(
+    ctx: &mut Ctx<'_>,
+    project: &str,
+    store: &str,
+    writes: Vec<KvWrite>,
+    quota: Option<u64>,
+    now: i64,
+) -> Result<Vec<KvOutcome>, StoreError> {
+    let conn = ctx.conn;
+    if !store_exists(conn, project, store)? {
+        return Err(StoreError::NoSuchKvStore {
+            store: store.to_owned(),
+        });
+    }
+    let (mut dkeys, mut dbytes) = (0i64, 0i64);
+    let mut outcomes = Vec::with_capacity(writes.len());
+    for w in writes {
+        // The live row, if any (an expired row is replaced as if absent).
+        let row = conn
+            .query_row(
+                "SELECT value, revision, expires_at, expires_at IS NOT NULL AND expires_at <= ?4
+                 FROM kv WHERE project = ?1 AND store = ?2 AND key = ?3",
+                params![project, store, w.key, now],
+                |r| Ok((entry(r)?, r.get::<_, bool>(3)?)),
+            )
+            .optional()?;
+        let stored = row.as_ref().map(|(e, _)| e);
+        let live = row.as_ref().filter(|(_, expired)| !expired).map(|(e, _)| e);
+        let holds = match w.condition {
+            Condition::Any => true,
+            Condition::Absent => live.is_none(),
+            Condition::Revision(r) => live.is_some_and(|e| e.revision == r),
+        };
+        if !holds {
+            ctx.rollback = true;
+            outcomes.push(KvOutcome::ConditionFailed {
+                current: live.map(|e| e.revision),
+            });
+            return Ok(outcomes);
+        }
+        let old_size = stored.map(|e| size(&w.key, &e.value));
+        let (new_value, expires_at, outcome) = match w.op {
+            KvOp::Delete => {
+                if stored.is_some() {
+                    conn.execute(
+                        "DELETE FROM kv WHERE project = ?1 AND store = ?2 AND key = ?3",
+                        params![project, store, w.key],
+                    )?;
+                    dkeys -= 1;
+                    dbytes -= old_size.unwrap_or(0);
+                }
+                outcomes.push(KvOutcome::Deleted {
+                    existed: live.is_some(),
+                });
+                continue;
+            }
+            KvOp::Put { value, expires_at } => {
+                let revision = ctx.next_revision();
+                (value, expires_at, KvOutcome::Written { revision })
+            }
+            KvOp::Increment(delta) => {
+                let current = match live {
+                    None => 0,
+                    Some(e) => std::str::from_utf8(&e.value)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i64>().ok())
+                        .ok_or_else(|| StoreError::NotAnInteger { key: w.key.clone() })?,
+                };
+                let value = current
+                    .checked_add(delta)
+                    .ok_or_else(|| StoreError::IntegerOverflow { key: w.key.clone() })?;
+                let revision = ctx.next_revision();
+                (
+                    value.to_string().into_bytes(),
+                    live.and_then(|e| e.expires_at),
+                    KvOutcome::Incremented { value, revision },
+                )
+            }
+        };
+        let revision = match outcome {
+            KvOutcome::Written { revision } | KvOutcome::Incremented { revision, .. } => revision,
+            _ => 0,
+        };
+        let new_size = size(&w.key, &new_value);
+        conn.execute(
+            "INSERT INTO kv (project, store, key, value, revision, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (project, store, key) DO UPDATE
+             SET value = ?4, revision = ?5, expires_at = ?6",
+            params![
+                project,
+                store,
+                w.key,
+                new_value,
+                to_i64(revision),
+                expires_at
+            ],
+        )?;
+        if old_size.is_none() {
+            dkeys += 1;
+        }
+        dbytes += new_size - old_size.unwrap_or(0);
+        outcomes.push(outcome);
+    }
+    if let Some(limit) = quota
+        && dbytes > 0
+    {
+        let needed = usage(conn, project)?.bytes.saturating_add(to_u64(dbytes));
+        if needed > limit {
+            return Err(StoreError::QuotaExceeded { limit, needed });
+        }
+    }
+    if dkeys != 0 || dbytes != 0 {
+        add_usage(conn, project, dkeys, dbytes)?;
+    }
+    Ok(outcomes)
+}
+
+/// What a key and value count against the quota.
+fn size(key: &str, value: &[u8]) -> i64 {
+    i64::try_from(key.len() + value.len()).unwrap_or(i64::MAX)
+}
+
+/// Deletes the keys of one store (or of every store of the project), fixing usage.
+fn delete_keys(conn: &Connection, project: &str, store: Option<&str>) -> Result<(), StoreError> {
+    let (keys, bytes): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(value)), 0)
+         FROM kv WHERE project = ?1 AND (?2 IS NULL OR store = ?2)",
+        params![project, store],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    conn.execute(
+        "DELETE FROM kv WHERE project = ?1 AND (?2 IS NULL OR store = ?2)",
+        params![project, store],
+    )?;
+    add_usage(conn, project, -keys, -bytes)
+}
+
+#[async_trait::async_trait]
+impl KvStore for DataStore {
+    async fn kv_create_store(&self, project: &str, store: &str) -> Result<bool, StoreError> {
+        let (p, s) = (project.to_owned(), store.to_owned());
+        self.write(move |ctx| {
+            Ok(ctx.conn.execute(
+                "INSERT OR IGNORE INTO kv_stores (project, name, created_at) VALUES (?1, ?2, ?3)",
+                params![p, s, now_ms()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn kv_stores(&self, project: &str) -> Result<Vec<KvStoreInfo>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT s.name, s.created_at, count(k.key),
+                        coalesce(sum(length(CAST(k.key AS BLOB)) + length(k.value)), 0)
+                 FROM kv_stores s LEFT JOIN kv k ON k.project = s.project AND k.store = s.name
+                 WHERE s.project = ?1 GROUP BY s.name ORDER BY s.name",
+            )?;
+            let rows = stmt.query_map([project], |r| {
+                Ok(KvStoreInfo {
+                    name: r.get(0)?,
+                    created_at: r.get(1)?,
+                    keys: to_u64(r.get(2)?),
+                    bytes: to_u64(r.get(3)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn kv_has_store(&self, project: &str, store: &str) -> Result<bool, StoreError> {
+        self.read(|conn| store_exists(conn, project, store))
+    }
+
+    async fn kv_delete_store(&self, project: &str, store: &str) -> Result<bool, StoreError> {
+        let (p, s) = (project.to_owned(), store.to_owned());
+        self.write(move |ctx| {
+            delete_keys(ctx.conn, &p, Some(&s))?;
+            Ok(ctx.conn.execute(
+                "DELETE FROM kv_stores WHERE project = ?1 AND name = ?2",
+                params![p, s],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn kv_delete_project(&self, project: &str) -> Result<(), StoreError> {
+        let p = project.to_owned();
+        self.write(move |ctx| {
+            delete_keys(ctx.conn, &p, None)?;
+            ctx.conn
+                .execute("DELETE FROM kv_stores WHERE project = ?1", [&p])?;
+            ctx.conn
+                .execute("DELETE FROM kv_usage WHERE project = ?1", [&p])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn kv_get(
+        &self,
+        project: &str,
+        store: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<KvEntry>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(GET)?
+                .query_row(params![project, store, key, now], entry)
+                .optional()?)
+        })
+    }
+
+    async fn kv_get_many(
+        &self,
+        project: &str,
+        store: &str,
+        keys: &[String],
+        now: i64,
+    ) -> Result<Vec<Option<KvEntry>>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(GET)?;
+            keys.iter()
+                .map(|k| {
+                    Ok(stmt
+                        .query_row(params![project, store, k, now], entry)
+                        .optional()?)
+                })
+                .collect()
+        })
+    }
+
+    async fn kv_write(
+        &self,
+        project: &str,
+        store: &str,
+        writes: Vec<KvWrite>,
+        quota: Option<u64>,
+        now: i64,
+    ) -> Result<Vec<KvOutcome>, StoreError> {
+        let (p, s) = (project.to_owned(), store.to_owned());
+        self.write(move |ctx| apply(ctx, &p, &s, writes, quota, now))
+            .await
+    }
+
+    async fn kv_list(
+        &self,
+        project: &str,
+        store: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let end = prefix_end(prefix);
+        // A cursor before the prefix is no cursor.
+        let from = after.filter(|a| *a >= prefix).map(str::to_owned);
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT key FROM kv
+                 WHERE project = ?1 AND store = ?2 AND key >= ?3 AND (?4 IS NULL OR key > ?4)
+                   AND (?5 IS NULL OR key < ?5) AND (expires_at IS NULL OR expires_at > ?6)
+                 ORDER BY key LIMIT ?7",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    project,
+                    store,
+                    prefix,
+                    from,
+                    end,
+                    now,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| r.get(0),
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn kv_usage(&self, project: &str) -> Result<KvUsage, StoreError> {
+        self.read(|conn| usage(conn, project))
+    }
+
+    async fn kv_purge_expired(&self, now: i64, limit: usize) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write(move |ctx| {
+            let conn = ctx.conn;
+            let expired: Vec<(String, String, String, i64)> = conn
+                .prepare(
+                    "SELECT project, store, key, length(CAST(key AS BLOB)) + length(value)
+                     FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2",
+                )?
+                .query_map(params![now, limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (project, store, key, bytes) in &expired {
+                conn.execute(
+                    "DELETE FROM kv WHERE project = ?1 AND store = ?2 AND key = ?3",
+                    params![project, store, key],
+                )?;
+                add_usage(conn, project, -1, -bytes)?;
+            }
+            Ok(expired.len() as u64)
+        })
+        .await
+    }
+}

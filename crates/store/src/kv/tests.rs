@@ -1,0 +1,42 @@
+//! The key-value conformance suite against the SQLite backend, and its own details.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use super::{DataStore, KvStore, prefix_end};
+use crate::conformance::KvSubject;
+
+struct Sqlite(tempfile::TempDir);
+
+impl Sqlite {
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+}
+
+#[async_trait::async_trait]
+impl KvSubject for Sqlite {
+    async fn fresh(&self) -> Arc<dyn KvStore> {
+        Arc::new(DataStore::open(self.0.path()).unwrap())
+    }
+
+    async fn reopen(&self, store: Arc<dyn KvStore>) -> Arc<dyn KvStore> {
+        drop(store);
+        Arc::new(DataStore::open(self.0.path()).unwrap())
+    }
+}
+
+mod conformance {
+    use super::Sqlite;
+    crate::kv_conformance!(Sqlite::new());
+}
+
+#[test]
+fn prefix_ends_are_the_next_string_past_the_prefix() {
+    assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+    assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+    assert_eq!(prefix_end("\u{D7FF}").as_deref(), Some("\u{E000}"));
+    assert_eq!(prefix_end(""), None);
+    assert_eq!(prefix_end("\u{10FFFF}"), None);
+}
