@@ -209,6 +209,10 @@ impl Registry {
             canary,
             keep: self.config.keep_versions,
         };
+        // Every function's stores, changed or not (one may have been dropped by hand).
+        for f in &functions {
+            self.ensure_stores(project, &f.spec).await?;
+        }
         let mut preloaded = HashMap::new();
         for f in &changed {
             // Artifacts are stored once for every project; a project deploys only those it
@@ -229,7 +233,6 @@ impl Registry {
                 ));
             }
             let secrets = self.secret_values(project, [&f.spec]).await?;
-            self.ensure_stores(project, &f.spec).await?;
             let limits = self.config.limits.resolve(&f.spec);
             let name = f.spec.name.as_str();
             let runtime = self.runtime((project, name), &f.digest, &f.spec, &limits, &secrets);

@@ -462,6 +462,14 @@ async fn the_http_api_answers_bad_callers_clearly() {
         .await
         .unwrap();
     expect_error(r, 413, "payload_too_large").await;
+    // Past the mount's body limit too: still JSON naming the limit, not the framework's text.
+    let r = send(Method::PUT, "/stores/notes/keys/huge", &deployer)
+        .body(vec![b'x'; 64 << 10])
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(r, 413, "payload_too_large").await;
+    assert!(body.to_string().contains("max_value_bytes"), "{body}");
     for i in 0..3 {
         let r = send(
             Method::PUT,

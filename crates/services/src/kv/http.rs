@@ -143,6 +143,16 @@ fn condition(headers: &HeaderMap) -> Result<Condition, Fail> {
         })
 }
 
+/// The message for a body the mount's limit refused (or could not read).
+fn too_large(kv: &KeyValueService, e: &axum::extract::rejection::BytesRejection) -> String {
+    format!(
+        "the request body could not be read ({}); values may have at most {} bytes \
+         (`[key_value] max_value_bytes`)",
+        e.body_text(),
+        kv.config.max_value_bytes
+    )
+}
+
 fn failed(current: Option<u64>) -> Fail {
     Fail(
         Code::PreconditionFailed,
@@ -297,9 +307,10 @@ async fn put(
     Path((store, key)): Path<(String, String)>,
     q: Result<Query<PutQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Answer {
     writer(&c)?;
+    let body = body.map_err(|e| Fail(Code::PayloadTooLarge, too_large(&kv, &e)))?;
     store_name(&store)?;
     let Query(q) = q.map_err(|e| Fail(Code::BadRequest, e.body_text()))?;
     let expires_at = match q.ttl {

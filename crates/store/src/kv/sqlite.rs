@@ -158,32 +158,28 @@ const GET: &str = "SELECT value, revision, expires_at FROM kv
 
 fn store_exists(conn: &Connection, project: &str, store: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT 1 FROM kv_stores WHERE project = ?1 AND name = ?2",
-            params![project, store],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM kv_stores WHERE project = ?1 AND name = ?2")?
+        .query_row(params![project, store], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 /// Adds `keys` and `bytes` (either may be negative) to the project's usage.
 fn add_usage(conn: &Connection, project: &str, keys: i64, bytes: i64) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO kv_usage (project, keys, bytes) VALUES (?1, ?2, ?3)
          ON CONFLICT (project) DO UPDATE SET keys = keys + ?2, bytes = bytes + ?3",
-        params![project, keys, bytes],
-    )?;
+    )?
+    .execute(params![project, keys, bytes])?;
     Ok(())
 }
 
 fn usage(conn: &Connection, project: &str) -> Result<KvUsage, StoreError> {
     let found = conn
-        .query_row(
-            "SELECT keys, bytes FROM kv_usage WHERE project = ?1",
-            [project],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )
+        .prepare_cached("SELECT keys, bytes FROM kv_usage WHERE project = ?1")?
+        .query_row([project], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })
         .optional()?;
     Ok(found
         .map(|(keys, bytes)| KvUsage {
@@ -213,12 +209,13 @@ fn apply(
     for w in writes {
         // The live row, if any (an expired row is replaced as if absent).
         let row = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT value, revision, expires_at, expires_at IS NOT NULL AND expires_at <= ?4
                  FROM kv WHERE project = ?1 AND store = ?2 AND key = ?3",
-                params![project, store, w.key, now],
-                |r| Ok((entry(r)?, r.get::<_, bool>(3)?)),
-            )
+            )?
+            .query_row(params![project, store, w.key, now], |r| {
+                Ok((entry(r)?, r.get::<_, bool>(3)?))
+            })
             .optional()?;
         let stored = row.as_ref().map(|(e, _)| e);
         let live = row.as_ref().filter(|(_, expired)| !expired).map(|(e, _)| e);
@@ -238,10 +235,10 @@ fn apply(
         let (new_value, expires_at, outcome) = match w.op {
             KvOp::Delete => {
                 if stored.is_some() {
-                    conn.execute(
+                    conn.prepare_cached(
                         "DELETE FROM kv WHERE project = ?1 AND store = ?2 AND key = ?3",
-                        params![project, store, w.key],
-                    )?;
+                    )?
+                    .execute(params![project, store, w.key])?;
                     dkeys -= 1;
                     dbytes -= old_size.unwrap_or(0);
                 }
@@ -278,20 +275,20 @@ fn apply(
             _ => 0,
         };
         let new_size = size(&w.key, &new_value);
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO kv (project, store, key, value, revision, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (project, store, key) DO UPDATE
              SET value = ?4, revision = ?5, expires_at = ?6",
-            params![
-                project,
-                store,
-                w.key,
-                new_value,
-                to_i64(revision),
-                expires_at
-            ],
-        )?;
+        )?
+        .execute(params![
+            project,
+            store,
+            w.key,
+            new_value,
+            to_i64(revision),
+            expires_at
+        ])?;
         if old_size.is_none() {
             dkeys += 1;
         }
@@ -325,10 +322,8 @@ fn delete_keys(conn: &Connection, project: &str, store: Option<&str>) -> Result<
         params![project, store],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    conn.execute(
-        "DELETE FROM kv WHERE project = ?1 AND (?2 IS NULL OR store = ?2)",
-        params![project, store],
-    )?;
+    conn.prepare_cached("DELETE FROM kv WHERE project = ?1 AND (?2 IS NULL OR store = ?2)")?
+        .execute(params![project, store])?;
     add_usage(conn, project, -keys, -bytes)
 }
 
@@ -337,8 +332,9 @@ impl KvStore for DataStore {
     async fn kv_create_store(&self, project: &str, store: &str) -> Result<bool, StoreError> {
         let (p, s) = (project.to_owned(), store.to_owned());
         self.write(move |ctx| {
-            Ok(ctx.conn.execute(
+            Ok(ctx.conn.prepare_cached(
                 "INSERT OR IGNORE INTO kv_stores (project, name, created_at) VALUES (?1, ?2, ?3)",
+                )?.execute(
                 params![p, s, now_ms()],
             )? == 1)
         })
@@ -373,10 +369,11 @@ impl KvStore for DataStore {
         let (p, s) = (project.to_owned(), store.to_owned());
         self.write(move |ctx| {
             delete_keys(ctx.conn, &p, Some(&s))?;
-            Ok(ctx.conn.execute(
-                "DELETE FROM kv_stores WHERE project = ?1 AND name = ?2",
-                params![p, s],
-            )? == 1)
+            Ok(ctx
+                .conn
+                .prepare_cached("DELETE FROM kv_stores WHERE project = ?1 AND name = ?2")?
+                .execute(params![p, s])?
+                == 1)
         })
         .await
     }
@@ -494,10 +491,10 @@ impl KvStore for DataStore {
                 })?
                 .collect::<Result<_, _>>()?;
             for (project, store, key, bytes) in &expired {
-                conn.execute(
+                conn.prepare_cached(
                     "DELETE FROM kv WHERE project = ?1 AND store = ?2 AND key = ?3",
-                    params![project, store, key],
-                )?;
+                )?
+                .execute(params![project, store, key])?;
                 add_usage(conn, project, -1, -bytes)?;
             }
             Ok(expired.len() as u64)

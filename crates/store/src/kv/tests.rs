@@ -40,3 +40,41 @@ fn prefix_ends_are_the_next_string_past_the_prefix() {
     assert_eq!(prefix_end(""), None);
     assert_eq!(prefix_end("\u{10FFFF}"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn write_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = Arc::new(DataStore::open(dir.path()).unwrap());
+    kv.kv_create_store("p", "s").await.unwrap();
+    for conc in [1usize, 32] {
+        let start = std::time::Instant::now();
+        let n = 4000 / conc;
+        let mut tasks = Vec::new();
+        for c in 0..conc {
+            let kv = kv.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..n {
+                    kv.kv_write(
+                        "p",
+                        "s",
+                        vec![super::KvWrite::put(format!("k{c}-{i}"), vec![b'x'; 64])],
+                        Some(1 << 30),
+                        0,
+                    )
+                    .await
+                    .unwrap();
+                    kv.kv_get("p", "s", "k", 0).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let el = start.elapsed();
+        eprintln!(
+            "conc {conc}: {} writes/s",
+            (n * conc) as f64 / el.as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# What key-value calls cost a guest. The same wasi:keyvalue draft2 guest (test-programs/kv-draft2,
+# warm instances) is routed once: `/kv/noop` answers without touching the store (the
+# reference), `/kv/touch/<key>` does one get and one set of a 64-byte value (every set durable:
+# group-committed to data.db with synchronous = FULL). Rounds alternate between the two; the
+# target is touch >= 0.7x noop. A third row reads a key over the HTTP API for comparison. Both
+# run twice: with the server's defaults, and with busy functions' runs kept on the main threads
+# (`[sandbox] long_run_after = "1s"`), since moving them to idle-priority threads costs a
+# function that waits on host calls more than one that does not.
+#
+#   bench/kv.sh
+#   ROUNDS=5 DURATION=20s WRITE_RESULTS=1 bench/kv.sh
+source "$(dirname "$0")/lib.sh"
+
+KV=$(guest kv-draft2)
+mkdir -p "$OUT/app"
+cat >"$OUT/app/updraft.toml" <<TOML
+[app]
+name = "bench"
+[[functions]]
+name = "kv"
+component = "$KV"
+key_value_stores = ["default"]
+instance_reuse = "warm"
+max_reuse = 1000000
+max_concurrency = 1000
+[[functions.http]]
+route = "/kv/..."
+TOML
+cat >"$OUT/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 64)
+LUA
+medians() { for f in 1 2 3; do cut -d' ' -f$f "$1" | median; done | paste -sd' '; }
+
+# One configuration: prints "noop touch api" medians, each "req/s p50 p99".
+run_config() { # name server.toml-text
+  printf '%b' "$2" >"$OUT/server.toml"
+  start_updraft --config "$OUT/server.toml"
+  deploy "$OUT/app"
+  TOKEN=$(cat "$OUT/data/admin-token")
+  # It works: a touch stores the body, and the API reads it back.
+  curl -fsS -o /dev/null -X POST --data-binary 'first' "$DATA/kv/touch/k"
+  [ "$(curl -fsS -H "Authorization: Bearer $TOKEN" "$DATA/_updraft/kv/v1/stores/default/keys/k")" = first ]
+  log "$1: noop vs one get + one set, alternating"
+  rm -f "$OUT/noop.txt" "$OUT/touch.txt" "$OUT/api.txt"
+  measure "$DATA/kv/noop" "$CONNECTIONS" -s "$OUT/post.lua" >/dev/null # warm-up
+  measure "$DATA/kv/touch/k" "$CONNECTIONS" -s "$OUT/post.lua" >/dev/null
+  for _ in $(seq 1 "$ROUNDS"); do
+    measure "$DATA/kv/noop" "$CONNECTIONS" -s "$OUT/post.lua" >>"$OUT/noop.txt"
+    measure "$DATA/kv/touch/k" "$CONNECTIONS" -s "$OUT/post.lua" >>"$OUT/touch.txt"
+    measure "$DATA/_updraft/kv/v1/stores/default/keys/k" "$CONNECTIONS" \
+      -H "Authorization: Bearer $TOKEN" >>"$OUT/api.txt"
+  done
+  stop_updraft
+  read -r NOOP NOOP50 NOOP99 < <(medians "$OUT/noop.txt")
+  read -r TOUCH TOUCH50 TOUCH99 < <(medians "$OUT/touch.txt")
+  read -r API API50 API99 < <(medians "$OUT/api.txt")
+  cat <<ROWS
+| $1 | \`/kv/noop\`: no key-value calls (reference) | $NOOP | $NOOP50 µs | $NOOP99 µs | 1.00x |
+| $1 | \`/kv/touch/k\`: one \`get\`, one \`set\` (64 bytes, durable) | $TOUCH | $TOUCH50 µs | $TOUCH99 µs | **$(ratio "$TOUCH" "$NOOP")x** |
+| $1 | \`GET /_updraft/kv/v1/stores/default/keys/k\` (HTTP API) | $API | $API50 µs | $API99 µs | $(ratio "$API" "$NOOP")x |
+ROWS
+}
+ROWS_DEFAULT=$(run_config "defaults" "")
+ROWS_NOMOVE=$(run_config "long runs not moved" '[sandbox]\nlong_run_after = "1s"\n')
+
+TABLE=$(cat <<TBL
+| server config | request | req/s | p50 | p99 | vs noop |
+| --- | --- | ---: | ---: | ---: | ---: |
+$ROWS_DEFAULT
+$ROWS_NOMOVE
+
+$(date -u +%Y-%m-%d), $(nproc) cores ($CPU_MODEL)${PINNING:+, $PINNING}, test-programs/kv-draft2
+(\`instance_reuse = "warm"\`), wrk -c$CONNECTIONS POST with a 64-byte body, median of $ROUNDS x
+$DURATION per row, alternating. "long runs not moved": \`[sandbox] long_run_after = "1s"\`, so a
+busy function's runs stay on the main threads (see docs/runtime.md).
+TBL
+)
+printf '\n%s\n' "$TABLE"
+write_results kv "$TABLE"
