@@ -1,6 +1,6 @@
 //! Key-value stores for functions and apps: named stores per project on the durable
 //! [`KvStore`], reached by guests through the engine's `wasi:keyvalue` and Spin interfaces
-//! (each function only the stores its manifest grants, see [`KeyValueService::for_function`])
+//! (each function only the stores its manifest grants, see [`Provider`])
 //! and by keys and admins over HTTP (`/_updraft/kv/v1`, [`router`]).
 //!
 //! This module owns the rules: key and value size limits, the per-project storage quota, the
