@@ -16,6 +16,7 @@
 
 pub mod artifacts;
 pub mod auth;
+pub mod docs;
 pub mod kv;
 pub mod metadata;
 pub mod telemetry;
@@ -76,6 +77,15 @@ pub trait KvSubject: Send + Sync {
     async fn fresh(&self) -> Arc<dyn crate::KvStore>;
     /// The same store as `store`, opened again after it is dropped.
     async fn reopen(&self, store: Arc<dyn crate::KvStore>) -> Arc<dyn crate::KvStore>;
+}
+
+/// What the document suite needs of a backend.
+#[async_trait::async_trait]
+pub trait DocSubject: Send + Sync {
+    /// A new, empty store.
+    async fn fresh(&self) -> Arc<dyn crate::DocStore>;
+    /// The same store as `store`, opened again after it is dropped.
+    async fn reopen(&self, store: Arc<dyn crate::DocStore>) -> Arc<dyn crate::DocStore>;
 }
 
 /// What the artifact suite needs of a backend.
@@ -182,6 +192,19 @@ macro_rules! kv_conformance {
             listing_pages_by_prefix,
             the_quota_is_checked_in_the_write,
             projects_do_not_see_each_other,
+        );
+    };
+}
+
+/// The [`DocStore`](crate::DocStore) suite against the [`DocSubject`] `$subject` makes.
+#[macro_export]
+macro_rules! doc_conformance {
+    ($subject:expr) => {
+        $crate::conformance_cases!(docs, $subject;
+            documents_are_written_read_and_kept,
+            conditions_and_revisions_guard_writes,
+            queries_filter_sort_and_page_on_declared_fields,
+            projects_and_collections_do_not_see_each_other,
         );
     };
 }

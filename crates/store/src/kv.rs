@@ -14,9 +14,8 @@
 mod sqlite;
 #[cfg(test)]
 mod tests;
-mod writer;
 
-pub use sqlite::DataStore;
+pub use crate::data::DataStore;
 
 use crate::StoreError;
 

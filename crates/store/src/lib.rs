@@ -30,7 +30,9 @@ mod audit;
 mod auth;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod data;
 mod db;
+pub mod docs;
 mod functions;
 mod keys;
 pub mod kv;
@@ -43,6 +45,9 @@ mod traits;
 pub use artifacts::FsArtifacts;
 pub use audit::{AuditQuery, AuditRecord};
 pub use auth::{MailRecord, OtpRecord, Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
+pub use docs::{
+    DocOp, DocOutcome, DocQuery, DocRecord, DocStore, DocWrite, Filter, FilterOp, is_field_path,
+};
 pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,
     VersionRecord,

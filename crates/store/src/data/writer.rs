@@ -14,17 +14,17 @@ use crate::StoreError;
 const GROUP: usize = 512;
 
 /// What a write sees while it runs.
-pub(super) struct Ctx<'c> {
-    pub(super) conn: &'c Connection,
+pub(crate) struct Ctx<'c> {
+    pub(crate) conn: &'c Connection,
     /// The last revision handed out; a write takes the next ones.
-    pub(super) seq: &'c mut u64,
+    pub(crate) seq: &'c mut u64,
     /// Set to undo this write's changes while still answering `Ok`.
-    pub(super) rollback: bool,
+    pub(crate) rollback: bool,
 }
 
 impl Ctx<'_> {
     /// The next revision.
-    pub(super) fn next_revision(&mut self) -> u64 {
+    pub(crate) fn next_revision(&mut self) -> u64 {
         *self.seq += 1;
         *self.seq
     }
@@ -71,13 +71,13 @@ where
 }
 
 /// The handle to the writer thread; dropping every handle stops it.
-pub(super) struct Writer {
+pub(crate) struct Writer {
     tx: Sender<Box<dyn Job>>,
 }
 
 impl Writer {
     /// Starts the thread on `conn`, whose last revision is `seq`.
-    pub(super) fn start(conn: Connection, seq: u64) -> Result<Self, StoreError> {
+    pub(crate) fn start(conn: Connection, seq: u64) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("updraft-data-writer".into())
@@ -87,7 +87,7 @@ impl Writer {
     }
 
     /// Runs `f` in the next group and returns its result once the group is durable.
-    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Ctx<'_>) -> Result<T, StoreError> + Send + 'static,

@@ -1,0 +1,173 @@
+//! [`DataStore`]: the SQLite backend of application data ([`crate::KvStore`], and the
+//! document store next), in its own database file (`data.db`) so application traffic never
+//! queues behind deploys or log batches. Writes go through the group-committing writer thread
+//! (`synchronous = FULL`: durable when they return); reads use a small pool of read-only
+//! connections on the caller's thread (WAL: readers never wait for the writer, and a point
+//! read takes microseconds).
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+pub(crate) use writer::Ctx;
+use writer::Writer;
+
+use crate::{StoreError, io_err, lock};
+
+/// Read connections kept open between reads.
+const READERS: usize = 8;
+
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE data_meta (seq INTEGER NOT NULL);
+INSERT INTO data_meta (seq) VALUES (0);
+CREATE TABLE kv_stores (
+    project     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (project, name)
+) WITHOUT ROWID;
+CREATE TABLE kv (
+    project     TEXT NOT NULL,
+    store       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       BLOB NOT NULL,
+    revision    INTEGER NOT NULL,
+    expires_at  INTEGER,
+    PRIMARY KEY (project, store, key)
+) WITHOUT ROWID;
+CREATE INDEX kv_by_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE kv_usage (
+    project     TEXT PRIMARY KEY,
+    keys        INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    // Documents: collections with their settings, and the documents (one expression index per
+    // declared field is added when a collection declares it).
+    r#"
+CREATE TABLE doc_collections (
+    project     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (project, name)
+) WITHOUT ROWID;
+CREATE TABLE docs (
+    project     TEXT NOT NULL,
+    collection  TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (project, collection, id)
+);
+"#,
+];
+
+/// The SQLite backend of [`KvStore`]: `data.db` in the data directory. Cheap to clone.
+#[derive(Clone)]
+pub struct DataStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl DataStore {
+    /// Opens (creating if needed) `data.db` in `dir`, running migrations.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the directory or database cannot be created or opened.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let path = dir.join("data.db");
+        let conn = open_writer(&path)?;
+        let seq: i64 = conn.query_row("SELECT seq FROM data_meta", [], |r| r.get(0))?;
+        let writer = Writer::start(conn, u64::try_from(seq).unwrap_or(0))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` on a read connection from the pool (opening one if none is free).
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = lock(&self.inner.readers).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_reader(&self.inner.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = lock(&self.inner.readers);
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in the writer's next group; returns once the group is durable.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ctx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write(f).await
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a group is on disk when its writes are answered (survives a crash of the machine,
+    // not only of the process).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    if version < MIGRATIONS.len() {
+        let tx = conn.transaction()?;
+        for m in &MIGRATIONS[version..] {
+            tx.execute_batch(m)?;
+        }
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(MIGRATIONS.len()).unwrap_or(0),
+        )?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
