@@ -80,6 +80,10 @@ pub enum Code {
     PreconditionFailed,
     /// The project's stored data would pass its storage quota.
     StorageQuotaExceeded,
+    /// No document collection has this name (in the project).
+    CollectionNotFound,
+    /// The collection has no document with this id.
+    DocumentNotFound,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -129,7 +133,9 @@ impl Code {
             | Code::SecretNotFound
             | Code::UserNotFound
             | Code::StoreNotFound
-            | Code::ItemNotFound => StatusCode::NOT_FOUND,
+            | Code::ItemNotFound
+            | Code::CollectionNotFound
+            | Code::DocumentNotFound => StatusCode::NOT_FOUND,
             Code::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Code::StorageQuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -24,6 +24,7 @@
 //! # Ok::<(), updraft_manifest::ManifestError>(())
 //! ```
 
+mod collections;
 mod error;
 mod outbound;
 mod policy;
@@ -32,6 +33,7 @@ mod schedule;
 mod schema;
 mod units;
 
+pub use collections::{Collection, RULE_OPERATIONS, is_field_path, is_store_name};
 pub use error::{ManifestError, Problem};
 pub use outbound::{OutboundHost, OutboundHostError};
 pub use policy::RoutePolicy;
@@ -43,6 +45,6 @@ pub use schema::{
     DEFAULT_TIMEOUT, Function, HttpTrigger, InstanceReuse, LIVE, MAX_BATCH_SIZE, MAX_BODY,
     MAX_IDLE_TIMEOUT, MAX_MAX_ATTEMPTS, MAX_MAX_CONCURRENCY, MAX_MAX_REUSE, MAX_MEMORY,
     MAX_TIMEOUT, Manifest, Method, Name, NameError, QueueTrigger, QuotaMetric, QuotaPeriod, Quotas,
-    Retry, ScheduleTrigger, TopicTrigger, is_env_name, is_store_name,
+    Retry, ScheduleTrigger, TopicTrigger, is_env_name,
 };
 pub use units::{ByteSize, format_duration, format_size, parse_duration, parse_size};

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::collections::is_store_name;
 use crate::error::{Locator, ManifestError, Problem, Step, render_path};
 use crate::outbound::OutboundHost;
 use crate::policy::RoutePolicy;
@@ -64,6 +65,8 @@ struct RawManifest {
     app: RawApp,
     #[serde(default)]
     functions: Vec<RawFunction>,
+    #[serde(default)]
+    collections: Vec<crate::collections::RawCollection>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +158,9 @@ pub struct Manifest {
     pub app: App,
     /// The `[[functions]]` tables, in file order.
     pub functions: Vec<Function>,
+    /// The `[[collections]]` tables: the app's document collections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<crate::Collection>,
 }
 
 /// The `[app]` table.
@@ -615,16 +621,6 @@ impl Manifest {
     }
 }
 
-/// Whether `name` is a valid key-value store name: 1 to 63 of `a-z`, `0-9`, `-`, `_`,
-/// starting with a letter or digit.
-pub fn is_store_name(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.starts_with(|ch: char| ch.is_ascii_alphanumeric())
-}
-
 /// Whether `k` is a valid environment variable (and secret) name.
 pub fn is_env_name(k: &str) -> bool {
     (1..=255).contains(&k.len())
@@ -904,9 +900,14 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             topic,
         });
     }
+    let (collections, problems) = crate::collections::validate(raw.collections);
+    for (path, message) in problems {
+        c.report(&path, message);
+    }
     Manifest {
         app: App { name: app_name },
         functions,
+        collections,
     }
 }
 

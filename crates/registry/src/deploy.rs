@@ -122,6 +122,16 @@ impl Registry {
                 ));
             }
         }
+        if !manifest.collections.is_empty() {
+            let Some(sink) = &self.stores.collections else {
+                return Err(Error::new(
+                    Code::InvalidManifest,
+                    format!("{file}: this server has no document service for [[collections]]"),
+                ));
+            };
+            sink.check(&manifest.collections)
+                .map_err(|e| Error::new(Code::InvalidManifest, format!("{file}: {e}")))?;
+        }
         let mut functions = Vec::new();
         for f in &manifest.functions {
             let digest = req.artifacts.get(f.name.as_str()).ok_or_else(|| {
@@ -209,6 +219,13 @@ impl Registry {
             canary,
             keep: self.config.keep_versions,
         };
+        if let Some(sink) = &self.stores.collections
+            && !manifest.collections.is_empty()
+        {
+            sink.apply(project, &manifest.collections)
+                .await
+                .map_err(|e| Error::internal("applying the app's collections", e))?;
+        }
         // Every function's stores, changed or not (one may have been dropped by hand).
         for f in &functions {
             self.ensure_stores(project, &f.spec).await?;

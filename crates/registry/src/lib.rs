@@ -28,6 +28,7 @@
 mod aliases;
 mod build;
 mod canary;
+mod collections;
 mod deploy;
 mod gc;
 mod limits;
@@ -39,6 +40,7 @@ mod views;
 
 pub use aliases::RollbackOutcome;
 pub use canary::CanaryConfig;
+pub use collections::CollectionSink;
 pub use limits::{Effective, Limits};
 pub use projects::domain_name;
 pub use routes::{Lookup, Route, RouteConflict, RouteTable};
@@ -245,6 +247,9 @@ pub struct Stores {
     /// Key-value stores for functions granted them (`None`: a function listing
     /// `key_value_stores` cannot be deployed).
     pub key_value: Option<Arc<dyn updraft_dispatch::kv::KeyValueProvider>>,
+    /// Document collections apps declare (`None`: an app declaring `[[collections]]` cannot
+    /// be deployed).
+    pub collections: Option<Arc<dyn CollectionSink>>,
 }
 
 /// The registry. Share it behind an `Arc`.

@@ -78,6 +78,7 @@ async fn env() -> Env {
             telemetry: Arc::new(store),
             secrets: Arc::new(NoSecrets),
             key_value: None,
+            collections: None,
         },
         Arc::new(Provider::default()),
         dispatcher,

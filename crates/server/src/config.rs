@@ -73,6 +73,11 @@
 //! max_batch = 1000              # keys in one batch call
 //! page_size = 1000              # keys in one page of a listing
 //!
+//! [documents]                   # document collections (see database.md)
+//! max_document_bytes = "1MiB"   # largest document's JSON
+//! page_size = 100               # documents per page when a query names no limit
+//! max_page = 1000               # most documents per page
+//!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key
 //!
@@ -199,6 +204,8 @@ pub struct FileConfig {
     pub auth: updraft_services::auth::AuthConfig,
     /// Key-value limits (`[key_value]`).
     pub key_value: updraft_services::kv::KvConfig,
+    /// Document limits (`[documents]`).
+    pub documents: updraft_services::docs::DocConfig,
     /// Proxies whose `X-Forwarded-For` names the client (`[auth] trusted_proxies`), for the
     /// auth API's rate limits.
     pub trusted_proxies: Vec<Cidr>,
@@ -247,6 +254,7 @@ impl Default for FileConfig {
             audit_max_age: Duration::from_secs(365 * 86_400),
             auth: updraft_services::auth::AuthConfig::default(),
             key_value: updraft_services::kv::KvConfig::default(),
+            documents: updraft_services::docs::DocConfig::default(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -551,6 +559,7 @@ impl FileConfig {
             audit_max_age: duration("audit.max_age", &raw.audit.max_age, defaults.audit_max_age)?,
             auth: sections::auth(&raw.auth, &defaults.auth).map_err(err)?,
             key_value: keyvalue::parse(&raw.key_value).map_err(err)?,
+            documents: keyvalue::documents(&raw.documents).map_err(err)?,
             trusted_proxies: sections::trusted_proxies(&raw.auth).map_err(err)?,
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,

@@ -44,6 +44,7 @@
 
 mod artifacts;
 mod audit;
+mod docs;
 mod functions;
 mod keys;
 mod kv;
@@ -55,6 +56,7 @@ mod secrets;
 mod usage;
 mod users;
 
+pub(crate) use docs::Collections;
 pub(crate) use queues::DataPlane;
 
 use std::sync::Arc;

@@ -104,6 +104,8 @@ pub(crate) struct State {
     pub(crate) users: Arc<updraft_services::auth::Auth>,
     /// Key-value stores (`/_updraft/kv/v1`, `/v1/kv`, and functions' `wasi:keyvalue`).
     pub(crate) kv: Arc<updraft_services::kv::KeyValueService>,
+    /// Document collections (`/_updraft/db/v1`).
+    pub(crate) docs: Arc<updraft_services::docs::DocService>,
     /// Access tokens the gateway has verified.
     pub(crate) user_tokens: Arc<UserTokens>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -232,12 +234,15 @@ impl Server {
             &config.data_dir,
             config.file.secrets_key_file.as_deref(),
         )?);
-        let kv = updraft_services::kv::KeyValueService::new(
-            Arc::new(data),
-            config.file.key_value.clone(),
-        );
+        let data = Arc::new(data);
+        let kv =
+            updraft_services::kv::KeyValueService::new(data.clone(), config.file.key_value.clone());
+        let mut doc_config = config.file.documents.clone();
+        doc_config.max_project_bytes = config.file.key_value.max_project_bytes;
+        let docs = updraft_services::docs::DocService::new(data, doc_config);
         let stores = Stores {
             key_value: Some(Arc::new(updraft_services::kv::Provider(kv.clone()))),
+            collections: Some(Arc::new(control::Collections(docs.clone()))),
             metadata: metadata.clone(),
             artifacts: artifacts.clone(),
             telemetry: telemetry_store.clone(),
@@ -285,6 +290,7 @@ impl Server {
             secret_key,
             users,
             kv,
+            docs,
             user_tokens,
             trusted_proxies: config.file.trusted_proxies.clone(),
             auth,

@@ -9,4 +9,5 @@
 //! the composition root mounts its router and hands the gateway its verifier.
 
 pub mod auth;
+pub mod docs;
 pub mod kv;

@@ -1,5 +1,5 @@
-//! [`DataStore`]: the SQLite backend of application data ([`crate::KvStore`], and the
-//! document store next), in its own database file (`data.db`) so application traffic never
+//! [`DataStore`]: the SQLite backend of application data ([`crate::KvStore`] and
+//! [`crate::DocStore`]), in its own database file (`data.db`) so application traffic never
 //! queues behind deploys or log batches. Writes go through the group-committing writer thread
 //! (`synchronous = FULL`: durable when they return); reads use a small pool of read-only
 //! connections on the caller's thread (WAL: readers never wait for the writer, and a point
@@ -70,7 +70,8 @@ CREATE TABLE docs (
 "#,
 ];
 
-/// The SQLite backend of [`KvStore`]: `data.db` in the data directory. Cheap to clone.
+/// The SQLite backend of [`crate::KvStore`] and [`crate::DocStore`]: `data.db` in the data
+/// directory. Cheap to clone.
 #[derive(Clone)]
 pub struct DataStore {
     inner: Arc<Inner>,

@@ -122,16 +122,7 @@ pub struct DocQuery {
 /// Most values in one `in` filter (more are ignored: the service refuses them first).
 pub const MAX_IN_VALUES: usize = 100;
 
-/// Whether `field` is a valid field path: dot-separated names of letters, digits and `_`, not
-/// starting with a digit, at most 128 bytes. (Paths are written into index expressions, so
-/// nothing else may pass.)
-pub fn is_field_path(field: &str) -> bool {
-    (1..=128).contains(&field.len())
-        && field.split('.').all(|part| {
-            part.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        })
-}
+pub use updraft_manifest::is_field_path;
 
 /// JSON document collections, per project. Every write is durable when it returns.
 #[async_trait::async_trait]

@@ -13,15 +13,15 @@ use updraft_test_guests::{HTTP_ECHO, PY_CLIENTS};
 
 use crate::support::{TestServer, expect_error};
 
-pub(super) const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
-pub(super) fn auth_url(s: &TestServer, path: &str) -> String {
+pub(crate) fn auth_url(s: &TestServer, path: &str) -> String {
     s.url(&format!("/_updraft/auth/v1{path}"))
 }
 
 /// POSTs to the auth API with `Host: host` (`localhost`: the host the URL names, as clients
 /// send it).
-pub(super) async fn post(s: &TestServer, host: &str, path: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn post(s: &TestServer, host: &str, path: &str, body: Value) -> reqwest::Response {
     let mut req = s.http.post(auth_url(s, path));
     if host != "localhost" {
         req = req.header("host", host);
@@ -29,7 +29,7 @@ pub(super) async fn post(s: &TestServer, host: &str, path: &str, body: Value) ->
     req.json(&body).send().await.unwrap()
 }
 
-pub(super) async fn sign_up(s: &TestServer, host: &str, email: &str) -> Value {
+pub(crate) async fn sign_up(s: &TestServer, host: &str, email: &str) -> Value {
     let resp = post(
         s,
         host,

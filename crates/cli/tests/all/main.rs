@@ -9,6 +9,7 @@ mod auth;
 mod capabilities;
 mod cli;
 mod deploy;
+mod documents;
 mod events;
 mod gateway;
 mod hostile;

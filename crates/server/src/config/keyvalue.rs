@@ -1,9 +1,10 @@
-//! `[key_value]`: the key-value service's limits (see docs/database.md).
+//! `[key_value]` and `[documents]`: the data services' limits (see docs/database.md).
 
 use updraft_manifest::parse_size;
+use updraft_services::docs::DocConfig;
 use updraft_services::kv::KvConfig;
 
-use super::raw::RawKeyValue;
+use super::raw::{RawDocuments, RawKeyValue};
 
 /// Checks the `[key_value]` table; errors name the key.
 pub(super) fn parse(raw: &RawKeyValue) -> Result<KvConfig, String> {
@@ -43,5 +44,35 @@ pub(super) fn parse(raw: &RawKeyValue) -> Result<KvConfig, String> {
         )?,
         max_batch: count("max_batch", raw.max_batch, d.max_batch)?,
         page: count("page_size", raw.page_size, d.page)?,
+    })
+}
+
+/// Checks the `[documents]` table; errors name the key. (`max_project_bytes` is
+/// `[key_value]`'s: one quota for a project's key-value data and documents.)
+pub(super) fn documents(raw: &RawDocuments) -> Result<DocConfig, String> {
+    let d = DocConfig::default();
+    let max_document_bytes = match &raw.max_document_bytes {
+        None => d.max_document_bytes,
+        Some(s) => match parse_size(s) {
+            Ok(n) if n >= 64 => usize::try_from(n).unwrap_or(usize::MAX),
+            Ok(_) => return Err("documents.max_document_bytes: must be at least 64 bytes".into()),
+            Err(e) => return Err(format!("documents.max_document_bytes: {e}")),
+        },
+    };
+    let count = |key: &str, v: Option<usize>, default: usize| match v {
+        Some(0) => Err(format!("documents.{key}: must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let max_page = count("max_page", raw.max_page, d.max_page)?;
+    let page = count("page_size", raw.page_size, d.page)?;
+    if page > max_page {
+        return Err("documents.page_size: must not be more than max_page".into());
+    }
+    Ok(DocConfig {
+        max_document_bytes,
+        page,
+        max_page,
+        ..d
     })
 }

@@ -46,6 +46,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) key_value: RawKeyValue,
     #[serde(default)]
+    pub(super) documents: RawDocuments,
+    #[serde(default)]
     pub(super) auth: RawAuth,
 }
 
@@ -88,6 +90,14 @@ pub(super) struct RawSmtp {
     pub(super) password_file: Option<String>,
     pub(super) password_env: Option<String>,
     pub(super) from: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDocuments {
+    pub(super) max_document_bytes: Option<String>,
+    pub(super) page_size: Option<usize>,
+    pub(super) max_page: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]

@@ -105,6 +105,9 @@ pub(crate) async fn delete(
     if let Err(e) = state.kv.store().kv_delete_project(&name).await {
         tracing::error!(project = %name, error = %e, "could not delete the project's key-value data");
     }
+    if let Err(e) = state.docs.delete_project(&name).await {
+        tracing::error!(project = %name, error = %e, "could not delete the project's documents");
+    }
     // Its keys are deleted with it; stop honouring them at once (and its users' tokens).
     state.auth.remove_project(&name);
     state.users.forget_project(&name);

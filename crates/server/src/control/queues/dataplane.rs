@@ -41,6 +41,11 @@ impl DataPlane {
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .nest_service("/_updraft/auth/v1", auth)
             .nest_service(
+                "/_updraft/db/v1",
+                super::super::docs::data_routes(state)
+                    .layer(DefaultBodyLimit::max(super::super::docs::max_body(state))),
+            )
+            .nest_service(
                 "/_updraft/kv/v1",
                 super::super::kv::data_routes(state)
                     .layer(DefaultBodyLimit::max(super::super::kv::max_body(state))),

@@ -1,0 +1,116 @@
+//! The document API's mount on the data plane (`/_updraft/db/v1`), and the registry's hook that
+//! applies an app's `[[collections]]` at deploy.
+//!
+//! Who is calling: the project comes from the host; `Authorization: Bearer` holds a key of that
+//! project (or the admin key; rules do not apply to keys) or an end user's access token (rules
+//! decide); no header is an anonymous caller (rules decide, with `auth == null`). A token that
+//! is neither answers 401.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use updraft_api::Code;
+use updraft_dispatch::BoxFuture;
+use updraft_gateway::UserCheck as _;
+use updraft_manifest::Collection;
+use updraft_services::docs::{DocCaller, DocService, Who};
+
+use crate::State as AppState;
+use crate::auth::Role;
+use crate::error::ApiError;
+
+/// The registry's [`CollectionSink`](updraft_registry::CollectionSink): the document service.
+pub(crate) struct Collections(pub(crate) Arc<DocService>);
+
+impl updraft_registry::CollectionSink for Collections {
+    fn check(&self, collections: &[Collection]) -> Result<(), String> {
+        DocService::check(collections)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        project: &'a str,
+        collections: &'a [Collection],
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.0.apply(project, collections))
+    }
+}
+
+/// Largest request body of the document API: the largest document, plus room.
+pub(crate) fn max_body(state: &AppState) -> usize {
+    state.docs.config().max_document_bytes.saturating_add(4096)
+}
+
+/// The data plane's mount.
+pub(crate) fn data_routes(state: &Arc<AppState>) -> Router {
+    updraft_services::docs::router(state.docs.clone())
+        .layer(middleware::from_fn_with_state(state.clone(), caller))
+}
+
+async fn caller(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let project = {
+        let snapshot = state.gateway.snapshot();
+        match state.gateway.project_of(&snapshot, &req) {
+            Ok(p) => p.record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+            Err(name) => {
+                return ApiError::new(
+                    Code::ProjectNotFound,
+                    format!("no project named `{name}` (from the request's host)"),
+                )
+                .into_response();
+            }
+        }
+    };
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")));
+    let who = match token {
+        None => Who::Anonymous,
+        Some(None) => {
+            return ApiError::new(
+                Code::Unauthorized,
+                "`Authorization` must be `Bearer <key or access token>`",
+            )
+            .into_response();
+        }
+        Some(Some(token)) => {
+            let token = token.trim();
+            match state.auth.authenticate(token) {
+                Ok(c) if c.may_act_in(&project) && c.role.allows(Role::Viewer) => Who::Key {
+                    write: c.role.allows(Role::Deployer),
+                },
+                Ok(_) => {
+                    return ApiError::new(
+                        Code::Forbidden,
+                        format!("this key may not use the documents of project `{project}`"),
+                    )
+                    .into_response();
+                }
+                Err(_) => match state.user_tokens.verify(&project, token).await {
+                    Ok(user) => {
+                        let mut claims = user.claims.clone();
+                        if let Value::Object(m) = &mut claims {
+                            let uid = m.get("sub").cloned().unwrap_or(Value::Null);
+                            m.insert("uid".into(), uid);
+                        }
+                        Who::User(claims)
+                    }
+                    Err(why) => {
+                        return ApiError::new(
+                            Code::Unauthorized,
+                            format!("the token is neither a key of the project nor a valid access token: {why}"),
+                        )
+                        .into_response();
+                    }
+                },
+            }
+        }
+    };
+    req.extensions_mut().insert(DocCaller { project, who });
+    next.run(req).await
+}
