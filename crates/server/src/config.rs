@@ -77,6 +77,7 @@
 //! max_document_bytes = "1MiB"   # largest document's JSON
 //! page_size = 100               # documents per page when a query names no limit
 //! max_page = 1000               # most documents per page
+//! changes_max_age = "7d"        # how far back a change stream can resume
 //!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key

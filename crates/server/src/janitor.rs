@@ -1,7 +1,7 @@
 //! Housekeeping that keeps the data directory from growing without bound, once a minute (and
 //! once at start): records of finished asynchronous invokes past `[events]
 //! async_result_max_age`, and uploaded artifacts no version uses past `[versions]
-//! unused_artifact_grace`, audit log entries past `[audit] max_age`, expired key-value keys. (Log lines and invocation records are trimmed by the store's writer;
+//! unused_artifact_grace`, audit log entries past `[audit] max_age`, expired key-value keys, document changes past `[documents] changes_max_age`. (Log lines and invocation records are trimmed by the store's writer;
 //! versions and the artifacts they free by the registry's retention at deploy.)
 
 use std::sync::Arc;
@@ -53,6 +53,11 @@ async fn sweep(state: &State) {
         Ok(0) => {}
         Ok(n) => tracing::info!(n, "deleted expired key-value keys"),
         Err(e) => tracing::warn!(error = %e, "could not delete expired key-value keys"),
+    }
+    match state.docs.trim_changes().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "trimmed the document change log"),
+        Err(e) => tracing::warn!(error = %e, "could not trim the document change log"),
     }
     if let Err(e) = state
         .registry

@@ -367,6 +367,13 @@ impl Server {
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        // Change streams never end on their own: end them when the server starts stopping, so
+        // the drain does not wait on them.
+        let (docs, closing) = (self.state.docs.clone(), wait(stop_rx.clone()));
+        tokio::spawn(async move {
+            closing.await;
+            docs.close();
+        });
         let gateway = self.state.gateway.clone();
         let (http, drain) = (self.state.http.clone(), self.state.drain);
         let stop = wait(stop_rx.clone());

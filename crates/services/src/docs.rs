@@ -8,12 +8,14 @@
 //! checked against every document it returns: one the `list` rule denies refuses the whole
 //! query (403), so a rule is never turned into a silent filter.
 
+mod changes;
 mod http;
 mod query;
 mod rules;
 #[cfg(test)]
 mod tests;
 
+pub use changes::ChangeEvent;
 pub use http::router;
 
 use std::collections::HashMap;
@@ -39,6 +41,8 @@ pub struct DocConfig {
     pub max_page: usize,
     /// Bytes one project may store (key-value data and documents together).
     pub max_project_bytes: u64,
+    /// How long the change log keeps a change (how far back a subscriber can resume).
+    pub changes_max_age: std::time::Duration,
 }
 
 impl Default for DocConfig {
@@ -48,6 +52,7 @@ impl Default for DocConfig {
             page: 100,
             max_page: 1000,
             max_project_bytes: 1 << 30,
+            changes_max_age: std::time::Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct DocService {
     store: Arc<dyn DocStore>,
     config: DocConfig,
     loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
+    /// Set when the server stops: change streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// A document as the API shows it.
@@ -191,7 +198,25 @@ impl DocService {
             store,
             config,
             loaded: RwLock::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Deletes change-log entries past `changes_max_age`; returns how many.
+    ///
+    /// # Errors
+    /// [`DocError::Storage`].
+    pub async fn trim_changes(&self) -> Result<u64, DocError> {
+        let age = i64::try_from(self.config.changes_max_age.as_millis()).unwrap_or(i64::MAX);
+        Ok(self
+            .store
+            .doc_trim_changes(updraft_store::now_ms().saturating_sub(age))
+            .await?)
+    }
+
+    /// Ends every change stream (the server is stopping).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// The limits.

@@ -205,6 +205,7 @@ macro_rules! doc_conformance {
             conditions_and_revisions_guard_writes,
             queries_filter_sort_and_page_on_declared_fields,
             projects_and_collections_do_not_see_each_other,
+            changes_are_logged_and_announced_in_commit_order,
         );
     };
 }

@@ -17,6 +17,9 @@ use writer::Writer;
 
 use crate::{StoreError, io_err, lock};
 
+/// Committed changes held for subscribers that have not taken them yet.
+pub(crate) const CHANGES_BUFFERED: usize = 4096;
+
 /// Read connections kept open between reads.
 const READERS: usize = 8;
 
@@ -68,6 +71,20 @@ CREATE TABLE docs (
     PRIMARY KEY (project, collection, id)
 );
 "#,
+    // The change log of documents: one row per committed write, by its revision.
+    r#"
+CREATE TABLE doc_changes (
+    revision    INTEGER PRIMARY KEY,
+    project     TEXT NOT NULL,
+    collection  TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    op          TEXT NOT NULL,
+    before      TEXT,
+    after       TEXT,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX doc_changes_by_collection ON doc_changes (project, collection, revision);
+"#,
 ];
 
 /// The SQLite backend of [`crate::KvStore`] and [`crate::DocStore`]: `data.db` in the data
@@ -80,6 +97,8 @@ pub struct DataStore {
 struct Inner {
     path: PathBuf,
     writer: Writer,
+    /// Committed document changes, in commit order.
+    announce: writer::Announce,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -94,11 +113,13 @@ impl DataStore {
         let path = dir.join("data.db");
         let conn = open_writer(&path)?;
         let seq: i64 = conn.query_row("SELECT seq FROM data_meta", [], |r| r.get(0))?;
-        let writer = Writer::start(conn, u64::try_from(seq).unwrap_or(0))?;
+        let (announce, _) = tokio::sync::broadcast::channel(CHANGES_BUFFERED);
+        let writer = Writer::start(conn, u64::try_from(seq).unwrap_or(0), announce.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 writer,
+                announce,
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -120,6 +141,12 @@ impl DataStore {
             pool.push(conn);
         }
         out
+    }
+
+    /// Document changes as they commit, in commit order. A receiver that falls more than
+    /// [`CHANGES_BUFFERED`] behind gets `Lagged` and must read the rest from the change log.
+    pub(crate) fn announcements(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::DocChange>> {
+        self.inner.announce.subscribe()
     }
 
     /// Runs `f` in the writer's next group; returns once the group is durable.

@@ -72,6 +72,58 @@ pub enum DocOutcome {
     },
 }
 
+/// What a committed write did to a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// It did not exist before.
+    Created,
+    /// It existed and was replaced.
+    Updated,
+    /// It was deleted.
+    Deleted,
+}
+
+impl ChangeOp {
+    /// `created`, `updated` or `deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "created" => Self::Created,
+            "updated" => Self::Updated,
+            _ => Self::Deleted,
+        }
+    }
+}
+
+/// One committed change of a document, as the change log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocChange {
+    /// The project.
+    pub project: String,
+    /// The collection.
+    pub collection: String,
+    /// The document's id.
+    pub id: String,
+    /// The change's revision (the document's new revision; for a delete, one of its own):
+    /// unique and increasing in commit order.
+    pub revision: u64,
+    /// What happened.
+    pub op: ChangeOp,
+    /// The document's JSON before (`None` when created).
+    pub before: Option<String>,
+    /// The document's JSON after (`None` when deleted).
+    pub after: Option<String>,
+    /// When (ms since the epoch).
+    pub at: i64,
+}
+
 /// How a filter compares a field with its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterOp {
@@ -182,6 +234,34 @@ pub trait DocStore: Send + Sync + 'static {
         collection: &str,
         query: &DocQuery,
     ) -> Result<Vec<DocRecord>, StoreError>;
+
+    /// Changes of `collection` with revisions after `after`, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn doc_changes(
+        &self,
+        project: &str,
+        collection: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<DocChange>, StoreError>;
+
+    /// Changes as they commit, in commit order (every project's). A receiver more than a few
+    /// thousand behind gets `Lagged` and reads the rest with [`DocStore::doc_changes`].
+    fn doc_subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<DocChange>>;
+
+    /// The last revision committed (a subscriber starting now resumes after it).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn doc_position(&self) -> Result<u64, StoreError>;
+
+    /// Deletes change-log entries older than `before` (ms since the epoch); returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn doc_trim_changes(&self, before: i64) -> Result<u64, StoreError>;
 
     /// Deletes every collection of `project` and its documents.
     ///

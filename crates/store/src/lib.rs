@@ -46,8 +46,8 @@ pub use artifacts::FsArtifacts;
 pub use audit::{AuditQuery, AuditRecord};
 pub use auth::{MailRecord, OtpRecord, Refreshed, SessionRecord, SigningKeyRecord, UserRecord};
 pub use docs::{
-    DocOp, DocOutcome, DocQuery, DocRecord, DocStore, DocWrite, Filter, FilterOp, MAX_IN_VALUES,
-    is_field_path,
+    ChangeOp, DocChange, DocOp, DocOutcome, DocQuery, DocRecord, DocStore, DocWrite, Filter,
+    FilterOp, MAX_IN_VALUES, is_field_path,
 };
 pub use functions::{
     AliasRecord, Canary, DeployOptions, DeployOutcome, DeployedFunction, FunctionRecord, Pruned,

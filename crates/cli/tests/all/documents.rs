@@ -6,11 +6,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use updraft_test_guests::HTTP_ECHO;
 
+mod changes;
+
 use crate::auth::sign_up;
 use crate::projects::key_of;
 use crate::support::{TestServer, expect_error};
 
-const RULES: &str = r#"
+pub(super) const RULES: &str = r#"
 [[collections]]
 name = "notes"
 indexes = ["owner", "n"]
@@ -26,7 +28,7 @@ name = "open"
 indexes = ["n"]
 "#;
 
-async fn deploy(s: &TestServer, collections: &str) -> (u16, Value) {
+pub(super) async fn deploy(s: &TestServer, collections: &str) -> (u16, Value) {
     let digest = s.upload_guest(HTTP_ECHO).await;
     let text = format!(
         "[app]\nname = \"app\"\n[[functions]]\nname = \"echo\"\ncomponent = \"e.wasm\"\n\
@@ -36,7 +38,7 @@ async fn deploy(s: &TestServer, collections: &str) -> (u16, Value) {
 }
 
 /// A request to the document API as `token` (`None`: anonymous).
-fn call(
+pub(super) fn call(
     s: &TestServer,
     method: Method,
     path: &str,

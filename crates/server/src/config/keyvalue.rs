@@ -69,10 +69,19 @@ pub(super) fn documents(raw: &RawDocuments) -> Result<DocConfig, String> {
     if page > max_page {
         return Err("documents.page_size: must not be more than max_page".into());
     }
+    let changes_max_age = match &raw.changes_max_age {
+        None => d.changes_max_age,
+        Some(s) => match updraft_manifest::parse_duration(s) {
+            Ok(t) if !t.is_zero() => t,
+            Ok(_) => return Err("documents.changes_max_age: must be more than 0".into()),
+            Err(e) => return Err(format!("documents.changes_max_age: {e}")),
+        },
+    };
     Ok(DocConfig {
         max_document_bytes,
         page,
         max_page,
+        changes_max_age,
         ..d
     })
 }

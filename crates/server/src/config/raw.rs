@@ -98,6 +98,7 @@ pub(super) struct RawDocuments {
     pub(super) max_document_bytes: Option<String>,
     pub(super) page_size: Option<usize>,
     pub(super) max_page: Option<usize>,
+    pub(super) changes_max_age: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

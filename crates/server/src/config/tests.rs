@@ -350,3 +350,30 @@ fn key_value_limits_parse_with_defaults_and_clear_errors() {
         assert!(e.to_string().contains(message), "{text}: {e}");
     }
 }
+
+#[test]
+fn document_limits_parse_with_defaults_and_clear_errors() {
+    let c = FileConfig::parse(
+        "s.toml",
+        "[documents]\nmax_document_bytes = \"4KiB\"\nchanges_max_age = \"1h\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.documents.max_document_bytes, 4096);
+    assert_eq!(c.documents.changes_max_age, Duration::from_secs(3600));
+    assert_eq!(c.documents.page, 100);
+    for (text, message) in [
+        (
+            "page_size = 2000",
+            "documents.page_size: must not be more than max_page",
+        ),
+        (
+            "max_document_bytes = \"10\"",
+            "documents.max_document_bytes: must be at least 64",
+        ),
+        ("changes_max_age = \"0s\"", "documents.changes_max_age"),
+        ("max_page = 0", "documents.max_page: must be at least 1"),
+    ] {
+        let e = FileConfig::parse("s.toml", &format!("[documents]\n{text}\n")).unwrap_err();
+        assert!(e.to_string().contains(message), "{text}: {e}");
+    }
+}

@@ -60,6 +60,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(service: Arc<DocService>) -> Rou
     Router::new()
         .route("/collections", get(collections))
         .route("/collections/{c}/docs", get(query).post(create))
+        .route("/collections/{c}/changes", get(changes))
         .route(
             "/collections/{c}/docs/{id}",
             get(read).put(put).patch(patch).delete(delete),
@@ -195,6 +196,66 @@ async fn query(
 ) -> Answer {
     let p = params(&uri)?;
     Ok(Json(svc.query(&c, &coll, &p).await?).into_response())
+}
+
+/// Server-Sent Events of the collection's changes, after `Last-Event-ID` (or `?after=`).
+async fn changes(
+    State(svc): Shared,
+    Extension(c): Extension<DocCaller>,
+    Path(coll): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Answer {
+    // `after` is this endpoint's own parameter; the rest is a query's `where`.
+    let mut after = None;
+    let mut rest = Vec::new();
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("after", v)) => after = Some(v.to_owned()),
+            _ => rest.push(pair),
+        }
+    }
+    let q: Uri = format!("/?{}", rest.join("&"))
+        .parse()
+        .map_err(|_| Fail(Code::BadRequest, "bad query string".into()))?;
+    let p = params(&q)?;
+    if p.order.is_some() || p.limit.is_some() || p.cursor.is_some() {
+        return Err(Fail(
+            Code::BadRequest,
+            "a change stream takes `where` filters and `after` only".into(),
+        ));
+    }
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(after);
+    let last = match last {
+        None => None,
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            Fail(
+                Code::BadRequest,
+                "`Last-Event-ID` (or `after`) is an event id this stream sent".into(),
+            )
+        })?),
+    };
+    let rx = svc.changes(c, &coll, &p, last).await?;
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        let e = rx.recv().await?;
+        let event = axum::response::sse::Event::default()
+            .id(e.id.to_string())
+            .event(e.event)
+            .data(e.data);
+        Some((Ok::<_, std::convert::Infallible>(event), rx))
+    });
+    Ok(axum::response::sse::Sse::new(events)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response())
 }
 
 async fn create(

@@ -178,3 +178,47 @@ impl Params {
         })
     }
 }
+
+/// Whether `doc` passes every filter (for change streams, which filter in memory).
+pub(super) fn matches(filters: &[Filter], doc: &Value) -> bool {
+    filters.iter().all(|f| {
+        let v = at(doc, &f.field);
+        match f.op {
+            FilterOp::Eq => same(v, &f.value),
+            FilterOp::Ne => !v.is_null() && !same(v, &f.value),
+            FilterOp::In => f
+                .value
+                .as_array()
+                .is_some_and(|list| list.iter().any(|x| same(v, x))),
+            FilterOp::Prefix => match (v, &f.value) {
+                (Value::String(s), Value::String(p)) => s.starts_with(p.as_str()),
+                _ => false,
+            },
+            op => match order(v, &f.value) {
+                Some(o) => match op {
+                    FilterOp::Lt => o.is_lt(),
+                    FilterOp::Le => o.is_le(),
+                    FilterOp::Gt => o.is_gt(),
+                    _ => o.is_ge(),
+                },
+                None => false,
+            },
+        }
+    })
+}
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}

@@ -268,3 +268,59 @@ pub async fn projects_and_collections_do_not_see_each_other(subject: &dyn DocSub
     assert_eq!(docs.doc_query("p", "orders", &all).await?.len(), 1);
     Ok(())
 }
+
+/// Every committed write is in the change log and announced, in revision order, with what it
+/// replaced; a failed condition logs nothing; the position is the last revision.
+pub async fn changes_are_logged_and_announced_in_commit_order(subject: &dyn DocSubject) -> Outcome {
+    let docs = with_collection(subject).await?;
+    let mut live = docs.doc_subscribe();
+    let start = docs.doc_position().await?;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let docs = docs.clone();
+        tasks.push(tokio::spawn(async move {
+            write(&*docs, put(&format!("d{}", i % 5), json!({"n": i}))).await
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let mut w = put("d0", json!({}));
+    w.condition = Condition::Absent;
+    write(&*docs, w).await?;
+    write(
+        &*docs,
+        DocWrite {
+            id: "d1".into(),
+            op: DocOp::Delete,
+            condition: Condition::Any,
+        },
+    )
+    .await?;
+    let log = docs.doc_changes("p", "orders", start, 100).await?;
+    assert_eq!(log.len(), 21, "{log:?}");
+    assert!(log.windows(2).all(|w| w[0].revision < w[1].revision));
+    assert_eq!(
+        log.iter()
+            .filter(|c| c.op == crate::ChangeOp::Created)
+            .count(),
+        5
+    );
+    let last = log.last().found()?;
+    assert_eq!(
+        (last.op, last.id.as_str(), last.after.as_deref()),
+        (crate::ChangeOp::Deleted, "d1", None)
+    );
+    assert!(last.before.is_some());
+    assert_eq!(docs.doc_position().await?, last.revision);
+    for expected in &log {
+        let got = live.recv().await?;
+        assert_eq!(&*got, expected);
+    }
+    // Paging the log from the middle.
+    let rest = docs
+        .doc_changes("p", "orders", log[9].revision, 100)
+        .await?;
+    assert_eq!(rest, log[10..].to_vec());
+    Ok(())
+}

@@ -20,6 +20,8 @@ pub(crate) struct Ctx<'c> {
     pub(crate) seq: &'c mut u64,
     /// Set to undo this write's changes while still answering `Ok`.
     pub(crate) rollback: bool,
+    /// Document changes this write made, announced once the group commits.
+    pub(crate) changes: Vec<crate::DocChange>,
 }
 
 impl Ctx<'_> {
@@ -70,6 +72,9 @@ where
     }
 }
 
+/// Where committed document changes are announced, in commit order.
+pub(crate) type Announce = tokio::sync::broadcast::Sender<std::sync::Arc<crate::DocChange>>;
+
 /// The handle to the writer thread; dropping every handle stops it.
 pub(crate) struct Writer {
     tx: Sender<Box<dyn Job>>,
@@ -77,11 +82,15 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the thread on `conn`, whose last revision is `seq`.
-    pub(crate) fn start(conn: Connection, seq: u64) -> Result<Self, StoreError> {
+    pub(crate) fn start(
+        conn: Connection,
+        seq: u64,
+        announce: Announce,
+    ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("updraft-data-writer".into())
-            .spawn(move || run(conn, seq, rx))
+            .spawn(move || run(conn, seq, rx, announce))
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(Self { tx })
     }
@@ -106,7 +115,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut seq: u64, rx: Receiver<Box<dyn Job>>) {
+fn run(conn: Connection, mut seq: u64, rx: Receiver<Box<dyn Job>>, announce: Announce) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         // Let the writers woken by the last group queue their next writes first: under load
@@ -119,9 +128,16 @@ fn run(conn: Connection, mut seq: u64, rx: Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let committed = commit(&conn, &mut seq, &mut group);
+        let mut changes = Vec::new();
+        let committed = commit(&conn, &mut seq, &mut group, &mut changes);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            // In commit order, before any writer hears back: a subscriber that then reads
+            // the log never misses what an answered write changed.
+            for c in changes {
+                let _ = announce.send(std::sync::Arc::new(c));
+            }
         }
         for job in group {
             job.finish(committed.clone());
@@ -129,7 +145,12 @@ fn run(conn: Connection, mut seq: u64, rx: Receiver<Box<dyn Job>>) {
     }
 }
 
-fn commit(conn: &Connection, seq: &mut u64, group: &mut [Box<dyn Job>]) -> Result<(), String> {
+fn commit(
+    conn: &Connection,
+    seq: &mut u64,
+    group: &mut [Box<dyn Job>],
+    changes: &mut Vec<crate::DocChange>,
+) -> Result<(), String> {
     let start = *seq;
     exec(conn, "BEGIN IMMEDIATE")?;
     for job in group.iter_mut() {
@@ -138,9 +159,12 @@ fn commit(conn: &Connection, seq: &mut u64, group: &mut [Box<dyn Job>]) -> Resul
             conn,
             seq,
             rollback: false,
+            changes: Vec::new(),
         };
         let keep = job.run(&mut ctx);
-        if !keep {
+        if keep {
+            changes.append(&mut ctx.changes);
+        } else {
             exec(conn, "ROLLBACK TO job")?;
         }
         exec(conn, "RELEASE job")?;

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::data::{Ctx, DataStore, to_i64, to_u64};
 use crate::kv::prefix_end;
-use crate::{Condition, StoreError, now_ms};
+use crate::{ChangeOp, Condition, DocChange, StoreError, now_ms};
 
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
     Ok(DocRecord {
@@ -102,12 +102,26 @@ fn apply(
     let old = before.as_ref().map_or(0, size);
     match w.op {
         DocOp::Delete => {
-            if before.is_some() {
+            if let Some(b) = &before {
                 conn.prepare_cached(
                     "DELETE FROM docs WHERE project = ?1 AND collection = ?2 AND id = ?3",
                 )?
                 .execute(params![project, collection, w.id])?;
                 add_bytes(conn, project, -old)?;
+                let revision = ctx.next_revision();
+                log(
+                    ctx,
+                    DocChange {
+                        project: project.to_owned(),
+                        collection: collection.to_owned(),
+                        id: w.id.clone(),
+                        revision,
+                        op: ChangeOp::Deleted,
+                        before: Some(b.body.clone()),
+                        after: None,
+                        at: now,
+                    },
+                )?;
             }
             Ok(DocOutcome::Deleted { before })
         }
@@ -149,9 +163,47 @@ fn apply(
                 after.updated_at
             ])?;
             add_bytes(conn, project, delta)?;
+            log(
+                ctx,
+                DocChange {
+                    project: project.to_owned(),
+                    collection: collection.to_owned(),
+                    id: after.id.clone(),
+                    revision: after.revision,
+                    op: if before.is_some() {
+                        ChangeOp::Updated
+                    } else {
+                        ChangeOp::Created
+                    },
+                    before: before.as_ref().map(|b| b.body.clone()),
+                    after: Some(after.body.clone()),
+                    at: now,
+                },
+            )?;
             Ok(DocOutcome::Written { after, before })
         }
     }
+}
+
+/// Records a change in the log (same transaction) and for the announcement after commit.
+fn log(ctx: &mut Ctx<'_>, c: DocChange) -> Result<(), StoreError> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO doc_changes (revision, project, collection, id, op, before, after, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            to_i64(c.revision),
+            c.project,
+            c.collection,
+            c.id,
+            c.op.as_str(),
+            c.before,
+            c.after,
+            c.at
+        ])?;
+    ctx.changes.push(c);
+    Ok(())
 }
 
 /// Adds `bytes` (maybe negative) to the project's stored bytes (shared with key-value data).
@@ -357,6 +409,66 @@ impl DocStore for DataStore {
         })
     }
 
+    async fn doc_changes(
+        &self,
+        project: &str,
+        collection: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<DocChange>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT revision, id, op, before, after, at FROM doc_changes
+                 WHERE project = ?1 AND collection = ?2 AND revision > ?3
+                 ORDER BY revision LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    project,
+                    collection,
+                    to_i64(after),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(DocChange {
+                        project: project.to_owned(),
+                        collection: collection.to_owned(),
+                        revision: to_u64(r.get(0)?),
+                        id: r.get(1)?,
+                        op: ChangeOp::parse(&r.get::<_, String>(2)?),
+                        before: r.get(3)?,
+                        after: r.get(4)?,
+                        at: r.get(5)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn doc_subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<DocChange>> {
+        self.announcements()
+    }
+
+    async fn doc_position(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let seq: i64 = conn
+                .prepare_cached("SELECT seq FROM data_meta")?
+                .query_row([], |r| r.get(0))?;
+            Ok(to_u64(seq))
+        })
+    }
+
+    async fn doc_trim_changes(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(move |ctx| {
+            Ok(ctx
+                .conn
+                .prepare_cached("DELETE FROM doc_changes WHERE at < ?1")?
+                .execute([before])? as u64)
+        })
+        .await
+    }
+
     async fn doc_delete_project(&self, project: &str) -> Result<(), StoreError> {
         let p = project.to_owned();
         self.write(move |ctx| {
@@ -372,6 +484,9 @@ impl DocStore for DataStore {
                 .execute([&p])?;
             ctx.conn
                 .prepare_cached("DELETE FROM doc_collections WHERE project = ?1")?
+                .execute([&p])?;
+            ctx.conn
+                .prepare_cached("DELETE FROM doc_changes WHERE project = ?1")?
                 .execute([&p])?;
             add_bytes(ctx.conn, &p, -bytes)
         })

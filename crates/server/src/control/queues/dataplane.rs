@@ -89,14 +89,14 @@ impl updraft_gateway::Mounted for DataPlane {
     }
 }
 
+/// The response as the gateway sends it: streamed, not gathered (a change stream never
+/// ends).
 async fn to_gateway(resp: Response) -> http::Response<updraft_dispatch::Body> {
     let (parts, body) = resp.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    http::Response::from_parts(parts, updraft_dispatch::full(bytes))
+    let body = body
+        .map_err(updraft_dispatch::BodyError::failed)
+        .boxed_unsync();
+    http::Response::from_parts(parts, body)
 }
 
 /// Largest request body of the auth API.

@@ -1,0 +1,184 @@
+//! Live changes: a collection's committed writes as a stream of events, replayed from the
+//! change log after the subscriber's last event (`Last-Event-ID`) and then followed as they
+//! commit, filtered by the subscriber's `where` and, for users, by the `list` rule (a user only
+//! receives documents it may read). Every change has a revision, increasing in commit order: a
+//! subscriber that resumes after revision `r` receives every later change once, none twice.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use updraft_store::{DocChange, Filter};
+
+use super::query::{Params, matches};
+use super::{DocCaller, DocError, DocService, Loaded, Who};
+
+/// Changes read from the log at a time.
+const PAGE: usize = 500;
+
+/// One event for the subscriber.
+#[derive(Debug, Clone)]
+pub struct ChangeEvent {
+    /// Its id (the change's revision); resume after it with `Last-Event-ID`.
+    pub id: u64,
+    /// `ready` (first, with the position), `created`, `updated` or `deleted`.
+    pub event: &'static str,
+    /// JSON.
+    pub data: String,
+}
+
+impl DocService {
+    /// Starts a subscription to collection `coll`: events arrive on the receiver until it is
+    /// dropped. `after`: the last revision the subscriber has (`None`: from now on).
+    ///
+    /// # Errors
+    /// [`DocError`]: no such collection, a bad filter, a user without a `list` rule.
+    pub async fn changes(
+        self: &Arc<Self>,
+        caller: DocCaller,
+        coll: &str,
+        params: &Params,
+        after: Option<u64>,
+    ) -> Result<mpsc::Receiver<ChangeEvent>, DocError> {
+        let c = self.collection(&caller.project, coll).await?;
+        if caller.auth().is_some() && !c.rules.has("list") {
+            Self::allow(&caller, &c, "list", "", None, None)?;
+        }
+        let filters = params.to_query(&c.spec, &self.config)?.filters;
+        // Subscribe before reading the position: whatever commits after it is announced.
+        let live = self.store.doc_subscribe();
+        let start = match after {
+            Some(a) => a,
+            None => self.store.doc_position().await?,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let svc = self.clone();
+        let coll = coll.to_owned();
+        let mut closing = self.closing.subscribe();
+        tokio::spawn(async move {
+            let sub = Subscription {
+                svc,
+                caller,
+                coll,
+                c,
+                filters,
+                tx,
+            };
+            tokio::select! {
+                () = sub.run(live, start) => {}
+                _ = closing.wait_for(|c| *c) => {}
+            }
+        });
+        Ok(rx)
+    }
+}
+
+struct Subscription {
+    svc: Arc<DocService>,
+    caller: DocCaller,
+    coll: String,
+    c: Arc<Loaded>,
+    filters: Vec<Filter>,
+    tx: mpsc::Sender<ChangeEvent>,
+}
+
+impl Subscription {
+    async fn run(self, mut live: broadcast::Receiver<Arc<DocChange>>, mut last: u64) {
+        let ready = ChangeEvent {
+            id: last,
+            event: "ready",
+            data: json!({ "position": last }).to_string(),
+        };
+        if self.tx.send(ready).await.is_err() {
+            return;
+        }
+        loop {
+            // What the log has after `last`.
+            loop {
+                let page = match self
+                    .svc
+                    .store
+                    .doc_changes(&self.caller.project, &self.coll, last, PAGE)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the change log for a subscriber");
+                        return;
+                    }
+                };
+                for change in &page {
+                    if !self.deliver(change).await {
+                        return;
+                    }
+                    last = change.revision;
+                }
+                if page.len() < PAGE {
+                    break;
+                }
+            }
+            // Then as they commit, until the subscriber falls too far behind (read the log
+            // again) or goes away.
+            loop {
+                match live.recv().await {
+                    Ok(change) => {
+                        if change.revision <= last
+                            || change.project != self.caller.project
+                            || change.collection != self.coll
+                        {
+                            continue;
+                        }
+                        if !self.deliver(&change).await {
+                            return;
+                        }
+                        last = change.revision;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+
+    /// Sends `change` if the subscriber may see it; `false` once the subscriber is gone.
+    async fn deliver(&self, change: &DocChange) -> bool {
+        let parse = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        };
+        let (after, before) = (parse(&change.after), parse(&change.before));
+        let Some(shown) = after.as_ref().or(before.as_ref()) else {
+            return true;
+        };
+        if !matches(&self.filters, shown) {
+            return true;
+        }
+        let readable = |doc: &Value| {
+            DocService::allow(&self.caller, &self.c, "list", &change.id, Some(doc), None).is_ok()
+        };
+        if !readable(shown) {
+            return true;
+        }
+        let before = match (&self.caller.who, before) {
+            (Who::Key { .. }, b) => b,
+            (_, Some(b)) if readable(&b) => Some(b),
+            _ => None,
+        };
+        let data = json!({
+            "op": change.op.as_str(),
+            "id": change.id,
+            "revision": change.revision,
+            "at": change.at,
+            "data": after,
+            "before": before,
+        });
+        self.tx
+            .send(ChangeEvent {
+                id: change.revision,
+                event: change.op.as_str(),
+                data: data.to_string(),
+            })
+            .await
+            .is_ok()
+    }
+}
