@@ -369,3 +369,90 @@ async fn bad_input_gets_clear_errors() {
     expect_error(r, 401, "unauthorized").await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_document_writes_loses_no_acknowledged_write() {
+    use crate::support::serve_with;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = serve_with(&data, &[]);
+    let token = std::fs::read_to_string(data.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let http = reqwest::Client::new();
+    // Deploy the collections through the control API of the spawned server.
+    let echo = std::fs::read(HTTP_ECHO).unwrap();
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&echo))
+    };
+    let r = http
+        .put(format!("{}/v1/artifacts/{digest}", server.control_url))
+        .bearer_auth(&token)
+        .body(echo)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let manifest = format!(
+        "[app]\nname = \"app\"\n[[functions]]\nname = \"echo\"\ncomponent = \"e.wasm\"\n{RULES}"
+    );
+    let r = http
+        .post(format!("{}/v1/apps", server.control_url))
+        .bearer_auth(&token)
+        .json(&json!({"manifest": manifest, "artifacts": {"echo": digest}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let base = format!("{}/_updraft/db/v1/collections/open/docs", server.data_url);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let (http, base, token, acked) = (http.clone(), base.clone(), token.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let id = format!("w{w}-{i}");
+                let r = http
+                    .put(format!("{base}/{id}"))
+                    .bearer_auth(&token)
+                    .json(&json!({"n": i, "writer": w}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => acked.lock().unwrap().push((id, i)),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 400 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let mut server = serve_with(&data, &[]);
+    let base = format!("{}/_updraft/db/v1/collections/open/docs", server.data_url);
+    for (id, n) in &acked {
+        let r = http
+            .get(format!("{base}/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged {id} is gone");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["n"], *n);
+    }
+    eprintln!(
+        "{} acknowledged document writes before kill -9, all kept",
+        acked.len()
+    );
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
