@@ -124,7 +124,7 @@ pub enum DocError {
 impl From<StoreError> for DocError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NoSuchKvStore { store } => Self::NoCollection(store),
+            StoreError::NoSuchCollection { collection } => Self::NoCollection(collection),
             StoreError::QuotaExceeded { .. } => Self::Quota(e.to_string()),
             StoreError::Corrupt(m) => Self::Invalid(m),
             e => Self::Storage(e.to_string()),

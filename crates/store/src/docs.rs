@@ -213,7 +213,7 @@ pub trait DocStore: Send + Sync + 'static {
     /// Applies `write`, within `quota` bytes for the project if given.
     ///
     /// # Errors
-    /// [`StoreError::NoSuchKvStore`] naming the collection if it does not exist;
+    /// [`StoreError::NoSuchCollection`] if the collection does not exist;
     /// [`StoreError::QuotaExceeded`]; [`StoreError::Backend`].
     async fn doc_write(
         &self,

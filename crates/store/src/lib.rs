@@ -155,6 +155,12 @@ pub enum StoreError {
         /// The store.
         store: String,
     },
+    /// No document collection has this name in the project.
+    #[error("no collection named `{collection}`")]
+    NoSuchCollection {
+        /// The collection.
+        collection: String,
+    },
     /// An increment of a key whose value is not a decimal integer.
     #[error("the value of `{key}` is not a decimal integer, so it cannot be incremented")]
     NotAnInteger {

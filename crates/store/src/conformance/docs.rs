@@ -77,7 +77,10 @@ pub async fn documents_are_written_read_and_kept(subject: &dyn DocSubject) -> Ou
     let e = docs
         .doc_write("p", "nope", put("x", json!({})), None, NOW)
         .await;
-    assert!(matches!(e, Err(StoreError::NoSuchKvStore { .. })), "{e:?}");
+    assert!(
+        matches!(e, Err(StoreError::NoSuchCollection { .. })),
+        "{e:?}"
+    );
     Ok(())
 }
 

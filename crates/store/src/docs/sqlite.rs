@@ -90,8 +90,8 @@ fn apply(
         .optional()?
         .is_some();
     if !exists {
-        return Err(StoreError::NoSuchKvStore {
-            store: collection.to_owned(),
+        return Err(StoreError::NoSuchCollection {
+            collection: collection.to_owned(),
         });
     }
     let before = get(conn, project, collection, &w.id)?;
