@@ -78,6 +78,7 @@
 //! page_size = 100               # documents per page when a query names no limit
 //! max_page = 1000               # most documents per page
 //! changes_max_age = "7d"        # how far back a change stream can resume
+//! max_streams = 10000           # change streams one project may have open
 //!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key

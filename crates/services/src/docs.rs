@@ -10,6 +10,7 @@
 
 mod changes;
 mod http;
+mod json;
 mod query;
 mod rules;
 #[cfg(test)]
@@ -21,13 +22,11 @@ pub use http::router;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use rand::Rng;
 use serde_json::{Value, json};
 use updraft_manifest::Collection;
-use updraft_store::{
-    Condition, DocOp, DocOutcome, DocQuery, DocRecord, DocStore, DocWrite, StoreError,
-};
+use updraft_store::{Condition, DocOp, DocOutcome, DocQuery, DocStore, DocWrite, StoreError};
 
+use json::{data, merge, new_id, view};
 use rules::Rules;
 
 /// Limits of the document service (`[documents]` in the server's config).
@@ -43,6 +42,8 @@ pub struct DocConfig {
     pub max_project_bytes: u64,
     /// How long the change log keeps a change (how far back a subscriber can resume).
     pub changes_max_age: std::time::Duration,
+    /// Change streams one project may have open at once.
+    pub max_streams: usize,
 }
 
 impl Default for DocConfig {
@@ -53,6 +54,7 @@ impl Default for DocConfig {
             max_page: 1000,
             max_project_bytes: 1 << 30,
             changes_max_age: std::time::Duration::from_secs(7 * 86_400),
+            max_streams: 10_000,
         }
     }
 }
@@ -116,6 +118,9 @@ pub enum DocError {
     /// The project's storage quota.
     #[error("{0}")]
     Quota(String),
+    /// Too many of something at once (change streams).
+    #[error("{0}")]
+    TooMany(String),
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -146,46 +151,8 @@ pub struct DocService {
     loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
     /// Set when the server stops: change streams end.
     closing: tokio::sync::watch::Sender<bool>,
-}
-
-/// A document as the API shows it.
-fn view(r: &DocRecord) -> Value {
-    json!({
-        "id": r.id,
-        "revision": r.revision,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "data": serde_json::from_str::<Value>(&r.body).unwrap_or(Value::Null),
-    })
-}
-
-fn data(r: &DocRecord) -> Value {
-    serde_json::from_str(&r.body).unwrap_or(Value::Null)
-}
-
-/// A new document id: 20 characters of `[A-Za-z0-9]` (119 bits).
-fn new_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..20)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
-}
-
-/// RFC 7396 JSON merge patch.
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
+    /// Open change streams per project.
+    streams: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 /// Tries of a read-check-write that lost a race with another writer.
@@ -199,6 +166,7 @@ impl DocService {
             config,
             loaded: RwLock::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            streams: std::sync::Mutex::default(),
         })
     }
 

@@ -82,6 +82,7 @@ pub(super) fn documents(raw: &RawDocuments) -> Result<DocConfig, String> {
         page,
         max_page,
         changes_max_age,
+        max_streams: count("max_streams", raw.max_streams, d.max_streams)?,
         ..d
     })
 }

@@ -99,6 +99,7 @@ pub(super) struct RawDocuments {
     pub(super) page_size: Option<usize>,
     pub(super) max_page: Option<usize>,
     pub(super) changes_max_age: Option<String>,
+    pub(super) max_streams: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]

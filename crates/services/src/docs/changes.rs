@@ -51,11 +51,15 @@ impl DocService {
             Some(a) => a,
             None => self.store.doc_position().await?,
         };
+        let slot = self.open_stream(&caller.project)?;
         let (tx, rx) = mpsc::channel(64);
+        let gone = tx.clone();
         let svc = self.clone();
         let coll = coll.to_owned();
         let mut closing = self.closing.subscribe();
         tokio::spawn(async move {
+            // Held until the subscription ends: the project's stream count.
+            let _slot = slot;
             let sub = Subscription {
                 svc,
                 caller,
@@ -67,9 +71,56 @@ impl DocService {
             tokio::select! {
                 () = sub.run(live, start) => {}
                 _ = closing.wait_for(|c| *c) => {}
+                // The subscriber went away (noticed at once, not at the next change).
+                () = gone.closed() => {}
             }
         });
         Ok(rx)
+    }
+}
+
+/// One open stream of a project; dropping it frees the place.
+pub(super) struct StreamSlot {
+    svc: Arc<DocService>,
+    project: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .svc
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.project) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.project);
+            }
+        }
+    }
+}
+
+impl DocService {
+    /// A place for one more stream of `project`, within `[documents] max_streams`.
+    fn open_stream(self: &Arc<Self>, project: &str) -> Result<StreamSlot, DocError> {
+        let mut open = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(project.to_owned()).or_insert(0);
+        if *n >= self.config.max_streams {
+            return Err(DocError::TooMany(format!(
+                "the project has {} open change streams, the most it may (`[documents] \
+                 max_streams`); close one or retry later",
+                *n
+            )));
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            svc: self.clone(),
+            project: project.to_owned(),
+        })
     }
 }
 

@@ -46,6 +46,7 @@ impl From<DocError> for Fail {
             DocError::Precondition(_) => Code::PreconditionFailed,
             DocError::TooLarge(_) => Code::PayloadTooLarge,
             DocError::Quota(_) => Code::StorageQuotaExceeded,
+            DocError::TooMany(_) => Code::Throttled,
             DocError::Storage(_) => Code::Internal,
         };
         Fail(code, e.to_string())

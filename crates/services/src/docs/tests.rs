@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use updraft_manifest::Collection;
 
-use super::merge;
+use super::json::merge;
 use super::rules::Rules;
 
 fn rules(pairs: &[(&str, &str)]) -> Result<Rules, String> {

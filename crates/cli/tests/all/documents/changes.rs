@@ -189,3 +189,40 @@ async fn subscribers_get_what_they_may_read_and_resume_without_loss_or_duplicate
     assert_eq!(r.status(), 400);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_are_capped_per_project_and_freed_when_clients_leave() {
+    let s = TestServer::start_with("[documents]\nmax_streams = 2\n").await;
+    let (code, body) = deploy(&s, RULES).await;
+    assert_eq!(code, 200, "{body}");
+    let admin = s.token.clone();
+    let changes = "/collections/open/changes";
+    let mut first = Events::open(&s, changes, Some(&admin), None).await;
+    let mut second = Events::open(&s, changes, Some(&admin), None).await;
+    assert_eq!(first.next().await.1, "ready");
+    assert_eq!(second.next().await.1, "ready");
+    let r = call(&s, Method::GET, changes, Some(&admin))
+        .send()
+        .await
+        .unwrap();
+    let body = crate::support::expect_error(r, 429, "throttled").await;
+    assert!(body.to_string().contains("max_streams"), "{body}");
+    // A client that goes away frees its place without waiting for a change.
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = call(&s, Method::GET, changes, Some(&admin))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+}
