@@ -340,7 +340,7 @@ impl Upstream {
 /// waits (bounded) for the client to close. Closing outright with request bytes still unread
 /// (a head split across segments, a chunked body's last chunk) makes the kernel reset the
 /// connection, which the client sees as `connection reset`.
-async fn close_after_client(mut stream: tokio::net::TcpStream) {
+pub(crate) async fn close_after_client(mut stream: tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = stream.shutdown().await;
     let mut scratch = [0u8; 4096];
