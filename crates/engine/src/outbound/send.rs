@@ -123,6 +123,10 @@ pub(crate) async fn send(
     *req.uri_mut() = http::Uri::try_from(path).map_err(|_| Error::HttpRequestUriInvalid)?;
 
     let send = async move {
+        let req = req.map(|inner| DrainOnDrop {
+            inner: Some(inner),
+            ended: false,
+        });
         let res = tokio::time::timeout(first_byte_timeout, sender.send_request(req))
             .await
             .map_err(|_| Error::ConnectionReadTimeout)??;
@@ -181,6 +185,66 @@ fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
                 .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
         })
         .clone()
+}
+
+/// How long a request body the connection stopped sending is still read (and discarded).
+const DRAIN_UNSENT_BODY: Duration = Duration::from_secs(1);
+
+/// The guest's request body as hyper sends it. A server may answer (and hyper stop sending)
+/// before the body's end was read, say a GET's empty chunked body: the guest, still writing
+/// and finishing it, would then see its body stream break and report the whole call failed
+/// ("connection reset") though the answer came. So what is left is drained, briefly, instead.
+struct DrainOnDrop {
+    inner: Option<WasiBody>,
+    ended: bool,
+}
+
+impl http_body::Body for DrainOnDrop {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Error>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(Pin::new(inner).poll_frame(cx));
+        if frame.is_none() {
+            self.ended = true;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner
+            .as_ref()
+            .map(http_body::Body::size_hint)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let (Some(mut body), Ok(rt)) = (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        rt.spawn(async move {
+            let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+            let _ = tokio::time::timeout(DRAIN_UNSENT_BODY, drain).await;
+        });
+    }
 }
 
 /// A response body that fails when no bytes arrive for the between-bytes timeout.
