@@ -220,16 +220,14 @@ impl KeyValueService {
     ///
     /// # Errors
     /// [`KvServiceError`].
-    pub async fn get(
+    async fn get(
         &self,
-        (project, function): (&str, &str),
+        (project, counts): (&str, &Counts),
         store: &str,
         key: &str,
     ) -> Result<Option<KvEntry>, KvServiceError> {
         self.check_key(key)?;
-        self.counts(project, function)
-            .reads
-            .fetch_add(1, Ordering::Relaxed);
+        counts.reads.fetch_add(1, Ordering::Relaxed);
         Ok(self
             .store
             .kv_get(project, store, key, updraft_store::now_ms())
@@ -240,9 +238,9 @@ impl KeyValueService {
     ///
     /// # Errors
     /// [`KvServiceError`].
-    pub async fn write(
+    async fn write(
         &self,
-        (project, function): (&str, &str),
+        (project, counts): (&str, &Counts),
         store: &str,
         writes: Vec<KvWrite>,
     ) -> Result<Vec<KvOutcome>, KvServiceError> {
@@ -264,9 +262,7 @@ impl KeyValueService {
                 updraft_store::now_ms(),
             )
             .await?;
-        self.counts(project, function)
-            .writes
-            .fetch_add(n, Ordering::Relaxed);
+        counts.writes.fetch_add(n, Ordering::Relaxed);
         Ok(out)
     }
 
@@ -309,13 +305,14 @@ impl KeyValueService {
 struct FunctionKv {
     service: Arc<KeyValueService>,
     project: String,
-    function: String,
+    /// This function's reads and writes, looked up once rather than on every call.
+    counts: Arc<Counts>,
     stores: Vec<String>,
 }
 
 impl FunctionKv {
-    fn who(&self) -> (&str, &str) {
-        (&self.project, &self.function)
+    fn who(&self) -> (&str, &Counts) {
+        (&self.project, &self.counts)
     }
 
     fn granted(&self, store: &str) -> Result<(), KvError> {
@@ -358,8 +355,7 @@ impl KeyValue for FunctionKv {
             for k in &keys {
                 self.service.check_key(k)?;
             }
-            self.service
-                .counts(&self.project, &self.function)
+            self.counts
                 .reads
                 .fetch_add(keys.len() as u64, Ordering::Relaxed);
             let entries = self
@@ -405,10 +401,7 @@ impl KeyValue for FunctionKv {
     ) -> BoxFuture<'a, Result<KeyPage, KvError>> {
         Box::pin(async move {
             self.granted(store)?;
-            self.service
-                .counts(&self.project, &self.function)
-                .reads
-                .fetch_add(1, Ordering::Relaxed);
+            self.counts.reads.fetch_add(1, Ordering::Relaxed);
             Ok(self
                 .service
                 .list(&self.project, store, "", after.as_deref(), None)
@@ -472,7 +465,7 @@ impl KeyValueProvider for Provider {
         Arc::new(FunctionKv {
             service: self.0.clone(),
             project: project.to_owned(),
-            function: function.to_owned(),
+            counts: self.0.counts(project, function),
             stores: stores.to_vec(),
         })
     }

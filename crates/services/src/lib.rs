@@ -8,6 +8,7 @@
 //! [`updraft_store::AuthStore`]. It must not know about Wasmtime, the registry or the gateway:
 //! the composition root mounts its router and hands the gateway its verifier.
 
+mod answer;
 pub mod auth;
 pub mod docs;
 pub mod kv;

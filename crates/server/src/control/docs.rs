@@ -19,6 +19,7 @@ use updraft_gateway::UserCheck as _;
 use updraft_manifest::Collection;
 use updraft_services::docs::{DocCaller, DocService, Who};
 
+use super::queues::host_project;
 use crate::State as AppState;
 use crate::auth::Role;
 use crate::error::ApiError;
@@ -52,18 +53,9 @@ pub(crate) fn data_routes(state: &Arc<AppState>) -> Router {
 }
 
 async fn caller(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let project = {
-        let snapshot = state.gateway.snapshot();
-        match state.gateway.project_of(&snapshot, &req) {
-            Ok(p) => p.record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
-            Err(name) => {
-                return ApiError::new(
-                    Code::ProjectNotFound,
-                    format!("no project named `{name}` (from the request's host)"),
-                )
-                .into_response();
-            }
-        }
+    let project = match host_project(&state, &req) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     let token = req
         .headers()

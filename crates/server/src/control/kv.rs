@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use updraft_api::Code;
 use updraft_services::kv::KvCaller;
 
+use super::queues::host_project;
 use crate::State as AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
@@ -45,18 +46,9 @@ pub(crate) fn data_routes(state: &Arc<AppState>) -> Router {
 
 /// A control key of the host's project (viewer or better), or the admin key.
 async fn data_caller(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let project = {
-        let snapshot = state.gateway.snapshot();
-        match state.gateway.project_of(&snapshot, &req) {
-            Ok(p) => p.record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
-            Err(name) => {
-                return ApiError::new(
-                    Code::ProjectNotFound,
-                    format!("no project named `{name}` (from the request's host)"),
-                )
-                .into_response();
-            }
-        }
+    let project = match host_project(&state, &req) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     let token = req
         .headers()

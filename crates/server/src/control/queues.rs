@@ -141,7 +141,7 @@ mod dataplane;
 mod topics;
 
 pub(crate) use asynchronous::invoke_async;
-pub(crate) use dataplane::DataPlane;
+pub(crate) use dataplane::{DataPlane, host_project};
 
 async fn list_queues(
     State(state): Shared,

@@ -22,19 +22,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::Value;
-use updraft_api::{Code, ErrorBody};
-use updraft_store::Condition;
+use updraft_api::Code;
 
 use super::query::Params;
 use super::{DocCaller, DocError, DocService};
-
-struct Fail(Code, String);
-
-impl IntoResponse for Fail {
-    fn into_response(self) -> Response {
-        (self.0.status(), Json(ErrorBody::new(self.0, self.1))).into_response()
-    }
-}
+use crate::answer::{Fail, condition};
 
 impl From<DocError> for Fail {
     fn from(e: DocError) -> Self {
@@ -101,34 +93,6 @@ fn json(svc: &DocService, body: Result<Bytes, BytesRejection>) -> Result<Value, 
     })?;
     serde_json::from_slice(&body)
         .map_err(|e| Fail(Code::BadRequest, format!("the body is not JSON: {e}")))
-}
-
-/// `If-Match: "<revision>"` or `If-None-Match: *`.
-fn condition(headers: &HeaderMap) -> Result<Condition, Fail> {
-    if let Some(v) = headers.get(header::IF_NONE_MATCH) {
-        return if v.as_bytes() == b"*" {
-            Ok(Condition::Absent)
-        } else {
-            Err(Fail(
-                Code::BadRequest,
-                "If-None-Match takes only `*` (create only if absent)".into(),
-            ))
-        };
-    }
-    let Some(v) = headers.get(header::IF_MATCH) else {
-        return Ok(Condition::Any);
-    };
-    v.to_str()
-        .ok()
-        .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Condition::Revision)
-        .ok_or_else(|| {
-            Fail(
-                Code::BadRequest,
-                "If-Match takes one revision as an ETag (`\"42\"`)".into(),
-            )
-        })
 }
 
 /// `%XX` and `+` decoded (a query string's encoding).

@@ -24,10 +24,11 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use updraft_api::{Code, ErrorBody};
-use updraft_store::kv::{Condition, KvOp, KvOutcome, KvWrite};
+use updraft_api::Code;
+use updraft_store::kv::{KvOp, KvOutcome, KvWrite};
 
 use super::{KeyValueService, KvServiceError, is_store_name};
+use crate::answer::{Fail, condition};
 
 /// Who is asking: set by the mount.
 #[derive(Debug, Clone)]
@@ -36,15 +37,6 @@ pub struct KvCaller {
     pub project: String,
     /// Whether the caller may change data (a deployer or better), or only read it.
     pub write: bool,
-}
-
-/// An error answer.
-struct Fail(Code, String);
-
-impl IntoResponse for Fail {
-    fn into_response(self) -> Response {
-        (self.0.status(), Json(ErrorBody::new(self.0, self.1))).into_response()
-    }
 }
 
 impl From<KvServiceError> for Fail {
@@ -113,34 +105,6 @@ fn writer(caller: &KvCaller) -> Result<(), Fail> {
 
 fn etag(revision: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
-/// The condition of `If-Match: "<revision>"` or `If-None-Match: *`.
-fn condition(headers: &HeaderMap) -> Result<Condition, Fail> {
-    if let Some(v) = headers.get(header::IF_NONE_MATCH) {
-        return if v.as_bytes() == b"*" {
-            Ok(Condition::Absent)
-        } else {
-            Err(Fail(
-                Code::BadRequest,
-                "If-None-Match takes only `*` (write only if the key is absent)".into(),
-            ))
-        };
-    }
-    let Some(v) = headers.get(header::IF_MATCH) else {
-        return Ok(Condition::Any);
-    };
-    v.to_str()
-        .ok()
-        .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Condition::Revision)
-        .ok_or_else(|| {
-            Fail(
-                Code::BadRequest,
-                "If-Match takes one revision as an ETag (`\"42\"`)".into(),
-            )
-        })
 }
 
 /// The message for a body the mount's limit refused (or could not read).
@@ -271,7 +235,10 @@ async fn read(
     Path((store, key)): Path<(String, String)>,
 ) -> Answer {
     store_name(&store)?;
-    let Some(entry) = kv.get((&c.project, ""), &store, &key).await? else {
+    let Some(entry) = kv
+        .get((&c.project, &kv.counts(&c.project, "")), &store, &key)
+        .await?
+    else {
         exists(&kv, &c.project, &store).await?;
         return Err(Fail(
             Code::ItemNotFound,
@@ -335,7 +302,11 @@ async fn put(
         condition: condition(&headers)?,
     };
     match kv
-        .write((&c.project, ""), &store, vec![write])
+        .write(
+            (&c.project, &kv.counts(&c.project, "")),
+            &store,
+            vec![write],
+        )
         .await?
         .first()
     {
@@ -362,7 +333,11 @@ async fn delete(
     store_name(&store)?;
     let write = KvWrite::delete(key).when(condition(&headers)?);
     match kv
-        .write((&c.project, ""), &store, vec![write])
+        .write(
+            (&c.project, &kv.counts(&c.project, "")),
+            &store,
+            vec![write],
+        )
         .await?
         .first()
     {
@@ -397,7 +372,7 @@ async fn increment(
     })?;
     match kv
         .write(
-            (&c.project, ""),
+            (&c.project, &kv.counts(&c.project, "")),
             &store,
             vec![KvWrite::increment(key, body.increment)],
         )

@@ -197,23 +197,27 @@ fn link_base(state: &AppState, req: &Request, project: &str, domains: &[String])
     format!("{scheme}://{host}/_updraft/auth/v1")
 }
 
+/// The project the request's host names, or the 404 answer for an unknown one. Every
+/// `/_updraft/` API but auth (whose errors are GoTrue-shaped) answers so.
+pub(crate) fn host_project(state: &AppState, req: &Request) -> Result<String, ApiError> {
+    let snapshot = state.gateway.snapshot();
+    match state.gateway.project_of(&snapshot, req) {
+        Ok(p) => Ok(p.record.as_ref().map(|r| r.id.clone()).unwrap_or_default()),
+        Err(name) => Err(ApiError::new(
+            Code::ProjectNotFound,
+            format!("no project named `{name}` (from the request's host)"),
+        )),
+    }
+}
+
 /// Data-plane auth: `Authorization: Bearer <key>` with a key of the queue or topic in the
 /// path that allows the operation (a send-only key sends, a consume-only key receives and
 /// acks, the queue's own key does both and purges), or the admin token. A missing queue or
 /// topic answers exactly like a wrong key, so names can't be probed.
 async fn require_key(State(state): Shared, mut req: Request, next: Next) -> Response {
-    let project = {
-        let snapshot = state.gateway.snapshot();
-        match state.gateway.project_of(&snapshot, &req) {
-            Ok(p) => p.record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
-            Err(name) => {
-                return ApiError::new(
-                    Code::ProjectNotFound,
-                    format!("no project named `{name}` (from the request's host)"),
-                )
-                .into_response();
-            }
-        }
+    let project = match host_project(&state, &req) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     req.extensions_mut().insert(InProject(project.clone()));
     let token = req
