@@ -55,10 +55,12 @@ pub enum Trigger {
     Queue,
     /// A publication to a topic the function subscribes to.
     Topic,
+    /// Changes to a collection the function watches (`[[functions.db]]`).
+    Db,
 }
 
 impl Trigger {
-    /// `http`, `invoke`, `async`, `schedule`, `queue` or `topic`.
+    /// `http`, `invoke`, `async`, `schedule`, `queue`, `topic` or `db`.
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Http => "http",
@@ -67,6 +69,7 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Queue => "queue",
             Trigger::Topic => "topic",
+            Trigger::Db => "db",
         }
     }
 
@@ -79,6 +82,7 @@ impl Trigger {
             "schedule" => Some(Trigger::Schedule),
             "queue" => Some(Trigger::Queue),
             "topic" => Some(Trigger::Topic),
+            "db" => Some(Trigger::Db),
             _ => None,
         }
     }

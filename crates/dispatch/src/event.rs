@@ -30,7 +30,8 @@ pub struct Event {
     pub time_ms: i64,
     /// `datacontenttype`.
     pub content_type: String,
-    /// Extension attributes (only valid CloudEvents names are sent).
+    /// Extension attributes (only valid CloudEvents names are sent), and `subject` (the
+    /// CloudEvents attribute, when present).
     pub attributes: BTreeMap<String, String>,
     /// The data.
     pub data: Vec<u8>,
@@ -102,7 +103,7 @@ fn binary_request(m: &Event) -> Result<Request<Body>, http::Error> {
         .header("ce-time", crate::rfc3339(m.time_ms))
         .header(http::header::CONTENT_TYPE, &m.content_type);
     for (k, v) in &m.attributes {
-        if is_extension_name(k) {
+        if is_extension_name(k) || k == "subject" {
             req = req.header(format!("ce-{k}"), v);
         }
     }
@@ -123,7 +124,7 @@ fn batch_request(batch: &[Event]) -> Result<Request<Body>, http::Error> {
                 "datacontenttype": m.content_type,
             });
             for (k, v) in &m.attributes {
-                if is_extension_name(k) {
+                if is_extension_name(k) || k == "subject" {
                     e[k] = serde_json::Value::String(v.clone());
                 }
             }

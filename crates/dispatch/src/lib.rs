@@ -51,7 +51,7 @@ pub use quota::{Quota, QuotaScope, period_bounds, rfc3339};
 pub use rejected::Rejected;
 pub use runtime::{
     BoxFuture, CodeSource, Input, Invocation, InvocationSink, InvokeError, LifecycleStats,
-    LoadError, Report, Reuse, Runtime, RuntimeProvider, Settings, Start, Stream,
+    LoadError, PLATFORM_HOST, Report, Reuse, Runtime, RuntimeProvider, Settings, Start, Stream,
 };
 pub use trace::{Span, TRACEPARENT, TraceContext};
 

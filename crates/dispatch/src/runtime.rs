@@ -218,7 +218,15 @@ pub struct Settings {
     /// The key-value stores the guest may open (`None`: not granted, the interfaces are
     /// absent).
     pub key_value: Option<crate::kv::KeyValueGrant>,
+    /// Whether the guest may call the platform's own data-plane APIs (`/_updraft/...`) at
+    /// [`PLATFORM_HOST`] without listing it in `allowed_outbound_hosts` (a `collections`
+    /// grant; the credential is in its environment).
+    pub platform_api: bool,
 }
+
+/// The host name a granted guest reaches the platform's data plane by
+/// (`http://updraft.internal/_updraft/...`); the server connects it to its own listener.
+pub const PLATFORM_HOST: &str = "updraft.internal";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -233,6 +241,7 @@ impl Default for Settings {
             idle_timeout: updraft_manifest::DEFAULT_IDLE_TIMEOUT,
             redact: Vec::new(),
             key_value: None,
+            platform_api: false,
         }
     }
 }

@@ -69,6 +69,8 @@ struct Inner {
     /// Shown as `***` in its log lines.
     redact: Arc<[String]>,
     outbound: Arc<[OutboundHost]>,
+    /// Whether it may call the platform's APIs at `updraft.internal`.
+    platform_api: bool,
     own: crate::outbound::OwnAddresses,
     sandbox: crate::Sandbox,
     background: Arc<crate::fair::Background>,
@@ -133,6 +135,7 @@ impl Engine {
                     .filter(|v| v.len() >= crate::logs::MIN_REDACTED_LEN)
                     .collect(),
                 outbound: settings.allowed_outbound_hosts.into(),
+                platform_api: settings.platform_api,
                 own: self.own.clone(),
                 sandbox: self.sandbox,
                 background: self.background.clone(),
@@ -257,6 +260,7 @@ impl PreparedFunction {
                 in_flight: Arc::new(AtomicUsize::new(0)),
                 max_in_flight: inner.sandbox.max_outbound_requests,
                 log: slot.clone(),
+                platform: inner.platform_api,
             },
             limits: MemoryLimiter {
                 limit: inner.memory_bytes,

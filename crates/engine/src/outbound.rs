@@ -7,6 +7,12 @@
 //! (the guest sees an ordinary, catchable error) and leaves a platform line in the invocation's
 //! log naming the URL and the setting to change. An allowed request carries the invocation's
 //! W3C `traceparent` (see [`crate::InvocationSink::traceparent`]) unless the guest set its own.
+//!
+//! A guest granted the platform's APIs (`collections = [...]`) reaches them at
+//! `http://updraft.internal/_updraft/...` ([`PLATFORM_HOST`]): those requests go to the server's
+//! own data-plane listener (the first of [`OwnAddresses`]) without DNS, whatever
+//! `allowed_outbound_hosts` says; other paths on that host, and guests without the grant, are
+//! denied. The credential the guest sends decides what it may do there.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +21,7 @@ use http_body_util::BodyExt;
 use updraft_manifest::OutboundHost;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use updraft_dispatch::Stream;
+use updraft_dispatch::{PLATFORM_HOST, Stream};
 
 use crate::logs::LogSlot;
 
@@ -40,7 +46,8 @@ const DRAIN_DENIED_BODY: std::time::Duration = std::time::Duration::from_secs(1)
 mod send;
 mod vet;
 
-/// The server's own listen addresses, which guests may not call (filled in once bound).
+/// The server's own listen addresses, which guests may not call (filled in once bound); the
+/// first is the data plane, which granted guests reach as [`PLATFORM_HOST`].
 pub type OwnAddresses = Arc<std::sync::RwLock<Vec<std::net::SocketAddr>>>;
 
 pub(crate) struct OutboundPolicy {
@@ -50,6 +57,8 @@ pub(crate) struct OutboundPolicy {
     pub(crate) in_flight: Arc<AtomicUsize>,
     pub(crate) max_in_flight: usize,
     pub(crate) log: Arc<LogSlot>,
+    /// Whether the guest may call the platform's APIs at [`PLATFORM_HOST`].
+    pub(crate) platform: bool,
 }
 
 /// Counts a request in flight until dropped.
@@ -78,6 +87,37 @@ impl OutboundPolicy {
             self.allowed.iter().any(|a| a.allows(scheme, host, port))
         })
     }
+
+    /// Whether a request to [`PLATFORM_HOST`] may go, or why not.
+    fn platform_allows(&self, uri: &http::Uri) -> Result<(), &'static str> {
+        if !self.platform {
+            return Err(
+                "the platform's APIs need a grant (`collections = [...]` in the function's manifest entry)",
+            );
+        }
+        if uri.scheme_str() != Some("http") || uri.port_u16().is_some() {
+            return Err("the platform's APIs are at http://updraft.internal (plain HTTP, no port)");
+        }
+        if !uri.path().starts_with("/_updraft/") {
+            return Err("only the platform's APIs (paths under /_updraft/) are served there");
+        }
+        Ok(())
+    }
+}
+
+/// A listener's address as a client connects to it: an unspecified one (`0.0.0.0`, `::`) is
+/// reached on loopback.
+fn loopback_if_unspecified(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => {
+            std::net::SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(v6) if v6.is_unspecified() => {
+            std::net::SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
 }
 
 impl WasiHttpHooks for OutboundPolicy {
@@ -88,7 +128,17 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         _ = fut;
-        if !self.allows(request.uri()) {
+        let to_platform = parts(request.uri())
+            .is_some_and(|(_, host, _)| host.eq_ignore_ascii_case(PLATFORM_HOST));
+        if to_platform {
+            if let Err(why) = self.platform_allows(request.uri()) {
+                self.log.get().sink().line(
+                    Stream::Platform,
+                    &format!("outbound request to {} denied: {why}", request.uri()),
+                );
+                return refuse(request, Error::HttpRequestDenied);
+            }
+        } else if !self.allows(request.uri()) {
             self.log.get().sink().line(
                 Stream::Platform,
                 &format!(
@@ -119,6 +169,30 @@ impl WasiHttpHooks for OutboundPolicy {
         }
         let counted = InFlight(self.in_flight.clone());
         let (allowed, own, log) = (self.allowed.clone(), self.own.clone(), self.log.clone());
+        if to_platform {
+            return Box::new(async move {
+                let addr = own
+                    .read()
+                    .ok()
+                    .and_then(|o| o.first().copied())
+                    .map(loopback_if_unspecified)
+                    .ok_or(Error::ConnectionRefused)?;
+                let accept = |a: &[std::net::SocketAddr]| Ok(a.to_vec());
+                let target = send::Target {
+                    host: PLATFORM_HOST,
+                    port: addr.port(),
+                    tls: false,
+                    vet: &accept,
+                };
+                let (resp, io) = send::send(request, options, &target, &[addr]).await?;
+                let io = async move {
+                    let done = Box::into_pin(io).await;
+                    drop(counted);
+                    done
+                };
+                Ok((resp, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            });
+        }
         Box::new(async move {
             let uri = request.uri().clone();
             let (scheme, host, port) = parts(&uri).ok_or(Error::HttpRequestUriInvalid)?;

@@ -53,6 +53,7 @@ macro_rules! event_log_conformance {
             released_and_restarted_leases_do_not_count,
             publish_fans_out_through_filters,
             a_slot_fires_once,
+            a_change_feed_forwards_each_position_once,
             async_invokes_dedupe_by_key_and_record_results,
             keys_check_and_rotate,
             deleting_a_consumed_queue_conflicts,
@@ -350,6 +351,52 @@ pub async fn a_slot_fires_once(log: Arc<dyn EventLog>) -> Outcome {
     Ok(())
 }
 
+/// A change feed starts where it is created, forwards each position once (with its messages,
+/// in one transaction), keeps its position across a redeploy, and is gone when dropped.
+pub async fn a_change_feed_forwards_each_position_once(log: Arc<dyn EventLog>) -> Outcome {
+    let feeds = |feeds: Vec<(String, u64)>| FunctionTriggers {
+        function: "watch".into(),
+        feeds,
+        ..FunctionTriggers::default()
+    };
+    log.sync_triggers(P, &[feeds(vec![("db.orders".into(), 10)])], &[], 1_000)
+        .await?;
+    let q = internal_queue("watch", Feed::Change("db.orders"));
+    assert_eq!(log.feed_position(P, "watch", "db.orders").await?, Some(10));
+    assert!(
+        !log.forward(P, "watch", "db.orders", 10, &q, vec![msg("old")])
+            .await?,
+        "a position at the start is not forwarded"
+    );
+    let batch = vec![msg("a"), msg("b")];
+    assert!(
+        log.forward(P, "watch", "db.orders", 12, &q, batch.clone())
+            .await?
+    );
+    assert!(
+        !log.forward(P, "watch", "db.orders", 12, &q, batch).await?,
+        "the same position again (a second forwarder, or a retry after a lost answer)"
+    );
+    // Changes filtered out still move the feed on.
+    assert!(log.forward(P, "watch", "db.orders", 15, &q, vec![]).await?);
+    assert_eq!(log.feed_position(P, "watch", "db.orders").await?, Some(15));
+    assert_eq!(log.queue(P, &q).await?.depth, 2);
+    // A redeploy keeps the position (its start is for new feeds only).
+    log.sync_triggers(P, &[feeds(vec![("db.orders".into(), 99)])], &[], 2_000)
+        .await?;
+    assert_eq!(log.feed_position(P, "watch", "db.orders").await?, Some(15));
+    // A feed no longer declared is gone, and forwards nothing.
+    log.sync_triggers(P, &[feeds(vec![("db.users".into(), 99)])], &[], 3_000)
+        .await?;
+    assert_eq!(log.feed_position(P, "watch", "db.orders").await?, None);
+    assert!(
+        !log.forward(P, "watch", "db.orders", 20, &q, vec![msg("c")])
+            .await?
+    );
+    assert_eq!(log.feed_position(P, "watch", "db.users").await?, Some(99));
+    Ok(())
+}
+
 /// Asynchronous invokes dedupe by idempotency key and keep their result.
 pub async fn async_invokes_dedupe_by_key_and_record_results(log: Arc<dyn EventLog>) -> Outcome {
     let q = internal_queue("f", Feed::Async);
@@ -498,14 +545,25 @@ pub async fn forgetting_a_function_removes_its_triggers(log: Arc<dyn EventLog>) 
         queues: vec!["jobs".into()],
         topics: vec![("t".into(), Filter::default())],
         schedules: vec!["rate:1s".into()],
+        feeds: vec![("db.orders".into(), 0)],
     };
     log.sync_triggers(P, &[f], &[], 1_000).await?;
+    let cq = internal_queue("f", Feed::Change("db.orders"));
+    assert!(
+        log.forward(P, "f", "db.orders", 3, &cq, vec![msg("c")])
+            .await?
+    );
     let aq = internal_queue("f", Feed::Async);
     let (inv, _) = log.submit_async(P, "f", &aq, None, msg("x")).await?;
     assert!(log.last_slot(P, "f", "rate:1s").await?.is_some());
     assert_eq!(log.topic(P, "t").await?.subscriptions.len(), 1);
     log.sync_triggers(P, &[], &["f".to_owned()], 2_000).await?;
     assert_eq!(log.last_slot(P, "f", "rate:1s").await?, None);
+    assert_eq!(log.feed_position(P, "f", "db.orders").await?, None);
+    assert!(matches!(
+        log.queue(P, &cq).await,
+        Err(EventError::QueueNotFound(_))
+    ));
     assert!(log.topic(P, "t").await?.subscriptions.is_empty());
     assert!(matches!(
         log.queue(P, &aq).await,
@@ -589,7 +647,8 @@ pub async fn ack_and_settle_are_idempotent_under_races(log: Arc<dyn EventLog>) -
     Ok(())
 }
 
-/// What was acknowledged survives a crash: sent messages, fired slots, async records; leases
+/// What was acknowledged survives a crash: sent messages, fired slots, forwarded changes,
+/// async records; leases
 /// the deliverer held are released at the next start; acked messages stay gone.
 pub async fn accepted_events_survive_a_crash(subject: &dyn Subject) -> Outcome {
     let log = subject.fresh().await;
@@ -600,11 +659,17 @@ pub async fn accepted_events_survive_a_crash(subject: &dyn Subject) -> Outcome {
         .receive(P, "q", 4, Some(Duration::from_secs(600)), Holder::Deliverer)
         .await?;
     log.ack(P, "q", &[leased[0].receipt.clone()]).await?;
-    log.sync_triggers(P, &[ticks("rate:1s")], &[], 1_000)
-        .await?;
+    let mut tick = ticks("rate:1s");
+    tick.feeds = vec![("db.orders".into(), 0)];
+    log.sync_triggers(P, &[tick], &[], 1_000).await?;
     let q = internal_queue("tick", Feed::Schedule("rate:1s"));
     assert!(
         log.fire(P, "tick", "rate:1s", 5_000, &q, msg("slot"))
+            .await?
+    );
+    let cq = internal_queue("tick", Feed::Change("db.orders"));
+    assert!(
+        log.forward(P, "tick", "db.orders", 7, &cq, vec![msg("change")])
             .await?
     );
     let aq = internal_queue("tick", Feed::Async);
@@ -618,6 +683,8 @@ pub async fn accepted_events_survive_a_crash(subject: &dyn Subject) -> Outcome {
     assert_eq!((info.depth, info.in_flight), (9, 0));
     assert_eq!(log.last_slot(P, "tick", "rate:1s").await?, Some(5_000));
     assert_eq!(log.queue(P, &q).await?.depth, 1);
+    assert_eq!(log.feed_position(P, "tick", "db.orders").await?, Some(7));
+    assert_eq!(log.queue(P, &cq).await?.depth, 1);
     let again = log.async_invocation(P, &inv.id).await?;
     assert_eq!(again.status, AsyncStatus::Queued);
     let (dup, created) = log

@@ -22,20 +22,23 @@
 pub mod conformance;
 mod error;
 mod keys;
+mod model;
 mod sqlite;
 mod wakeups;
 
 pub use error::EventError;
 pub use keys::KeyRole;
+pub use model::{
+    AsyncResult, Fate, FunctionTriggers, Holder, Message, NewMessage, QueueSpec, QueueStats, Settle,
+};
 pub use sqlite::SqliteLog;
 pub use wakeups::{LocalWakeups, Waiter, Wakeups};
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sha2::Digest as _;
 
-use updraft_api::{AsyncInvocation, AsyncStatus, AttemptError, Filter, QueueInfo, TopicInfo};
+use updraft_api::{AsyncInvocation, AsyncStatus, Filter, QueueInfo, TopicInfo};
 
 /// Default visibility timeout of a queue.
 pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,6 +66,7 @@ pub fn internal_queue(function: &str, feed: Feed<'_>) -> String {
             format!("~schedule.{function}.{h}")
         }
         Feed::Topic(topic) => format!("~topic.{function}.{topic}"),
+        Feed::Change(key) => format!("~change.{function}.{key}"),
     }
 }
 
@@ -75,171 +79,13 @@ pub enum Feed<'a> {
     Schedule(&'a str),
     /// A topic the function subscribes to.
     Topic(&'a str),
+    /// A change feed of the function (by its key: `db.orders`).
+    Change(&'a str),
 }
 
 /// The dead-letter queue of a function that names none: `<function>-dlq`.
 pub fn default_dead_letter(function: &str) -> String {
     format!("{function}-dlq")
-}
-
-/// Settings of a queue being created.
-#[derive(Debug, Clone)]
-pub struct QueueSpec {
-    /// Its name.
-    pub name: String,
-    /// How long a received message stays invisible.
-    pub visibility_timeout: Duration,
-    /// Largest message accepted.
-    pub max_message_bytes: u64,
-}
-
-impl QueueSpec {
-    /// A queue with default settings.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-        }
-    }
-}
-
-/// A message to store.
-#[derive(Debug, Clone, Default)]
-pub struct NewMessage {
-    /// Its id (a new one when `None`).
-    pub id: Option<String>,
-    /// Where it comes from (a URI reference: `/queues/orders`).
-    pub source: String,
-    /// Its CloudEvents type.
-    pub kind: String,
-    /// Its media type.
-    pub content_type: String,
-    /// String attributes.
-    pub attributes: BTreeMap<String, String>,
-    /// The body.
-    pub data: Vec<u8>,
-    /// When it was first produced (ms since the epoch; now when `None`).
-    pub time_ms: Option<i64>,
-    /// How long it stays invisible after it is stored.
-    pub delay: Duration,
-}
-
-/// The event triggers one function declares (see [`EventLog::sync_triggers`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FunctionTriggers {
-    /// The function.
-    pub function: String,
-    /// Queues it consumes.
-    pub queues: Vec<String>,
-    /// Topics it subscribes to, with their filters.
-    pub topics: Vec<(String, Filter)>,
-    /// Keys of its schedules.
-    pub schedules: Vec<String>,
-}
-
-/// A received message, leased until its visibility timeout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Its id (`ce-id`).
-    pub id: String,
-    /// The handle that settles it while the lease lasts.
-    pub receipt: String,
-    /// The queue it is in.
-    pub queue: String,
-    /// Where it came from.
-    pub source: String,
-    /// Its CloudEvents type.
-    pub kind: String,
-    /// Its media type.
-    pub content_type: String,
-    /// String attributes.
-    pub attributes: BTreeMap<String, String>,
-    /// The body.
-    pub data: Vec<u8>,
-    /// When it was produced (ms since the epoch).
-    pub time_ms: i64,
-    /// How many times it has been received from this queue, this time included.
-    pub attempts: u32,
-    /// Failed deliveries so far.
-    pub errors: Vec<AttemptError>,
-}
-
-/// Who holds a lease: the server's own deliverer (its leases are released when the server
-/// starts again, as nothing can be running them), or a client of the queue API (its leases run
-/// their full visibility timeout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holder {
-    /// The server's deliverer.
-    Deliverer,
-    /// A client of the queue API.
-    Client,
-}
-
-/// How to settle delivered messages.
-#[derive(Debug, Clone)]
-pub enum Settle {
-    /// Delivered: delete them.
-    Ack,
-    /// The delivery failed: record the error, then retry after `delay`, or move them to
-    /// `dead_letter` when they have had `max_attempts`.
-    Fail {
-        /// What went wrong.
-        error: AttemptError,
-        /// Attempts allowed.
-        max_attempts: u32,
-        /// Backoff before the next one.
-        delay: Duration,
-        /// Where they go when out of attempts (created if missing).
-        dead_letter: String,
-    },
-    /// Not attempted after all (the function was throttled): make them visible again after
-    /// `delay` without counting the attempt.
-    Release {
-        /// Backoff before the next try.
-        delay: Duration,
-    },
-}
-
-/// The outcome of an asynchronous invoke's attempt, kept on its record.
-#[derive(Debug, Clone, Default)]
-pub struct AsyncResult {
-    /// The attempt's request id.
-    pub request_id: String,
-    /// The HTTP status (0 when there was none).
-    pub status: u16,
-    /// The response body (successes only; cut at [`MAX_ASYNC_RESULT`]).
-    pub body: Option<Vec<u8>>,
-    /// What went wrong.
-    pub error: Option<String>,
-}
-
-/// What became of settled messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    /// Deleted (acked).
-    Acked,
-    /// Visible again at this time (ms since the epoch).
-    Retrying(i64),
-    /// Moved to the dead-letter queue.
-    DeadLettered,
-    /// The lease had run out (the message was received again, or deleted): nothing done.
-    Gone,
-}
-
-/// One queue's depth, for `/metrics`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueStats {
-    /// The project.
-    pub project: String,
-    /// The queue.
-    pub queue: String,
-    /// Messages in it.
-    pub depth: u64,
-    /// Received and leased.
-    pub in_flight: u64,
-    /// Age of the oldest message, in ms.
-    pub oldest_age_ms: u64,
 }
 
 /// The durable event log. Every method is one transaction: when it returns `Ok`, what it did is
@@ -484,6 +330,36 @@ pub trait EventLog: Send + Sync + 'static {
         message: NewMessage,
     ) -> Result<bool, EventError>;
 
+    /// Where a function's change feed stands: the position of the last change it forwarded
+    /// (or its start), if the feed exists.
+    ///
+    /// # Errors
+    /// [`EventError::Backend`].
+    async fn feed_position(
+        &self,
+        project: &str,
+        function: &str,
+        key: &str,
+    ) -> Result<Option<u64>, EventError>;
+
+    /// Forwards a change feed's changes: in one transaction, records `position` as the feed's
+    /// and stores `messages` (none when every change was filtered out) in `queue`, unless the
+    /// feed is gone or already at or past `position`. Returns whether it forwarded. A crash
+    /// before the commit forwards the same changes again, after it never: each change is
+    /// delivered once from the feed, then at least once from the queue.
+    ///
+    /// # Errors
+    /// [`EventError::QueueNotFound`], [`EventError::TooLarge`].
+    async fn forward(
+        &self,
+        project: &str,
+        function: &str,
+        key: &str,
+        position: u64,
+        queue: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<bool, EventError>;
+
     /// Accepts an asynchronous invoke: its record and its message in `queue`, in one
     /// transaction. With an idempotency key already used for the function, returns that
     /// invoke instead (and `false`).
@@ -521,8 +397,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// consumes exactly `queues` (created if missing; a consumed queue cannot be deleted); it
     /// subscribes to exactly `topics` (topics and its internal queues created as needed); it
     /// has exactly `schedules` (new ones start at `now_ms`, their first slot the next one after
-    /// it; existing ones keep their last fired slot). Forgetting deletes a function's
-    /// schedules, subscriptions, internal queues and asynchronous-invoke records.
+    /// it; existing ones keep their last fired slot); it has exactly `feeds` (new ones start
+    /// at their given position, existing ones keep theirs; each with its internal queue).
+    /// Forgetting deletes a function's schedules, subscriptions, feeds, internal queues and
+    /// asynchronous-invoke records.
     ///
     /// # Errors
     /// [`EventError::Backend`].

@@ -11,6 +11,7 @@
 
 mod db;
 mod depth;
+mod feeds;
 mod keys;
 mod ops;
 
@@ -278,6 +279,30 @@ impl EventLog for SqliteLog {
     ) -> Result<bool, EventError> {
         let (p, f, k, q) = (own(project), own(function), own(key), own(queue));
         self.run(move |db| db.fire(&p, &f, &k, slot_ms, &q, message))
+            .await
+    }
+
+    async fn feed_position(
+        &self,
+        project: &str,
+        function: &str,
+        key: &str,
+    ) -> Result<Option<u64>, EventError> {
+        let (p, f, k) = (own(project), own(function), own(key));
+        self.run(move |db| db.feed_position(&p, &f, &k)).await
+    }
+
+    async fn forward(
+        &self,
+        project: &str,
+        function: &str,
+        key: &str,
+        position: u64,
+        queue: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<bool, EventError> {
+        let (p, f, k, q) = (own(project), own(function), own(key), own(queue));
+        self.run(move |db| db.forward(&p, &f, &k, position, &q, messages))
             .await
     }
 

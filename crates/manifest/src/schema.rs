@@ -21,6 +21,9 @@ use crate::schedule::Schedule;
 use crate::units::{format_duration, format_size, parse_duration, parse_size};
 use updraft_api::{Filter, check_resource_name};
 
+mod db;
+pub use db::{DB_EVENTS, DbTrigger};
+
 /// Default per-invocation time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest per-invocation time limit a manifest may ask for.
@@ -109,6 +112,10 @@ struct RawFunction {
     queue: Vec<RawQueue>,
     #[serde(default)]
     topic: Vec<RawTopic>,
+    #[serde(default)]
+    db: Vec<db::RawDbTrigger>,
+    #[serde(default)]
+    collections: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +252,14 @@ pub struct Function {
     /// `[[functions.topic]]` tables.
     #[serde(default)]
     pub topic: Vec<TopicTrigger>,
+    /// `[[functions.db]]` tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db: Vec<DbTrigger>,
+    /// `collections = ["orders"]`: the app's collections the function may read and write
+    /// through the document API, with the credential the platform gives it
+    /// (`UPDRAFT_DB_URL`, `UPDRAFT_DB_TOKEN`). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
 }
 
 /// What happens to an event whose delivery fails (on every event trigger).
@@ -874,6 +889,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             }
         }
         let (schedule, queue, topic) = event_triggers(c, i, f.schedule, f.queue, f.topic);
+        let db = db::db_triggers(c, i, f.db);
         functions.push(Function {
             name,
             component: f.component,
@@ -898,11 +914,16 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             schedule,
             queue,
             topic,
+            db,
+            collections: f.collections,
         });
     }
     let (collections, problems) = crate::collections::validate(raw.collections);
     for (path, message) in problems {
         c.report(&path, message);
+    }
+    for (i, f) in functions.iter().enumerate() {
+        db::check_collections(c, i, &f.collections, &f.db, &collections);
     }
     Manifest {
         app: App { name: app_name },

@@ -47,7 +47,17 @@ impl Registry {
             .iter()
             .filter_map(|n| secrets.get(n).map(|v| (n.clone(), v.clone())))
             .collect();
-        let redact = granted.iter().map(|(_, v)| v.clone()).collect();
+        let platform = crate::collections::grant_env(
+            self.stores.collections.as_deref(),
+            project,
+            function,
+            &spec.collections,
+        );
+        let redact = granted
+            .iter()
+            .chain(platform.iter().filter(|(k, _)| k == "UPDRAFT_DB_TOKEN"))
+            .map(|(_, v)| v.clone())
+            .collect();
         // The config interfaces see the variables and the granted secrets; either grants them.
         let variables = (spec.variables.is_some() || !granted.is_empty()).then(|| {
             spec.variables
@@ -70,11 +80,13 @@ impl Registry {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .chain(granted)
+                .chain(platform.iter().cloned())
                 .collect(),
             redact,
             allowed_outbound_hosts: spec.outbound_hosts(),
             variables,
             key_value,
+            platform_api: !platform.is_empty(),
             timeout: e.timeout,
             memory_bytes: e.memory,
             reuse: match e.max_reuse {

@@ -40,7 +40,7 @@ mod views;
 
 pub use aliases::RollbackOutcome;
 pub use canary::CanaryConfig;
-pub use collections::CollectionSink;
+pub use collections::{CollectionSink, DB_URL};
 pub use limits::{Effective, Limits};
 pub use projects::domain_name;
 pub use routes::{Lookup, Route, RouteConflict, RouteTable};

@@ -26,8 +26,10 @@
 
 mod audit;
 mod auth;
+mod changes;
 mod config;
 mod control;
+mod credentials;
 mod datadir;
 mod error;
 mod janitor;
@@ -239,10 +241,14 @@ impl Server {
             updraft_services::kv::KeyValueService::new(data.clone(), config.file.key_value.clone());
         let mut doc_config = config.file.documents.clone();
         doc_config.max_project_bytes = config.file.key_value.max_project_bytes;
+        let doc_changes = changes::DocChanges::new(data.clone());
         let docs = updraft_services::docs::DocService::new(data, doc_config);
         let stores = Stores {
             key_value: Some(Arc::new(updraft_services::kv::Provider(kv.clone()))),
-            collections: Some(Arc::new(control::Collections(docs.clone()))),
+            collections: Some(Arc::new(control::Collections {
+                docs: docs.clone(),
+                key: secret_key.clone(),
+            })),
             metadata: metadata.clone(),
             artifacts: artifacts.clone(),
             telemetry: telemetry_store.clone(),
@@ -274,6 +280,7 @@ impl Server {
             wakeups.clone(),
             dispatcher,
             Arc::new(ServedFunctions(registry.clone())),
+            Some(doc_changes),
             config.file.events.clone(),
         );
         // Trigger delivery follows every change of what is served; the registry waits for it

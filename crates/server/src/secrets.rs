@@ -33,6 +33,8 @@ pub(crate) const MAX_SECRET_BYTES: usize = 64 << 10;
 /// The server's secret key.
 pub(crate) struct SecretKey {
     key: LessSafeKey,
+    /// Signs function credentials (derived from the key, for that purpose only).
+    credentials: ring::hmac::Key,
 }
 
 fn aad(project: &str, name: &str) -> Vec<u8> {
@@ -80,9 +82,17 @@ impl SecretKey {
 
     fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let key = UnboundKey::new(&CHACHA20_POLY1305, bytes).ok()?;
+        let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes);
+        let derived = ring::hmac::sign(&root, b"updraft function credentials v1");
         Some(Self {
             key: LessSafeKey::new(key),
+            credentials: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
         })
+    }
+
+    /// The key function credentials are signed with.
+    pub(crate) fn credentials(&self) -> &ring::hmac::Key {
+        &self.credentials
     }
 
     /// Seals `value` as secret `name` of `project`.

@@ -67,6 +67,14 @@ pub enum Who {
         /// Whether it may write (a deployer or better).
         write: bool,
     },
+    /// A function, with the credential the platform gave it: reads and writes the collections
+    /// it is granted, rules not applying; nothing else.
+    Function {
+        /// The function.
+        name: String,
+        /// The collections its manifest grants.
+        collections: Vec<String>,
+    },
     /// A signed-in end user: the verified access token's claims, with `uid` added.
     User(Value),
     /// No credentials.
@@ -86,7 +94,7 @@ impl DocCaller {
     /// The `auth` a rule sees (`None` for keys, which rules do not apply to).
     fn auth(&self) -> Option<Value> {
         match &self.who {
-            Who::Key { .. } => None,
+            Who::Key { .. } | Who::Function { .. } => None,
             Who::User(claims) => Some(claims.clone()),
             Who::Anonymous => Some(Value::Null),
         }
@@ -240,6 +248,28 @@ impl DocService {
         Ok(())
     }
 
+    /// The collection `name` of the caller's project, if the caller may use it at all (a
+    /// function only its granted ones: checked before the collection is looked up, so it
+    /// can't probe which exist).
+    async fn collection_for(
+        &self,
+        caller: &DocCaller,
+        name: &str,
+    ) -> Result<Arc<Loaded>, DocError> {
+        if let Who::Function {
+            name: f,
+            collections,
+        } = &caller.who
+            && !collections.iter().any(|c| c == name)
+        {
+            return Err(DocError::Denied(format!(
+                "function `{f}` is not granted collection `{name}` (add it to `collections` in \
+                 the function's manifest entry)"
+            )));
+        }
+        self.collection(&caller.project, name).await
+    }
+
     /// The collection, loaded from the store on first use.
     async fn collection(&self, project: &str, name: &str) -> Result<Arc<Loaded>, DocError> {
         let k = (project.to_owned(), name.to_owned());
@@ -300,7 +330,7 @@ impl DocService {
             (Who::Key { write: false }, _) if write => Err(DocError::Denied(
                 "this key may only read; writes need a deployer key or better".into(),
             )),
-            (Who::Key { .. }, _) => Ok(()),
+            (Who::Key { .. } | Who::Function { .. }, _) => Ok(()),
             (_, Some(auth)) if c.rules.allows(op, &auth, id, doc, new_doc) => Ok(()),
             _ if !c.rules.has(op) => Err(DocError::Denied(format!(
                 "collection `{}` has no `{op}` rule, so only keys of the project may {op}",
@@ -348,7 +378,7 @@ impl DocService {
     /// # Errors
     /// [`DocError`].
     pub async fn get(&self, caller: &DocCaller, coll: &str, id: &str) -> Result<Value, DocError> {
-        let c = self.collection(&caller.project, coll).await?;
+        let c = self.collection_for(caller, coll).await?;
         let found = self.store.doc_get(&caller.project, coll, id).await?;
         let d = found.as_ref().map(data);
         // A missing document is checked too: a user the rule would deny learns nothing.
@@ -425,7 +455,7 @@ impl DocService {
         next: impl Fn(Option<&Value>) -> Result<Value, DocError>,
     ) -> Result<(Value, bool), DocError> {
         query::check_id(id)?;
-        let c = self.collection(&caller.project, coll).await?;
+        let c = self.collection_for(caller, coll).await?;
         for _ in 0..RETRIES {
             let current = self.store.doc_get(&caller.project, coll, id).await?;
             let old = current.as_ref().map(data);
@@ -494,7 +524,7 @@ impl DocService {
         id: &str,
         condition: Condition,
     ) -> Result<(), DocError> {
-        let c = self.collection(&caller.project, coll).await?;
+        let c = self.collection_for(caller, coll).await?;
         let current = self.store.doc_get(&caller.project, coll, id).await?;
         let old = current.as_ref().map(data);
         Self::allow(caller, &c, "delete", id, old.as_ref(), None)?;
@@ -531,7 +561,7 @@ impl DocService {
         coll: &str,
         params: &query::Params,
     ) -> Result<Value, DocError> {
-        let c = self.collection(&caller.project, coll).await?;
+        let c = self.collection_for(caller, coll).await?;
         if caller.auth().is_some() && !c.rules.has("list") {
             Self::allow(caller, &c, "list", "", None, None)?;
         }

@@ -12,6 +12,10 @@
 //! than it can run at once, so a slow function slows delivery and the rest wait in the log.
 //! Idle consumers sleep until a producer wakes them ([`Wakeups`]).
 //!
+//! Every `[[functions.db]]` trigger has a *feeder* ([`feed`](crate::ChangeSource)) that
+//! forwards the collection's committed changes into its internal queue, moving the feed's
+//! position in the same transaction; its consumer delivers them like any event.
+//!
 //! Every schedule has a *ticker* that fires its slots into its internal queue (one transaction
 //! per slot; a slot fires once). Slots missed while the server was down are coalesced: one
 //! event for the latest missed slot, whose data counts the others (`missed`).
@@ -25,7 +29,10 @@
 //! HTTP listener, no storage of its own.
 
 mod consumer;
+mod feed;
 mod ticker;
+
+pub use feed::{Change, ChangeSource};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -87,6 +94,9 @@ pub struct Triggers {
     wakeups: Arc<dyn Wakeups>,
     dispatcher: Arc<Dispatcher>,
     functions: Arc<dyn Functions>,
+    /// Where `[[functions.db]]` feeds read changes (`None`: no document database; such
+    /// triggers are not started).
+    changes: Option<Arc<dyn ChangeSource>>,
     config: DeliveryConfig,
     tasks: Mutex<HashMap<String, watch::Sender<Option<Arc<Task>>>>>,
     /// Events moved to a dead-letter queue, by project and source queue.
@@ -100,15 +110,18 @@ pub struct Triggers {
 enum Task {
     Consume(consumer::Consumer),
     Tick(ticker::Ticker),
+    Feed(feed::Feeder),
 }
 
 impl Triggers {
-    /// Delivery from `log` to `dispatcher`, nothing running yet.
+    /// Delivery from `log` (and from `changes`, for `[[functions.db]]` triggers) to
+    /// `dispatcher`, nothing running yet.
     pub fn new(
         log: Arc<dyn EventLog>,
         wakeups: Arc<dyn Wakeups>,
         dispatcher: Arc<Dispatcher>,
         functions: Arc<dyn Functions>,
+        changes: Option<Arc<dyn ChangeSource>>,
         config: DeliveryConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -116,6 +129,7 @@ impl Triggers {
             wakeups,
             dispatcher,
             functions,
+            changes,
             config,
             tasks: Mutex::default(),
             dead_lettered: Mutex::default(),
@@ -145,13 +159,24 @@ impl Triggers {
     }
 
     /// Brings the log and the running tasks in line with the `served` functions: records each
-    /// function's consumed queues, topic subscriptions and schedules (creating queues and topics
-    /// named in manifests), then starts, updates or stops consumer and ticker tasks. Functions
+    /// function's consumed queues, topic subscriptions, schedules and change feeds (creating
+    /// queues and topics named in manifests), then starts, updates or stops consumer, ticker
+    /// and feeder tasks. Functions
     /// no longer served have their event state deleted when `deleted` names them (as
     /// `(project, name)`).
     pub async fn reconcile(self: &Arc<Self>, served: &[Served], deleted: &[(String, String)]) {
         let mut wanted: HashMap<String, Task> = HashMap::new();
         let mut writes: BTreeMap<&str, Vec<FunctionTriggers>> = BTreeMap::new();
+        // Where new change feeds start: the latest change now.
+        let mut feed_start = None;
+        if served.iter().any(|f| !f.spec.db.is_empty())
+            && let Some(source) = &self.changes
+        {
+            match source.position().await {
+                Ok(p) => feed_start = Some(p),
+                Err(e) => tracing::error!(error = %e, "could not read the change position"),
+            }
+        }
         for f in served {
             let name = &f.name;
             let spec = &f.spec;
@@ -222,6 +247,40 @@ impl Triggers {
                 );
                 keys.push(skey);
             }
+            let mut feeds = Vec::new();
+            for t in &spec.db {
+                let Some(start) = feed_start else {
+                    let why = if self.changes.is_some() {
+                        "the change log could not be read"
+                    } else {
+                        "no document database"
+                    };
+                    self.platform_line(
+                        &f.project,
+                        name,
+                        &format!("db trigger on `{}` not started: {why}", t.collection),
+                    );
+                    continue;
+                };
+                let fkey = feed::db_feed_key(&t.collection);
+                let q = internal_queue(name, Feed::Change(&fkey));
+                wanted.insert(
+                    key("consume", &q),
+                    Task::Consume(consumer(q.clone(), Trigger::Db, t.batch_size, &t.retry)),
+                );
+                wanted.insert(
+                    key("feed", &fkey),
+                    Task::Feed(feed::Feeder {
+                        project: f.project.clone(),
+                        function: name.clone(),
+                        key: fkey.clone(),
+                        collection: t.collection.clone(),
+                        events: t.events.clone(),
+                        queue: q,
+                    }),
+                );
+                feeds.push((fkey, start));
+            }
             writes
                 .entry(f.project.as_str())
                 .or_default()
@@ -234,6 +293,7 @@ impl Triggers {
                         .map(|t| (t.topic.clone(), t.filter.clone()))
                         .collect(),
                     schedules: keys,
+                    feeds,
                 });
         }
         let mut forgotten: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -281,6 +341,7 @@ impl Triggers {
         match first.as_deref() {
             Some(Task::Consume(_)) => self.consume(rx).await,
             Some(Task::Tick(_)) => self.tick(rx).await,
+            Some(Task::Feed(_)) => self.feed(rx).await,
             None => {}
         }
     }

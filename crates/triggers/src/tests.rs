@@ -22,6 +22,8 @@ use updraft_manifest::{QuotaMetric, QuotaPeriod};
 
 use super::*;
 
+mod feeds;
+
 const P: &str = "default";
 
 /// What the fake runtime answers: a status, after waiting for a permit of `gate` if set.
@@ -133,6 +135,10 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
+        Self::with_changes(None)
+    }
+
+    fn with_changes(changes: Option<Arc<dyn ChangeSource>>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&dir.path().join("e.db")).unwrap());
         let wakeups: Arc<dyn Wakeups> = Arc::new(LocalWakeups::default());
@@ -152,6 +158,7 @@ impl Env {
             wakeups.clone(),
             dispatcher.clone(),
             functions.clone(),
+            changes,
             config,
         );
         Self {

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 use updraft_test_guests::HTTP_ECHO;
 
 mod changes;
+mod credentials;
+mod triggers;
 
 use crate::auth::sign_up;
 use crate::projects::key_of;

@@ -17,10 +17,10 @@ use updraft_test_guests::EVENT_SINK;
 use crate::support::{Capture, Captured, TestServer, expect_error, serve_with};
 
 /// Fast retries, so that a retry → dead-letter test takes a second.
-const FAST_RETRIES: &str = "[events]\nretry_base = \"50ms\"\nretry_max = \"200ms\"\n";
+pub(crate) const FAST_RETRIES: &str = "[events]\nretry_base = \"50ms\"\nretry_max = \"200ms\"\n";
 
 /// The function table lines that point the sink guest at `sink`.
-fn sink_env(sink: &Capture) -> String {
+pub(crate) fn sink_env(sink: &Capture) -> String {
     format!(
         "env = {{ SINK_URL = \"http://{0}\" }}\nallowed_outbound_hosts = [\"http://{0}\"]\n",
         sink.addr
@@ -41,7 +41,11 @@ async fn deploy_sink(s: &TestServer, sink: &Capture, triggers: &str) {
 }
 
 /// Waits (bounded) until the sink has a delivery for which `pick` holds, and returns it.
-async fn delivery(sink: &Capture, what: &str, pick: impl Fn(&Captured) -> bool) -> Captured {
+pub(crate) async fn delivery(
+    sink: &Capture,
+    what: &str,
+    pick: impl Fn(&Captured) -> bool,
+) -> Captured {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(c) = sink.received().into_iter().find(|c| pick(c)) {
@@ -796,7 +800,7 @@ async fn a_rate_schedule_fires_every_slot_once_across_a_restart() {
 }
 
 /// Deploys the sink guest on a server process (its token is in the data dir).
-async fn deploy_on(http: &reqwest::Client, control: &str, token: &str, manifest: &str) {
+pub(crate) async fn deploy_on(http: &reqwest::Client, control: &str, token: &str, manifest: &str) {
     use sha2::Digest;
     let bytes = std::fs::read(EVENT_SINK).unwrap();
     let digest = hex::encode(sha2::Sha256::digest(&bytes));

@@ -86,6 +86,13 @@ CREATE TABLE IF NOT EXISTS schedules (
     last_slot_ms INTEGER NOT NULL,
     PRIMARY KEY (project, function, key)
 );
+CREATE TABLE IF NOT EXISTS feeds (
+    project     TEXT NOT NULL,
+    function    TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    PRIMARY KEY (project, function, key)
+);
 CREATE TABLE IF NOT EXISTS async_invocations (
     project     TEXT NOT NULL,
     id          TEXT NOT NULL,
@@ -541,12 +548,14 @@ pub(super) fn set_consumers(
     Ok(())
 }
 
-/// Deletes a function's schedules, subscriptions, internal queues and async records.
+/// Deletes a function's schedules, subscriptions, feeds, internal queues and async records.
 pub(super) fn forget(tx: &Connection, project: &str, function: &str) -> Result<(), EventError> {
-    tx.execute(
-        "DELETE FROM schedules WHERE project = ?1 AND function = ?2",
-        params![project, function],
-    )?;
+    for table in ["schedules", "feeds"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE project = ?1 AND function = ?2"),
+            params![project, function],
+        )?;
+    }
     tx.execute(
         "DELETE FROM subscriptions WHERE project = ?1 AND target = ?2 AND kind = 'function'",
         params![project, function],
@@ -559,13 +568,14 @@ pub(super) fn forget(tx: &Connection, project: &str, function: &str) -> Result<(
         "DELETE FROM async_invocations WHERE project = ?1 AND function = ?2",
         params![project, function],
     )?;
-    let owned =
-        "(name = ?2 OR substr(name, 1, length(?3)) = ?3 OR substr(name, 1, length(?4)) = ?4)";
+    let owned = "(name = ?2 OR substr(name, 1, length(?3)) = ?3 OR substr(name, 1, length(?4)) = ?4 \
+                 OR substr(name, 1, length(?5)) = ?5)";
     let args = params![
         project,
         internal_queue(function, Feed::Async),
         format!("~schedule.{function}."),
         internal_queue(function, Feed::Topic("")),
+        internal_queue(function, Feed::Change("")),
     ];
     tx.execute(
         &format!(

@@ -579,6 +579,7 @@ impl Db {
                 set_consumers(tx, project, &f.function, &f.queues)?;
                 set_subscriptions(tx, project, &f.function, &f.topics)?;
                 set_schedules(tx, project, &f.function, &f.schedules, now_ms)?;
+                super::feeds::set_feeds(tx, project, &f.function, &f.feeds)?;
             }
             Ok(())
         })

@@ -427,3 +427,54 @@ fn secrets_are_names_granted_per_function() {
 const GOOD_MINIMAL: &str = "updraft.toml";
 const GOOD_MINIMAL_TEXT: &str =
     "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"f.wasm\"\n";
+
+#[test]
+fn db_triggers_and_collection_grants_name_declared_collections() {
+    let base = r#"
+[app]
+name = "shop"
+
+[[collections]]
+name = "orders"
+
+[[functions]]
+name = "on-order"
+component = "x.wasm"
+"#;
+    let m = Manifest::parse(
+        "updraft.toml",
+        &format!(
+            "{base}collections = [\"orders\"]\n[[functions.db]]\ncollection = \"orders\"\nevents = [\"created\", \"deleted\"]\nbatch_size = 5\nmax_attempts = 2\n"
+        ),
+    )
+    .unwrap();
+    let f = &m.functions[0];
+    assert_eq!(f.collections, ["orders"]);
+    let t = &f.db[0];
+    assert_eq!((t.collection.as_str(), t.batch_size), ("orders", 5));
+    assert!(t.wants("created") && t.wants("deleted") && !t.wants("updated"));
+    assert_eq!(t.retry.max_attempts, 2);
+    // Left out, events are all three.
+    let m = Manifest::parse(
+        "updraft.toml",
+        &format!("{base}[[functions.db]]\ncollection = \"orders\"\n"),
+    )
+    .unwrap();
+    assert_eq!(m.functions[0].db[0].events, DB_EVENTS);
+
+    let e = err(&format!(
+        "{base}collections = [\"orders\", \"nope\", \"../x\", \"orders\"]\n[[functions.db]]\ncollection = \"missing\"\nevents = [\"inserted\"]\nbatch_size = 0\n[[functions.db]]\ncollection = \"missing\"\nevents = []\n"
+    ));
+    for needle in [
+        "functions[0].collections[1]: `nope` is not one of the app's [[collections]]",
+        "functions[0].collections[2]: `../x` is not a valid collection name",
+        "functions[0].collections[3]: `orders` is listed twice",
+        "functions[0].db[0].collection: `missing` is not one of the app's [[collections]]",
+        "functions[0].db[0].events: `inserted` is not one of created, updated, deleted",
+        "functions[0].db[0].batch_size: must be between 1 and 100",
+        "functions[0].db[1].collection: `missing` is watched twice",
+        "functions[0].db[1].events: list at least one",
+    ] {
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+}

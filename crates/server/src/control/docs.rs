@@ -1,10 +1,11 @@
 //! The document API's mount on the data plane (`/_updraft/db/v1`), and the registry's hook that
 //! applies an app's `[[collections]]` at deploy.
 //!
-//! Who is calling: the project comes from the host; `Authorization: Bearer` holds a key of that
-//! project (or the admin key; rules do not apply to keys) or an end user's access token (rules
-//! decide); no header is an anonymous caller (rules decide, with `auth == null`). A token that
-//! is neither answers 401.
+//! Who is calling: `Authorization: Bearer` holds a function's credential (its project and
+//! granted collections are in it; see [`crate::credentials`]), or, with the project coming from
+//! the host, a key of that project (or the admin key; rules do not apply to keys) or an end
+//! user's access token (rules decide); no header is an anonymous caller (rules decide, with
+//! `auth == null`). A token that is none of these answers 401.
 
 use std::sync::Arc;
 
@@ -22,14 +23,28 @@ use updraft_services::docs::{DocCaller, DocService, Who};
 use super::queues::host_project;
 use crate::State as AppState;
 use crate::auth::Role;
+use crate::credentials;
 use crate::error::ApiError;
 
-/// The registry's [`CollectionSink`](updraft_registry::CollectionSink): the document service.
-pub(crate) struct Collections(pub(crate) Arc<DocService>);
+/// The registry's [`CollectionSink`](updraft_registry::CollectionSink): the document service,
+/// and the key function credentials are minted with.
+pub(crate) struct Collections {
+    pub(crate) docs: Arc<DocService>,
+    pub(crate) key: Arc<crate::secrets::SecretKey>,
+}
 
 impl updraft_registry::CollectionSink for Collections {
     fn check(&self, collections: &[Collection]) -> Result<(), String> {
         DocService::check(collections)
+    }
+
+    fn credential(&self, project: &str, function: &str, collections: &[String]) -> String {
+        let grant = credentials::Grant {
+            project: project.to_owned(),
+            function: function.to_owned(),
+            collections: collections.to_vec(),
+        };
+        credentials::mint(self.key.credentials(), &grant)
     }
 
     fn apply<'a>(
@@ -37,7 +52,7 @@ impl updraft_registry::CollectionSink for Collections {
         project: &'a str,
         collections: &'a [Collection],
     ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(self.0.apply(project, collections))
+        Box::pin(self.docs.apply(project, collections))
     }
 }
 
@@ -53,6 +68,20 @@ pub(crate) fn data_routes(state: &Arc<AppState>) -> Router {
 }
 
 async fn caller(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let bearer = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(token) = bearer.filter(|t| t.starts_with(credentials::PREFIX)) {
+        let caller = match function_caller(&state, token) {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
+        req.extensions_mut().insert(caller);
+        return next.run(req).await;
+    }
     let project = match host_project(&state, &req) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -105,4 +134,35 @@ async fn caller(State(state): State<Arc<AppState>>, mut req: Request, next: Next
     };
     req.extensions_mut().insert(DocCaller { project, who });
     next.run(req).await
+}
+
+/// The caller a function credential stands for: its function must still be served.
+fn function_caller(state: &AppState, token: &str) -> Result<DocCaller, ApiError> {
+    let grant = credentials::verify(state.secret_key.credentials(), token).ok_or_else(|| {
+        ApiError::new(
+            Code::Unauthorized,
+            "the function credential is not valid (altered, or minted with another secret key)",
+        )
+    })?;
+    if state
+        .registry
+        .snapshot()
+        .function(&grant.project, &grant.function)
+        .is_none()
+    {
+        return Err(ApiError::new(
+            Code::Unauthorized,
+            format!(
+                "the function credential's function `{}` is no longer served",
+                grant.function
+            ),
+        ));
+    }
+    Ok(DocCaller {
+        project: grant.project,
+        who: Who::Function {
+            name: grant.function,
+            collections: grant.collections,
+        },
+    })
 }

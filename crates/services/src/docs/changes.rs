@@ -40,7 +40,7 @@ impl DocService {
         params: &Params,
         after: Option<u64>,
     ) -> Result<mpsc::Receiver<ChangeEvent>, DocError> {
-        let c = self.collection(&caller.project, coll).await?;
+        let c = self.collection_for(&caller, coll).await?;
         if caller.auth().is_some() && !c.rules.has("list") {
             Self::allow(&caller, &c, "list", "", None, None)?;
         }
@@ -211,7 +211,7 @@ impl Subscription {
             return true;
         }
         let before = match (&self.caller.who, before) {
-            (Who::Key { .. }, b) => b,
+            (Who::Key { .. } | Who::Function { .. }, b) => b,
             (_, Some(b)) if readable(&b) => Some(b),
             _ => None,
         };

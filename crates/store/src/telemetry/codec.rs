@@ -125,13 +125,15 @@ pub(crate) fn get_line(
     })
 }
 
-const TRIGGERS: [Trigger; 6] = [
+/// In the order of their codes (append only: stored records keep their codes).
+const TRIGGERS: [Trigger; 7] = [
     Trigger::Http,
     Trigger::Invoke,
     Trigger::Async,
     Trigger::Schedule,
     Trigger::Queue,
     Trigger::Topic,
+    Trigger::Db,
 ];
 
 /// Appends one invocation record (its start as a delta from the chunk's first).

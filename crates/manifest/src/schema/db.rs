@@ -1,0 +1,172 @@
+//! `[[functions.db]]` (a function runs on changes to a collection's documents) and
+//! `collections = [...]` (the collections a function may reach through the document API with
+//! the credential the platform gives it). Both name collections the app declares.
+//!
+//! ```toml
+//! [[functions]]
+//! name = "on-order"
+//! collections = ["orders", "invoices"]
+//! [[functions.db]]
+//! collection = "orders"
+//! events = ["created", "updated"]
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Checker, DEFAULT_MAX_ATTEMPTS, MAX_BATCH_SIZE, MAX_MAX_ATTEMPTS, Retry, Step, check_count, key,
+};
+use crate::collections::{Collection, is_store_name};
+use updraft_api::check_resource_name;
+
+/// The changes a `[[functions.db]]` trigger can ask for.
+pub const DB_EVENTS: [&str; 3] = ["created", "updated", "deleted"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDbTrigger {
+    collection: String,
+    events: Option<Vec<String>>,
+    batch_size: Option<i64>,
+    max_attempts: Option<i64>,
+    dead_letter: Option<String>,
+}
+
+/// One `[[functions.db]]` table: the function runs on changes to a collection's documents,
+/// delivered at least once through the event log as CloudEvents
+/// (`dev.updraft.db.created|updated|deleted`) with the document before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbTrigger {
+    /// `collection = "orders"`: one of the app's `[[collections]]`.
+    pub collection: String,
+    /// `events = ["created", "deleted"]`: the changes that run it (all three when left out).
+    pub events: Vec<String>,
+    /// `batch_size = 10`: changes per invocation (more than 1: CloudEvents batch mode).
+    pub batch_size: u32,
+    /// Retries and dead letters.
+    pub retry: Retry,
+}
+
+impl DbTrigger {
+    /// Whether a change of kind `op` (`created`, `updated`, `deleted`) runs it.
+    pub fn wants(&self, op: &str) -> bool {
+        self.events.iter().any(|e| e == op)
+    }
+}
+
+/// Validates function `i`'s `[[functions.db]]` tables (collection names are checked against
+/// the app's collections later, by [`check_collections`]).
+pub(super) fn db_triggers(c: &mut Checker<'_>, i: usize, raw: Vec<RawDbTrigger>) -> Vec<DbTrigger> {
+    let at = |j: usize, k: &str| {
+        vec![
+            key("functions"),
+            Step::Index(i),
+            key("db"),
+            Step::Index(j),
+            key(k),
+        ]
+    };
+    let mut out: Vec<DbTrigger> = Vec::new();
+    for (j, t) in raw.into_iter().enumerate() {
+        if out.iter().any(|o| o.collection == t.collection) {
+            c.report(
+                &at(j, "collection"),
+                format!(
+                    "`{}` is watched twice; list its events in one table",
+                    t.collection
+                ),
+            );
+        }
+        let mut events: Vec<String> = Vec::new();
+        match t.events {
+            None => events = DB_EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+            Some(list) if list.is_empty() => {
+                c.report(
+                    &at(j, "events"),
+                    "list at least one of created, updated, deleted",
+                );
+            }
+            Some(list) => {
+                for e in list {
+                    if !DB_EVENTS.contains(&e.as_str()) {
+                        c.report(
+                            &at(j, "events"),
+                            format!("`{e}` is not one of created, updated, deleted"),
+                        );
+                    } else if !events.contains(&e) {
+                        events.push(e);
+                    }
+                }
+            }
+        }
+        let batch_size =
+            check_count(c, &at(j, "batch_size"), t.batch_size, 1, MAX_BATCH_SIZE).unwrap_or(1);
+        let max_attempts = check_count(
+            c,
+            &at(j, "max_attempts"),
+            t.max_attempts,
+            1,
+            MAX_MAX_ATTEMPTS,
+        )
+        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if let Some(q) = &t.dead_letter
+            && let Err(e) = check_resource_name("queue", q)
+        {
+            c.report(&at(j, "dead_letter"), e);
+        }
+        out.push(DbTrigger {
+            collection: t.collection,
+            events,
+            batch_size,
+            retry: Retry {
+                max_attempts,
+                dead_letter: t.dead_letter,
+            },
+        });
+    }
+    out
+}
+
+/// Checks that function `i`'s `collections` grant and `[[functions.db]]` tables name
+/// collections the app declares.
+pub(super) fn check_collections(
+    c: &mut Checker<'_>,
+    i: usize,
+    grant: &[String],
+    triggers: &[DbTrigger],
+    declared: &[Collection],
+) {
+    let known = |name: &str| declared.iter().any(|d| d.name == name);
+    let unknown = |name: &str| {
+        if is_store_name(name) {
+            format!("`{name}` is not one of the app's [[collections]]")
+        } else {
+            format!("`{name}` is not a valid collection name")
+        }
+    };
+    for (j, name) in grant.iter().enumerate() {
+        let path = [
+            key("functions"),
+            Step::Index(i),
+            key("collections"),
+            Step::Index(j),
+        ];
+        if !known(name) {
+            c.report(&path, unknown(name));
+        } else if grant[..j].contains(name) {
+            c.report(&path, format!("`{name}` is listed twice"));
+        }
+    }
+    for (j, t) in triggers.iter().enumerate() {
+        if !known(&t.collection) {
+            let path = [
+                key("functions"),
+                Step::Index(i),
+                key("db"),
+                Step::Index(j),
+                key("collection"),
+            ];
+            c.report(&path, unknown(&t.collection));
+        }
+    }
+}

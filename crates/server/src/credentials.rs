@@ -1,0 +1,87 @@
+//! Function credentials: what a function granted collections (`collections = ["orders"]`)
+//! sends to the document API (`UPDRAFT_DB_TOKEN`).
+//!
+//! `updfn1.<payload>.<mac>`: the payload is base64url JSON naming the project, the function
+//! and the granted collections; the MAC is HMAC-SHA256 under a key derived from the server's
+//! secret key, so only this server mints them and a changed payload does not verify. A
+//! credential is checked on every call against the functions served now: once its function is
+//! deleted it verifies no more. It is minted per version, so a version keeps the grants it was
+//! deployed with; replacing the secret key invalidates every credential (functions get new ones
+//! when their versions are prepared again, at the next start).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+/// The prefix of every function credential.
+pub(crate) const PREFIX: &str = "updfn1.";
+
+/// What a credential grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Grant {
+    /// The project.
+    #[serde(rename = "p")]
+    pub(crate) project: String,
+    /// The function.
+    #[serde(rename = "f")]
+    pub(crate) function: String,
+    /// The collections it may use.
+    #[serde(rename = "c")]
+    pub(crate) collections: Vec<String>,
+}
+
+/// Mints the credential for `grant`.
+pub(crate) fn mint(key: &hmac::Key, grant: &Grant) -> String {
+    let payload = B64.encode(serde_json::to_vec(grant).unwrap_or_default());
+    let mac = hmac::sign(key, payload.as_bytes());
+    format!("{PREFIX}{payload}.{}", B64.encode(mac.as_ref()))
+}
+
+/// The grant of `token`, if it is a credential this key minted.
+pub(crate) fn verify(key: &hmac::Key, token: &str) -> Option<Grant> {
+    let rest = token.strip_prefix(PREFIX)?;
+    let (payload, mac) = rest.split_once('.')?;
+    let mac = B64.decode(mac).ok()?;
+    hmac::verify(key, payload.as_bytes(), &mac).ok()?;
+    serde_json::from_slice(&B64.decode(payload).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, &[byte; 32])
+    }
+
+    #[test]
+    fn a_minted_credential_verifies_and_a_changed_one_does_not() {
+        let grant = Grant {
+            project: "shop".into(),
+            function: "orders".into(),
+            collections: vec!["orders".into()],
+        };
+        let token = mint(&key(1), &grant);
+        assert_eq!(verify(&key(1), &token), Some(grant.clone()));
+        assert_eq!(verify(&key(2), &token), None, "another server's key");
+        // A payload granting more, with the old MAC.
+        let wider = Grant {
+            collections: vec!["orders".into(), "users".into()],
+            ..grant
+        };
+        let forged = mint(&key(9), &wider);
+        let (_, mac) = token.rsplit_once('.').unwrap();
+        let (payload, _) = forged.rsplit_once('.').unwrap();
+        assert_eq!(verify(&key(1), &format!("{payload}.{mac}")), None);
+        for bad in [
+            "",
+            "updfn1.",
+            "updfn1.x.y",
+            "updfn1.e30",
+            &token[..token.len() - 2],
+        ] {
+            assert_eq!(verify(&key(1), bad), None, "{bad}");
+        }
+    }
+}
