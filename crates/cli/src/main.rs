@@ -89,6 +89,8 @@ enum Command {
     Secret(commands::secret::SecretArgs),
     /// Read and change the project's key-value stores.
     Kv(commands::kv::KvArgs),
+    /// Read, query, export and import the project's document collections.
+    Db(commands::db::DbArgs),
     /// Show who changed what in the project (the audit log).
     Audit(commands::audit::AuditArgs),
     /// Manage the project's end users.
@@ -135,6 +137,7 @@ fn main() -> ExitCode {
             Command::Project(args) => commands::project::project(args).await,
             Command::Secret(args) => commands::secret::secret(args).await,
             Command::Kv(args) => commands::kv::kv(args).await,
+            Command::Db(args) => commands::db::db(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Users(args) => commands::users::users(args).await,
             Command::Auth(args) => commands::users::auth(args).await,

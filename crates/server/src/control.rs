@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | GET | `/v1/health` | liveness, no token |
 //! | any | `/v1/kv/...` | key-value stores (see `updraft_services::kv`): a viewer reads, a deployer writes |
+//! | any | `/v1/db/...` | document collections (see `updraft_services::docs`), as a key: a viewer reads, a deployer writes |
 //! | GET | `/v1/status` | version, function count, compile counters |
 //! | HEAD/GET | `/v1/artifacts/{digest}` | 200 if stored and compiled, else 404 |
 //! | PUT | `/v1/artifacts/{digest}` | upload a component (raw body); validated and compiled |
@@ -147,6 +148,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             axum::routing::put(projects::set_cors),
         )
         .nest("/v1/kv", kv::control_routes(&state))
+        .nest("/v1/db", docs::control_routes(&state))
         // Inner first: the role check runs, then the audit recorder sees the caller.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -10,6 +10,7 @@
 
 mod changes;
 mod http;
+mod import;
 mod json;
 mod query;
 mod rules;
@@ -18,6 +19,7 @@ mod tests;
 
 pub use changes::ChangeEvent;
 pub use http::router;
+pub use import::MAX_IMPORT_LINES;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

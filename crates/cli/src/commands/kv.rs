@@ -96,7 +96,7 @@ enum KvCommand {
 }
 
 /// `s` with every byte but the unreserved ones percent-encoded (a key may hold `/`, `?`, `%`).
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

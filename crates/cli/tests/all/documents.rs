@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use updraft_test_guests::HTTP_ECHO;
 
 mod changes;
+mod cli;
 mod credentials;
 mod triggers;
 

@@ -66,6 +66,8 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         _ if read => Role::Viewer,
         // Key-value data: what functions store, so what a deployer may change.
         r if r.starts_with("/v1/kv/") => Role::Deployer,
+        // Documents: what apps store, likewise.
+        r if r.starts_with("/v1/db/") => Role::Deployer,
         "/v1/artifacts/{digest}"
         | "/v1/apps"
         | "/v1/functions/{name}"

@@ -22,7 +22,7 @@ use updraft_services::docs::{DocCaller, DocService, Who};
 
 use super::queues::host_project;
 use crate::State as AppState;
-use crate::auth::Role;
+use crate::auth::{Caller, Role};
 use crate::credentials;
 use crate::error::ApiError;
 
@@ -59,6 +59,25 @@ impl updraft_registry::CollectionSink for Collections {
 /// Largest request body of the document API: the largest document, plus room.
 pub(crate) fn max_body(state: &AppState) -> usize {
     state.docs.config().max_document_bytes.saturating_add(4096)
+}
+
+/// The control API's mount `/v1/db` (behind `require_role`, which set the [`Caller`]): the
+/// caller's key acts in its project, rules not applying; a viewer reads, a deployer writes.
+pub(crate) fn control_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    updraft_services::docs::router(state.docs.clone()).route_layer(middleware::from_fn(
+        |mut req: Request, next: Next| async move {
+            let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+                return ApiError::new(Code::Unauthorized, "no caller").into_response();
+            };
+            req.extensions_mut().insert(DocCaller {
+                project: caller.project,
+                who: Who::Key {
+                    write: caller.role.allows(Role::Deployer),
+                },
+            });
+            next.run(req).await
+        },
+    ))
 }
 
 /// The data plane's mount.

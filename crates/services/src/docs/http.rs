@@ -9,6 +9,7 @@
 //! | PUT | `/collections/{c}/docs/{id}` | create or replace (`If-Match`, `If-None-Match: *`) |
 //! | PATCH | `/collections/{c}/docs/{id}` | JSON merge patch (RFC 7396) |
 //! | DELETE | `/collections/{c}/docs/{id}` | delete → 204 |
+//! | POST | `/collections/{c}/import` | JSON lines, each created or replaced (writing keys) |
 //!
 //! A document is `{"id", "revision", "created_at", "updated_at", "data": {...}}`.
 
@@ -54,6 +55,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(service: Arc<DocService>) -> Rou
         .route("/collections", get(collections))
         .route("/collections/{c}/docs", get(query).post(create))
         .route("/collections/{c}/changes", get(changes))
+        .route(
+            "/collections/{c}/import",
+            axum::routing::post(import)
+                .layer(axum::extract::DefaultBodyLimit::max(IMPORT_MAX_BODY)),
+        )
         .route(
             "/collections/{c}/docs/{id}",
             get(read).put(put).patch(patch).delete(delete),
@@ -147,6 +153,28 @@ fn params(uri: &Uri) -> Result<Params, Fail> {
         }
     }
     Ok(p)
+}
+
+/// Largest import request body.
+const IMPORT_MAX_BODY: usize = 64 << 20;
+
+async fn import(
+    State(svc): Shared,
+    Extension(c): Extension<DocCaller>,
+    Path(coll): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = body.map_err(|e| {
+        Fail(
+            Code::PayloadTooLarge,
+            format!(
+                "the import could not be read ({}); send at most {} MiB per request",
+                e.body_text(),
+                IMPORT_MAX_BODY >> 20
+            ),
+        )
+    })?;
+    Ok(Json(svc.import(&c, &coll, &body).await?).into_response())
 }
 
 async fn collections(State(svc): Shared, Extension(c): Extension<DocCaller>) -> Answer {
