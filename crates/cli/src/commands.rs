@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod db;
 pub(crate) mod deploy;
 pub(crate) mod functions;

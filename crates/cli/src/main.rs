@@ -91,6 +91,10 @@ enum Command {
     Kv(commands::kv::KvArgs),
     /// Read, query, export and import the project's document collections.
     Db(commands::db::DbArgs),
+    /// Take a consistent snapshot of the database while the server runs (admin).
+    Backup(commands::backup::BackupArgs),
+    /// Replace the database, or one project's part, with a backup (admin).
+    Restore(commands::backup::RestoreArgs),
     /// Show who changed what in the project (the audit log).
     Audit(commands::audit::AuditArgs),
     /// Manage the project's end users.
@@ -138,6 +142,8 @@ fn main() -> ExitCode {
             Command::Secret(args) => commands::secret::secret(args).await,
             Command::Kv(args) => commands::kv::kv(args).await,
             Command::Db(args) => commands::db::db(args).await,
+            Command::Backup(args) => commands::backup::backup(args).await,
+            Command::Restore(args) => commands::backup::restore(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Users(args) => commands::users::users(args).await,
             Command::Auth(args) => commands::users::auth(args).await,

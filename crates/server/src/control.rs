@@ -5,6 +5,8 @@
 //! | --- | --- | --- |
 //! | GET | `/v1/health` | liveness, no token |
 //! | any | `/v1/kv/...` | key-value stores (see `updraft_services::kv`): a viewer reads, a deployer writes |
+//! | GET | `/v1/backup` | the database (every key-value store and collection) as one SQLite file (admin) |
+//! | POST | `/v1/restore?project=` | replace the database, or one project's part, with a backup (admin) |
 //! | any | `/v1/db/...` | document collections (see `updraft_services::docs`), as a key: a viewer reads, a deployer writes |
 //! | GET | `/v1/status` | version, function count, compile counters |
 //! | HEAD/GET | `/v1/artifacts/{digest}` | 200 if stored and compiled, else 404 |
@@ -45,6 +47,7 @@
 
 mod artifacts;
 mod audit;
+mod backup;
 mod docs;
 mod functions;
 mod keys;
@@ -149,6 +152,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .nest("/v1/kv", kv::control_routes(&state))
         .nest("/v1/db", docs::control_routes(&state))
+        .route("/v1/backup", get(backup::backup))
+        .route(
+            "/v1/restore",
+            post(backup::restore).layer(DefaultBodyLimit::disable()),
+        )
         // Inner first: the role check runs, then the audit recorder sees the caller.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -108,6 +108,8 @@ pub(crate) struct State {
     pub(crate) kv: Arc<updraft_services::kv::KeyValueService>,
     /// Document collections (`/_updraft/db/v1`).
     pub(crate) docs: Arc<updraft_services::docs::DocService>,
+    /// The store under both (backup and restore).
+    pub(crate) data: Arc<updraft_store::DataStore>,
     /// Access tokens the gateway has verified.
     pub(crate) user_tokens: Arc<UserTokens>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -242,7 +244,7 @@ impl Server {
         let mut doc_config = config.file.documents.clone();
         doc_config.max_project_bytes = config.file.key_value.max_project_bytes;
         let doc_changes = changes::DocChanges::new(data.clone());
-        let docs = updraft_services::docs::DocService::new(data, doc_config);
+        let docs = updraft_services::docs::DocService::new(data.clone(), doc_config);
         let stores = Stores {
             key_value: Some(Arc::new(updraft_services::kv::Provider(kv.clone()))),
             collections: Some(Arc::new(control::Collections {
@@ -298,6 +300,7 @@ impl Server {
             users,
             kv,
             docs,
+            data,
             user_tokens,
             trusted_proxies: config.file.trusted_proxies.clone(),
             auth,

@@ -9,6 +9,7 @@
 //! query (403), so a rule is never turned into a silent filter.
 
 mod changes;
+mod error;
 mod http;
 mod import;
 mod json;
@@ -18,6 +19,7 @@ mod rules;
 mod tests;
 
 pub use changes::ChangeEvent;
+pub use error::DocError;
 pub use http::router;
 pub use import::MAX_IMPORT_LINES;
 
@@ -26,7 +28,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 use updraft_manifest::Collection;
-use updraft_store::{Condition, DocOp, DocOutcome, DocQuery, DocStore, DocWrite, StoreError};
+use updraft_store::{Condition, DocOp, DocOutcome, DocQuery, DocStore, DocWrite};
 
 use json::{data, merge, new_id, view};
 use rules::Rules;
@@ -99,50 +101,6 @@ impl DocCaller {
             Who::Key { .. } | Who::Function { .. } => None,
             Who::User(claims) => Some(claims.clone()),
             Who::Anonymous => Some(Value::Null),
-        }
-    }
-}
-
-/// Why a call failed; each maps to one HTTP status and code.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DocError {
-    /// Bad input; the message says what.
-    #[error("{0}")]
-    Invalid(String),
-    /// A rule (or the key's role) does not allow it.
-    #[error("{0}")]
-    Denied(String),
-    /// No such collection.
-    #[error("no collection named `{0}` (declare it in [[collections]] and deploy)")]
-    NoCollection(String),
-    /// No such document.
-    #[error("no document `{0}`")]
-    NoDocument(String),
-    /// `If-Match` or `If-None-Match` does not hold.
-    #[error("{0}")]
-    Precondition(String),
-    /// The document is larger than allowed.
-    #[error("{0}")]
-    TooLarge(String),
-    /// The project's storage quota.
-    #[error("{0}")]
-    Quota(String),
-    /// Too many of something at once (change streams).
-    #[error("{0}")]
-    TooMany(String),
-    /// Storage failed.
-    #[error("storage: {0}")]
-    Storage(String),
-}
-
-impl From<StoreError> for DocError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NoSuchCollection { collection } => Self::NoCollection(collection),
-            StoreError::QuotaExceeded { .. } => Self::Quota(e.to_string()),
-            StoreError::Corrupt(m) => Self::Invalid(m),
-            e => Self::Storage(e.to_string()),
         }
     }
 }
@@ -248,6 +206,15 @@ impl DocService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|(p, _), _| p != project);
         Ok(())
+    }
+
+    /// Forgets the collections loaded so far (after their store changed under the service: a
+    /// restore); they are loaded again on next use.
+    pub fn reload(&self) {
+        self.loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// The collection `name` of the caller's project, if the caller may use it at all (a

@@ -5,6 +5,7 @@
 //! connections on the caller's thread (WAL: readers never wait for the writer, and a point
 //! read takes microseconds).
 
+mod backup;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
+pub use backup::Restored;
 pub(crate) use writer::Ctx;
 use writer::Writer;
 

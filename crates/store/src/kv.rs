@@ -15,7 +15,7 @@ mod sqlite;
 #[cfg(test)]
 mod tests;
 
-pub use crate::data::DataStore;
+pub use crate::data::{DataStore, Restored};
 
 use crate::StoreError;
 

@@ -56,6 +56,7 @@ pub use functions::{
 pub use keys::ApiKeyRecord;
 pub use kv::{
     Condition, DataStore, KvEntry, KvOp, KvOutcome, KvStore, KvStoreInfo, KvUsage, KvWrite,
+    Restored,
 };
 pub use projects::ProjectRecord;
 pub use secrets::SecretRecord;
@@ -149,6 +150,9 @@ pub enum StoreError {
         /// The version asked for.
         version: u32,
     },
+    /// Input that is not what the operation takes (a restore's file that is no backup).
+    #[error("{0}")]
+    Invalid(String),
     /// No key-value store has this name in the project.
     #[error("no key-value store named `{store}`")]
     NoSuchKvStore {

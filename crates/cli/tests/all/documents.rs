@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use updraft_test_guests::HTTP_ECHO;
 
+mod backup;
 mod changes;
 mod cli;
 mod credentials;

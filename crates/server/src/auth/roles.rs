@@ -52,6 +52,8 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         "/metrics" => Role::Metrics,
         // Creating and deleting projects is the server admin's; an owner sets its domains.
         "/v1/projects" | "/v1/projects/{name}" if !read => Role::Admin,
+        // Every project's data at once: the server admin's.
+        "/v1/backup" | "/v1/restore" => Role::Admin,
         "/v1/projects/{name}/domains" | "/v1/projects/{name}/cors" => Role::Owner,
         "/v1/secrets/{name}" => Role::Owner,
         // Who changed what (key ids among it) is an owner's business.
