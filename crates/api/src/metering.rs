@@ -219,6 +219,22 @@ pub struct UsageFigures {
     pub gb_seconds: f64,
     /// Estimated cost at the server's price table, in `prices.currency`.
     pub estimated_cost: f64,
+    /// Key-value keys and documents read (by the functions; in totals, through the HTTP
+    /// APIs too).
+    #[serde(default)]
+    pub data_reads: u64,
+    /// Key-value keys and documents written or deleted.
+    #[serde(default)]
+    pub data_writes: u64,
+}
+
+/// What a project stores (key-value data and documents), now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageUsage {
+    /// Bytes of keys, values and documents stored.
+    pub bytes: u64,
+    /// The project's quota (`[key_value] max_project_bytes`).
+    pub quota_bytes: u64,
 }
 
 /// One bucket of a usage report.
@@ -302,4 +318,7 @@ pub struct UsageReport {
     pub prices: Prices,
     /// Quotas that apply, with their use.
     pub quotas: Vec<QuotaStatus>,
+    /// What the project stores now (absent without a database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageUsage>,
 }

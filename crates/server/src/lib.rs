@@ -33,6 +33,7 @@ mod credentials;
 mod datadir;
 mod error;
 mod janitor;
+mod meter;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod secrets;
@@ -413,6 +414,7 @@ impl Server {
             }
         });
         let janitor = tokio::spawn(janitor::run(self.state.clone(), wait(stop_rx.clone())));
+        let meter = tokio::spawn(meter::run(self.state.clone(), wait(stop_rx.clone())));
         let state = self.state.clone();
         let stop = wait(stop_rx);
         let guard = tokio::spawn(async move {
@@ -435,6 +437,9 @@ impl Server {
         let _ = janitor.await;
         let _ = guard.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;
+        // After the last requests: their counts are stored too.
+        meter::flush(&self.state).await;
+        let _ = meter.await;
         self.state.telemetry.flush().await;
         // Background tasks may hold the state a little longer; the directory is free now.
         if let Ok(mut lock) = self.state.lock.lock() {

@@ -13,6 +13,7 @@ mod error;
 mod http;
 mod import;
 mod json;
+mod meter;
 mod query;
 mod rules;
 #[cfg(test)]
@@ -22,6 +23,7 @@ pub use changes::ChangeEvent;
 pub use error::DocError;
 pub use http::router;
 pub use import::MAX_IMPORT_LINES;
+pub use meter::DocCounts;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -117,6 +119,8 @@ pub struct DocService {
     store: Arc<dyn DocStore>,
     config: DocConfig,
     loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
+    /// Documents read and written, until taken.
+    meter: meter::Meter,
     /// Set when the server stops: change streams end.
     closing: tokio::sync::watch::Sender<bool>,
     /// Open change streams per project.
@@ -133,6 +137,7 @@ impl DocService {
             store,
             config,
             loaded: RwLock::default(),
+            meter: meter::Meter::default(),
             closing: tokio::sync::watch::Sender::new(false),
             streams: std::sync::Mutex::default(),
         })
@@ -324,31 +329,13 @@ impl DocService {
         Ok(())
     }
 
-    async fn write(
-        &self,
-        project: &str,
-        collection: &str,
-        write: DocWrite,
-    ) -> Result<DocOutcome, DocError> {
-        Ok(self
-            .store
-            .doc_write(
-                project,
-                collection,
-                write,
-                Some(self.config.max_project_bytes),
-                updraft_store::now_ms(),
-            )
-            .await?)
-    }
-
     /// Document `id`.
     ///
     /// # Errors
     /// [`DocError`].
     pub async fn get(&self, caller: &DocCaller, coll: &str, id: &str) -> Result<Value, DocError> {
         let c = self.collection_for(caller, coll).await?;
-        let found = self.store.doc_get(&caller.project, coll, id).await?;
+        let found = self.read_one(caller, coll, id).await?;
         let d = found.as_ref().map(data);
         // A missing document is checked too: a user the rule would deny learns nothing.
         Self::allow(caller, &c, "get", id, d.as_ref(), None)?;
@@ -426,7 +413,7 @@ impl DocService {
         query::check_id(id)?;
         let c = self.collection_for(caller, coll).await?;
         for _ in 0..RETRIES {
-            let current = self.store.doc_get(&caller.project, coll, id).await?;
+            let current = self.read_one(caller, coll, id).await?;
             let old = current.as_ref().map(data);
             if must_exist && current.is_none() {
                 Self::allow(caller, &c, "update", id, None, None)?;
@@ -465,7 +452,7 @@ impl DocService {
                 op: DocOp::Put(body),
                 condition: read_at,
             };
-            match self.write(&caller.project, coll, write).await? {
+            match self.write(caller, coll, write).await? {
                 DocOutcome::Written { after, before } => {
                     return Ok((view(&after), before.is_none()));
                 }
@@ -494,7 +481,7 @@ impl DocService {
         condition: Condition,
     ) -> Result<(), DocError> {
         let c = self.collection_for(caller, coll).await?;
-        let current = self.store.doc_get(&caller.project, coll, id).await?;
+        let current = self.read_one(caller, coll, id).await?;
         let old = current.as_ref().map(data);
         Self::allow(caller, &c, "delete", id, old.as_ref(), None)?;
         let read_at = match &current {
@@ -512,7 +499,7 @@ impl DocService {
             op: DocOp::Delete,
             condition: read_at,
         };
-        match self.write(&caller.project, coll, write).await? {
+        match self.write(caller, coll, write).await? {
             DocOutcome::ConditionFailed { .. } => Err(DocError::Precondition(format!(
                 "document `{id}` changed while it was deleted"
             ))),
@@ -538,6 +525,7 @@ impl DocService {
         let limit = q.limit;
         q.limit = limit + 1;
         let mut found = self.store.doc_query(&caller.project, coll, &q).await?;
+        self.meter.add(caller, (found.len() as u64).max(1), 0);
         let more = found.len() > limit;
         found.truncate(limit);
         let mut docs = Vec::with_capacity(found.len());

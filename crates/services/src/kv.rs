@@ -152,9 +152,9 @@ impl KeyValueService {
             .clone()
     }
 
-    /// Reads and writes counted since start, per project (every one with `None`) and
-    /// function.
-    pub fn usage(&self, project: Option<&str>) -> Vec<KvCounts> {
+    /// Reads and writes counted since the last call, per project (every one with `None`) and
+    /// function (the counters start again from zero; metering takes them every few seconds).
+    pub fn take_usage(&self, project: Option<&str>) -> Vec<KvCounts> {
         let all = self
             .counts
             .lock()
@@ -165,9 +165,10 @@ impl KeyValueService {
             .map(|((p, f), c)| KvCounts {
                 project: p.clone(),
                 function: f.clone(),
-                reads: c.reads.load(Ordering::Relaxed),
-                writes: c.writes.load(Ordering::Relaxed),
+                reads: c.reads.swap(0, Ordering::Relaxed),
+                writes: c.writes.swap(0, Ordering::Relaxed),
             })
+            .filter(|c| c.reads > 0 || c.writes > 0)
             .collect();
         out.sort_by(|a, b| (&a.project, &a.function).cmp(&(&b.project, &b.function)));
         out

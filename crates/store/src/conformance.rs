@@ -141,6 +141,7 @@ macro_rules! telemetry_conformance {
             ids_are_given_when_queued_and_followers_see_lines_at_once,
             time_and_request_filters,
             usage_sums_match_hand_computed_figures,
+            data_usage_sums_per_function_and_minute,
             large_batches_keep_every_record_and_field,
             invocations_are_found_by_request_id_and_filtered,
             limits_are_exact_across_batches,

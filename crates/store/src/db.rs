@@ -294,6 +294,17 @@ CREATE TABLE auth_identities (
 ) WITHOUT ROWID;
 CREATE INDEX auth_identities_by_user ON auth_identities (project, user_id);
 "#,
+    // Data operations (key-value and document reads and writes) per function and minute.
+    r#"
+CREATE TABLE data_minutes (
+    project     TEXT NOT NULL,
+    function    TEXT NOT NULL,
+    minute      INTEGER NOT NULL,
+    reads       INTEGER NOT NULL,
+    writes      INTEGER NOT NULL,
+    PRIMARY KEY (project, function, minute)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -61,7 +61,7 @@ pub use kv::{
 pub use projects::ProjectRecord;
 pub use secrets::SecretRecord;
 pub use telemetry::{
-    FLUSH_INTERVAL, InvocationQuery, LogQuery, LogRecord, Retention, Usage, UsageQuery,
+    DataUsage, FLUSH_INTERVAL, InvocationQuery, LogQuery, LogRecord, Retention, Usage, UsageQuery,
     UsageSummary,
 };
 pub use traits::{ArtifactStore, ArtifactWriter, AuthStore, MetadataStore, TelemetryStore};

@@ -172,11 +172,43 @@ impl Store {
         })
     }
 
+    /// Adds data-operation counts to `data_minutes`, in one transaction.
+    pub(crate) fn record_data_usage(&self, rows: &[crate::DataUsage]) -> Result<(), StoreError> {
+        let big = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO data_minutes (project, function, minute, reads, writes)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (project, function, minute) DO UPDATE SET
+                     reads = reads + excluded.reads, writes = writes + excluded.writes",
+                )?;
+                for r in rows {
+                    stmt.execute(params![
+                        r.project,
+                        r.function,
+                        r.minute,
+                        big(r.reads),
+                        big(r.writes)
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     /// Deletes the stored telemetry of `project` (queued lines are the caller's to flush).
     pub(crate) fn forget_project_telemetry(&self, project: &str) -> Result<(), StoreError> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
-            for table in ["log_chunks", "invocation_chunks", "usage_minutes"] {
+            for table in [
+                "log_chunks",
+                "invocation_chunks",
+                "usage_minutes",
+                "data_minutes",
+            ] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE project = ?1"),
                     params![project],

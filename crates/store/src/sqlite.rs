@@ -263,6 +263,10 @@ impl TelemetryStore for Store {
         self.run(move |s| s.usage(&p, &q)).await
     }
 
+    async fn record_data_usage(&self, rows: Vec<crate::DataUsage>) -> Result<(), StoreError> {
+        self.run(move |s| s.record_data_usage(&rows)).await
+    }
+
     async fn forget_project(&self, project: &str) -> Result<(), StoreError> {
         let p = own(project);
         self.run(move |s| {

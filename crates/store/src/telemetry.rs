@@ -147,6 +147,26 @@ pub struct Usage {
     pub billed_ms: u64,
     /// Configured MiB x billed ms, summed (GB-seconds x 1,024,000).
     pub mb_ms: u64,
+    /// Key-value keys and documents read.
+    pub data_reads: u64,
+    /// Key-value keys and documents written or deleted.
+    pub data_writes: u64,
+}
+
+/// Data operations counted for one function in one minute (see
+/// [`crate::TelemetryStore::record_data_usage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataUsage {
+    /// The project.
+    pub project: String,
+    /// The function (`""`: the HTTP APIs, called with a key, a user's token, or nothing).
+    pub function: String,
+    /// The minute (ms since the epoch / 60,000).
+    pub minute: i64,
+    /// Keys and documents read.
+    pub reads: u64,
+    /// Keys and documents written or deleted.
+    pub writes: u64,
 }
 
 impl Usage {
@@ -158,6 +178,8 @@ impl Usage {
             cold_starts: u64::from(i.cold),
             billed_ms: i.billed_ms,
             mb_ms: i.memory_mb.saturating_mul(i.billed_ms),
+            data_reads: 0,
+            data_writes: 0,
         }
     }
 
@@ -168,6 +190,8 @@ impl Usage {
         self.cold_starts += other.cold_starts;
         self.billed_ms += other.billed_ms;
         self.mb_ms += other.mb_ms;
+        self.data_reads += other.data_reads;
+        self.data_writes += other.data_writes;
     }
 
     /// GB-seconds (GiB of configured memory x seconds billed).

@@ -297,6 +297,13 @@ pub trait TelemetryStore: Send + Sync + 'static {
     /// [`StoreError::Backend`].
     async fn usage(&self, project: &str, q: &UsageQuery) -> Result<UsageSummary, StoreError>;
 
+    /// Adds counted data operations to the per-minute sums that usage reports read (rows for
+    /// the same project, function and minute add up).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn record_data_usage(&self, rows: Vec<crate::DataUsage>) -> Result<(), StoreError>;
+
     /// Deletes every stored line, record and usage sum of `project` (after storing what is
     /// queued), so that a project created later under the same name starts empty.
     ///

@@ -57,6 +57,8 @@ pub(crate) async fn usage(args: UsageArgs) -> anyhow::Result<ExitCode> {
         "BILLED",
         "GB-SECONDS",
         "EST. COST",
+        "DATA READS",
+        "DATA WRITES",
     ];
     let row = |name: String, u: &UsageFigures| {
         vec![
@@ -67,6 +69,8 @@ pub(crate) async fn usage(args: UsageArgs) -> anyhow::Result<ExitCode> {
             format!("{:.1}s", u.billed_ms as f64 / 1000.0),
             format!("{:.3}", u.gb_seconds),
             cost(u.estimated_cost, currency),
+            u.data_reads.to_string(),
+            u.data_writes.to_string(),
         ]
     };
     let mut rows: Vec<Vec<String>> = report
@@ -113,6 +117,14 @@ pub(crate) async fn usage(args: UsageArgs) -> anyhow::Result<ExitCode> {
         print!(
             "{}",
             output::table(&["QUOTA", "LIMIT", "USED", "", "RESETS (UTC)"], &rows)
+        );
+    }
+    if let Some(s) = &report.storage {
+        println!(
+            "\n{} {} of {} (key-value data and documents)",
+            bold("stored:"),
+            output::human_bytes(s.bytes),
+            output::human_bytes(s.quota_bytes)
         );
     }
     let p = &report.prices;

@@ -11,6 +11,7 @@ mod changes;
 mod cli;
 mod credentials;
 mod triggers;
+mod usage;
 
 use crate::auth::sign_up;
 use crate::projects::key_of;

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use updraft_api::{
-    Code, FunctionUsage, Invocation, InvocationList, Prices, UsageBucket, UsageFigures, UsageReport,
+    Code, FunctionUsage, Invocation, InvocationList, Prices, StorageUsage, UsageBucket,
+    UsageFigures, UsageReport,
 };
 use updraft_store::{InvocationQuery, Usage, UsageQuery, now_ms};
 
@@ -45,6 +46,8 @@ pub(crate) fn figures(u: &Usage, prices: &Prices, free: bool) -> UsageFigures {
         gb_seconds,
         estimated_cost: requests / 1e6 * prices.per_million_requests
             + compute * prices.per_gb_second,
+        data_reads: u.data_reads,
+        data_writes: u.data_writes,
     }
 }
 
@@ -97,7 +100,18 @@ pub(crate) async fn usage(
         bucket_ms,
     };
     state.telemetry.flush().await;
+    crate::meter::flush(&state).await;
     let summary = state.telemetry.usage(&caller.project, &q).await?;
+    let storage = match state.kv.store().kv_usage(&caller.project).await {
+        Ok(u) => Some(StorageUsage {
+            bytes: u.bytes,
+            quota_bytes: state.kv.config().max_project_bytes,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the project's storage usage");
+            None
+        }
+    };
     let prices = &state.prices;
     let now = now_ms();
     Ok(Json(UsageReport {
@@ -129,6 +143,7 @@ pub(crate) async fn usage(
             .iter()
             .map(|q| q.status(now))
             .collect(),
+        storage,
     }))
 }
 

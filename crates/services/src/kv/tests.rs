@@ -73,9 +73,13 @@ async fn functions_reach_only_granted_stores_within_the_limits() {
     provider.ensure_stores("q", &["a".into()]).await.unwrap();
     let other = provider.for_function("q", "f", &["a".into()]);
     assert_eq!(other.get("a", "k").await, Ok(None));
-    let counts = kv.usage(Some("p"));
+    let counts = kv.take_usage(Some("p"));
     assert_eq!(counts.len(), 1);
     assert_eq!((counts[0].reads, counts[0].writes), (1, 4), "{counts:?}");
+    assert!(
+        kv.take_usage(Some("p")).is_empty(),
+        "taken counts start again from zero"
+    );
 }
 
 #[tokio::test]

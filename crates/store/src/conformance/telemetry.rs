@@ -246,6 +246,7 @@ pub async fn usage_sums_match_hand_computed_figures(subject: &dyn TelemetrySubje
             cold_starts: 1,
             billed_ms: 2 + 10 + 1 + 250 + 30_001,
             mb_ms: 256 + 1_280 + 128 + 64_000 + 30_721_024,
+            ..Usage::default()
         }
     );
     assert!((all.totals.gb_seconds() - 30_786_688.0 / 1_024_000.0).abs() < 1e-9);
@@ -276,6 +277,72 @@ pub async fn usage_sums_match_hand_computed_figures(subject: &dyn TelemetrySubje
         )
         .await?;
     assert_eq!(late.totals.invocations, 1);
+    Ok(())
+}
+
+/// Data operations add up per function and minute; the APIs' own (`""`) count in the totals
+/// only; spans take every minute they touch; projects stay apart.
+pub async fn data_usage_sums_per_function_and_minute(subject: &dyn TelemetrySubject) -> Outcome {
+    let store = subject.fresh().await;
+    let minute = DAY0 / 60_000;
+    let row = |project: &str, function: &str, m: i64, reads, writes| crate::DataUsage {
+        project: project.into(),
+        function: function.into(),
+        minute: m,
+        reads,
+        writes,
+    };
+    store
+        .record_data_usage(vec![
+            row(P, "a", minute, 3, 1),
+            row(P, "", minute, 10, 0),
+            row(P, "a", minute + 2 * 60, 1, 1),
+            row("other", "a", minute, 100, 100),
+        ])
+        .await?;
+    store
+        .record_data_usage(vec![row(P, "a", minute, 2, 2)])
+        .await?;
+    let all = store
+        .usage(
+            P,
+            &UsageQuery {
+                since_ms: DAY0,
+                until_ms: DAY0 + 86_400_000,
+                bucket_ms: Some(HOUR),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!((all.totals.data_reads, all.totals.data_writes), (16, 4));
+    assert_eq!(all.functions.len(), 1);
+    assert_eq!(all.functions[0].0, "a");
+    assert_eq!(
+        (
+            all.functions[0].1.data_reads,
+            all.functions[0].1.data_writes
+        ),
+        (6, 4)
+    );
+    assert_eq!(
+        all.buckets
+            .iter()
+            .map(|(t, u)| (*t, u.data_reads))
+            .collect::<Vec<_>>(),
+        [(DAY0, 15), (DAY0 + 2 * HOUR, 1)]
+    );
+    // A span inside one minute still sees that minute's counts.
+    let inside = store
+        .usage(
+            P,
+            &UsageQuery {
+                since_ms: DAY0 + 10,
+                until_ms: DAY0 + 20,
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(inside.totals.data_reads, 15);
     Ok(())
 }
 

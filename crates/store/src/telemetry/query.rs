@@ -174,6 +174,7 @@ impl Store {
         let mut totals = Usage::default();
         let mut functions: BTreeMap<String, Usage> = BTreeMap::new();
         let mut buckets: BTreeMap<i64, Usage> = BTreeMap::new();
+        let mut data: Vec<(String, i64, Usage)> = Vec::new();
         let mut add = |function: &str, at_ms: i64, u: Usage| {
             totals.add(&u);
             functions.entry(function.to_owned()).or_default().add(&u);
@@ -202,9 +203,32 @@ impl Store {
                         cold_starts: n(4)?,
                         billed_ms: n(5)?,
                         mb_ms: n(6)?,
+                        ..Usage::default()
                     };
                     add(&function, minute * MINUTE_MS, u);
                 }
+            }
+            // Data operations are counted per minute: every minute the span touches.
+            let mut stmt = c.prepare_cached(
+                "SELECT function, minute, reads, writes FROM data_minutes
+                 WHERE project = ?1 AND (?2 IS NULL OR function = ?2)
+                   AND minute >= ?3 AND minute <= ?4",
+            )?;
+            let last = (hi - 1).max(lo).div_euclid(MINUTE_MS);
+            let mut rows =
+                stmt.query(params![project, q.function, lo.div_euclid(MINUTE_MS), last])?;
+            while let Some(r) = rows.next()? {
+                let function: String = r.get(0)?;
+                let minute: i64 = r.get(1)?;
+                let n = |i: usize| -> rusqlite::Result<u64> {
+                    Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+                };
+                let u = Usage {
+                    data_reads: n(2)?,
+                    data_writes: n(3)?,
+                    ..Usage::default()
+                };
+                data.push((function, minute * MINUTE_MS, u));
             }
             let edges = if ml > mh {
                 vec![(lo, hi)]
@@ -232,6 +256,16 @@ impl Store {
             }
             Ok(())
         })?;
+        // The HTTP APIs' own (`""`) count in the totals and buckets, not as a function.
+        for (function, at_ms, u) in data {
+            totals.add(&u);
+            if !function.is_empty() {
+                functions.entry(function).or_default().add(&u);
+            }
+            if let Some(b) = bucket(at_ms) {
+                buckets.entry(b).or_default().add(&u);
+            }
+        }
         let mut functions: Vec<(String, Usage)> = functions.into_iter().collect();
         functions.sort_by(|a, b| {
             b.1.invocations

@@ -226,10 +226,12 @@ impl Writer {
             "DELETE FROM invocation_chunks WHERE last_ms < ?1",
             params![records],
         )?;
-        self.conn.execute(
-            "DELETE FROM usage_minutes WHERE minute < ?1",
-            params![records.div_euclid(MINUTE_MS)],
-        )?;
+        for table in ["usage_minutes", "data_minutes"] {
+            self.conn.execute(
+                &format!("DELETE FROM {table} WHERE minute < ?1"),
+                params![records.div_euclid(MINUTE_MS)],
+            )?;
+        }
         Ok(())
     }
 }
