@@ -57,10 +57,12 @@ pub enum Trigger {
     Topic,
     /// Changes to a collection the function watches (`[[functions.db]]`).
     Db,
+    /// Changes to a key-value store the function watches (`[[functions.kv]]`).
+    Kv,
 }
 
 impl Trigger {
-    /// `http`, `invoke`, `async`, `schedule`, `queue`, `topic` or `db`.
+    /// `http`, `invoke`, `async`, `schedule`, `queue`, `topic`, `db` or `kv`.
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Http => "http",
@@ -70,6 +72,7 @@ impl Trigger {
             Trigger::Queue => "queue",
             Trigger::Topic => "topic",
             Trigger::Db => "db",
+            Trigger::Kv => "kv",
         }
     }
 
@@ -83,6 +86,7 @@ impl Trigger {
             "queue" => Some(Trigger::Queue),
             "topic" => Some(Trigger::Topic),
             "db" => Some(Trigger::Db),
+            "kv" => Some(Trigger::Kv),
             _ => None,
         }
     }

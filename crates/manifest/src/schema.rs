@@ -22,7 +22,7 @@ use crate::units::{format_duration, format_size, parse_duration, parse_size};
 use updraft_api::{Filter, check_resource_name};
 
 mod db;
-pub use db::{DB_EVENTS, DbTrigger};
+pub use db::{DB_EVENTS, DbTrigger, KV_EVENTS, KvTrigger};
 
 /// Default per-invocation time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,6 +114,8 @@ struct RawFunction {
     topic: Vec<RawTopic>,
     #[serde(default)]
     db: Vec<db::RawDbTrigger>,
+    #[serde(default)]
+    kv: Vec<db::RawKvTrigger>,
     #[serde(default)]
     collections: Vec<String>,
 }
@@ -255,6 +257,9 @@ pub struct Function {
     /// `[[functions.db]]` tables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub db: Vec<DbTrigger>,
+    /// `[[functions.kv]]` tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kv: Vec<KvTrigger>,
     /// `collections = ["orders"]`: the app's collections the function may read and write
     /// through the document API, with the credential the platform gives it
     /// (`UPDRAFT_DB_URL`, `UPDRAFT_DB_TOKEN`). Empty: none.
@@ -890,6 +895,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
         }
         let (schedule, queue, topic) = event_triggers(c, i, f.schedule, f.queue, f.topic);
         let db = db::db_triggers(c, i, f.db);
+        let kv = db::kv_triggers(c, i, f.kv);
         functions.push(Function {
             name,
             component: f.component,
@@ -915,6 +921,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             queue,
             topic,
             db,
+            kv,
             collections: f.collections,
         });
     }

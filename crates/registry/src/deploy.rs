@@ -397,13 +397,20 @@ impl Registry {
 }
 
 impl Registry {
-    /// Creates the key-value stores `spec` is granted, if missing.
+    /// Creates the key-value stores `spec` is granted or watches (`[[functions.kv]]`), if
+    /// missing.
     async fn ensure_stores(
         &self,
         project: &str,
         spec: &updraft_manifest::Function,
     ) -> Result<(), Error> {
-        if spec.key_value_stores.is_empty() {
+        let mut stores = spec.key_value_stores.clone();
+        for t in &spec.kv {
+            if !stores.contains(&t.store) {
+                stores.push(t.store.clone());
+            }
+        }
+        if stores.is_empty() {
             return Ok(());
         }
         let Some(kv) = &self.stores.key_value else {
@@ -415,7 +422,7 @@ impl Registry {
                 ),
             ));
         };
-        kv.ensure_stores(project, &spec.key_value_stores)
+        kv.ensure_stores(project, &stores)
             .await
             .map_err(|e| Error::internal("creating key-value stores", e))
     }

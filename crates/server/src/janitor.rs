@@ -1,7 +1,8 @@
 //! Housekeeping that keeps the data directory from growing without bound, once a minute (and
 //! once at start): records of finished asynchronous invokes past `[events]
 //! async_result_max_age`, and uploaded artifacts no version uses past `[versions]
-//! unused_artifact_grace`, audit log entries past `[audit] max_age`, expired key-value keys, document changes past `[documents] changes_max_age`. (Log lines and invocation records are trimmed by the store's writer;
+//! unused_artifact_grace`, audit log entries past `[audit] max_age`, expired key-value keys,
+//! document and key-value changes past `[documents] changes_max_age`. (Log lines and invocation records are trimmed by the store's writer;
 //! versions and the artifacts they free by the registry's retention at deploy.)
 
 use std::sync::Arc;
@@ -58,6 +59,18 @@ async fn sweep(state: &State) {
         Ok(0) => {}
         Ok(n) => tracing::info!(n, "trimmed the document change log"),
         Err(e) => tracing::warn!(error = %e, "could not trim the document change log"),
+    }
+    // Watched stores' change log: kept as long as the documents'.
+    let age = i64::try_from(state.docs.config().changes_max_age.as_millis()).unwrap_or(i64::MAX);
+    match state
+        .kv
+        .store()
+        .kv_trim_changes(updraft_store::now_ms().saturating_sub(age))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "trimmed the key-value change log"),
+        Err(e) => tracing::warn!(error = %e, "could not trim the key-value change log"),
     }
     if let Err(e) = state
         .registry

@@ -193,6 +193,7 @@ macro_rules! kv_conformance {
             listing_pages_by_prefix,
             the_quota_is_checked_in_the_write,
             projects_do_not_see_each_other,
+            watched_stores_log_their_changes,
         );
     };
 }

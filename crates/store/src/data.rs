@@ -87,6 +87,21 @@ CREATE TABLE doc_changes (
 );
 CREATE INDEX doc_changes_by_collection ON doc_changes (project, collection, revision);
 "#,
+    // The change log of watched key-value stores (those `[[functions.kv]]` triggers follow).
+    r#"
+ALTER TABLE kv_stores ADD COLUMN watched INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE kv_changes (
+    revision    INTEGER PRIMARY KEY,
+    project     TEXT NOT NULL,
+    store       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    op          TEXT NOT NULL,
+    value       BLOB,
+    size        INTEGER NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX kv_changes_by_store ON kv_changes (project, store, revision);
+"#,
 ];
 
 /// The SQLite backend of [`crate::KvStore`] and [`crate::DocStore`]: `data.db` in the data
@@ -101,6 +116,8 @@ struct Inner {
     writer: Writer,
     /// Committed document changes, in commit order.
     announce: writer::Announce,
+    /// The last revision of a commit that logged changes (documents, or a watched store's).
+    commits: tokio::sync::watch::Receiver<u64>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -116,12 +133,15 @@ impl DataStore {
         let conn = open_writer(&path)?;
         let seq: i64 = conn.query_row("SELECT seq FROM data_meta", [], |r| r.get(0))?;
         let (announce, _) = tokio::sync::broadcast::channel(CHANGES_BUFFERED);
-        let writer = Writer::start(conn, u64::try_from(seq).unwrap_or(0), announce.clone())?;
+        let seq = u64::try_from(seq).unwrap_or(0);
+        let (committed, commits) = tokio::sync::watch::channel(seq);
+        let writer = Writer::start(conn, seq, announce.clone(), committed)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 writer,
                 announce,
+                commits,
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -149,6 +169,12 @@ impl DataStore {
     /// [`CHANGES_BUFFERED`] behind gets `Lagged` and must read the rest from the change log.
     pub(crate) fn announcements(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::DocChange>> {
         self.inner.announce.subscribe()
+    }
+
+    /// Changes (its value: the last revision) after every commit that logged changes: of
+    /// documents, or of a watched key-value store. Change feeds wait on it, then read the logs.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.commits.clone()
     }
 
     /// Runs `f` in the writer's next group; returns once the group is durable.

@@ -157,6 +157,26 @@ pub struct KvUsage {
     pub bytes: u64,
 }
 
+/// Largest value a change-log entry keeps; a larger one is logged without it.
+pub const MAX_LOGGED_VALUE: usize = 64 << 10;
+
+/// One logged change of a watched store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvChange {
+    /// Its revision: unique and increasing in commit order (shared with documents).
+    pub revision: u64,
+    /// The key.
+    pub key: String,
+    /// Whether the key was deleted (else it was set: put or incremented).
+    pub deleted: bool,
+    /// The new value, when set and at most [`MAX_LOGGED_VALUE`] bytes.
+    pub value: Option<Vec<u8>>,
+    /// The new value's size, when set.
+    pub size: u64,
+    /// When (ms since the epoch).
+    pub at: i64,
+}
+
 /// Key-value data, per project and store. Every write is durable when it returns; reads see
 /// every write that returned before they began.
 #[async_trait::async_trait]
@@ -260,6 +280,31 @@ pub trait KvStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn kv_purge_expired(&self, now: i64, limit: usize) -> Result<u64, StoreError>;
+
+    /// Turns on `store`'s change log (for `[[functions.kv]]` triggers): from the next write on,
+    /// every set and delete of a key is logged ([`KvStore::kv_changes`]). It stays on.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchKvStore`].
+    async fn kv_watch(&self, project: &str, store: &str) -> Result<(), StoreError>;
+
+    /// Logged changes of `store` after revision `after`, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn kv_changes(
+        &self,
+        project: &str,
+        store: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<KvChange>, StoreError>;
+
+    /// Deletes change-log entries older than `before` (ms since the epoch); returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn kv_trim_changes(&self, before: i64) -> Result<u64, StoreError>;
 }
 
 /// The smallest string greater than every string starting with `prefix` (for a range scan),

@@ -55,8 +55,8 @@ pub use functions::{
 };
 pub use keys::ApiKeyRecord;
 pub use kv::{
-    Condition, DataStore, KvEntry, KvOp, KvOutcome, KvStore, KvStoreInfo, KvUsage, KvWrite,
-    Restored,
+    Condition, DataStore, KvChange, KvEntry, KvOp, KvOutcome, KvStore, KvStoreInfo, KvUsage,
+    KvWrite, Restored,
 };
 pub use projects::ProjectRecord;
 pub use secrets::SecretRecord;

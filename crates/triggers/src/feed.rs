@@ -1,6 +1,7 @@
-//! Change feeds: each `[[functions.db]]` trigger has a *feeder* that reads the collection's
-//! committed changes from a [`ChangeSource`] after the feed's position and forwards them to the
-//! trigger's internal queue, moving the position in the same transaction
+//! Change feeds: each `[[functions.db]]` and `[[functions.kv]]` trigger has a *feeder* that
+//! reads the collection's (or store's) committed changes from a [`ChangeSource`] after the
+//! feed's position and forwards them to the trigger's internal queue, moving the position in the
+//! same transaction
 //! ([`EventLog::forward`](updraft_events::EventLog::forward)). From there the trigger's consumer
 //! delivers them like any event: at least once, with retries and a dead-letter queue.
 //!
@@ -11,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 use updraft_events::{DEFAULT_MAX_MESSAGE_BYTES, NewMessage};
 
@@ -24,21 +25,47 @@ const IDLE_POLL: Duration = Duration::from_secs(30);
 /// The pause after an error.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
-/// One committed change of a collection.
+/// What a feed follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A document collection's changes (`created`, `updated`, `deleted`).
+    Collection(String),
+    /// A key-value store's changes (`set`, `deleted`).
+    Store(String),
+}
+
+impl Source {
+    /// The feed's key: `db.<collection>` or `kv.<store>`.
+    pub(crate) fn key(&self) -> String {
+        match self {
+            Source::Collection(c) => format!("db.{c}"),
+            Source::Store(s) => format!("kv.{s}"),
+        }
+    }
+
+    /// The CloudEvents `source` and the prefix of `type` of its events.
+    fn names(&self) -> (String, &'static str) {
+        match self {
+            Source::Collection(c) => (format!("/collections/{c}"), "dev.updraft.db"),
+            Source::Store(s) => (format!("/stores/{s}"), "dev.updraft.kv"),
+        }
+    }
+}
+
+/// One committed change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     /// Its position: unique, increasing in commit order across the source.
     pub position: u64,
-    /// `created`, `updated` or `deleted`.
+    /// What happened: `created`, `updated`, `deleted` (documents); `set`, `deleted` (keys).
     pub op: String,
-    /// The document's id.
+    /// The document's id or the key (the event's `subject`).
     pub id: String,
     /// When it committed (ms since the epoch).
     pub at: i64,
-    /// The document after (`None` when deleted).
-    pub after: Option<Value>,
-    /// The document before (`None` when created).
-    pub before: Option<Value>,
+    /// The event's data: a JSON object (its `data`, `before` and `value` members are dropped,
+    /// and `truncated` set, when it is too large for one message).
+    pub body: Value,
 }
 
 /// Where feeds read committed changes (the document database's change log).
@@ -50,14 +77,21 @@ pub trait ChangeSource: Send + Sync + 'static {
     /// What went wrong reading it.
     async fn position(&self) -> Result<u64, String>;
 
-    /// Up to `limit` changes of `collection` after `after`, oldest first.
+    /// Starts logging `source`'s changes if it does not already (a key-value store's log is
+    /// off until a trigger follows it).
+    ///
+    /// # Errors
+    /// What went wrong (the store does not exist).
+    async fn follow(&self, project: &str, source: &Source) -> Result<(), String>;
+
+    /// Up to `limit` changes of `source` after `after`, oldest first.
     ///
     /// # Errors
     /// What went wrong reading them.
     async fn changes(
         &self,
         project: &str,
-        collection: &str,
+        source: &Source,
         after: u64,
         limit: usize,
     ) -> Result<Vec<Change>, String>;
@@ -66,49 +100,42 @@ pub trait ChangeSource: Send + Sync + 'static {
     fn watch(&self) -> watch::Receiver<u64>;
 }
 
-/// One feed: a collection's changes into one function's internal queue.
+/// One feed: a collection's or store's changes into one function's internal queue.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Feeder {
     pub(crate) project: String,
     pub(crate) function: String,
-    /// The feed's key: `db.<collection>`.
+    /// The feed's key ([`Source::key`]).
     pub(crate) key: String,
-    pub(crate) collection: String,
-    /// The changes it forwards (`created`, `updated`, `deleted`); the rest it skips.
+    pub(crate) source: Source,
+    /// The changes it forwards; the rest it skips.
     pub(crate) events: Vec<String>,
     pub(crate) queue: String,
 }
 
-/// The key of the feed that watches `collection`.
-pub(crate) fn db_feed_key(collection: &str) -> String {
-    format!("db.{collection}")
-}
-
 impl Feeder {
-    /// A change as the message the function gets: a CloudEvent `dev.updraft.db.<op>` whose
-    /// subject is the document's id and whose data has the document before and after. A
-    /// change too large for one message carries no documents, and says so (`truncated`).
+    /// A change as the message the function gets: a CloudEvent `dev.updraft.db.<op>` or
+    /// `dev.updraft.kv.<op>` whose subject is the document's id or the key. A change too large
+    /// for one message carries no documents or value, and says so (`truncated`).
     fn message(&self, c: &Change) -> NewMessage {
-        let mut data = json!({
-            "collection": self.collection,
-            "op": c.op,
-            "id": c.id,
-            "revision": c.position,
-            "at": c.at,
-            "data": c.after,
-            "before": c.before,
-        });
+        let mut data = c.body.clone();
         let mut body = data.to_string().into_bytes();
         if body.len() as u64 > DEFAULT_MAX_MESSAGE_BYTES {
-            data["data"] = Value::Null;
-            data["before"] = Value::Null;
-            data["truncated"] = Value::Bool(true);
+            if let Value::Object(o) = &mut data {
+                for k in ["data", "before", "value"] {
+                    if o.contains_key(k) {
+                        o.insert(k.to_owned(), Value::Null);
+                    }
+                }
+                o.insert("truncated".to_owned(), Value::Bool(true));
+            }
             body = data.to_string().into_bytes();
         }
+        let (source, kind) = self.source.names();
         NewMessage {
             id: Some(format!("{}-{}", self.key, c.position)),
-            source: format!("/collections/{}", self.collection),
-            kind: format!("dev.updraft.db.{}", c.op),
+            source,
+            kind: format!("{kind}.{}", c.op),
             content_type: "application/json".into(),
             attributes: [("subject".to_owned(), c.id.clone())].into(),
             data: body,
@@ -164,7 +191,7 @@ impl Triggers {
             return Ok(false);
         };
         let changes = source
-            .changes(&f.project, &f.collection, position, BATCH)
+            .changes(&f.project, &f.source, position, BATCH)
             .await?;
         let Some(last) = changes.last().map(|c| c.position) else {
             return Ok(false);

@@ -12,9 +12,10 @@
 //! than it can run at once, so a slow function slows delivery and the rest wait in the log.
 //! Idle consumers sleep until a producer wakes them ([`Wakeups`]).
 //!
-//! Every `[[functions.db]]` trigger has a *feeder* ([`feed`](crate::ChangeSource)) that
-//! forwards the collection's committed changes into its internal queue, moving the feed's
-//! position in the same transaction; its consumer delivers them like any event.
+//! Every `[[functions.db]]` and `[[functions.kv]]` trigger has a *feeder*
+//! ([`ChangeSource`]) that forwards the collection's (or store's) committed changes into its
+//! internal queue, moving the feed's position in the same transaction; its consumer delivers
+//! them like any event.
 //!
 //! Every schedule has a *ticker* that fires its slots into its internal queue (one transaction
 //! per slot; a slot fires once). Slots missed while the server was down are coalesced: one
@@ -32,7 +33,7 @@ mod consumer;
 mod feed;
 mod ticker;
 
-pub use feed::{Change, ChangeSource};
+pub use feed::{Change, ChangeSource, Source};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -169,7 +170,9 @@ impl Triggers {
         let mut writes: BTreeMap<&str, Vec<FunctionTriggers>> = BTreeMap::new();
         // Where new change feeds start: the latest change now.
         let mut feed_start = None;
-        if served.iter().any(|f| !f.spec.db.is_empty())
+        if served
+            .iter()
+            .any(|f| !f.spec.db.is_empty() || !f.spec.kv.is_empty())
             && let Some(source) = &self.changes
         {
             match source.position().await {
@@ -248,25 +251,60 @@ impl Triggers {
                 keys.push(skey);
             }
             let mut feeds = Vec::new();
-            for t in &spec.db {
-                let Some(start) = feed_start else {
+            let sources = spec
+                .db
+                .iter()
+                .map(|t| {
+                    (
+                        Source::Collection(t.collection.clone()),
+                        &t.events,
+                        t.batch_size,
+                        &t.retry,
+                    )
+                })
+                .chain(spec.kv.iter().map(|t| {
+                    (
+                        Source::Store(t.store.clone()),
+                        &t.events,
+                        t.batch_size,
+                        &t.retry,
+                    )
+                }));
+            for (source, events, batch_size, retry) in sources {
+                let name_of = |s: &Source| match s {
+                    Source::Collection(c) => format!("db trigger on `{c}`"),
+                    Source::Store(s) => format!("kv trigger on `{s}`"),
+                };
+                let (Some(start), Some(changes)) = (feed_start, &self.changes) else {
                     let why = if self.changes.is_some() {
                         "the change log could not be read"
                     } else {
-                        "no document database"
+                        "no database"
                     };
                     self.platform_line(
                         &f.project,
                         name,
-                        &format!("db trigger on `{}` not started: {why}", t.collection),
+                        &format!("{} not started: {why}", name_of(&source)),
                     );
                     continue;
                 };
-                let fkey = feed::db_feed_key(&t.collection);
+                if let Err(e) = changes.follow(&f.project, &source).await {
+                    self.platform_line(
+                        &f.project,
+                        name,
+                        &format!("{} not started: {e}", name_of(&source)),
+                    );
+                    continue;
+                }
+                let fkey = source.key();
                 let q = internal_queue(name, Feed::Change(&fkey));
+                let trigger = match source {
+                    Source::Collection(_) => Trigger::Db,
+                    Source::Store(_) => Trigger::Kv,
+                };
                 wanted.insert(
                     key("consume", &q),
-                    Task::Consume(consumer(q.clone(), Trigger::Db, t.batch_size, &t.retry)),
+                    Task::Consume(consumer(q.clone(), trigger, batch_size, retry)),
                 );
                 wanted.insert(
                     key("feed", &fkey),
@@ -274,8 +312,8 @@ impl Triggers {
                         project: f.project.clone(),
                         function: name.clone(),
                         key: fkey.clone(),
-                        collection: t.collection.clone(),
-                        events: t.events.clone(),
+                        source,
+                        events: events.clone(),
                         queue: q,
                     }),
                 );

@@ -1,4 +1,5 @@
-//! `[[functions.db]]` (a function runs on changes to a collection's documents) and
+//! `[[functions.db]]` (a function runs on changes to a collection's documents),
+//! `[[functions.kv]]` (on changes to a key-value store's keys) and
 //! `collections = [...]` (the collections a function may reach through the document API with
 //! the credential the platform gives it). Both name collections the app declares.
 //!
@@ -21,6 +22,34 @@ use updraft_api::check_resource_name;
 
 /// The changes a `[[functions.db]]` trigger can ask for.
 pub const DB_EVENTS: [&str; 3] = ["created", "updated", "deleted"];
+/// The changes a `[[functions.kv]]` trigger can ask for.
+pub const KV_EVENTS: [&str; 2] = ["set", "deleted"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKvTrigger {
+    store: String,
+    events: Option<Vec<String>>,
+    batch_size: Option<i64>,
+    max_attempts: Option<i64>,
+    dead_letter: Option<String>,
+}
+
+/// One `[[functions.kv]]` table: the function runs when keys of a key-value store are set or
+/// deleted, delivered at least once through the event log as CloudEvents
+/// (`dev.updraft.kv.set|deleted`). The store is created at deploy if missing, and logs its
+/// changes from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvTrigger {
+    /// `store = "sessions"`.
+    pub store: String,
+    /// `events = ["set"]`: the changes that run it (both when left out).
+    pub events: Vec<String>,
+    /// `batch_size = 10`: changes per invocation (more than 1: CloudEvents batch mode).
+    pub batch_size: u32,
+    /// Retries and dead letters.
+    pub retry: Retry,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,74 +83,145 @@ impl DbTrigger {
     }
 }
 
-/// Validates function `i`'s `[[functions.db]]` tables (collection names are checked against
-/// the app's collections later, by [`check_collections`]).
-pub(super) fn db_triggers(c: &mut Checker<'_>, i: usize, raw: Vec<RawDbTrigger>) -> Vec<DbTrigger> {
-    let at = |j: usize, k: &str| {
+/// The checked settings every change trigger shares.
+struct Common {
+    events: Vec<String>,
+    batch_size: u32,
+    retry: Retry,
+}
+
+/// Checks a change trigger's `events` (out of `allowed`; all when left out), `batch_size`,
+/// `max_attempts` and `dead_letter`, reporting under `functions[i].<table>[j]`.
+#[allow(clippy::too_many_arguments)]
+fn common(
+    c: &mut Checker<'_>,
+    (i, table, j): (usize, &str, usize),
+    allowed: &[&str],
+    events: Option<Vec<String>>,
+    batch_size: Option<i64>,
+    max_attempts: Option<i64>,
+    dead_letter: Option<String>,
+) -> Common {
+    let at = |k: &str| {
         vec![
             key("functions"),
             Step::Index(i),
-            key("db"),
+            key(table),
             Step::Index(j),
             key(k),
         ]
     };
+    let names = allowed.join(", ");
+    let mut out: Vec<String> = Vec::new();
+    match events {
+        None => out = allowed.iter().map(|e| (*e).to_owned()).collect(),
+        Some(list) if list.is_empty() => {
+            c.report(&at("events"), format!("list at least one of {names}"));
+        }
+        Some(list) => {
+            for e in list {
+                if !allowed.contains(&e.as_str()) {
+                    c.report(&at("events"), format!("`{e}` is not one of {names}"));
+                } else if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+    }
+    let batch_size = check_count(c, &at("batch_size"), batch_size, 1, MAX_BATCH_SIZE).unwrap_or(1);
+    let max_attempts = check_count(c, &at("max_attempts"), max_attempts, 1, MAX_MAX_ATTEMPTS)
+        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    if let Some(q) = &dead_letter
+        && let Err(e) = check_resource_name("queue", q)
+    {
+        c.report(&at("dead_letter"), e);
+    }
+    Common {
+        events: out,
+        batch_size,
+        retry: Retry {
+            max_attempts,
+            dead_letter,
+        },
+    }
+}
+
+/// Validates function `i`'s `[[functions.db]]` tables (collection names are checked against
+/// the app's collections later, by [`check_collections`]).
+pub(super) fn db_triggers(c: &mut Checker<'_>, i: usize, raw: Vec<RawDbTrigger>) -> Vec<DbTrigger> {
     let mut out: Vec<DbTrigger> = Vec::new();
     for (j, t) in raw.into_iter().enumerate() {
         if out.iter().any(|o| o.collection == t.collection) {
+            let path = [
+                key("functions"),
+                Step::Index(i),
+                key("db"),
+                Step::Index(j),
+                key("collection"),
+            ];
             c.report(
-                &at(j, "collection"),
+                &path,
                 format!(
                     "`{}` is watched twice; list its events in one table",
                     t.collection
                 ),
             );
         }
-        let mut events: Vec<String> = Vec::new();
-        match t.events {
-            None => events = DB_EVENTS.iter().map(|e| (*e).to_owned()).collect(),
-            Some(list) if list.is_empty() => {
-                c.report(
-                    &at(j, "events"),
-                    "list at least one of created, updated, deleted",
-                );
-            }
-            Some(list) => {
-                for e in list {
-                    if !DB_EVENTS.contains(&e.as_str()) {
-                        c.report(
-                            &at(j, "events"),
-                            format!("`{e}` is not one of created, updated, deleted"),
-                        );
-                    } else if !events.contains(&e) {
-                        events.push(e);
-                    }
-                }
-            }
-        }
-        let batch_size =
-            check_count(c, &at(j, "batch_size"), t.batch_size, 1, MAX_BATCH_SIZE).unwrap_or(1);
-        let max_attempts = check_count(
+        let k = common(
             c,
-            &at(j, "max_attempts"),
+            (i, "db", j),
+            &DB_EVENTS,
+            t.events,
+            t.batch_size,
             t.max_attempts,
-            1,
-            MAX_MAX_ATTEMPTS,
-        )
-        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
-        if let Some(q) = &t.dead_letter
-            && let Err(e) = check_resource_name("queue", q)
-        {
-            c.report(&at(j, "dead_letter"), e);
-        }
+            t.dead_letter,
+        );
         out.push(DbTrigger {
             collection: t.collection,
-            events,
-            batch_size,
-            retry: Retry {
-                max_attempts,
-                dead_letter: t.dead_letter,
-            },
+            events: k.events,
+            batch_size: k.batch_size,
+            retry: k.retry,
+        });
+    }
+    out
+}
+
+/// Validates function `i`'s `[[functions.kv]]` tables.
+pub(super) fn kv_triggers(c: &mut Checker<'_>, i: usize, raw: Vec<RawKvTrigger>) -> Vec<KvTrigger> {
+    let mut out: Vec<KvTrigger> = Vec::new();
+    for (j, t) in raw.into_iter().enumerate() {
+        let path = [
+            key("functions"),
+            Step::Index(i),
+            key("kv"),
+            Step::Index(j),
+            key("store"),
+        ];
+        if !is_store_name(&t.store) {
+            c.report(&path, format!("`{}` is not a valid store name", t.store));
+        } else if out.iter().any(|o| o.store == t.store) {
+            c.report(
+                &path,
+                format!(
+                    "`{}` is watched twice; list its events in one table",
+                    t.store
+                ),
+            );
+        }
+        let k = common(
+            c,
+            (i, "kv", j),
+            &KV_EVENTS,
+            t.events,
+            t.batch_size,
+            t.max_attempts,
+            t.dead_letter,
+        );
+        out.push(KvTrigger {
+            store: t.store,
+            events: k.events,
+            batch_size: k.batch_size,
+            retry: k.retry,
         });
     }
     out

@@ -478,3 +478,34 @@ component = "x.wasm"
         assert!(e.contains(needle), "{needle} not in {e}");
     }
 }
+
+#[test]
+fn kv_triggers_name_a_store_and_its_events() {
+    let base = "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"x.wasm\"\n";
+    let m = Manifest::parse(
+        "updraft.toml",
+        &format!("{base}[[functions.kv]]\nstore = \"sessions\"\nevents = [\"deleted\"]\n"),
+    )
+    .unwrap();
+    let t = &m.functions[0].kv[0];
+    assert_eq!(
+        (t.store.as_str(), t.events.as_slice()),
+        ("sessions", &["deleted".to_owned()][..])
+    );
+    let m = Manifest::parse(
+        "updraft.toml",
+        &format!("{base}[[functions.kv]]\nstore = \"s\"\n"),
+    )
+    .unwrap();
+    assert_eq!(m.functions[0].kv[0].events, KV_EVENTS);
+    let e = err(&format!(
+        "{base}[[functions.kv]]\nstore = \"../s\"\n[[functions.kv]]\nstore = \"t\"\nevents = [\"created\"]\n[[functions.kv]]\nstore = \"t\"\n"
+    ));
+    for needle in [
+        "functions[0].kv[0].store: `../s` is not a valid store name",
+        "functions[0].kv[1].events: `created` is not one of set, deleted",
+        "functions[0].kv[2].store: `t` is watched twice",
+    ] {
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+}

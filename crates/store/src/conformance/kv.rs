@@ -299,3 +299,87 @@ pub async fn projects_do_not_see_each_other(subject: &dyn KvSubject) -> Outcome 
     assert!(kv.kv_stores("b").await?.is_empty());
     Ok(())
 }
+
+/// A watched store logs each set and delete (of a live key) with its revision, in order; an
+/// unwatched one logs nothing; a failed batch logs nothing; large values are logged by size.
+pub async fn watched_stores_log_their_changes(subject: &dyn KvSubject) -> Outcome {
+    let kv = with_store(subject).await?;
+    kv.kv_create_store("a", "quiet").await?;
+    put(&*kv, "before", "x").await?;
+    assert!(matches!(
+        kv.kv_watch("a", "missing").await,
+        Err(StoreError::NoSuchKvStore { .. })
+    ));
+    kv.kv_watch("a", "s").await?;
+    let written = put(&*kv, "k", "v1").await?;
+    let KvOutcome::Written { revision: r1 } = written[0] else {
+        return Err("expected a write".into());
+    };
+    kv.kv_write(
+        "a",
+        "s",
+        vec![KvWrite {
+            key: "n".into(),
+            op: KvOp::Increment(5),
+            condition: Condition::Any,
+        }],
+        None,
+        NOW,
+    )
+    .await?;
+    kv.kv_write(
+        "a",
+        "s",
+        vec![KvWrite::delete("k"), KvWrite::delete("never")],
+        None,
+        NOW,
+    )
+    .await?;
+    let big = vec![b'x'; crate::kv::MAX_LOGGED_VALUE + 1];
+    kv.kv_write("a", "s", vec![KvWrite::put("big", big)], None, NOW)
+        .await?;
+    // A batch whose condition fails logs nothing.
+    kv.kv_write(
+        "a",
+        "s",
+        vec![
+            KvWrite::put("z", "1"),
+            KvWrite {
+                key: "k".into(),
+                op: KvOp::Delete,
+                condition: Condition::Revision(999_999),
+            },
+        ],
+        None,
+        NOW,
+    )
+    .await?;
+    kv.kv_write("a", "quiet", vec![KvWrite::put("q", "1")], None, NOW)
+        .await?;
+
+    let log = kv.kv_changes("a", "s", 0, 100).await?;
+    let seen: Vec<(&str, bool, Option<&[u8]>)> = log
+        .iter()
+        .map(|c| (c.key.as_str(), c.deleted, c.value.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("k", false, Some(&b"v1"[..])),
+            ("n", false, Some(&b"5"[..])),
+            ("k", true, None),
+            ("big", false, None),
+        ]
+    );
+    assert_eq!(log[0].revision, r1);
+    assert!(log.windows(2).all(|w| w[0].revision < w[1].revision));
+    assert_eq!(log[3].size, crate::kv::MAX_LOGGED_VALUE as u64 + 1);
+    assert_eq!(
+        kv.kv_changes("a", "s", log[1].revision, 100).await?.len(),
+        2
+    );
+    assert!(kv.kv_changes("a", "quiet", 0, 100).await?.is_empty());
+    assert_eq!(kv.kv_trim_changes(NOW + 1).await?, 4);
+    assert!(kv.kv_changes("a", "s", 0, 100).await?.is_empty());
+    Ok(())
+}

@@ -7,7 +7,8 @@
 //! of one, in a single write of the writer thread: readers see the old data or the new, never a
 //! mix, and a crash midway leaves the old. Revisions never go back: the counter stays at the
 //! larger of the live one and the snapshot's, so conditional writes and change feeds keep
-//! working. The change log is the live one (a restore is not a stream of changes).
+//! working. The change logs are the live ones (a restore is not a stream of changes), and
+//! stores that change feeds follow stay followed.
 
 use std::path::Path;
 
@@ -85,8 +86,20 @@ impl DataStore {
                     ctx.conn.execute_batch(&sql)?;
                 }
             }
+            // Stores change feeds follow stay followed (their log is the live one).
+            let watched: Vec<(String, String)> = ctx
+                .conn
+                .prepare("SELECT project, name FROM kv_stores WHERE watched = 1")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
             for table in TABLES {
                 copy(ctx.conn, &snap, table, project.as_deref())?;
+            }
+            for (p, name) in watched {
+                ctx.conn.execute(
+                    "UPDATE kv_stores SET watched = 1 WHERE project = ?1 AND name = ?2",
+                    params![p, name],
+                )?;
             }
             *ctx.seq = (*ctx.seq).max(snapshot_seq);
             ctx.conn

@@ -22,6 +22,8 @@ pub(crate) struct Ctx<'c> {
     pub(crate) rollback: bool,
     /// Document changes this write made, announced once the group commits.
     pub(crate) changes: Vec<crate::DocChange>,
+    /// Whether this write logged a change of a watched key-value store.
+    pub(crate) logged: bool,
 }
 
 impl Ctx<'_> {
@@ -86,11 +88,12 @@ impl Writer {
         conn: Connection,
         seq: u64,
         announce: Announce,
+        committed: tokio::sync::watch::Sender<u64>,
     ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("updraft-data-writer".into())
-            .spawn(move || run(conn, seq, rx, announce))
+            .spawn(move || run(conn, seq, rx, announce, committed))
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(Self { tx })
     }
@@ -115,7 +118,13 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut seq: u64, rx: Receiver<Box<dyn Job>>, announce: Announce) {
+fn run(
+    conn: Connection,
+    mut seq: u64,
+    rx: Receiver<Box<dyn Job>>,
+    announce: Announce,
+    committed: tokio::sync::watch::Sender<u64>,
+) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         // Let the writers woken by the last group queue their next writes first: under load
@@ -129,18 +138,22 @@ fn run(conn: Connection, mut seq: u64, rx: Receiver<Box<dyn Job>>, announce: Ann
             }
         }
         let mut changes = Vec::new();
-        let committed = commit(&conn, &mut seq, &mut group, &mut changes);
-        if committed.is_err() {
+        let mut logged = false;
+        let outcome = commit(&conn, &mut seq, &mut group, &mut changes, &mut logged);
+        if outcome.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         } else {
             // In commit order, before any writer hears back: a subscriber that then reads
             // the log never misses what an answered write changed.
+            if logged || !changes.is_empty() {
+                committed.send_replace(seq);
+            }
             for c in changes {
                 let _ = announce.send(std::sync::Arc::new(c));
             }
         }
         for job in group {
-            job.finish(committed.clone());
+            job.finish(outcome.clone());
         }
     }
 }
@@ -150,6 +163,7 @@ fn commit(
     seq: &mut u64,
     group: &mut [Box<dyn Job>],
     changes: &mut Vec<crate::DocChange>,
+    logged: &mut bool,
 ) -> Result<(), String> {
     let start = *seq;
     exec(conn, "BEGIN IMMEDIATE")?;
@@ -160,10 +174,12 @@ fn commit(
             seq,
             rollback: false,
             changes: Vec::new(),
+            logged: false,
         };
         let keep = job.run(&mut ctx);
         if keep {
             changes.append(&mut ctx.changes);
+            *logged |= ctx.logged;
         } else {
             exec(conn, "ROLLBACK TO job")?;
         }

@@ -19,12 +19,51 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<KvEntry> {
 const GET: &str = "SELECT value, revision, expires_at FROM kv
      WHERE project = ?1 AND store = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)";
 
-fn store_exists(conn: &Connection, project: &str, store: &str) -> Result<bool, StoreError> {
+/// Whether `store` exists (`None` if not) and is watched.
+fn store_watched(
+    conn: &Connection,
+    project: &str,
+    store: &str,
+) -> Result<Option<bool>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM kv_stores WHERE project = ?1 AND name = ?2")?
-        .query_row(params![project, store], |_| Ok(()))
-        .optional()?
-        .is_some())
+        .prepare_cached("SELECT watched FROM kv_stores WHERE project = ?1 AND name = ?2")?
+        .query_row(params![project, store], |r| r.get::<_, bool>(0))
+        .optional()?)
+}
+
+/// Logs a change of a watched store.
+fn log_change(
+    ctx: &mut Ctx<'_>,
+    (project, store, key): (&str, &str, &str),
+    revision: u64,
+    value: Option<&[u8]>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (op, kept, size) = match value {
+        None => ("deleted", None, 0),
+        Some(v) => (
+            "set",
+            (v.len() <= super::MAX_LOGGED_VALUE).then_some(v),
+            v.len(),
+        ),
+    };
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO kv_changes (revision, project, store, key, op, value, size, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            to_i64(revision),
+            project,
+            store,
+            key,
+            op,
+            kept,
+            i64::try_from(size).unwrap_or(i64::MAX),
+            now
+        ])?;
+    ctx.logged = true;
+    Ok(())
 }
 
 /// Adds `keys` and `bytes` (either may be negative) to the project's usage.
@@ -62,11 +101,11 @@ fn apply(
     now: i64,
 ) -> Result<Vec<KvOutcome>, StoreError> {
     let conn = ctx.conn;
-    if !store_exists(conn, project, store)? {
+    let Some(watched) = store_watched(conn, project, store)? else {
         return Err(StoreError::NoSuchKvStore {
             store: store.to_owned(),
         });
-    }
+    };
     let (mut dkeys, mut dbytes) = (0i64, 0i64);
     let mut outcomes = Vec::with_capacity(writes.len());
     for w in writes {
@@ -104,6 +143,10 @@ fn apply(
                     .execute(params![project, store, w.key])?;
                     dkeys -= 1;
                     dbytes -= old_size.unwrap_or(0);
+                }
+                if watched && live.is_some() {
+                    let revision = ctx.next_revision();
+                    log_change(ctx, (project, store, &w.key), revision, None, now)?;
                 }
                 outcomes.push(KvOutcome::Deleted {
                     existed: live.is_some(),
@@ -156,6 +199,15 @@ fn apply(
             dkeys += 1;
         }
         dbytes += new_size - old_size.unwrap_or(0);
+        if watched {
+            log_change(
+                ctx,
+                (project, store, &w.key),
+                revision,
+                Some(&new_value),
+                now,
+            )?;
+        }
         outcomes.push(outcome);
     }
     if let Some(limit) = quota
@@ -185,8 +237,12 @@ fn delete_keys(conn: &Connection, project: &str, store: Option<&str>) -> Result<
         params![project, store],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    conn.prepare_cached("DELETE FROM kv WHERE project = ?1 AND (?2 IS NULL OR store = ?2)")?
+    for table in ["kv", "kv_changes"] {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE project = ?1 AND (?2 IS NULL OR store = ?2)"
+        ))?
         .execute(params![project, store])?;
+    }
     add_usage(conn, project, -keys, -bytes)
 }
 
@@ -225,7 +281,7 @@ impl KvStore for DataStore {
     }
 
     async fn kv_has_store(&self, project: &str, store: &str) -> Result<bool, StoreError> {
-        self.read(|conn| store_exists(conn, project, store))
+        self.read(|conn| Ok(store_watched(conn, project, store)?.is_some()))
     }
 
     async fn kv_delete_store(&self, project: &str, store: &str) -> Result<bool, StoreError> {
@@ -338,6 +394,68 @@ impl KvStore for DataStore {
 
     async fn kv_usage(&self, project: &str) -> Result<KvUsage, StoreError> {
         self.read(|conn| usage(conn, project))
+    }
+
+    async fn kv_watch(&self, project: &str, store: &str) -> Result<(), StoreError> {
+        let (p, s) = (project.to_owned(), store.to_owned());
+        self.write(move |ctx| {
+            let n = ctx
+                .conn
+                .prepare_cached(
+                    "UPDATE kv_stores SET watched = 1 WHERE project = ?1 AND name = ?2",
+                )?
+                .execute(params![p, s])?;
+            if n == 0 {
+                return Err(StoreError::NoSuchKvStore { store: s });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn kv_changes(
+        &self,
+        project: &str,
+        store: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<super::KvChange>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT revision, key, op, value, size, at FROM kv_changes
+                 WHERE project = ?1 AND store = ?2 AND revision > ?3
+                 ORDER BY revision LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    project,
+                    store,
+                    to_i64(after),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(super::KvChange {
+                        revision: to_u64(r.get(0)?),
+                        key: r.get(1)?,
+                        deleted: r.get::<_, String>(2)? == "deleted",
+                        value: r.get(3)?,
+                        size: to_u64(r.get(4)?),
+                        at: r.get(5)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn kv_trim_changes(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(move |ctx| {
+            Ok(ctx
+                .conn
+                .prepare_cached("DELETE FROM kv_changes WHERE at < ?1")?
+                .execute([before])? as u64)
+        })
+        .await
     }
 
     async fn kv_purge_expired(&self, now: i64, limit: usize) -> Result<u64, StoreError> {

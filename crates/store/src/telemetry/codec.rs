@@ -126,7 +126,7 @@ pub(crate) fn get_line(
 }
 
 /// In the order of their codes (append only: stored records keep their codes).
-const TRIGGERS: [Trigger; 7] = [
+const TRIGGERS: [Trigger; 8] = [
     Trigger::Http,
     Trigger::Invoke,
     Trigger::Async,
@@ -134,6 +134,7 @@ const TRIGGERS: [Trigger; 7] = [
     Trigger::Queue,
     Trigger::Topic,
     Trigger::Db,
+    Trigger::Kv,
 ];
 
 /// Appends one invocation record (its start as a delta from the chunk's first).

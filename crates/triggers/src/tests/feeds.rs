@@ -6,15 +6,17 @@ use tokio::sync::watch;
 use super::*;
 
 /// A change source whose changes the test appends.
-struct Source {
-    changes: Mutex<Vec<(String, Change)>>,
+struct Scripted {
+    changes: Mutex<Vec<(Source, Change)>>,
+    followed: Mutex<Vec<Source>>,
     tx: watch::Sender<u64>,
 }
 
-impl Source {
+impl Scripted {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             changes: Mutex::default(),
+            followed: Mutex::default(),
             tx: watch::Sender::new(0),
         })
     }
@@ -22,15 +24,18 @@ impl Source {
     fn commit(&self, collection: &str, op: &str, id: &str, after: Option<Value>) {
         let mut all = self.changes.lock().unwrap();
         let position = all.len() as u64 + 1;
+        let before = (op != "created").then(|| json!({ "was": position - 1 }));
         all.push((
-            collection.to_owned(),
+            Source::Collection(collection.to_owned()),
             Change {
                 position,
                 op: op.to_owned(),
                 id: id.to_owned(),
                 at: 1_700_000_000_000 + position as i64,
-                after,
-                before: (op != "created").then(|| json!({ "was": position - 1 })),
+                body: json!({
+                    "collection": collection, "op": op, "id": id, "revision": position,
+                    "at": 1_700_000_000_000 + position as i64, "data": after, "before": before,
+                }),
             },
         ));
         drop(all);
@@ -39,15 +44,23 @@ impl Source {
 }
 
 #[async_trait::async_trait]
-impl ChangeSource for Source {
+impl ChangeSource for Scripted {
     async fn position(&self) -> Result<u64, String> {
         Ok(self.changes.lock().unwrap().len() as u64)
+    }
+
+    async fn follow(&self, _project: &str, source: &Source) -> Result<(), String> {
+        if *source == Source::Store("missing".into()) {
+            return Err("no key-value store named `missing`".into());
+        }
+        self.followed.lock().unwrap().push(source.clone());
+        Ok(())
     }
 
     async fn changes(
         &self,
         _project: &str,
-        collection: &str,
+        source: &Source,
         after: u64,
         limit: usize,
     ) -> Result<Vec<Change>, String> {
@@ -56,7 +69,7 @@ impl ChangeSource for Source {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(c, ch)| c == collection && ch.position > after)
+            .filter(|(c, ch)| c == source && ch.position > after)
             .take(limit)
             .map(|(_, ch)| ch.clone())
             .collect())
@@ -71,7 +84,7 @@ const WATCH_ORDERS: &str = "[[functions.db]]\ncollection = \"orders\"\nevents = 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_forwards_its_collections_wanted_changes_in_order_from_where_it_started() {
-    let source = Source::new();
+    let source = Scripted::new();
     // Before the trigger exists: not replayed.
     source.commit("orders", "created", "old", Some(json!({ "n": 0 })));
     let env = Env::with_changes(Some(source.clone()));
@@ -102,7 +115,7 @@ async fn a_feed_forwards_its_collections_wanted_changes_in_order_from_where_it_s
     assert_eq!(last["before"], json!({ "was": 4 }));
     assert_eq!(last["data"], Value::Null);
     // The feed moved past the skipped update and the other collection's change.
-    let key = feed::db_feed_key("orders");
+    let key = Source::Collection("orders".into()).key();
     until("the position", || async {
         env.log.feed_position(P, "watcher", &key).await.unwrap() == Some(5)
     })
@@ -121,7 +134,7 @@ async fn a_feed_forwards_its_collections_wanted_changes_in_order_from_where_it_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_db_trigger_retries_then_dead_letters_and_a_redeploy_resumes_the_feed() {
-    let source = Source::new();
+    let source = Scripted::new();
     let env = Env::with_changes(Some(source.clone()));
     let failing = Fake::new(&[], 500);
     env.serve(
@@ -149,4 +162,59 @@ async fn a_failing_db_trigger_retries_then_dead_letters_and_a_redeploy_resumes_t
     assert_eq!(e.attributes["subject"], "b");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(fixed.seen().len(), 1, "nothing delivered twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kv_trigger_follows_its_store_and_a_missing_store_is_reported() {
+    let source = Scripted::new();
+    let env = Env::with_changes(Some(source.clone()));
+    let fake = Fake::new(&[], 200);
+    env.serve(
+        "watcher",
+        "[[functions.kv]]\nstore = \"sessions\"\nevents = [\"deleted\"]\n[[functions.kv]]\nstore = \"missing\"",
+        &fake,
+    )
+    .await;
+    assert_eq!(
+        *source.followed.lock().unwrap(),
+        [Source::Store("sessions".into())]
+    );
+    {
+        let mut all = source.changes.lock().unwrap();
+        for (i, op) in ["set", "deleted"].into_iter().enumerate() {
+            let position = i as u64 + 1;
+            all.push((
+                Source::Store("sessions".into()),
+                Change {
+                    position,
+                    op: op.into(),
+                    id: "k".into(),
+                    at: 1,
+                    body: json!({"store": "sessions", "op": op, "key": "k", "value": "x".repeat(300_000)}),
+                },
+            ));
+        }
+    }
+    source.tx.send_replace(2);
+    until("the delete", || async { fake.seen().len() == 1 }).await;
+    let e = &fake.seen()[0].events[0];
+    assert_eq!(
+        (e.kind.as_str(), e.source.as_str()),
+        ("dev.updraft.kv.deleted", "/stores/sessions")
+    );
+    let body: Value = serde_json::from_slice(&e.data).unwrap();
+    // Too large for one message: sent without the value, marked.
+    assert_eq!(
+        (body["value"].clone(), body["truncated"].clone()),
+        (Value::Null, json!(true))
+    );
+    until("the platform line", || async {
+        env.telemetry
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("kv trigger on `missing` not started: no key-value store"))
+    })
+    .await;
 }

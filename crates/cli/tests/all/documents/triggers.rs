@@ -232,3 +232,50 @@ async fn kill_9_between_commit_and_delivery_still_delivers_every_change() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn key_value_writes_run_the_function_watching_the_store() {
+    let s = TestServer::start_with(FAST_RETRIES).await;
+    let sink = Capture::start().await;
+    let digest = s.upload_guest(EVENT_SINK).await;
+    s.deploy_ok(
+        &app(&sink, "[[functions.kv]]\nstore = \"sessions\"\n"),
+        &[("sink", &digest)],
+    )
+    .await;
+    // The store was created at deploy; writes through the HTTP API are changes like any.
+    let key = |method, k: &str| s.api(method, &format!("/v1/kv/stores/sessions/keys/{k}"));
+    assert!(
+        key(Method::PUT, "u1")
+            .body("hello")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let set = delivery(&sink, "set", |c| {
+        c.header("ce-type").as_deref() == Some("dev.updraft.kv.set")
+    })
+    .await;
+    assert_eq!(set.header("ce-source").as_deref(), Some("/stores/sessions"));
+    assert_eq!(set.header("ce-subject").as_deref(), Some("u1"));
+    let b = body(&set);
+    assert_eq!(
+        (b["store"].as_str(), b["key"].as_str(), b["value"].as_str()),
+        (Some("sessions"), Some("u1"), Some("aGVsbG8="))
+    );
+    assert_eq!(b["size"], 5);
+    assert_eq!(
+        key(Method::DELETE, "u1").send().await.unwrap().status(),
+        204
+    );
+    let b = body(
+        &delivery(&sink, "deleted", |c| {
+            c.header("ce-type").as_deref() == Some("dev.updraft.kv.deleted")
+        })
+        .await,
+    );
+    assert_eq!(b["key"], "u1");
+    assert!(b.get("value").is_none(), "{b}");
+}
