@@ -51,7 +51,7 @@ pub struct NewMessage {
     pub delay: Duration,
 }
 
-/// The event triggers one function declares (see [`EventLog::sync_triggers`]).
+/// The event triggers one function declares (see [`EventLog::sync_triggers`](crate::EventLog::sync_triggers)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FunctionTriggers {
     /// The function.
@@ -136,7 +136,7 @@ pub struct AsyncResult {
     pub request_id: String,
     /// The HTTP status (0 when there was none).
     pub status: u16,
-    /// The response body (successes only; cut at [`MAX_ASYNC_RESULT`]).
+    /// The response body (successes only; cut at [`MAX_ASYNC_RESULT`](crate::MAX_ASYNC_RESULT)).
     pub body: Option<Vec<u8>>,
     /// What went wrong.
     pub error: Option<String>,
