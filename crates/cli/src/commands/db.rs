@@ -49,23 +49,15 @@ enum DbCommand {
         collection: String,
         /// The document's id.
         id: String,
-        /// The document's JSON (leave out to read `--from-file` or stdin).
-        #[arg(value_name = "JSON")]
-        document: Option<String>,
-        /// Read the JSON from this file.
-        #[arg(long)]
-        from_file: Option<PathBuf>,
+        #[command(flatten)]
+        json: JsonInput,
     },
     /// Create a document with a new id and print the id.
     Create {
         /// The collection.
         collection: String,
-        /// The document's JSON (leave out to read `--from-file` or stdin).
-        #[arg(value_name = "JSON")]
-        document: Option<String>,
-        /// Read the JSON from this file.
-        #[arg(long)]
-        from_file: Option<PathBuf>,
+        #[command(flatten)]
+        json: JsonInput,
     },
     /// Merge a JSON patch (RFC 7396: `null` removes a field) into a document.
     Patch {
@@ -73,12 +65,8 @@ enum DbCommand {
         collection: String,
         /// The document's id.
         id: String,
-        /// The patch's JSON (leave out to read `--from-file` or stdin).
-        #[arg(value_name = "JSON")]
-        document: Option<String>,
-        /// Read the JSON from this file.
-        #[arg(long)]
-        from_file: Option<PathBuf>,
+        #[command(flatten)]
+        json: JsonInput,
     },
     /// Delete a document.
     Delete {
@@ -120,6 +108,17 @@ enum DbCommand {
     },
 }
 
+/// A document's JSON: from the argument, `--from-file`, or stdin.
+#[derive(clap::Args)]
+struct JsonInput {
+    /// The JSON (leave out to read `--from-file` or stdin).
+    #[arg(value_name = "JSON")]
+    document: Option<String>,
+    /// Read the JSON from this file.
+    #[arg(long)]
+    from_file: Option<PathBuf>,
+}
+
 fn docs_path(collection: &str) -> String {
     format!("/v1/db/collections/{}/docs", encode(collection))
 }
@@ -129,8 +128,8 @@ fn doc_path(collection: &str, id: &str) -> String {
 }
 
 /// The JSON of an argument, a file, or stdin, checked to be JSON.
-fn read_json(arg: Option<String>, file: Option<PathBuf>) -> anyhow::Result<Value> {
-    let text = match (arg, file) {
+fn read_json(input: JsonInput) -> anyhow::Result<Value> {
+    let text = match (input.document, input.from_file) {
         (Some(v), None) => v,
         (None, Some(path)) => {
             std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
@@ -198,10 +197,9 @@ pub(crate) async fn db(args: DbArgs) -> anyhow::Result<ExitCode> {
         DbCommand::Put {
             collection,
             id,
-            document,
-            from_file,
+            json,
         } => {
-            let body = read_json(document, from_file)?;
+            let body = read_json(json)?;
             let req = client
                 .request(Method::PUT, &doc_path(&collection, &id))
                 .json(&body);
@@ -215,12 +213,8 @@ pub(crate) async fn db(args: DbArgs) -> anyhow::Result<ExitCode> {
                 println!("{what} {} (revision {})", output::bold(&id), v["revision"]);
             }
         }
-        DbCommand::Create {
-            collection,
-            document,
-            from_file,
-        } => {
-            let body = read_json(document, from_file)?;
+        DbCommand::Create { collection, json } => {
+            let body = read_json(json)?;
             let req = client
                 .request(Method::POST, &docs_path(&collection))
                 .json(&body);
@@ -234,10 +228,9 @@ pub(crate) async fn db(args: DbArgs) -> anyhow::Result<ExitCode> {
         DbCommand::Patch {
             collection,
             id,
-            document,
-            from_file,
+            json,
         } => {
-            let body = read_json(document, from_file)?;
+            let body = read_json(json)?;
             let req = client
                 .request(Method::PATCH, &doc_path(&collection, &id))
                 .json(&body);

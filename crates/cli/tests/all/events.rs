@@ -937,17 +937,10 @@ async fn kill_9_with_10000_queued_events_loses_none() {
     server.child.wait().unwrap();
 }
 
-/// Runs the `updraft` binary against `s`; returns (success, stdout).
+/// Runs the `updraft` binary against `s`; returns (success, stdout and stderr).
 fn cli(s: &TestServer, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(crate::support::BIN)
-        .args(args)
-        .args(["--server", &s.control_url, "--token", &s.token])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), format!("{stdout}{stderr}"))
+    let (ok, out, err) = crate::support::run_cli(s, args, None);
+    (ok, format!("{out}{err}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

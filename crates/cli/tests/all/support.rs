@@ -555,3 +555,33 @@ pub(crate) fn serve_with(data_dir: &Path, extra: &[&str]) -> ServeProcess {
         control_url: control_url.unwrap(),
     }
 }
+
+/// Runs the `updraft` binary against `s` (its control API and admin token) with `stdin`;
+/// returns (success, stdout, stderr). Call it from a multi-threaded runtime (`block_in_place`
+/// or a `multi_thread` test): the server runs in this process.
+pub(crate) fn run_cli(
+    s: &TestServer,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(BIN)
+        .args(args)
+        .args(["--server", &s.control_url, "--token", &s.token])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

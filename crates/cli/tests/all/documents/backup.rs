@@ -14,18 +14,15 @@ use crate::projects::key_of;
 use crate::support::{TestServer, expect_error};
 
 fn updraft(s: &TestServer, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(crate::support::BIN)
-        .args(args)
-        .args(["--server", &s.control_url, "--token", &s.token])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let (ok, out, err) = crate::support::run_cli(s, args, None);
+    (ok, format!("{out}{err}"))
+}
+
+/// The collections of [`RULES`] and the key-value store `s`.
+async fn seed(s: &TestServer) {
+    assert_eq!(deploy(s, RULES).await.0, 200);
+    let r = s.api(Method::PUT, "/v1/kv/stores/s").send().await.unwrap();
+    assert!(r.status().is_success());
 }
 
 async fn set_key(s: &TestServer, key: &str, value: &str) {
@@ -63,15 +60,7 @@ async fn doc_exists(s: &TestServer, id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_backup_is_consistent_and_restores_on_this_server_and_another() {
     let s = TestServer::start().await;
-    assert_eq!(deploy(&s, RULES).await.0, 200);
-    assert!(
-        s.api(Method::PUT, "/v1/kv/stores/s")
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    seed(&s).await;
     set_key(&s, "k", "before").await;
     for i in 0..50 {
         let r = call(
@@ -217,15 +206,7 @@ async fn an_online_backup_is_consistent_and_restores_on_this_server_and_another(
 async fn only_the_admin_backs_up_and_restores_and_bad_uploads_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start_at(dir.path()).await;
-    assert_eq!(deploy(&s, RULES).await.0, 200);
-    assert!(
-        s.api(Method::PUT, "/v1/kv/stores/s")
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    seed(&s).await;
     set_key(&s, "k", "v").await;
     let owner = key_of(&s, "default", "owner").await;
     for (method, path) in [(Method::GET, "/v1/backup"), (Method::POST, "/v1/restore")] {

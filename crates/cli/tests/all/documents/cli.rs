@@ -9,29 +9,7 @@ use serde_json::{Value, json};
 use super::{RULES, call, deploy};
 use crate::support::{TestServer, expect_error};
 
-/// Runs `updraft` against `s` with `stdin`; returns (success, stdout, stderr).
-fn updraft(s: &TestServer, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(crate::support::BIN)
-        .args(args)
-        .args(["--server", &s.control_url, "--token", &s.token])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::run_cli as updraft;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_reads_writes_queries_exports_and_imports_documents() {
