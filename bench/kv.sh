@@ -5,8 +5,8 @@
 # group-committed to data.db with synchronous = FULL). Rounds alternate between the two; the
 # target is touch >= 0.7x noop. A third row reads a key over the HTTP API for comparison. Both
 # run twice: with the server's defaults, and with busy functions' runs kept on the main threads
-# (`[sandbox] long_run_after = "1s"`), since moving them to idle-priority threads costs a
-# function that waits on host calls more than one that does not.
+# (`[sandbox] long_run_after = "1s"`); with one function deployed the two should agree (a lone
+# busy function is not moved to the idle-priority threads).
 #
 #   bench/kv.sh
 #   ROUNDS=5 DURATION=20s WRITE_RESULTS=1 bench/kv.sh

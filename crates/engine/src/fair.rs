@@ -3,8 +3,10 @@
 //! Every run (an invocation, or an instantiation) starts *interactive*, on the server's own
 //! runtime, where it yields its worker thread at every epoch tick. It becomes *long-running*
 //! once it has run for more than `long_run_after` ticks, or once its function's runs together
-//! have seen that many ticks within one [`WINDOW`] (a function busy with a stream of short
-//! requests costs the machine as much as one long run). A long run is moved, between two polls,
+//! have seen that many ticks within one [`WINDOW`] while another function is running too (a
+//! function busy with a stream of short requests costs its neighbours as much as one long run;
+//! with no neighbour, moving it would only slow it: its runs that wait on host calls, such as
+//! a durable key-value write, would resume behind every other thread). A long run is moved, between two polls,
 //! to the [`Background`] runtime: `long_run_threads` threads that run at the lowest OS priority
 //! (`SCHED_IDLE`, on Linux). There it still yields every tick, so long runs share those threads
 //! evenly; and because the OS prefers every other thread of the machine to them, the request
@@ -124,6 +126,74 @@ fn sched_idle() -> std::io::Result<()> {
     }
 }
 
+/// Which functions started runs lately, engine-wide: a function's load counts against it only
+/// while another function competes for the threads.
+pub(crate) struct Activity {
+    windows: Mutex<ActivityWindows>,
+    next_id: std::sync::atomic::AtomicUsize,
+}
+
+struct ActivityWindows {
+    start: Instant,
+    /// Functions (by [`FunctionLoad`] id) that started runs in the current window.
+    current: Vec<usize>,
+    previous: Vec<usize>,
+}
+
+/// Most functions one window remembers (more than two is all the rule needs).
+const ACTIVITY_KEPT: usize = 8;
+
+impl Activity {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            windows: Mutex::new(ActivityWindows {
+                start: Instant::now(),
+                current: Vec::new(),
+                previous: Vec::new(),
+            }),
+            next_id: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The windows, rolled on to `now`; `None` if another thread holds them (never waits).
+    fn at(&self, now: Instant) -> Option<std::sync::MutexGuard<'_, ActivityWindows>> {
+        let mut w = match self.windows.try_lock() {
+            Ok(w) => w,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let elapsed = now.saturating_duration_since(w.start);
+        if elapsed >= WINDOW {
+            let current = std::mem::take(&mut w.current);
+            w.previous = if elapsed >= 2 * WINDOW {
+                Vec::new()
+            } else {
+                current
+            };
+            w.start = now;
+        }
+        Some(w)
+    }
+
+    fn started(&self, id: usize, now: Instant) {
+        if let Some(mut w) = self.at(now)
+            && !w.current.contains(&id)
+            && w.current.len() < ACTIVITY_KEPT
+        {
+            w.current.push(id);
+        }
+    }
+
+    /// Whether a function other than `id` started runs in this window or the last (when the
+    /// windows are busy elsewhere: assumed so, the cautious answer).
+    fn others(&self, id: usize, now: Instant) -> bool {
+        match self.at(now) {
+            Some(w) => w.current.iter().chain(&w.previous).any(|f| *f != id),
+            None => true,
+        }
+    }
+}
+
 /// Where a run stands: how many ticks it has seen, and after how many it counts as long; and
 /// the ticks of all runs of its function.
 pub(crate) struct RunClock {
@@ -148,6 +218,9 @@ impl RunClock {
     pub(crate) fn restart(&mut self) {
         self.ticks = 0;
         self.long.store(false, Ordering::Release);
+        self.function
+            .activity
+            .started(self.function.id, Instant::now());
     }
 
     /// The flag [`Background::run`] watches for this instance's runs.
@@ -162,7 +235,8 @@ impl RunClock {
             return true;
         }
         self.ticks = self.ticks.saturating_add(1);
-        let busy = self.function.tick(now) > self.long_after;
+        let busy = self.function.tick(now) > self.long_after
+            && self.function.activity.others(self.function.id, now);
         let long = busy || self.ticks > self.long_after;
         if long {
             self.long.store(true, Ordering::Release);
@@ -174,6 +248,9 @@ impl RunClock {
 /// Ticks all runs of one function saw, in the current and the previous [`WINDOW`].
 pub(crate) struct FunctionLoad {
     windows: Mutex<Windows>,
+    /// This function, to the engine's [`Activity`].
+    id: usize,
+    activity: Arc<Activity>,
 }
 
 struct Windows {
@@ -183,13 +260,16 @@ struct Windows {
 }
 
 impl FunctionLoad {
-    pub(crate) fn new() -> Arc<Self> {
+    pub(crate) fn new(activity: Arc<Activity>) -> Arc<Self> {
+        let id = activity.next_id.fetch_add(1, Ordering::Relaxed);
         Arc::new(Self {
             windows: Mutex::new(Windows {
                 start: Instant::now(),
                 current: 0,
                 previous: 0,
             }),
+            id,
+            activity,
         })
     }
 

@@ -139,7 +139,7 @@ impl Engine {
                 own: self.own.clone(),
                 sandbox: self.sandbox,
                 background: self.background.clone(),
-                load: crate::fair::FunctionLoad::new(),
+                load: crate::fair::FunctionLoad::new(self.activity.clone()),
                 running: self._epoch.running.clone(),
                 config: Arc::new(
                     settings

@@ -174,6 +174,8 @@ pub struct Engine {
     pub(crate) sandbox: Sandbox,
     /// The low-priority threads long runs move to.
     pub(crate) background: Arc<fair::Background>,
+    /// Which functions run lately (whether a busy function has neighbours to yield to).
+    pub(crate) activity: Arc<fair::Activity>,
     _epoch: EpochThread,
 }
 
@@ -240,6 +242,7 @@ impl Engine {
                 .unwrap_or(u32::MAX),
             },
             background: fair::Background::new(config.long_run_threads),
+            activity: fair::Activity::new(),
             _epoch: epoch,
         })
     }

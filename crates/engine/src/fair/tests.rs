@@ -2,12 +2,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::{Background, FunctionLoad, RunClock, WINDOW};
+use super::{Activity, Background, FunctionLoad, RunClock, WINDOW};
 
 #[test]
 fn a_run_is_long_after_its_allowance_of_ticks() {
     let now = Instant::now();
-    let mut clock = RunClock::new(2, FunctionLoad::new());
+    // Alone: a run's own allowance still holds.
+    let mut clock = RunClock::new(2, FunctionLoad::new(Activity::new()));
     assert!(!clock.tick(now));
     assert!(!clock.tick(now + WINDOW));
     assert!(clock.tick(now + 2 * WINDOW));
@@ -19,9 +20,13 @@ fn a_run_is_long_after_its_allowance_of_ticks() {
 }
 
 #[test]
-fn a_function_busy_with_many_short_runs_makes_them_long() {
-    let load = FunctionLoad::new();
+fn a_function_busy_with_many_short_runs_makes_them_long_while_another_runs() {
+    let activity = Activity::new();
+    let load = FunctionLoad::new(activity.clone());
     let now = Instant::now();
+    // A neighbour started a run.
+    let other = FunctionLoad::new(activity.clone());
+    RunClock::new(2, other.clone()).restart();
     // Three short runs of one tick each, in the same window: the third is over the allowance.
     let mut runs: Vec<_> = (0..3).map(|_| RunClock::new(2, load.clone())).collect();
     assert!(!runs[0].tick(now));
@@ -31,7 +36,22 @@ fn a_function_busy_with_many_short_runs_makes_them_long() {
     assert!(RunClock::new(2, load.clone()).tick(now + WINDOW));
     assert!(!RunClock::new(2, load.clone()).tick(now + 3 * WINDOW));
     // Another function's runs are not affected.
-    assert!(!RunClock::new(2, FunctionLoad::new()).tick(now));
+    assert!(!RunClock::new(2, other).tick(now));
+}
+
+#[test]
+fn a_busy_function_alone_keeps_its_short_runs_interactive() {
+    let activity = Activity::new();
+    let load = FunctionLoad::new(activity.clone());
+    let now = Instant::now();
+    let mut runs: Vec<_> = (0..5).map(|_| RunClock::new(2, load.clone())).collect();
+    for r in &mut runs {
+        r.restart();
+        assert!(!r.tick(now), "nobody to yield to: not moved");
+    }
+    // A neighbour starts running: the load counts again.
+    RunClock::new(2, FunctionLoad::new(activity)).restart();
+    assert!(RunClock::new(2, load).tick(now));
 }
 
 #[tokio::test]
