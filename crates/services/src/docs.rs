@@ -50,6 +50,9 @@ pub struct DocConfig {
     pub changes_max_age: std::time::Duration,
     /// Change streams one project may have open at once.
     pub max_streams: usize,
+    /// Change streams one end user may have open at once (so one account can't take the
+    /// project's all).
+    pub max_streams_per_user: usize,
 }
 
 impl Default for DocConfig {
@@ -61,6 +64,7 @@ impl Default for DocConfig {
             max_project_bytes: 1 << 30,
             changes_max_age: std::time::Duration::from_secs(7 * 86_400),
             max_streams: 10_000,
+            max_streams_per_user: 100,
         }
     }
 }

@@ -83,6 +83,11 @@ pub(super) fn documents(raw: &RawDocuments) -> Result<DocConfig, String> {
         max_page,
         changes_max_age,
         max_streams: count("max_streams", raw.max_streams, d.max_streams)?,
+        max_streams_per_user: count(
+            "max_streams_per_user",
+            raw.max_streams_per_user,
+            d.max_streams_per_user,
+        )?,
         ..d
     })
 }

@@ -100,6 +100,7 @@ pub(super) struct RawDocuments {
     pub(super) max_page: Option<usize>,
     pub(super) changes_max_age: Option<String>,
     pub(super) max_streams: Option<usize>,
+    pub(super) max_streams_per_user: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]

@@ -51,7 +51,7 @@ impl DocService {
             Some(a) => a,
             None => self.store.doc_position().await?,
         };
-        let slot = self.open_stream(&caller.project)?;
+        let slot = self.open_stream(&caller)?;
         let (tx, rx) = mpsc::channel(64);
         let gone = tx.clone();
         let svc = self.clone();
@@ -79,10 +79,11 @@ impl DocService {
     }
 }
 
-/// One open stream of a project; dropping it frees the place.
+/// One open stream of a project (and of its user); dropping it frees the places.
 pub(super) struct StreamSlot {
     svc: Arc<DocService>,
-    project: String,
+    /// The counters it holds a place in: the project's, and the user's if a user opened it.
+    counted: Vec<String>,
 }
 
 impl Drop for StreamSlot {
@@ -92,34 +93,53 @@ impl Drop for StreamSlot {
             .streams
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.project) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.project);
+        for key in &self.counted {
+            if let Some(n) = open.get_mut(key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(key);
+                }
             }
         }
     }
 }
 
 impl DocService {
-    /// A place for one more stream of `project`, within `[documents] max_streams`.
-    fn open_stream(self: &Arc<Self>, project: &str) -> Result<StreamSlot, DocError> {
+    /// A place for one more stream of the caller's project within `[documents] max_streams`,
+    /// and for an end user within `max_streams_per_user`.
+    fn open_stream(self: &Arc<Self>, caller: &DocCaller) -> Result<StreamSlot, DocError> {
         let mut open = self
             .streams
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = open.entry(project.to_owned()).or_insert(0);
-        if *n >= self.config.max_streams {
+        let project = caller.project.clone();
+        let n = open.get(&project).copied().unwrap_or(0);
+        if n >= self.config.max_streams {
             return Err(DocError::TooMany(format!(
-                "the project has {} open change streams, the most it may (`[documents] \
-                 max_streams`); close one or retry later",
-                *n
+                "the project has {n} open change streams, the most it may (`[documents] \
+                 max_streams`); close one or retry later"
             )));
         }
-        *n += 1;
+        let mut counted = vec![project];
+        if let Who::User(claims) = &caller.who {
+            let uid = claims["uid"].as_str().unwrap_or_default();
+            // NUL can't be in a project name: no user key is ever a project's.
+            let key = format!("{}\0user\0{uid}", caller.project);
+            let mine = open.get(&key).copied().unwrap_or(0);
+            if mine >= self.config.max_streams_per_user {
+                return Err(DocError::TooMany(format!(
+                    "you have {mine} open change streams, the most one user may (`[documents] \
+                     max_streams_per_user`); close one or retry later"
+                )));
+            }
+            counted.push(key);
+        }
+        for key in &counted {
+            *open.entry(key.clone()).or_insert(0) += 1;
+        }
         Ok(StreamSlot {
             svc: self.clone(),
-            project: project.to_owned(),
+            counted,
         })
     }
 }

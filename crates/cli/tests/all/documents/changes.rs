@@ -226,3 +226,32 @@ async fn open_streams_are_capped_per_project_and_freed_when_clients_leave() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_cannot_take_every_stream_of_the_project() {
+    let s =
+        TestServer::start_with("[documents]\nmax_streams = 10\nmax_streams_per_user = 2\n").await;
+    assert_eq!(deploy(&s, RULES).await.0, 200);
+    let token = |v: &Value| v["access_token"].as_str().unwrap().to_owned();
+    let ann = token(&sign_up(&s, "localhost", "ann@example.com").await);
+    let bob = token(&sign_up(&s, "localhost", "bob@example.com").await);
+    let changes = "/collections/notes/changes";
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut e = Events::open(&s, changes, Some(&ann), None).await;
+        assert_eq!(e.next().await.1, "ready");
+        held.push(e);
+    }
+    let r = call(&s, Method::GET, changes, Some(&ann))
+        .send()
+        .await
+        .unwrap();
+    let body = crate::support::expect_error(r, 429, "throttled").await;
+    assert!(body.to_string().contains("max_streams_per_user"), "{body}");
+    // Another user, and keys, still get theirs.
+    let mut b = Events::open(&s, changes, Some(&bob), None).await;
+    assert_eq!(b.next().await.1, "ready");
+    let mut k = Events::open(&s, changes, Some(&s.token), None).await;
+    assert_eq!(k.next().await.1, "ready");
+    s.stop().await;
+}
