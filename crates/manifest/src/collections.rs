@@ -5,6 +5,7 @@
 //! [[collections]]
 //! name = "orders"
 //! indexes = ["owner", "status", "total"]
+//! composite_indexes = [["status", "total"]]   # `status == x` sorted by `total`, from one index
 //! [collections.rules]
 //! list = "auth != null && doc.owner == auth.uid"
 //! get = "auth != null && doc.owner == auth.uid"
@@ -29,6 +30,8 @@ pub(crate) struct RawCollection {
     #[serde(default)]
     indexes: Vec<String>,
     #[serde(default)]
+    composite_indexes: Vec<Vec<String>>,
+    #[serde(default)]
     rules: BTreeMap<String, String>,
 }
 
@@ -40,6 +43,10 @@ pub struct Collection {
     /// `indexes = ["owner", "total"]`: the fields queries may filter and sort on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<String>,
+    /// `composite_indexes = [["status", "total"]]`: 2 to 4 of `indexes` each, so that an
+    /// equality filter on the first with a sort on the second is served from one index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub composite_indexes: Vec<Vec<String>>,
     /// `rules = { get = "..." }`: per operation, the CEL expression that must be true for an
     /// end user (or an anonymous caller) to do it. An operation without one is open only to
     /// keys, admins and functions.
@@ -111,6 +118,22 @@ pub(crate) fn validate(raw: Vec<RawCollection>) -> (Vec<Collection>, Problems) {
                 report(&p, format!("`{f}` is listed twice"));
             }
         }
+        for (j, fields) in r.composite_indexes.iter().enumerate() {
+            let mut p = at("composite_indexes");
+            p.push(Step::Index(j));
+            if !(2..=4).contains(&fields.len()) {
+                report(&p, "a composite index has 2 to 4 fields".into());
+            } else if let Some(f) = fields.iter().find(|f| !r.indexes.contains(f)) {
+                report(
+                    &p,
+                    format!("`{f}` is not one of the collection's `indexes`; declare it there too"),
+                );
+            } else if (1..fields.len()).any(|k| fields[..k].contains(&fields[k])) {
+                report(&p, "a field is listed twice".into());
+            } else if r.composite_indexes[..j].contains(fields) {
+                report(&p, "this composite index is listed twice".into());
+            }
+        }
         for (op, rule) in &r.rules {
             let mut p = at("rules");
             p.push(key(op));
@@ -132,6 +155,7 @@ pub(crate) fn validate(raw: Vec<RawCollection>) -> (Vec<Collection>, Problems) {
         out.push(Collection {
             name: r.name,
             indexes: r.indexes,
+            composite_indexes: r.composite_indexes,
             rules: r.rules,
         });
     }

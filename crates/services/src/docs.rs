@@ -188,8 +188,15 @@ impl DocService {
         for c in collections {
             let rules = Rules::compile(c)?;
             let spec = serde_json::to_string(c).map_err(|e| e.to_string())?;
+            // Composites go to the store as `a,b` (a comma is never in a field path).
+            let indexes: Vec<String> = c
+                .indexes
+                .iter()
+                .cloned()
+                .chain(c.composite_indexes.iter().map(|f| f.join(",")))
+                .collect();
             self.store
-                .doc_collection_set(project, &c.name, &spec, &c.indexes)
+                .doc_collection_set(project, &c.name, &spec, &indexes)
                 .await
                 .map_err(|e| format!("collection `{}`: {e}", c.name))?;
             let loaded = Arc::new(Loaded {

@@ -169,6 +169,9 @@ pub struct DocQuery {
     pub after: Option<(Value, String)>,
     /// Most documents to return.
     pub limit: usize,
+    /// The collection's composite indexes (their fields, in order): an equality filter on one's
+    /// first field with a sort on its second is served from it.
+    pub composites: Vec<Vec<String>>,
 }
 
 /// Most values in one `in` filter (more are ignored: the service refuses them first).
@@ -180,7 +183,8 @@ pub use updraft_manifest::is_field_path;
 #[async_trait::async_trait]
 pub trait DocStore: Send + Sync + 'static {
     /// Creates or updates collection `name` of `project`: its settings (`spec`, JSON kept for
-    /// the service) and the fields its queries may use (each gets an index).
+    /// the service) and the fields its queries may use (each gets an index; an entry of 2 to 4
+    /// field paths joined by `,`, such as `status,total`, gets one composite index).
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for a field that is not a [field path](is_field_path);

@@ -509,3 +509,25 @@ fn kv_triggers_name_a_store_and_its_events() {
         assert!(e.contains(needle), "{needle} not in {e}");
     }
 }
+
+#[test]
+fn composite_indexes_are_pairs_of_declared_fields() {
+    let base = "[app]\nname = \"a\"\n[[collections]]\nname = \"orders\"\nindexes = [\"status\", \"total\"]\n";
+    let m = Manifest::parse(
+        "updraft.toml",
+        &format!("{base}composite_indexes = [[\"status\", \"total\"]]\n"),
+    )
+    .unwrap();
+    assert_eq!(m.collections[0].composite_indexes, [["status", "total"]]);
+    let e = err(&format!(
+        "{base}composite_indexes = [[\"status\"], [\"status\", \"owner\"], [\"total\", \"total\"], [\"status\", \"total\"], [\"status\", \"total\"]]\n"
+    ));
+    for needle in [
+        "collections[0].composite_indexes[0]: a composite index has 2 to 4 fields",
+        "collections[0].composite_indexes[1]: `owner` is not one of the collection's `indexes`",
+        "collections[0].composite_indexes[2]: a field is listed twice",
+        "collections[0].composite_indexes[4]: this composite index is listed twice",
+    ] {
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+}

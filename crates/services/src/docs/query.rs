@@ -175,6 +175,7 @@ impl Params {
             order,
             after,
             limit,
+            composites: spec.composite_indexes.clone(),
         })
     }
 }

@@ -12,6 +12,7 @@ fn rules(pairs: &[(&str, &str)]) -> Result<Rules, String> {
     Rules::compile(&Collection {
         name: "c".into(),
         indexes: vec![],
+        composite_indexes: vec![],
         rules: pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

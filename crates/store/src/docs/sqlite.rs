@@ -37,7 +37,7 @@ fn expr(field: &str) -> Result<String, StoreError> {
     }
 }
 
-/// The name of a field's index.
+/// The name of a field's index, or of a composite one (`a,b`).
 fn index_name(field: &str) -> String {
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(field.as_bytes()));
     format!("docs_by_{}", &hash[..16])
@@ -237,10 +237,18 @@ pub(super) fn compile(
         .filters
         .iter()
         .find(|f| f.op == FilterOp::Eq && !f.value.is_null());
+    // A composite index on (that field, the sort field) serves both: no sort at all.
     let hint = match (eq, &query.order) {
         (Some(f), Some((o, _))) if *o != f.field => {
             expr(&f.field)?;
-            format!(" INDEXED BY {}", index_name(&f.field))
+            let composite = query
+                .composites
+                .iter()
+                .find(|c| c.len() >= 2 && c[0] == f.field && c[1] == *o);
+            match composite {
+                Some(c) => format!(" INDEXED BY {}", index_name(&c.join(","))),
+                None => format!(" INDEXED BY {}", index_name(&f.field)),
+            }
         }
         _ => String::new(),
     };
@@ -357,9 +365,15 @@ impl DocStore for DataStore {
         spec: &str,
         indexes: &[String],
     ) -> Result<(), StoreError> {
+        // Each entry's expressions: one for a field, several for a composite `a,b`.
         let exprs = indexes
             .iter()
-            .map(|f| expr(f).map(|e| (f.clone(), e)))
+            .map(|f| {
+                f.split(',')
+                    .map(expr)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|e| (f.clone(), e.join(", ")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let (p, n, s) = (project.to_owned(), name.to_owned(), spec.to_owned());
         self.write(move |ctx| {
