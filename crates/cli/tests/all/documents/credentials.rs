@@ -154,6 +154,13 @@ async fn a_function_uses_its_granted_collections_with_the_injected_credential_an
     assert!(token.starts_with("updfn1."), "{token}");
     let get = || call(&s, Method::GET, "/collections/orders/docs/a", Some(&token)).send();
     assert_eq!(get().await.unwrap().status(), 200);
+    // Bulk import is for writing keys only, not a function's credential.
+    let r = call(&s, Method::POST, "/collections/orders/import", Some(&token))
+        .body("{\"data\": {}}\n")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 403, "forbidden").await;
     let r = call(&s, Method::GET, "/collections/users/docs/x", Some(&token))
         .send()
         .await
