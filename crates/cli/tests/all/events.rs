@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use updraft_test_guests::EVENT_SINK;
 
-use crate::support::{Capture, Captured, TestServer, expect_error, serve_with};
+use crate::support::{Capture, Captured, TestServer, expect_error};
 
 /// Fast retries, so that a retry → dead-letter test takes a second.
 pub(crate) const FAST_RETRIES: &str = "[events]\nretry_base = \"50ms\"\nretry_max = \"200ms\"\n";
@@ -846,15 +846,8 @@ async fn kill_9_with_10000_queued_events_loses_none() {
     // mid-way.
     sink.delay_ms.store(50, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("server.toml");
-    std::fs::write(&config, FAST_RETRIES).unwrap();
-    let data = dir.path().join("data");
-    let args = ["--config", config.to_str().unwrap()];
-    let mut server = serve_with(&data, &args);
-    let token = std::fs::read_to_string(data.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (serve, mut server) = crate::support::ConfiguredServe::start(dir.path(), FAST_RETRIES);
+    let token = serve.token.clone();
     let http = reqwest::Client::new();
     let manifest = app(
         &sink,
@@ -896,7 +889,7 @@ async fn kill_9_with_10000_queued_events_loses_none() {
     let at_kill = delivered_ids(&sink).0.len();
     assert!(at_kill < EVENTS, "the kill came too late to test anything");
 
-    let mut server = serve_with(&data, &args);
+    let mut server = serve.restart();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (ids, _) = delivered_ids(&sink);

@@ -585,3 +585,39 @@ pub(crate) fn run_cli(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Real `updraft serve` processes on `dir/data` with the configuration file `text` (written to
+/// `dir/server.toml`): the admin token, and a way to start the server again on the same
+/// directory (after a `kill -9`, say).
+pub(crate) struct ConfiguredServe {
+    pub(crate) token: String,
+    data: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+impl ConfiguredServe {
+    /// Starts the first process.
+    pub(crate) fn start(dir: &Path, text: &str) -> (Self, ServeProcess) {
+        let config = dir.join("server.toml");
+        std::fs::write(&config, text).unwrap();
+        let data = dir.join("data");
+        let server = serve_with(&data, &["--config", config.to_str().unwrap()]);
+        let token = std::fs::read_to_string(data.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        (
+            Self {
+                token,
+                data,
+                config,
+            },
+            server,
+        )
+    }
+
+    /// Starts the server again on the same data and configuration.
+    pub(crate) fn restart(&self) -> ServeProcess {
+        serve_with(&self.data, &["--config", self.config.to_str().unwrap()])
+    }
+}

@@ -12,7 +12,7 @@ use updraft_test_guests::EVENT_SINK;
 
 use super::call;
 use crate::events::{FAST_RETRIES, delivery, deploy_on, sink_env};
-use crate::support::{Capture, Captured, TestServer, serve_with};
+use crate::support::{Capture, Captured, TestServer};
 
 fn app(sink: &Capture, trigger: &str) -> String {
     format!(
@@ -168,15 +168,8 @@ async fn kill_9_between_commit_and_delivery_still_delivers_every_change() {
     let sink = Capture::start().await;
     sink.delay_ms.store(20, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("server.toml");
-    std::fs::write(&config, FAST_RETRIES).unwrap();
-    let data = dir.path().join("data");
-    let args = ["--config", config.to_str().unwrap()];
-    let mut server = serve_with(&data, &args);
-    let token = std::fs::read_to_string(data.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (serve, mut server) = crate::support::ConfiguredServe::start(dir.path(), FAST_RETRIES);
+    let token = serve.token.clone();
     let http = reqwest::Client::new();
     let manifest = app(
         &sink,
@@ -214,7 +207,7 @@ async fn kill_9_between_commit_and_delivery_still_delivers_every_change() {
     assert!(at_kill < DOCS, "the kill came too late to test anything");
 
     sink.delay_ms.store(0, Ordering::SeqCst);
-    let mut server = serve_with(&data, &args);
+    let mut server = serve.restart();
     let deadline = Instant::now() + Duration::from_secs(60);
     while delivered(&sink).len() < DOCS {
         assert!(
