@@ -31,7 +31,18 @@ cat >"$OUT/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = string.rep("x", 64)
 LUA
-medians() { for f in 1 2 3; do cut -d' ' -f$f "$1" | median; done | paste -sd' '; }
+medians() { for f in 1 2 3 4; do cut -d' ' -f$f "$1" | median; done | paste -sd' '; }
+# Server CPU time (user + system, in clock ticks) so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$UD_PID/stat"; }
+# measure, plus the server's CPU µs per request over the run: "req/s p50 p99 cpu_us".
+measure_cpu() { # url [wrk arguments...]
+  local before after line
+  before=$(cpu_ticks)
+  line=$(measure "$@")
+  after=$(cpu_ticks)
+  awk -v l="$line" -v c=$((after - before)) -v t="$(getconf CLK_TCK)" -v d="${DURATION%s}" \
+    'BEGIN { split(l, f, " "); printf "%s %.0f\n", l, c / t * 1e6 / (f[1] * d) }'
+}
 
 # One configuration: prints "noop touch api" medians, each "req/s p50 p99".
 run_config() { # name server.toml-text
@@ -47,27 +58,27 @@ run_config() { # name server.toml-text
   measure "$DATA/kv/noop" "$CONNECTIONS" -s "$OUT/post.lua" >/dev/null # warm-up
   measure "$DATA/kv/touch/k" "$CONNECTIONS" -s "$OUT/post.lua" >/dev/null
   for _ in $(seq 1 "$ROUNDS"); do
-    measure "$DATA/kv/noop" "$CONNECTIONS" -s "$OUT/post.lua" >>"$OUT/noop.txt"
-    measure "$DATA/kv/touch/k" "$CONNECTIONS" -s "$OUT/post.lua" >>"$OUT/touch.txt"
-    measure "$DATA/_updraft/kv/v1/stores/default/keys/k" "$CONNECTIONS" \
+    measure_cpu "$DATA/kv/noop" "$CONNECTIONS" -s "$OUT/post.lua" >>"$OUT/noop.txt"
+    measure_cpu "$DATA/kv/touch/k" "$CONNECTIONS" -s "$OUT/post.lua" >>"$OUT/touch.txt"
+    measure_cpu "$DATA/_updraft/kv/v1/stores/default/keys/k" "$CONNECTIONS" \
       -H "Authorization: Bearer $TOKEN" >>"$OUT/api.txt"
   done
   stop_updraft
-  read -r NOOP NOOP50 NOOP99 < <(medians "$OUT/noop.txt")
-  read -r TOUCH TOUCH50 TOUCH99 < <(medians "$OUT/touch.txt")
-  read -r API API50 API99 < <(medians "$OUT/api.txt")
+  read -r NOOP NOOP50 NOOP99 NOOPCPU < <(medians "$OUT/noop.txt")
+  read -r TOUCH TOUCH50 TOUCH99 TOUCHCPU < <(medians "$OUT/touch.txt")
+  read -r API API50 API99 APICPU < <(medians "$OUT/api.txt")
   cat <<ROWS
-| $1 | \`/kv/noop\`: no key-value calls (reference) | $NOOP | $NOOP50 µs | $NOOP99 µs | 1.00x |
-| $1 | \`/kv/touch/k\`: one \`get\`, one \`set\` (64 bytes, durable) | $TOUCH | $TOUCH50 µs | $TOUCH99 µs | **$(ratio "$TOUCH" "$NOOP")x** |
-| $1 | \`GET /_updraft/kv/v1/stores/default/keys/k\` (HTTP API) | $API | $API50 µs | $API99 µs | $(ratio "$API" "$NOOP")x |
+| $1 | \`/kv/noop\`: no key-value calls (reference) | $NOOP | $NOOP50 µs | $NOOP99 µs | $NOOPCPU µs | 1.00x |
+| $1 | \`/kv/touch/k\`: one \`get\`, one \`set\` (64 bytes, durable) | $TOUCH | $TOUCH50 µs | $TOUCH99 µs | $TOUCHCPU µs | **$(ratio "$TOUCH" "$NOOP")x** |
+| $1 | \`GET /_updraft/kv/v1/stores/default/keys/k\` (HTTP API) | $API | $API50 µs | $API99 µs | $APICPU µs | $(ratio "$API" "$NOOP")x |
 ROWS
 }
 ROWS_DEFAULT=$(run_config "defaults" "")
 ROWS_NOMOVE=$(run_config "long runs not moved" '[sandbox]\nlong_run_after = "1s"\n')
 
 TABLE=$(cat <<TBL
-| server config | request | req/s | p50 | p99 | vs noop |
-| --- | --- | ---: | ---: | ---: | ---: |
+| server config | request | req/s | p50 | p99 | server CPU per request | vs noop |
+| --- | --- | ---: | ---: | ---: | ---: | ---: |
 $ROWS_DEFAULT
 $ROWS_NOMOVE
 

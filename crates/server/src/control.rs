@@ -185,3 +185,20 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
+
+/// A service's router mounted on the control API, its handlers told who calls as the service
+/// names it (`map` of the [`auth::Caller`] `require_role` set).
+fn as_service<T: Clone + Send + Sync + 'static>(
+    router: Router<Arc<AppState>>,
+    map: fn(auth::Caller) -> T,
+) -> Router<Arc<AppState>> {
+    router.route_layer(middleware::from_fn(
+        move |mut req: axum::extract::Request, next: middleware::Next| async move {
+            let Some(caller) = req.extensions().get::<auth::Caller>().cloned() else {
+                return ApiError::new(Code::Unauthorized, "no caller").into_response();
+            };
+            req.extensions_mut().insert(map(caller));
+            next.run(req).await
+        },
+    ))
+}

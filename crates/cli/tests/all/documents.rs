@@ -377,40 +377,22 @@ async fn bad_input_gets_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_document_writes_loses_no_acknowledged_write() {
-    use crate::support::serve_with;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut server = serve_with(&data, &[]);
-    let token = std::fs::read_to_string(data.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (serve, mut server) = crate::support::ConfiguredServe::start(dir.path(), "");
+    let token = serve.token.clone();
     let http = reqwest::Client::new();
     // Deploy the collections through the control API of the spawned server.
-    let echo = std::fs::read(HTTP_ECHO).unwrap();
-    let digest = {
-        use sha2::Digest as _;
-        hex::encode(sha2::Sha256::digest(&echo))
-    };
-    let r = http
-        .put(format!("{}/v1/artifacts/{digest}", server.control_url))
-        .bearer_auth(&token)
-        .body(echo)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
     let manifest = format!(
         "[app]\nname = \"app\"\n[[functions]]\nname = \"echo\"\ncomponent = \"e.wasm\"\n{RULES}"
     );
-    let r = http
-        .post(format!("{}/v1/apps", server.control_url))
-        .bearer_auth(&token)
-        .json(&json!({"manifest": manifest, "artifacts": {"echo": digest}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    crate::support::deploy_to(
+        &http,
+        &server.control_url,
+        &token,
+        &manifest,
+        &[("echo", HTTP_ECHO)],
+    )
+    .await;
     let base = format!("{}/_updraft/db/v1/collections/open/docs", server.data_url);
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -441,7 +423,7 @@ async fn kill_9_during_document_writes_loses_no_acknowledged_write() {
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    let mut server = serve_with(&data, &[]);
+    let mut server = serve.restart();
     let base = format!("{}/_updraft/db/v1/collections/open/docs", server.data_url);
     for (id, n) in &acked {
         let r = http

@@ -799,27 +799,9 @@ async fn a_rate_schedule_fires_every_slot_once_across_a_restart() {
     assert!(all.len() >= before.len() + 3, "{all:?}");
 }
 
-/// Deploys the sink guest on a server process (its token is in the data dir).
+/// Deploys the sink guest on a server process.
 pub(crate) async fn deploy_on(http: &reqwest::Client, control: &str, token: &str, manifest: &str) {
-    use sha2::Digest;
-    let bytes = std::fs::read(EVENT_SINK).unwrap();
-    let digest = hex::encode(sha2::Sha256::digest(&bytes));
-    let r = http
-        .put(format!("{control}/v1/artifacts/{digest}"))
-        .bearer_auth(token)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let r = http
-        .post(format!("{control}/v1/apps"))
-        .bearer_auth(token)
-        .json(&json!({"manifest": manifest, "artifacts": {"sink": digest}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    crate::support::deploy_to(http, control, token, manifest, &[("sink", EVENT_SINK)]).await;
 }
 
 /// Ids of every event the sink got, from batched (`application/cloudevents-batch+json`)

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 use updraft_test_guests::{HTTP_ECHO, KV_DRAFT, KV_DRAFT2, PY_KV, SPIN_KV};
 
-use crate::support::{TestServer, manifest, serve_with};
+use crate::support::{TestServer, manifest};
 
 mod api;
 
@@ -262,12 +262,8 @@ async fn values_outlive_instances_versions_and_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_writes_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut server = serve_with(&data, &[]);
-    let token = std::fs::read_to_string(data.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (serve, mut server) = crate::support::ConfiguredServe::start(dir.path(), "");
+    let token = serve.token.clone();
     let http = reqwest::Client::new();
     let base = format!("{}/_updraft/kv/v1/stores", server.data_url);
     let r = http
@@ -307,7 +303,7 @@ async fn kill_9_during_writes_loses_no_acknowledged_write() {
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    let mut server = serve_with(&data, &[]);
+    let mut server = serve.restart();
     let base = format!("{}/_updraft/kv/v1/stores", server.data_url);
     for key in &acked {
         let r = http

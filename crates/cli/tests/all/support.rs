@@ -12,7 +12,9 @@ use updraft_server::{FileConfig, Server, ServerConfig};
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_updraft");
 
 mod process;
-pub(crate) use process::{ConfiguredServe, ServeProcess, run_cli, serve, serve_with, updraft};
+pub(crate) use process::{
+    ConfiguredServe, ServeProcess, deploy_to, run_cli, serve, serve_with, updraft,
+};
 
 pub(crate) struct TestServer {
     pub(crate) data_url: String,

@@ -75,6 +75,7 @@ pub(crate) async fn backup(State(state): State<Arc<AppState>>) -> Result<Respons
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RestoreQuery {
     /// Restore only this project's data.
     project: Option<String>,
@@ -87,6 +88,12 @@ pub(crate) async fn restore(
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
+    // Rows of a project that does not exist would be orphans no one can reach or delete.
+    if let Some(p) = &q.project
+        && state.registry.projects(Some(p)).await.is_empty()
+    {
+        return Err(updraft_registry::Error::project_not_found(p).into());
+    }
     let dir = scratch(&state)?;
     let path = dir.path().join("restore.db");
     let mut file = tokio::fs::File::create(&path)

@@ -64,20 +64,15 @@ pub(crate) fn max_body(state: &AppState) -> usize {
 /// The control API's mount `/v1/db` (behind `require_role`, which set the [`Caller`]): the
 /// caller's key acts in its project, rules not applying; a viewer reads, a deployer writes.
 pub(crate) fn control_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    updraft_services::docs::router(state.docs.clone()).route_layer(middleware::from_fn(
-        |mut req: Request, next: Next| async move {
-            let Some(caller) = req.extensions().get::<Caller>().cloned() else {
-                return ApiError::new(Code::Unauthorized, "no caller").into_response();
-            };
-            req.extensions_mut().insert(DocCaller {
-                project: caller.project,
-                who: Who::Key {
-                    write: caller.role.allows(Role::Deployer),
-                },
-            });
-            next.run(req).await
+    super::as_service(
+        updraft_services::docs::router(state.docs.clone()),
+        |caller: Caller| DocCaller {
+            project: caller.project,
+            who: Who::Key {
+                write: caller.role.allows(Role::Deployer),
+            },
         },
-    ))
+    )
 }
 
 /// The data plane's mount.

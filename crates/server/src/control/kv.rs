@@ -24,18 +24,13 @@ pub(crate) fn max_body(state: &AppState) -> usize {
 
 /// The control API's mount (behind `require_role`, which set the [`Caller`]).
 pub(crate) fn control_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    updraft_services::kv::router(state.kv.clone()).route_layer(middleware::from_fn(
-        |mut req: Request, next: Next| async move {
-            let Some(caller) = req.extensions().get::<Caller>().cloned() else {
-                return ApiError::new(Code::Unauthorized, "no caller").into_response();
-            };
-            req.extensions_mut().insert(KvCaller {
-                project: caller.project,
-                write: caller.role.allows(Role::Deployer),
-            });
-            next.run(req).await
+    super::as_service(
+        updraft_services::kv::router(state.kv.clone()),
+        |caller: Caller| KvCaller {
+            project: caller.project,
+            write: caller.role.allows(Role::Deployer),
         },
-    ))
+    )
 }
 
 /// The data plane's mount.

@@ -397,6 +397,10 @@ impl KvStore for DataStore {
     }
 
     async fn kv_watch(&self, project: &str, store: &str) -> Result<(), StoreError> {
+        // Every reconcile follows every watched store again: already watched is a read.
+        if self.read(|conn| store_watched(conn, project, store))? == Some(true) {
+            return Ok(());
+        }
         let (p, s) = (project.to_owned(), store.to_owned());
         self.write(move |ctx| {
             let n = ctx

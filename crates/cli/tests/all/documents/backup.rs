@@ -239,7 +239,27 @@ async fn only_the_admin_backs_up_and_restores_and_bad_uploads_change_nothing() {
             "{e}"
         );
     }
-    assert_eq!(get_key(&s, "k").await.as_deref(), Some("v"));
+    // A project that does not exist, or a parameter that is not one, is refused.
+    let backup = s
+        .api(Method::GET, "/v1/backup")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    for (query, status, code) in [
+        ("?project=nope", 404, "project_not_found"),
+        ("?projet=default", 400, "bad_request"),
+    ] {
+        let r = s
+            .api(Method::POST, &format!("/v1/restore{query}"))
+            .body(backup.clone())
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, status, code).await;
+    }
     // A backup read to the end leaves no temporary file in the data directory.
     let r = s.api(Method::GET, "/v1/backup").send().await.unwrap();
     assert_eq!(r.status(), 200);

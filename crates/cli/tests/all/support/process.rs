@@ -142,3 +142,37 @@ impl ConfiguredServe {
         serve_with(&self.data, &["--config", self.config.to_str().unwrap()])
     }
 }
+
+/// Deploys `manifest` on a server process through its control API, uploading each
+/// `(function, guest path)` first.
+pub(crate) async fn deploy_to(
+    http: &reqwest::Client,
+    control: &str,
+    token: &str,
+    manifest: &str,
+    guests: &[(&str, &str)],
+) {
+    use sha2::Digest as _;
+    let mut artifacts = serde_json::Map::new();
+    for (function, path) in guests {
+        let bytes = std::fs::read(path).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(&bytes));
+        let r = http
+            .put(format!("{control}/v1/artifacts/{digest}"))
+            .bearer_auth(token)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        artifacts.insert((*function).to_owned(), digest.into());
+    }
+    let r = http
+        .post(format!("{control}/v1/apps"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"manifest": manifest, "artifacts": artifacts}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
