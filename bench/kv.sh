@@ -9,7 +9,7 @@
 # busy function is not moved to the idle-priority threads).
 #
 #   bench/kv.sh
-#   ROUNDS=5 DURATION=20s WRITE_RESULTS=1 bench/kv.sh
+#   ROUNDS=5 DURATION=20s WRITE_RESULTS=1 bench/kv.sh    (DURATION in whole seconds)
 source "$(dirname "$0")/lib.sh"
 
 KV=$(guest kv-draft2)

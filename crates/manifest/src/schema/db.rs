@@ -76,13 +76,6 @@ pub struct DbTrigger {
     pub retry: Retry,
 }
 
-impl DbTrigger {
-    /// Whether a change of kind `op` (`created`, `updated`, `deleted`) runs it.
-    pub fn wants(&self, op: &str) -> bool {
-        self.events.iter().any(|e| e == op)
-    }
-}
-
 /// The checked settings every change trigger shares.
 struct Common {
     events: Vec<String>,

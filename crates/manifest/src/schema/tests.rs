@@ -452,7 +452,7 @@ component = "x.wasm"
     assert_eq!(f.collections, ["orders"]);
     let t = &f.db[0];
     assert_eq!((t.collection.as_str(), t.batch_size), ("orders", 5));
-    assert!(t.wants("created") && t.wants("deleted") && !t.wants("updated"));
+    assert_eq!(t.events, ["created", "deleted"]);
     assert_eq!(t.retry.max_attempts, 2);
     // Left out, events are all three.
     let m = Manifest::parse(
