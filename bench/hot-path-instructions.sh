@@ -71,11 +71,11 @@ WT=$(count wasmtime http://127.0.0.1:19195/hello http://127.0.0.1:19195/hello \
 log "updraft warm, metering and logs on"
 ON=$(count on http://127.0.0.1:19391/hello http://127.0.0.1:19392/v1/health \
   "$UPDRAFT" serve --data-dir "$OUT/on" --config "$OUT/on.toml" \
-  --listen 127.0.0.1:19391 --control-listen 127.0.0.1:19392)
+  --listen 127.0.0.1:19391 --control-listen 127.0.0.1:19392 --s3-listen 127.0.0.1:0)
 log "updraft warm, metering and logs off"
 OFF=$(count off http://127.0.0.1:19393/hello http://127.0.0.1:19394/v1/health \
   "$UPDRAFT" serve --data-dir "$OUT/off" --config "$OUT/off.toml" \
-  --listen 127.0.0.1:19393 --control-listen 127.0.0.1:19394)
+  --listen 127.0.0.1:19393 --control-listen 127.0.0.1:19394 --s3-listen 127.0.0.1:0)
 
 k() { awk -v v="$1" 'BEGIN { printf "%.1fk", v / 1000 }'; }
 TABLE=$(cat <<TBL

@@ -35,7 +35,7 @@ start_server() { # name data_port control_port config_file
   local name=$1 data=$2 control=$3
   rm -rf "$OUT/$name"
   $SERVER_CPU "$UPDRAFT" serve --data-dir "$OUT/$name" --listen "127.0.0.1:$data" \
-    --control-listen "127.0.0.1:$control" --config "$4" >"$OUT/$name.log" 2>&1 &
+    --control-listen "127.0.0.1:$control" --s3-listen 127.0.0.1:0 --config "$4" >"$OUT/$name.log" 2>&1 &
   PID[$name]=$!
   wait_for "http://127.0.0.1:$control/v1/health"
   "$UPDRAFT" deploy "$OUT/app" --no-build --server "http://127.0.0.1:$control" \

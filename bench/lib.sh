@@ -58,7 +58,7 @@ DATA=http://127.0.0.1:18081
 start_updraft() {
   rm -rf "$OUT/data"
   $SERVER_CPU "$UPDRAFT" serve --data-dir "$OUT/data" --listen 127.0.0.1:18081 \
-    --control-listen 127.0.0.1:18082 "$@" >"$OUT/updraft.log" 2>&1 &
+    --control-listen 127.0.0.1:18082 --s3-listen 127.0.0.1:18083 "$@" >"$OUT/updraft.log" 2>&1 &
   UD_PID=$!
   wait_for "$CONTROL/v1/health"
 }

@@ -84,6 +84,8 @@ pub enum Code {
     CollectionNotFound,
     /// The collection has no document with this id.
     DocumentNotFound,
+    /// No bucket has this name (in the project).
+    BucketNotFound,
     /// No route matches the request path.
     RouteNotFound,
     /// A route matches the path but not the method.
@@ -135,7 +137,8 @@ impl Code {
             | Code::StoreNotFound
             | Code::ItemNotFound
             | Code::CollectionNotFound
-            | Code::DocumentNotFound => StatusCode::NOT_FOUND,
+            | Code::DocumentNotFound
+            | Code::BucketNotFound => StatusCode::NOT_FOUND,
             Code::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Code::StorageQuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -80,6 +80,8 @@
 //! changes_max_age = "7d"        # how far back a change stream can resume
 //! max_streams = 10000           # change streams one project may have open
 //!
+//! [objects]                     # buckets and the S3 API (every key: see storage.md)
+//!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key
 //!
@@ -208,6 +210,8 @@ pub struct FileConfig {
     pub key_value: updraft_services::kv::KvConfig,
     /// Document limits (`[documents]`).
     pub documents: updraft_services::docs::DocConfig,
+    /// Object storage (`[objects]`).
+    pub objects: updraft_services::objects::ObjectsConfig,
     /// Proxies whose `X-Forwarded-For` names the client (`[auth] trusted_proxies`), for the
     /// auth API's rate limits.
     pub trusted_proxies: Vec<Cidr>,
@@ -257,6 +261,7 @@ impl Default for FileConfig {
             auth: updraft_services::auth::AuthConfig::default(),
             key_value: updraft_services::kv::KvConfig::default(),
             documents: updraft_services::docs::DocConfig::default(),
+            objects: updraft_services::objects::ObjectsConfig::default(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -562,6 +567,7 @@ impl FileConfig {
             auth: sections::auth(&raw.auth, &defaults.auth).map_err(err)?,
             key_value: keyvalue::parse(&raw.key_value).map_err(err)?,
             documents: keyvalue::documents(&raw.documents).map_err(err)?,
+            objects: objects::parse(&raw.objects).map_err(err)?,
             trusted_proxies: sections::trusted_proxies(&raw.auth).map_err(err)?,
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,
@@ -580,6 +586,7 @@ mod cidr;
 mod http;
 mod keyvalue;
 mod machine;
+mod objects;
 mod raw;
 mod sandbox;
 mod sections;

@@ -28,6 +28,10 @@
 //! | ... | `/v1/queues/...`, `/v1/topics/...` | queues and topics (see `queues.rs`) |
 //! | GET/POST | `/v1/keys` | scoped API keys ([`updraft_api::CreateKey`]); owner or admin |
 //! | DELETE | `/v1/keys/{id}` | revoke a key |
+//! | GET/POST | `/v1/buckets` | the project's buckets and stored totals / create one (`{name, public_read}`; deployer) |
+//! | DELETE | `/v1/buckets/{name}` | delete an empty bucket (deployer) |
+//! | GET/POST | `/v1/s3-keys` | S3 access keys / create one (`{name, buckets: ["b:read"]}`: the secret is in this answer only; owner) |
+//! | DELETE | `/v1/s3-keys/{id}` | revoke an S3 access key (owner) |
 //! | GET/POST | `/v1/projects` | projects the key can see / create one ([`updraft_api::CreateProject`]; admin key) |
 //! | GET/DELETE | `/v1/projects/{name}` | one project / delete an empty one (admin key) |
 //! | PUT | `/v1/projects/{name}/domains` | set its custom domains ([`updraft_api::SetDomains`]; owner) |
@@ -53,6 +57,7 @@ mod functions;
 mod keys;
 mod kv;
 mod logs;
+mod objects;
 mod params;
 mod projects;
 mod queues;
@@ -121,6 +126,22 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(usage::metrics))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route(
+            "/v1/buckets",
+            get(objects::list_buckets).post(objects::create_bucket),
+        )
+        .route(
+            "/v1/buckets/{name}",
+            axum::routing::delete(objects::delete_bucket),
+        )
+        .route(
+            "/v1/s3-keys",
+            get(objects::list_keys).post(objects::create_key),
+        )
+        .route(
+            "/v1/s3-keys/{id}",
+            axum::routing::delete(objects::delete_key),
+        )
         .route("/v1/audit", get(audit::list))
         .route("/v1/users", get(users::list))
         .route("/v1/users/{id}", get(users::show).delete(users::delete))

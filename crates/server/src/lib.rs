@@ -38,6 +38,7 @@ mod meter;
 mod otlp;
 mod secrets;
 mod telemetry;
+mod user_tokens;
 
 pub use config::{
     CanaryConfig, Cidr, ConfigError, DEFAULT_KEEP_VERSIONS, EventsConfig, FileConfig, Limits, Pool,
@@ -45,6 +46,7 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use updraft_dispatch::rfc3339;
+pub(crate) use user_tokens::UserTokens;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -89,6 +91,7 @@ const EVICTION_TICK: Duration = Duration::from_millis(100);
 /// A server with its state loaded, ready to [`run`](Server::run).
 pub struct Server {
     state: Arc<State>,
+    s3: Option<TcpListener>,
     new_admin_token: Option<String>,
     failed_loads: Vec<(String, String)>,
 }
@@ -111,6 +114,10 @@ pub(crate) struct State {
     pub(crate) docs: Arc<updraft_services::docs::DocService>,
     /// The store under both (backup and restore).
     pub(crate) data: Arc<updraft_store::DataStore>,
+    /// Buckets and objects (the S3 listener, `/v1/buckets`, `/v1/s3-keys`).
+    pub(crate) objects: Arc<updraft_services::objects::ObjectService>,
+    /// Base URL of the S3 listener, set once it is bound.
+    pub(crate) s3_url: std::sync::OnceLock<String>,
     /// Access tokens the gateway has verified.
     pub(crate) user_tokens: Arc<UserTokens>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -239,6 +246,13 @@ impl Server {
             &config.data_dir,
             config.file.secrets_key_file.as_deref(),
         )?);
+        let object_store =
+            updraft_store::objects::FsObjects::open(data.clone(), config.data_dir.join("objects"))?;
+        let objects = updraft_services::objects::ObjectService::new(
+            Arc::new(object_store),
+            updraft_services::objects::S3Keys::new(secret_key.s3_keys()),
+            config.file.objects.clone(),
+        );
         let data = Arc::new(data);
         let kv =
             updraft_services::kv::KeyValueService::new(data.clone(), config.file.key_value.clone());
@@ -268,10 +282,7 @@ impl Server {
         )
         .map_err(ServerError::Config)?;
         let services = Arc::new(control::DataPlane::default());
-        let user_tokens = Arc::new(UserTokens {
-            auth: users.clone(),
-            verified: std::sync::RwLock::default(),
-        });
+        let user_tokens = Arc::new(UserTokens::new(users.clone()));
         let gateway = Gateway::new(registry.clone(), dispatcher.clone())
             .with_base_domain(&config.file.base_domain)
             .with_admin_check(auth.clone())
@@ -302,6 +313,8 @@ impl Server {
             kv,
             docs,
             data,
+            objects,
+            s3_url: std::sync::OnceLock::new(),
             user_tokens,
             trusted_proxies: config.file.trusted_proxies.clone(),
             auth,
@@ -327,9 +340,17 @@ impl Server {
             .map_err(|e| ServerError::Internal(e.message))?;
         Ok(Self {
             state,
+            s3: None,
             new_admin_token,
             failed_loads,
         })
+    }
+
+    /// Serves the S3 API on `listener` too when [`run`](Server::run) runs.
+    #[must_use]
+    pub fn with_s3(mut self, listener: TcpListener) -> Self {
+        self.s3 = Some(listener);
+        self
     }
 
     /// The admin token created by this start, if the data directory had none. Print it once.
@@ -389,6 +410,20 @@ impl Server {
         let (http, drain) = (self.state.http.clone(), self.state.drain);
         let stop = wait(stop_rx.clone());
         let data_task = tokio::spawn(async move { gateway.serve(data, &http, stop, drain).await });
+        let s3_task = match self.s3 {
+            Some(listener) => {
+                let addr = listener
+                    .local_addr()
+                    .map_err(ServerError::io("S3 listener"))?;
+                let _ = self.state.s3_url.set(format!("http://{addr}"));
+                let service = self.state.objects.s3();
+                let (http, stop) = (self.state.http.clone(), wait(stop_rx.clone()));
+                Some(tokio::spawn(async move {
+                    listen::serve(listener, &http, "S3 API", service, stop, drain).await;
+                }))
+            }
+            None => None,
+        };
         let router =
             hyper_util::service::TowerToHyperService::new(control::router(self.state.clone()));
         let http = self.state.control_http.clone();
@@ -437,6 +472,9 @@ impl Server {
         let _ = janitor.await;
         let _ = guard.await;
         let _ = tokio::time::timeout(self.state.drain, control_task).await;
+        if let Some(task) = s3_task {
+            let _ = tokio::time::timeout(self.state.drain, task).await;
+        }
         // After the last requests: their counts are stored too.
         meter::flush(&self.state).await;
         let _ = meter.await;
@@ -461,87 +499,6 @@ impl CodeSource for ArtifactCode {
         self.runtime
             .block_on(self.artifacts.read(digest))
             .map_err(|e| e.to_string())
-    }
-}
-
-/// End users' access tokens, as the gateway's route policies verify them: an ES256
-/// verification costs about as much as a small function's whole request, so a token verified
-/// once is remembered (exactly that token string, of that project) until it expires.
-pub(crate) struct UserTokens {
-    auth: Arc<updraft_services::auth::Auth>,
-    verified: std::sync::RwLock<VerifiedTokens>,
-}
-
-/// Verified tokens by their signature (the part after the last `.`, 86 random-looking
-/// characters: short to hash), each with the whole token (compared in full on a hit), its
-/// project, its expiry (seconds since the epoch) and its user.
-type VerifiedTokens = std::collections::HashMap<String, VerifiedToken>;
-
-/// A remembered token: the token, its project, its expiry, its user.
-type VerifiedToken = (String, String, i64, Arc<updraft_gateway::VerifiedUser>);
-
-/// The part of a token the cache is keyed by.
-fn signature(token: &str) -> &str {
-    token.rsplit('.').next().unwrap_or(token)
-}
-
-/// Most verified tokens remembered.
-const MAX_VERIFIED: usize = 10_000;
-
-impl UserTokens {
-    /// Forgets the tokens of `project` (it was deleted: a project made later under its name
-    /// has other keys).
-    pub(crate) fn forget(&self, project: &str) {
-        self.verified
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|_, (_, p, _, _)| p != project);
-    }
-}
-
-impl updraft_gateway::UserCheck for UserTokens {
-    fn verify<'a>(
-        &'a self,
-        project: &'a str,
-        token: &'a str,
-    ) -> updraft_dispatch::BoxFuture<'a, Result<Arc<updraft_gateway::VerifiedUser>, String>> {
-        Box::pin(async move {
-            let now = updraft_store::now_ms() / 1000;
-            if let Some((t, p, exp, user)) = self
-                .verified
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(signature(token))
-                && t == token
-                && p == project
-                && *exp > now
-            {
-                return Ok(user.clone());
-            }
-            let claims = self
-                .auth
-                .verify(project, token)
-                .await
-                .map_err(|e| e.message)?;
-            let exp = claims.exp;
-            let value = serde_json::to_value(claims).map_err(|e| e.to_string())?;
-            let user = Arc::new(updraft_gateway::VerifiedUser::new(value));
-            let mut cache = self
-                .verified
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cache.len() >= MAX_VERIFIED {
-                cache.retain(|_, (_, _, e, _)| *e > now);
-                if cache.len() >= MAX_VERIFIED {
-                    cache.clear();
-                }
-            }
-            cache.insert(
-                signature(token).to_owned(),
-                (token.to_owned(), project.to_owned(), exp, user.clone()),
-            );
-            Ok(user)
-        })
     }
 }
 

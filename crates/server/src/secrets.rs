@@ -35,6 +35,8 @@ pub(crate) struct SecretKey {
     key: LessSafeKey,
     /// Signs function credentials (derived from the key, for that purpose only).
     credentials: ring::hmac::Key,
+    /// Derives S3 secret access keys (likewise).
+    s3_keys: ring::hmac::Key,
 }
 
 fn aad(project: &str, name: &str) -> Vec<u8> {
@@ -84,15 +86,22 @@ impl SecretKey {
         let key = UnboundKey::new(&CHACHA20_POLY1305, bytes).ok()?;
         let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes);
         let derived = ring::hmac::sign(&root, b"updraft function credentials v1");
+        let s3 = ring::hmac::sign(&root, b"updraft s3 secret keys v1");
         Some(Self {
             key: LessSafeKey::new(key),
             credentials: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+            s3_keys: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s3.as_ref()),
         })
     }
 
     /// The key function credentials are signed with.
     pub(crate) fn credentials(&self) -> &ring::hmac::Key {
         &self.credentials
+    }
+
+    /// The key S3 secret access keys are derived with.
+    pub(crate) fn s3_keys(&self) -> ring::hmac::Key {
+        self.s3_keys.clone()
     }
 
     /// Seals `value` as secret `name` of `project`.

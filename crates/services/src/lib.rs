@@ -12,3 +12,4 @@ mod answer;
 pub mod auth;
 pub mod docs;
 pub mod kv;
+pub mod objects;

@@ -102,6 +102,60 @@ CREATE TABLE kv_changes (
 );
 CREATE INDEX kv_changes_by_store ON kv_changes (project, store, revision);
 "#,
+    // Object storage: buckets (names unique on the server), objects by their key's bytes,
+    // each project's totals, multipart uploads and their parts, S3 access keys.
+    r#"
+CREATE TABLE buckets (
+    name        TEXT PRIMARY KEY,
+    project     TEXT NOT NULL,
+    public_read INTEGER NOT NULL DEFAULT 0,
+    cors        TEXT,
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX buckets_by_project ON buckets (project, name);
+CREATE TABLE objects (
+    bucket      TEXT NOT NULL,
+    key         BLOB NOT NULL,
+    size        INTEGER NOT NULL,
+    etag        TEXT NOT NULL,
+    modified_at INTEGER NOT NULL,
+    blob        TEXT NOT NULL,
+    attrs       TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE INDEX objects_by_blob ON objects (blob);
+CREATE TABLE object_usage (
+    project     TEXT PRIMARY KEY,
+    objects     INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE uploads (
+    id          TEXT PRIMARY KEY,
+    bucket      TEXT NOT NULL,
+    key         BLOB NOT NULL,
+    attrs       TEXT NOT NULL,
+    initiated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_by_key ON uploads (bucket, key, initiated_at);
+CREATE TABLE parts (
+    upload      TEXT NOT NULL,
+    number      INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    etag        TEXT NOT NULL,
+    blob        TEXT NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+CREATE INDEX parts_by_blob ON parts (blob);
+CREATE TABLE s3_keys (
+    id          TEXT PRIMARY KEY,
+    project     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    grants      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX s3_keys_by_project ON s3_keys (project);
+"#,
 ];
 
 /// The SQLite backend of [`crate::KvStore`] and [`crate::DocStore`]: `data.db` in the data

@@ -36,6 +36,7 @@ pub mod docs;
 mod functions;
 mod keys;
 pub mod kv;
+pub mod objects;
 mod projects;
 mod secrets;
 mod sqlite;

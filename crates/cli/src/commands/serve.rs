@@ -22,6 +22,9 @@ pub(crate) struct ServeArgs {
     /// Control API address (admin token required).
     #[arg(long, env = "UPDRAFT_CONTROL_LISTEN", default_value = "127.0.0.1:3001")]
     pub(crate) control_listen: SocketAddr,
+    /// S3 API address (buckets and objects; S3 access keys sign requests).
+    #[arg(long, env = "UPDRAFT_S3_LISTEN", default_value = "127.0.0.1:3002")]
+    pub(crate) s3_listen: SocketAddr,
     /// Server configuration file: function defaults and maxima, global concurrency cap, header
     /// caps, instance pool (see docs/server-config.md).
     #[arg(long, env = "UPDRAFT_CONFIG")]
@@ -56,8 +59,13 @@ pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
     let control = TcpListener::bind(args.control_listen)
         .await
         .with_context(|| format!("binding the control API to {}", args.control_listen))?;
+    let s3 = TcpListener::bind(args.s3_listen)
+        .await
+        .with_context(|| format!("binding the S3 API to {}", args.s3_listen))?;
     let data_addr = data.local_addr()?;
     let control_addr = control.local_addr()?;
+    let s3_addr = s3.local_addr()?;
+    let server = server.with_s3(s3);
     if let Some(token) = server.new_admin_token() {
         println!(
             "{} {token}\n  {}",
@@ -77,6 +85,7 @@ pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
         "{} http://{control_addr}",
         green("control API listening on")
     );
+    println!("{} http://{s3_addr}", green("S3 API listening on"));
     println!(
         "{}",
         dim(&format!(

@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod metering;
+mod objects;
 mod outbound;
 mod projects;
 mod restart;

@@ -19,6 +19,8 @@ pub(crate) use process::{
 pub(crate) struct TestServer {
     pub(crate) data_url: String,
     pub(crate) control_url: String,
+    /// The S3 listener.
+    pub(crate) s3_url: String,
     pub(crate) token: String,
     pub(crate) http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -64,6 +66,9 @@ impl TestServer {
         let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let data_url = format!("http://{}", data.local_addr().unwrap());
         let control_url = format!("http://{}", control.local_addr().unwrap());
+        let s3 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s3_url = format!("http://{}", s3.local_addr().unwrap());
+        let server = server.with_s3(s3);
         let token = std::fs::read_to_string(server.admin_token_file())
             .unwrap()
             .trim()
@@ -80,6 +85,7 @@ impl TestServer {
         Self {
             data_url,
             control_url,
+            s3_url,
             token,
             http: reqwest::Client::new(),
             stop: Some(stop),

@@ -62,6 +62,8 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         r if r.starts_with("/v1/users") => Role::Owner,
         "/v1/auth/keys/rotate" | "/v1/auth/mail" => Role::Owner,
         "/v1/keys" | "/v1/keys/{id}" => Role::Owner,
+        // S3 access keys are credentials like API keys: the owner's, listing included.
+        "/v1/s3-keys" | "/v1/s3-keys/{id}" => Role::Owner,
         // Reading a function's log shows what its requests carried: a deployer's business.
         "/v1/functions/{name}/logs" => Role::Deployer,
         "/v1/queues/{q}/keys" | "/v1/topics/{t}/keys" => Role::Owner,
@@ -70,6 +72,8 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         r if r.starts_with("/v1/kv/") => Role::Deployer,
         // Documents: what apps store, likewise.
         r if r.starts_with("/v1/db/") => Role::Deployer,
+        // Buckets: where apps keep files, likewise.
+        "/v1/buckets" | "/v1/buckets/{name}" => Role::Deployer,
         "/v1/artifacts/{digest}"
         | "/v1/apps"
         | "/v1/functions/{name}"

@@ -48,6 +48,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) documents: RawDocuments,
     #[serde(default)]
+    pub(super) objects: super::objects::RawObjects,
+    #[serde(default)]
     pub(super) auth: RawAuth,
 }
 

@@ -19,6 +19,8 @@ fn a_second_server_on_a_data_dir_in_use_exits_naming_the_holder() {
             "127.0.0.1:0",
             "--control-listen",
             "127.0.0.1:0",
+            "--s3-listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(&data)

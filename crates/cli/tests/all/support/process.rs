@@ -45,6 +45,8 @@ pub(crate) fn serve_with(data_dir: &Path, extra: &[&str]) -> ServeProcess {
             "127.0.0.1:0",
             "--control-listen",
             "127.0.0.1:0",
+            "--s3-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)
