@@ -9,6 +9,7 @@ pub(crate) mod invoke;
 pub(crate) mod key;
 pub(crate) mod kv;
 pub(crate) mod logs;
+pub(crate) mod objects;
 pub(crate) mod project;
 pub(crate) mod queue;
 pub(crate) mod secret;

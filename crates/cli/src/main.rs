@@ -91,6 +91,17 @@ enum Command {
     Kv(commands::kv::KvArgs),
     /// Read, query, export and import the project's document collections.
     Db(commands::db::DbArgs),
+    /// Manage the project's buckets (object storage with the S3 API).
+    Bucket(commands::objects::BucketArgs),
+    /// Manage S3 access keys, scoped to the project or to buckets, read or write.
+    #[command(name = "s3-key")]
+    S3Key(commands::objects::S3KeyArgs),
+    /// Copy a file to an object (`s3://bucket/key`) or an object to a file.
+    Cp(commands::objects::CpArgs),
+    /// List buckets, or the objects under `s3://bucket/prefix`.
+    Ls(commands::objects::LsArgs),
+    /// Delete an object (`s3://bucket/key`).
+    Rm(commands::objects::RmArgs),
     /// Take a consistent snapshot of the database while the server runs (admin).
     Backup(commands::backup::BackupArgs),
     /// Replace the database, or one project's part, with a backup (admin).
@@ -142,6 +153,11 @@ fn main() -> ExitCode {
             Command::Secret(args) => commands::secret::secret(args).await,
             Command::Kv(args) => commands::kv::kv(args).await,
             Command::Db(args) => commands::db::db(args).await,
+            Command::Bucket(args) => commands::objects::bucket(args).await,
+            Command::S3Key(args) => commands::objects::s3_key(args).await,
+            Command::Cp(args) => commands::objects::cp(args).await,
+            Command::Ls(args) => commands::objects::ls(args).await,
+            Command::Rm(args) => commands::objects::rm(args).await,
             Command::Backup(args) => commands::backup::backup(args).await,
             Command::Restore(args) => commands::backup::restore(args).await,
             Command::Audit(args) => commands::audit::run(args).await,

@@ -30,6 +30,8 @@
 //! | DELETE | `/v1/keys/{id}` | revoke a key |
 //! | GET/POST | `/v1/buckets` | the project's buckets and stored totals / create one (`{name, public_read}`; deployer) |
 //! | DELETE | `/v1/buckets/{name}` | delete an empty bucket (deployer) |
+//! | GET | `/v1/buckets/{name}/objects?prefix=&from=&limit=` | a page of objects and the `next` key |
+//! | GET/PUT/DELETE | `/v1/buckets/{name}/objects/{key}` | an object's bytes (streamed) / store them (deployer) / delete it |
 //! | GET/POST | `/v1/s3-keys` | S3 access keys / create one (`{name, buckets: ["b:read"]}`: the secret is in this answer only; owner) |
 //! | DELETE | `/v1/s3-keys/{id}` | revoke an S3 access key (owner) |
 //! | GET/POST | `/v1/projects` | projects the key can see / create one ([`updraft_api::CreateProject`]; admin key) |
@@ -133,6 +135,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/buckets/{name}",
             axum::routing::delete(objects::delete_bucket),
+        )
+        .route("/v1/buckets/{name}/objects", get(objects::list_objects))
+        .route(
+            "/v1/buckets/{name}/objects/{*key}",
+            get(objects::get_object)
+                .put(objects::put_object)
+                .delete(objects::delete_object)
+                .layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/v1/s3-keys",

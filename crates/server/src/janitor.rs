@@ -2,7 +2,9 @@
 //! once at start): records of finished asynchronous invokes past `[events]
 //! async_result_max_age`, and uploaded artifacts no version uses past `[versions]
 //! unused_artifact_grace`, audit log entries past `[audit] max_age`, expired key-value keys,
-//! document and key-value changes past `[documents] changes_max_age`. (Log lines and invocation records are trimmed by the store's writer;
+//! document and key-value changes past `[documents] changes_max_age`, object blobs nothing
+//! names an hour after they were written (a crash between a blob's write and its commit leaves
+//! one). (Log lines and invocation records are trimmed by the store's writer;
 //! versions and the artifacts they free by the registry's retention at deploy.)
 
 use std::sync::Arc;
@@ -12,6 +14,10 @@ use crate::State;
 
 /// How often the janitor runs.
 const EVERY: Duration = Duration::from_secs(60);
+
+/// How old an unnamed blob (or an upload's temp file) must be before it is removed: far
+/// longer than any commit takes, and than a stalled upload is worth keeping.
+const ORPHAN_BLOB_AGE: Duration = Duration::from_secs(3600);
 
 /// Runs until `stop` resolves.
 pub(crate) async fn run(state: Arc<State>, stop: impl Future<Output = ()>) {
@@ -71,6 +77,17 @@ async fn sweep(state: &State) {
         Ok(0) => {}
         Ok(n) => tracing::info!(n, "trimmed the key-value change log"),
         Err(e) => tracing::warn!(error = %e, "could not trim the key-value change log"),
+    }
+    let age = i64::try_from(ORPHAN_BLOB_AGE.as_millis()).unwrap_or(i64::MAX);
+    match state
+        .objects
+        .store()
+        .sweep_blobs(updraft_store::now_ms().saturating_sub(age))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "removed object blobs nothing names"),
+        Err(e) => tracing::warn!(error = %e, "could not sweep object blobs"),
     }
     if let Err(e) = state
         .registry

@@ -15,11 +15,13 @@ mod api;
 mod keys;
 mod list;
 mod multipart;
+mod plain;
 mod put;
 #[cfg(test)]
 mod tests;
 
 pub use keys::{KEY_PREFIX, MintedKey, S3Keys};
+pub use plain::PlainError;
 
 use std::sync::Arc;
 

@@ -237,6 +237,12 @@ fn every_command_has_help() {
         "topic publish",
         "topic subscribe",
         "async",
+        "bucket create",
+        "bucket list",
+        "s3-key create",
+        "cp",
+        "ls",
+        "rm",
     ] {
         let cmd: Vec<&str> = cmd.split(' ').collect();
         let out = Command::new(BIN).args(&cmd).arg("--help").output().unwrap();

@@ -73,7 +73,9 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
         // Documents: what apps store, likewise.
         r if r.starts_with("/v1/db/") => Role::Deployer,
         // Buckets: where apps keep files, likewise.
-        "/v1/buckets" | "/v1/buckets/{name}" => Role::Deployer,
+        "/v1/buckets" | "/v1/buckets/{name}" | "/v1/buckets/{name}/objects/{*key}" => {
+            Role::Deployer
+        }
         "/v1/artifacts/{digest}"
         | "/v1/apps"
         | "/v1/functions/{name}"

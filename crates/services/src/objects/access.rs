@@ -1,7 +1,7 @@
 //! Who may do what on the S3 listener.
 //!
 //! Every signed request names an access key; `s3s` checks the signature (headers, presigned
-//! URL or POST policy) with the secret [`Auth`] derives, then [`Access`] decides: the bucket
+//! URL or POST policy) with the secret `Auth` derives, then `Access` decides: the bucket
 //! must belong to the key's project, and a key with grants reaches only the buckets it names,
 //! reading or writing as granted. Creating and deleting buckets and changing their CORS takes
 //! a key without grants. Unsigned requests may only read objects (GET, HEAD) of buckets made
@@ -20,7 +20,7 @@ use updraft_store::objects::{BucketGrant, BucketInfo};
 use super::ObjectService;
 use super::api::internal;
 
-/// The caller of an S3 request, as [`Access`] resolved it (in the request's extensions).
+/// The caller of an S3 request, as `Access` resolved it (in the request's extensions).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The project whose buckets it reaches; `None` for an anonymous caller.

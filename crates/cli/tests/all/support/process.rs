@@ -27,6 +27,7 @@ pub(crate) struct ServeProcess {
     pub(crate) child: std::process::Child,
     pub(crate) data_url: String,
     pub(crate) control_url: String,
+    pub(crate) s3_url: String,
 }
 
 /// Starts `updraft serve` on ephemeral ports and waits for its readiness lines.
@@ -57,8 +58,8 @@ pub(crate) fn serve_with(data_dir: &Path, extra: &[&str]) -> ServeProcess {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let (mut data_url, mut control_url) = (None, None);
-    while data_url.is_none() || control_url.is_none() {
+    let (mut data_url, mut control_url, mut s3_url) = (None, None, None);
+    while data_url.is_none() || control_url.is_none() || s3_url.is_none() {
         let line = lines
             .next()
             .expect("serve exited before it was ready")
@@ -69,6 +70,9 @@ pub(crate) fn serve_with(data_dir: &Path, extra: &[&str]) -> ServeProcess {
         if let Some(u) = line.strip_prefix("control API listening on ") {
             control_url = Some(u.trim().to_owned());
         }
+        if let Some(u) = line.strip_prefix("S3 API listening on ") {
+            s3_url = Some(u.trim().to_owned());
+        }
     }
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
@@ -76,6 +80,7 @@ pub(crate) fn serve_with(data_dir: &Path, extra: &[&str]) -> ServeProcess {
         child,
         data_url: data_url.unwrap(),
         control_url: control_url.unwrap(),
+        s3_url: s3_url.unwrap(),
     }
 }
 
