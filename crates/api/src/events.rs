@@ -390,3 +390,32 @@ pub struct AsyncInvocation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// Checks a bucket name against S3's rules (3 to 63 characters of lower-case letters, digits,
+/// `-` and `.`, starting and ending with a letter or digit, not an IP address, no `..`).
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("bucket name `{name}` {why}"));
+    if !(3..=63).contains(&name.len()) {
+        return bad("must be 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return bad("may hold only lower-case letters, digits, `-` and `.`");
+    }
+    let edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !name.bytes().next().is_some_and(edge) || !name.bytes().last().is_some_and(edge) {
+        return bad("must start and end with a letter or digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return bad("must not hold `..`, `.-` or `-.`");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("must not be an IP address");
+    }
+    Ok(())
+}

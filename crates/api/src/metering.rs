@@ -59,10 +59,12 @@ pub enum Trigger {
     Db,
     /// Changes to a key-value store the function watches (`[[functions.kv]]`).
     Kv,
+    /// Objects created or removed in a bucket the function watches (`[[functions.bucket]]`).
+    Bucket,
 }
 
 impl Trigger {
-    /// `http`, `invoke`, `async`, `schedule`, `queue`, `topic`, `db` or `kv`.
+    /// `http`, `invoke`, `async`, `schedule`, `queue`, `topic`, `db`, `kv` or `bucket`.
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Http => "http",
@@ -73,6 +75,7 @@ impl Trigger {
             Trigger::Topic => "topic",
             Trigger::Db => "db",
             Trigger::Kv => "kv",
+            Trigger::Bucket => "bucket",
         }
     }
 
@@ -87,6 +90,7 @@ impl Trigger {
             "topic" => Some(Trigger::Topic),
             "db" => Some(Trigger::Db),
             "kv" => Some(Trigger::Kv),
+            "bucket" => Some(Trigger::Bucket),
             _ => None,
         }
     }

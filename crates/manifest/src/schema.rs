@@ -22,7 +22,7 @@ use crate::units::{format_duration, format_size, parse_duration, parse_size};
 use updraft_api::{Filter, check_resource_name};
 
 mod db;
-pub use db::{DB_EVENTS, DbTrigger, KV_EVENTS, KvTrigger};
+pub use db::{BUCKET_EVENTS, BucketTrigger, DB_EVENTS, DbTrigger, KV_EVENTS, KvTrigger};
 
 /// Default per-invocation time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,6 +116,8 @@ struct RawFunction {
     db: Vec<db::RawDbTrigger>,
     #[serde(default)]
     kv: Vec<db::RawKvTrigger>,
+    #[serde(default)]
+    bucket: Vec<db::RawBucketTrigger>,
     #[serde(default)]
     collections: Vec<String>,
 }
@@ -260,6 +262,9 @@ pub struct Function {
     /// `[[functions.kv]]` tables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kv: Vec<KvTrigger>,
+    /// `[[functions.bucket]]` tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucket: Vec<BucketTrigger>,
     /// `collections = ["orders"]`: the app's collections the function may read and write
     /// through the document API, with the credential the platform gives it
     /// (`UPDRAFT_DB_URL`, `UPDRAFT_DB_TOKEN`). Empty: none.
@@ -896,6 +901,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
         let (schedule, queue, topic) = event_triggers(c, i, f.schedule, f.queue, f.topic);
         let db = db::db_triggers(c, i, f.db);
         let kv = db::kv_triggers(c, i, f.kv);
+        let bucket = db::bucket_triggers(c, i, f.bucket);
         functions.push(Function {
             name,
             component: f.component,
@@ -922,6 +928,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             topic,
             db,
             kv,
+            bucket,
             collections: f.collections,
         });
     }

@@ -1,23 +1,145 @@
-//! The database's change logs as the source of `[[functions.db]]` and `[[functions.kv]]`
-//! feeds: documents' from the document log, keys' from the log of watched stores.
+//! The database's change logs as the source of `[[functions.db]]`, `[[functions.kv]]` and
+//! `[[functions.bucket]]` feeds: documents' from the document log, keys' from the log of
+//! watched stores, objects' from the log of watched buckets (each as an AWS S3 event record).
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use updraft_services::objects::{ObjectService, ObjectsError};
 use updraft_store::{DataStore, DocStore, KvStore};
 use updraft_triggers::{Change, ChangeSource, Source};
 
 /// Reads a [`DataStore`]'s change logs for trigger feeds.
 pub(crate) struct DataChanges {
     store: Arc<DataStore>,
+    objects: Arc<ObjectService>,
 }
 
 impl DataChanges {
-    pub(crate) fn new(store: Arc<DataStore>) -> Arc<Self> {
-        Arc::new(Self { store })
+    pub(crate) fn new(store: Arc<DataStore>, objects: Arc<ObjectService>) -> Arc<Self> {
+        Arc::new(Self { store, objects })
     }
+
+    /// Makes `bucket` (creating it for `project` if it does not exist) log its changes.
+    async fn follow_bucket(&self, project: &str, bucket: &str) -> Result<(), String> {
+        match self.objects.store().bucket(bucket).await {
+            Ok(Some(b)) if b.project != project => {
+                return Err(format!("bucket `{bucket}` belongs to another project"));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => match self.objects.create_bucket(project, bucket, false).await {
+                Ok(_) | Err(ObjectsError::Conflict(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            },
+            Err(e) => return Err(e.to_string()),
+        }
+        self.objects
+            .store()
+            .watch_bucket(bucket)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A bucket's changes as AWS S3 event records.
+    async fn bucket_changes(
+        &self,
+        project: &str,
+        bucket: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>, String> {
+        // A bucket another project now owns (deleted and made again) is not this feed's.
+        if self
+            .objects
+            .store()
+            .bucket(bucket)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some_and(|b| b.project != project)
+        {
+            return Ok(Vec::new());
+        }
+        let changes = self
+            .objects
+            .store()
+            .object_changes(bucket, after, limit)
+            .await
+            .map_err(|e| e.to_string())?;
+        let region = self.objects.region().to_owned();
+        Ok(changes
+            .into_iter()
+            .map(|c| {
+                let op = if c.event.starts_with("ObjectRemoved") {
+                    "removed"
+                } else {
+                    "created"
+                };
+                Change {
+                    position: c.revision,
+                    op: op.to_owned(),
+                    body: s3_record(project, bucket, &region, &c),
+                    id: c.key,
+                    at: c.at,
+                }
+            })
+            .collect())
+    }
+}
+
+/// An object change as the AWS S3 event notification Lambda handlers read
+/// (`Records[0].s3.object.key` form-encoded, as S3 sends it).
+fn s3_record(
+    project: &str,
+    bucket: &str,
+    region: &str,
+    c: &updraft_store::objects::ObjectChange,
+) -> Value {
+    let mut object = json!({
+        "key": form_encode(&c.key),
+        "sequencer": format!("{:016X}", c.revision),
+    });
+    if c.event.starts_with("ObjectCreated") {
+        object["size"] = json!(c.size);
+        object["eTag"] = json!(c.etag);
+    }
+    json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": updraft_dispatch::rfc3339(c.at),
+        "eventName": c.event,
+        "userIdentity": {"principalId": project},
+        "requestParameters": {"sourceIPAddress": ""},
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "updraft",
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": project},
+                "arn": format!("arn:aws:s3:::{bucket}"),
+            },
+            "object": object,
+        },
+    }]})
+}
+
+/// `application/x-www-form-urlencoded` encoding, as S3 encodes keys in event records: a
+/// space is `+`; every byte but unreserved characters and `/` is percent-encoded.
+pub(crate) fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(b));
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 #[async_trait::async_trait]
@@ -34,6 +156,7 @@ impl ChangeSource for DataChanges {
                 .kv_watch(project, s)
                 .await
                 .map_err(|e| e.to_string()),
+            Source::Bucket(b) => self.follow_bucket(project, b).await,
         }
     }
 
@@ -72,6 +195,7 @@ impl ChangeSource for DataChanges {
                     })
                     .collect())
             }
+            Source::Bucket(bucket) => self.bucket_changes(project, bucket, after, limit).await,
             Source::Store(store) => {
                 let changes = self
                     .store

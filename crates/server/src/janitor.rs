@@ -78,6 +78,16 @@ async fn sweep(state: &State) {
         Ok(n) => tracing::info!(n, "trimmed the key-value change log"),
         Err(e) => tracing::warn!(error = %e, "could not trim the key-value change log"),
     }
+    match state
+        .objects
+        .store()
+        .trim_object_changes(updraft_store::now_ms().saturating_sub(age))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "trimmed the bucket change log"),
+        Err(e) => tracing::warn!(error = %e, "could not trim the bucket change log"),
+    }
     let age = i64::try_from(ORPHAN_BLOB_AGE.as_millis()).unwrap_or(i64::MAX);
     match state
         .objects

@@ -258,7 +258,7 @@ impl Server {
             updraft_services::kv::KeyValueService::new(data.clone(), config.file.key_value.clone());
         let mut doc_config = config.file.documents.clone();
         doc_config.max_project_bytes = config.file.key_value.max_project_bytes;
-        let doc_changes = changes::DataChanges::new(data.clone());
+        let doc_changes = changes::DataChanges::new(data.clone(), objects.clone());
         let docs = updraft_services::docs::DocService::new(data.clone(), doc_config);
         let stores = Stores {
             key_value: Some(Arc::new(updraft_services::kv::Provider(kv.clone()))),

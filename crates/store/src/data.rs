@@ -156,6 +156,20 @@ CREATE TABLE s3_keys (
 ) WITHOUT ROWID;
 CREATE INDEX s3_keys_by_project ON s3_keys (project);
 "#,
+    // The change log of watched buckets (those `[[functions.bucket]]` triggers follow).
+    r#"
+ALTER TABLE buckets ADD COLUMN watched INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE object_changes (
+    revision    INTEGER PRIMARY KEY,
+    bucket      TEXT NOT NULL,
+    key         BLOB NOT NULL,
+    event       TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    etag        TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX object_changes_by_bucket ON object_changes (bucket, revision);
+"#,
 ];
 
 /// The SQLite backend of [`crate::KvStore`] and [`crate::DocStore`]: `data.db` in the data

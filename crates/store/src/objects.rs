@@ -172,6 +172,8 @@ pub enum PutCondition {
 /// An object to commit.
 #[derive(Debug, Clone)]
 pub struct ObjectPut {
+    /// How it was made, as S3 events name it: `Put`, `Copy`, `CompleteMultipartUpload`.
+    pub how: &'static str,
     /// The bucket.
     pub bucket: String,
     /// The key.
@@ -202,6 +204,24 @@ pub struct ObjectUsage {
     pub objects: u64,
     /// Their bytes.
     pub bytes: u64,
+}
+
+/// A committed change of a watched bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectChange {
+    /// Its position in the data store's revision order.
+    pub revision: u64,
+    /// The key.
+    pub key: String,
+    /// S3's event name: `ObjectCreated:Put`, `ObjectCreated:Copy`,
+    /// `ObjectCreated:CompleteMultipartUpload`, `ObjectRemoved:Delete`.
+    pub event: String,
+    /// The object's size (0 for a removal).
+    pub size: u64,
+    /// Its entity tag (empty for a removal).
+    pub etag: String,
+    /// When it committed (ms since the epoch).
+    pub at: i64,
 }
 
 /// A multipart upload in progress.
@@ -287,6 +307,18 @@ pub trait ObjectStore: Send + Sync {
     async fn update_bucket(&self, bucket: &BucketInfo) -> Result<(), ObjectError>;
     /// Deletes an empty bucket ([`ObjectError::BucketNotEmpty`] otherwise).
     async fn delete_bucket(&self, name: &str) -> Result<(), ObjectError>;
+    /// Starts logging the bucket's changes (objects created and removed), in the commits that
+    /// make them; already watched is a no-op.
+    async fn watch_bucket(&self, name: &str) -> Result<(), ObjectError>;
+    /// Up to `limit` logged changes of a watched bucket after revision `after`, oldest first.
+    async fn object_changes(
+        &self,
+        bucket: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, ObjectError>;
+    /// Deletes logged changes older than `before` (ms since the epoch); how many.
+    async fn trim_object_changes(&self, before: i64) -> Result<u64, ObjectError>;
 
     /// Starts a blob.
     async fn blob_writer(&self) -> Result<Box<dyn BlobWriter>, ObjectError>;

@@ -1,5 +1,5 @@
-//! Change feeds: each `[[functions.db]]` and `[[functions.kv]]` trigger has a *feeder* that
-//! reads the collection's (or store's) committed changes from a [`ChangeSource`] after the
+//! Change feeds: each `[[functions.db]]`, `[[functions.kv]]` and `[[functions.bucket]]`
+//! trigger has a *feeder* that reads the collection's (store's, bucket's) committed changes from a [`ChangeSource`] after the
 //! feed's position and forwards them to the trigger's internal queue, moving the position in the
 //! same transaction
 //! ([`EventLog::forward`](updraft_events::EventLog::forward)). From there the trigger's consumer
@@ -32,6 +32,8 @@ pub enum Source {
     Collection(String),
     /// A key-value store's changes (`set`, `deleted`).
     Store(String),
+    /// A bucket's objects (`created`, `removed`).
+    Bucket(String),
 }
 
 impl Source {
@@ -40,6 +42,7 @@ impl Source {
         match self {
             Source::Collection(c) => format!("db.{c}"),
             Source::Store(s) => format!("kv.{s}"),
+            Source::Bucket(b) => format!("bucket.{b}"),
         }
     }
 
@@ -48,6 +51,7 @@ impl Source {
         match self {
             Source::Collection(c) => (format!("/collections/{c}"), "dev.updraft.db"),
             Source::Store(s) => (format!("/stores/{s}"), "dev.updraft.kv"),
+            Source::Bucket(b) => (format!("/buckets/{b}"), "dev.updraft.bucket"),
         }
     }
 }
@@ -57,9 +61,10 @@ impl Source {
 pub struct Change {
     /// Its position: unique, increasing in commit order across the source.
     pub position: u64,
-    /// What happened: `created`, `updated`, `deleted` (documents); `set`, `deleted` (keys).
+    /// What happened: `created`, `updated`, `deleted` (documents); `set`, `deleted` (keys);
+    /// `created`, `removed` (objects).
     pub op: String,
-    /// The document's id or the key (the event's `subject`).
+    /// The document's id or the key, or the object's key (the event's `subject`).
     pub id: String,
     /// When it committed (ms since the epoch).
     pub at: i64,
@@ -110,6 +115,9 @@ pub(crate) struct Feeder {
     pub(crate) source: Source,
     /// The changes it forwards; the rest it skips.
     pub(crate) events: Vec<String>,
+    /// Only ids (keys) with this prefix and suffix (a bucket trigger's filter; else empty).
+    pub(crate) prefix: String,
+    pub(crate) suffix: String,
     pub(crate) queue: String,
 }
 
@@ -198,7 +206,9 @@ impl Triggers {
         };
         let messages: Vec<NewMessage> = changes
             .iter()
-            .filter(|c| f.events.contains(&c.op))
+            .filter(|c| {
+                f.events.contains(&c.op) && c.id.starts_with(&f.prefix) && c.id.ends_with(&f.suffix)
+            })
             .map(|c| f.message(c))
             .collect();
         let any = !messages.is_empty();

@@ -172,7 +172,7 @@ impl Triggers {
         let mut feed_start = None;
         if served
             .iter()
-            .any(|f| !f.spec.db.is_empty() || !f.spec.kv.is_empty())
+            .any(|f| !f.spec.db.is_empty() || !f.spec.kv.is_empty() || !f.spec.bucket.is_empty())
             && let Some(source) = &self.changes
         {
             match source.position().await {
@@ -260,6 +260,7 @@ impl Triggers {
                         &t.events,
                         t.batch_size,
                         &t.retry,
+                        ("", ""),
                     )
                 })
                 .chain(spec.kv.iter().map(|t| {
@@ -268,12 +269,23 @@ impl Triggers {
                         &t.events,
                         t.batch_size,
                         &t.retry,
+                        ("", ""),
+                    )
+                }))
+                .chain(spec.bucket.iter().map(|t| {
+                    (
+                        Source::Bucket(t.bucket.clone()),
+                        &t.events,
+                        t.batch_size,
+                        &t.retry,
+                        (t.prefix.as_str(), t.suffix.as_str()),
                     )
                 }));
-            for (source, events, batch_size, retry) in sources {
+            for (source, events, batch_size, retry, (prefix, suffix)) in sources {
                 let name_of = |s: &Source| match s {
                     Source::Collection(c) => format!("db trigger on `{c}`"),
                     Source::Store(s) => format!("kv trigger on `{s}`"),
+                    Source::Bucket(b) => format!("bucket trigger on `{b}`"),
                 };
                 let (Some(start), Some(changes)) = (feed_start, &self.changes) else {
                     let why = if self.changes.is_some() {
@@ -301,6 +313,7 @@ impl Triggers {
                 let trigger = match source {
                     Source::Collection(_) => Trigger::Db,
                     Source::Store(_) => Trigger::Kv,
+                    Source::Bucket(_) => Trigger::Bucket,
                 };
                 wanted.insert(
                     key("consume", &q),
@@ -314,6 +327,8 @@ impl Triggers {
                         key: fkey.clone(),
                         source,
                         events: events.clone(),
+                        prefix: prefix.to_owned(),
+                        suffix: suffix.to_owned(),
                         queue: q,
                     }),
                 );

@@ -24,6 +24,44 @@ use updraft_api::check_resource_name;
 pub const DB_EVENTS: [&str; 3] = ["created", "updated", "deleted"];
 /// The changes a `[[functions.kv]]` trigger can ask for.
 pub const KV_EVENTS: [&str; 2] = ["set", "deleted"];
+/// The changes a `[[functions.bucket]]` trigger can ask for.
+pub const BUCKET_EVENTS: [&str; 2] = ["created", "removed"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBucketTrigger {
+    bucket: String,
+    events: Option<Vec<String>>,
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    suffix: String,
+    batch_size: Option<i64>,
+    max_attempts: Option<i64>,
+    dead_letter: Option<String>,
+}
+
+/// One `[[functions.bucket]]` table: the function runs when objects are created (put, copied,
+/// assembled from parts) or removed in a bucket, delivered at least once through the event
+/// log after the object is committed, as CloudEvents (`dev.updraft.bucket.created|removed`)
+/// whose data is an AWS S3 event record. The bucket is created at deploy if missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketTrigger {
+    /// `bucket = "uploads"`.
+    pub bucket: String,
+    /// `events = ["created"]`: the changes that run it (both when left out).
+    pub events: Vec<String>,
+    /// `prefix = "incoming/"`: only keys starting with this.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// `suffix = ".jpg"`: only keys ending with this.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub suffix: String,
+    /// `batch_size = 10`: changes per invocation (more than 1: CloudEvents batch mode).
+    pub batch_size: u32,
+    /// Retries and dead letters.
+    pub retry: Retry,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +251,60 @@ pub(super) fn kv_triggers(c: &mut Checker<'_>, i: usize, raw: Vec<RawKvTrigger>)
         out.push(KvTrigger {
             store: t.store,
             events: k.events,
+            batch_size: k.batch_size,
+            retry: k.retry,
+        });
+    }
+    out
+}
+
+/// Validates function `i`'s `[[functions.bucket]]` tables.
+pub(super) fn bucket_triggers(
+    c: &mut Checker<'_>,
+    i: usize,
+    raw: Vec<RawBucketTrigger>,
+) -> Vec<BucketTrigger> {
+    let mut out: Vec<BucketTrigger> = Vec::new();
+    for (j, t) in raw.into_iter().enumerate() {
+        let at = |k: &str| {
+            vec![
+                key("functions"),
+                Step::Index(i),
+                key("bucket"),
+                Step::Index(j),
+                key(k),
+            ]
+        };
+        if let Err(e) = updraft_api::check_bucket_name(&t.bucket) {
+            c.report(&at("bucket"), e);
+        } else if out.iter().any(|o| o.bucket == t.bucket) {
+            c.report(
+                &at("bucket"),
+                format!(
+                    "`{}` is watched twice; list its events in one table",
+                    t.bucket
+                ),
+            );
+        }
+        for (k, v) in [("prefix", &t.prefix), ("suffix", &t.suffix)] {
+            if v.len() > 1024 {
+                c.report(&at(k), "at most 1024 bytes (the longest key)".to_owned());
+            }
+        }
+        let k = common(
+            c,
+            (i, "bucket", j),
+            &BUCKET_EVENTS,
+            t.events,
+            t.batch_size,
+            t.max_attempts,
+            t.dead_letter,
+        );
+        out.push(BucketTrigger {
+            bucket: t.bucket,
+            events: k.events,
+            prefix: t.prefix,
+            suffix: t.suffix,
             batch_size: k.batch_size,
             retry: k.retry,
         });

@@ -531,3 +531,33 @@ fn composite_indexes_are_pairs_of_declared_fields() {
         assert!(e.contains(needle), "{needle} not in {e}");
     }
 }
+
+#[test]
+fn bucket_triggers_name_a_bucket_its_events_and_a_key_filter() {
+    let base = "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"x.wasm\"\n";
+    let m = Manifest::parse(
+        "updraft.toml",
+        &format!(
+            "{base}[[functions.bucket]]\nbucket = \"uploads\"\nprefix = \"in/\"\nsuffix = \".jpg\"\n"
+        ),
+    )
+    .unwrap();
+    let t = &m.functions[0].bucket[0];
+    assert_eq!(
+        (t.bucket.as_str(), t.prefix.as_str(), t.suffix.as_str()),
+        ("uploads", "in/", ".jpg")
+    );
+    assert_eq!(t.events, crate::BUCKET_EVENTS);
+    let long = "x".repeat(1025);
+    let e = err(&format!(
+        "{base}[[functions.bucket]]\nbucket = \"../b\"\n[[functions.bucket]]\nbucket = \"bbb\"\nevents = [\"set\"]\n[[functions.bucket]]\nbucket = \"bbb\"\nprefix = \"{long}\"\n"
+    ));
+    for needle in [
+        "functions[0].bucket[0].bucket: bucket name `../b`",
+        "functions[0].bucket[1].events: `set` is not one of created, removed",
+        "functions[0].bucket[2].bucket: `bbb` is watched twice",
+        "functions[0].bucket[2].prefix: at most 1024 bytes",
+    ] {
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+}

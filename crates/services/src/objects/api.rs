@@ -10,8 +10,9 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::io::AsyncRead as _;
 use updraft_store::objects::{ObjectError, ObjectMeta};
 
+use super::ObjectService;
 use super::access::Caller;
-use super::{ObjectService, check_bucket_name};
+use updraft_api::check_bucket_name;
 
 /// The S3 trait over the service.
 pub(crate) struct Api(pub(crate) Arc<ObjectService>);

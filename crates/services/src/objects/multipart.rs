@@ -177,6 +177,7 @@ pub(crate) async fn complete(
         .complete_upload(
             &upload.id,
             ObjectPut {
+                how: "CompleteMultipartUpload",
                 bucket: upload.bucket.clone(),
                 key: upload.key.clone(),
                 blob,

@@ -73,6 +73,7 @@ impl ObjectService {
         }
         let blob = writer.finish().await?;
         let put = ObjectPut {
+            how: "Put",
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             blob,

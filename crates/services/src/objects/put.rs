@@ -265,6 +265,7 @@ pub(crate) async fn put_object(
         .store
         .put_object(
             ObjectPut {
+                how: "Put",
                 bucket: i.bucket,
                 key: i.key,
                 etag: received.md5.clone(),
@@ -388,6 +389,7 @@ pub(crate) async fn copy_object(
         .store
         .put_object(
             ObjectPut {
+                how: "Copy",
                 bucket: i.bucket,
                 key: i.key,
                 etag: meta.etag.clone(),

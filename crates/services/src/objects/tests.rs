@@ -6,7 +6,7 @@
 use s3s::host::S3Host as _;
 
 use super::access::Hosts;
-use super::check_bucket_name;
+use updraft_api::check_bucket_name;
 
 #[test]
 fn bucket_names_follow_s3s_rules() {

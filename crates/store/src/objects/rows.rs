@@ -178,6 +178,14 @@ pub(super) fn commit(
         1 - to_i64(old_count),
         to_i64(put.blob.size) - to_i64(old_size),
     )?;
+    log_change(
+        ctx,
+        &put.bucket,
+        &put.key,
+        &format!("ObjectCreated:{}", put.how),
+        (put.blob.size, &put.etag),
+        now,
+    )?;
     let meta = ObjectMeta {
         bucket: put.bucket.clone(),
         key: put.key.clone(),
@@ -198,6 +206,43 @@ pub(super) fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<S3KeyRecord> {
         grants: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
         created_at: r.get(4)?,
     })
+}
+
+/// Logs a change of `bucket` in this write if the bucket is watched.
+pub(super) fn log_change(
+    ctx: &mut Ctx<'_>,
+    bucket: &str,
+    key: &str,
+    event: &str,
+    (size, etag): (u64, &str),
+    at: i64,
+) -> Result<(), StoreError> {
+    let watched: bool = ctx
+        .conn
+        .prepare_cached("SELECT watched FROM buckets WHERE name = ?1")?
+        .query_row([bucket], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if !watched {
+        return Ok(());
+    }
+    let revision = ctx.next_revision();
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO object_changes (revision, bucket, key, event, size, etag, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            to_i64(revision),
+            bucket,
+            key.as_bytes(),
+            event,
+            to_i64(size),
+            etag,
+            at
+        ])?;
+    ctx.logged = true;
+    Ok(())
 }
 
 /// Deletes an upload and its parts; their blobs, or `None` if there is no such upload.

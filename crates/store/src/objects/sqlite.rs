@@ -5,11 +5,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{
     BUCKET_COLS, OBJECT_COLS, UPLOAD_COLS, add_usage, attrs_text, bucket_row, commit, get_bucket,
-    get_object, key_row, object_row, prefix_successor, take_upload, upload_row, usage_of,
+    get_object, key_row, log_change, object_row, prefix_successor, take_upload, upload_row,
+    usage_of,
 };
 use super::{
-    BlobRead, BlobRef, BlobWriter, BucketInfo, FsObjects, ObjectAttrs, ObjectError, ObjectMeta,
-    ObjectPut, ObjectQuota, ObjectStore, ObjectUsage, Part, S3KeyRecord, Upload,
+    BlobRead, BlobRef, BlobWriter, BucketInfo, FsObjects, ObjectAttrs, ObjectChange, ObjectError,
+    ObjectMeta, ObjectPut, ObjectQuota, ObjectStore, ObjectUsage, Part, S3KeyRecord, Upload,
 };
 use crate::data::{Ctx, to_i64, to_u64};
 use crate::{StoreError, now_ms};
@@ -114,6 +115,76 @@ impl ObjectStore for FsObjects {
         .await
     }
 
+    async fn watch_bucket(&self, name: &str) -> Result<(), ObjectError> {
+        // Every reconcile follows every watched bucket again: already watched is a read.
+        let watched = self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT watched FROM buckets WHERE name = ?1")?
+                    .query_row([name], |r| r.get::<_, bool>(0))
+                    .optional()?,
+            )
+        })?;
+        match watched {
+            Some(true) => return Ok(()),
+            None => return Err(ObjectError::NoSuchBucket(name.to_owned())),
+            Some(false) => {}
+        }
+        let name = name.to_owned();
+        self.write(move |ctx| {
+            let n = ctx
+                .conn
+                .execute("UPDATE buckets SET watched = 1 WHERE name = ?1", [&name])?;
+            Ok(if n == 0 {
+                Err(ObjectError::NoSuchBucket(name))
+            } else {
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn object_changes(
+        &self,
+        bucket: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ObjectChange>, ObjectError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT revision, key, event, size, etag, at FROM object_changes
+                 WHERE bucket = ?1 AND revision > ?2 ORDER BY revision LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    bucket,
+                    to_i64(after),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(ObjectChange {
+                        revision: to_u64(r.get(0)?),
+                        key: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(1)?).into_owned(),
+                        event: r.get(2)?,
+                        size: to_u64(r.get(3)?),
+                        etag: r.get(4)?,
+                        at: r.get(5)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    async fn trim_object_changes(&self, before: i64) -> Result<u64, ObjectError> {
+        self.write(move |ctx| {
+            Ok(Ok(ctx
+                .conn
+                .execute("DELETE FROM object_changes WHERE at < ?1", [before])?
+                as u64))
+        })
+        .await
+    }
+
     async fn blob_writer(&self) -> Result<Box<dyn BlobWriter>, ObjectError> {
         self.new_writer().await
     }
@@ -204,6 +275,14 @@ impl ObjectStore for FsObjects {
                         params![bucket, key.as_bytes()],
                     )?;
                     add_usage(c, &b.project, -1, -to_i64(o.size))?;
+                    log_change(
+                        ctx,
+                        &bucket,
+                        &key,
+                        "ObjectRemoved:Delete",
+                        (0, ""),
+                        now_ms(),
+                    )?;
                 }
                 Ok(Ok(old))
             })

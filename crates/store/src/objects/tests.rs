@@ -39,6 +39,7 @@ async fn blob(s: &FsObjects, bytes: &[u8]) -> BlobRef {
 
 fn put(key: &str, blob: BlobRef) -> ObjectPut {
     ObjectPut {
+        how: "Put",
         bucket: "b".into(),
         key: key.into(),
         etag: format!("etag-{}", blob.size),
@@ -300,4 +301,49 @@ async fn buckets_are_unique_on_the_server_and_sweeps_remove_only_unnamed_blobs()
     ));
     s.delete_s3_key("p", "AKUPTEST").await.unwrap();
     assert!(s.s3_keys("p").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn watched_buckets_log_committed_changes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = with_bucket(dir.path()).await;
+    s.put_object(put("before", blob(&s, b"x").await), QUOTA)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.watch_bucket("nope").await,
+        Err(ObjectError::NoSuchBucket(_))
+    ));
+    s.watch_bucket("b").await.unwrap();
+    s.watch_bucket("b").await.unwrap();
+    let mut commits = s.data.commits();
+    commits.borrow_and_update();
+    s.put_object(put("a b.jpg", blob(&s, b"hello").await), QUOTA)
+        .await
+        .unwrap();
+    assert!(commits.has_changed().unwrap(), "feeds are woken");
+    let mut refused = put("a b.jpg", blob(&s, b"again").await);
+    refused.condition = PutCondition::Absent;
+    assert!(s.put_object(refused, QUOTA).await.is_err());
+    s.delete_object("b", "a b.jpg").await.unwrap();
+    s.delete_object("b", "never").await.unwrap();
+    let changes = s.object_changes("b", 0, 10).await.unwrap();
+    let seen: Vec<(&str, &str, u64)> = changes
+        .iter()
+        .map(|c| (c.key.as_str(), c.event.as_str(), c.size))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a b.jpg", "ObjectCreated:Put", 5),
+            ("a b.jpg", "ObjectRemoved:Delete", 0)
+        ]
+    );
+    assert!(changes[0].revision < changes[1].revision);
+    let after = s
+        .object_changes("b", changes[0].revision, 10)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(s.trim_object_changes(crate::now_ms() + 1).await.unwrap(), 2);
 }

@@ -126,7 +126,7 @@ pub(crate) fn get_line(
 }
 
 /// In the order of their codes (append only: stored records keep their codes).
-const TRIGGERS: [Trigger; 8] = [
+const TRIGGERS: [Trigger; 9] = [
     Trigger::Http,
     Trigger::Invoke,
     Trigger::Async,
@@ -135,6 +135,7 @@ const TRIGGERS: [Trigger; 8] = [
     Trigger::Topic,
     Trigger::Db,
     Trigger::Kv,
+    Trigger::Bucket,
 ];
 
 /// Appends one invocation record (its start as a delta from the chunk's first).
