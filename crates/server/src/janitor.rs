@@ -88,16 +88,26 @@ async fn sweep(state: &State) {
         Ok(n) => tracing::info!(n, "trimmed the bucket change log"),
         Err(e) => tracing::warn!(error = %e, "could not trim the bucket change log"),
     }
+    // The blob sweep walks every blob file: once an hour (and at start), not every minute.
     let age = i64::try_from(ORPHAN_BLOB_AGE.as_millis()).unwrap_or(i64::MAX);
-    match state
-        .objects
-        .store()
-        .sweep_blobs(updraft_store::now_ms().saturating_sub(age))
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(n, "removed object blobs nothing names"),
-        Err(e) => tracing::warn!(error = %e, "could not sweep object blobs"),
+    let now = updraft_store::now_ms();
+    let last = state
+        .blobs_swept_at
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if last == 0 || now - last >= age {
+        state
+            .blobs_swept_at
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+        match state
+            .objects
+            .store()
+            .sweep_blobs(now.saturating_sub(age))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, "removed object blobs nothing names"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep object blobs"),
+        }
     }
     if let Err(e) = state
         .registry

@@ -118,6 +118,8 @@ pub(crate) struct State {
     pub(crate) objects: Arc<updraft_services::objects::ObjectService>,
     /// Base URL of the S3 listener, set once it is bound.
     pub(crate) s3_url: std::sync::OnceLock<String>,
+    /// When the janitor last swept unnamed object blobs (ms since the epoch; 0: never).
+    pub(crate) blobs_swept_at: std::sync::atomic::AtomicI64,
     /// Access tokens the gateway has verified.
     pub(crate) user_tokens: Arc<UserTokens>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -315,6 +317,7 @@ impl Server {
             data,
             objects,
             s3_url: std::sync::OnceLock::new(),
+            blobs_swept_at: std::sync::atomic::AtomicI64::new(0),
             user_tokens,
             trusted_proxies: config.file.trusted_proxies.clone(),
             auth,
