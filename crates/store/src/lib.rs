@@ -12,6 +12,8 @@
 //! updraft.db            SQLite (WAL): projects, admin tokens, apps, functions, versions,
 //!                       aliases; log lines, invocation records and usage sums in chunks
 //! artifacts/<sha256>.wasm   uploaded components, content-addressed
+//! data.db               SQLite (WAL): key-value stores, documents, buckets and object rows
+//! objects/blobs/        object bytes, by blob id (see [`objects`])
 //! compiled/             compiled-code cache (owned by updraft-engine, not by this crate)
 //! admin-token           the first admin token, mode 0600, for the local CLI
 //! ```
