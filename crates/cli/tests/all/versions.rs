@@ -605,15 +605,26 @@ async fn a_failing_canary_is_rolled_back_and_a_healthy_one_promoted() {
         "{v}"
     );
     assert_eq!(served_by(&s.get("/v").await), 3);
-    // The guard's decisions are in the audit log, as the platform's own.
-    let audit = s.api_json("/v1/audit").await;
-    let system: Vec<&str> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["actor"] == "system")
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(system, ["canary.promote", "canary.rollback"], "{audit}");
+    // The guard's decisions are in the audit log, as the platform's own. The promotion's entry
+    // is recorded just after the version it promoted is published: wait for it (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let audit = s.api_json("/v1/audit").await;
+        let system: Vec<String> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["actor"] == "system")
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect();
+        if system == ["canary.promote", "canary.rollback"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && system == ["canary.rollback"],
+            "{audit}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     s.stop().await;
 }
