@@ -374,13 +374,16 @@ pub trait ObjectStore: Send + Sync {
     async fn upload(&self, id: &str) -> Result<Option<Upload>, ObjectError>;
     /// Uploads in progress in a bucket whose keys start with `prefix`, by key then start.
     async fn uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<Upload>, ObjectError>;
-    /// Stores a part (replacing one of the same number, whose blob is removed).
+    /// Stores a part (replacing one of the same number, whose blob is removed). An open
+    /// upload's parts count toward its project's bytes (checked against `quota`) until it
+    /// completes or is aborted.
     async fn put_part(
         &self,
         upload: &str,
         number: u32,
         blob: BlobRef,
         etag: &str,
+        quota: ObjectQuota,
     ) -> Result<Part, ObjectError>;
     /// The parts of an upload, by number.
     async fn parts(&self, upload: &str) -> Result<Vec<Part>, ObjectError>;

@@ -89,7 +89,7 @@ pub(crate) async fn upload_part(
     let number = u32::try_from(i.part_number).unwrap_or(1);
     let part = svc
         .store
-        .put_part(&i.upload_id, number, r.blob, &r.md5)
+        .put_part(&i.upload_id, number, r.blob, &r.md5, svc.config.quota())
         .await
         .map_err(object_err)?;
     Ok(S3Response::new(UploadPartOutput {

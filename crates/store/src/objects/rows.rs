@@ -247,8 +247,19 @@ pub(super) fn log_change(
 
 /// Deletes an upload and its parts; their blobs, or `None` if there is no such upload.
 pub(super) fn take_upload(c: &Connection, upload: &str) -> Result<Option<Vec<String>>, StoreError> {
+    // Its parts' bytes counted toward the project while it was open; they count no more.
+    let counted: Option<(String, i64)> = c
+        .prepare_cached(
+            "SELECT b.project, (SELECT COALESCE(SUM(size), 0) FROM parts WHERE upload = ?1)
+             FROM uploads u JOIN buckets b ON b.name = u.bucket WHERE u.id = ?1",
+        )?
+        .query_row([upload], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     if c.execute("DELETE FROM uploads WHERE id = ?1", [upload])? == 0 {
         return Ok(None);
+    }
+    if let Some((project, bytes)) = counted {
+        add_usage(c, &project, 0, -bytes)?;
     }
     let blobs = {
         let mut stmt = c.prepare_cached("SELECT blob FROM parts WHERE upload = ?1")?;

@@ -384,6 +384,7 @@ impl ObjectStore for FsObjects {
         number: u32,
         blob: BlobRef,
         etag: &str,
+        quota: ObjectQuota,
     ) -> Result<Part, ObjectError> {
         let part = Part {
             number,
@@ -396,21 +397,37 @@ impl ObjectStore for FsObjects {
         let out = self
             .write(move |ctx| {
                 let c = ctx.conn;
-                let exists: bool = c.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1)",
-                    [&upload],
-                    |r| r.get(0),
-                )?;
-                if !exists {
-                    return Ok(Err(ObjectError::NoSuchUpload(upload)));
-                }
-                let old: Option<String> = c
+                let project: Option<String> = c
                     .query_row(
-                        "SELECT blob FROM parts WHERE upload = ?1 AND number = ?2",
-                        params![upload, p.number],
+                        "SELECT b.project FROM uploads u JOIN buckets b ON b.name = u.bucket
+                         WHERE u.id = ?1",
+                        [&upload],
                         |r| r.get(0),
                     )
                     .optional()?;
+                let Some(project) = project else {
+                    return Ok(Err(ObjectError::NoSuchUpload(upload)));
+                };
+                let old: Option<(String, i64)> = c
+                    .query_row(
+                        "SELECT blob, size FROM parts WHERE upload = ?1 AND number = ?2",
+                        params![upload, p.number],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                // Parts count toward the project's bytes while the upload is open.
+                let old_size = old.as_ref().map_or(0, |(_, s)| to_u64(*s));
+                let usage = usage_of(c, &project)?;
+                let bytes = (usage.bytes + p.size).saturating_sub(old_size);
+                if p.size > old_size && bytes > quota.max_bytes {
+                    return Ok(Err(ObjectError::QuotaExceeded {
+                        what: "bytes",
+                        limit: quota.max_bytes,
+                        needed: bytes,
+                    }));
+                }
+                add_usage(c, &project, 0, to_i64(p.size) - to_i64(old_size))?;
+                let old = old.map(|(blob, _)| blob);
                 c.execute(
                     "INSERT OR REPLACE INTO parts (upload, number, size, etag, blob, uploaded_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

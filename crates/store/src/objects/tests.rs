@@ -205,17 +205,28 @@ async fn multipart_uploads_complete_or_abort_and_clean_their_parts() {
         .create_upload("b", "big", ObjectAttrs::default())
         .await
         .unwrap();
-    s.put_part(&u.id, 1, blob(&s, b"aaa").await, "e1")
+    s.put_part(&u.id, 1, blob(&s, b"aaa").await, "e1", QUOTA)
         .await
         .unwrap();
-    s.put_part(&u.id, 1, blob(&s, b"AAA").await, "e1b")
+    s.put_part(&u.id, 1, blob(&s, b"AAA").await, "e1b", QUOTA)
         .await
         .unwrap();
-    s.put_part(&u.id, 2, blob(&s, b"bb").await, "e2")
+    s.put_part(&u.id, 2, blob(&s, b"bb").await, "e2", QUOTA)
         .await
         .unwrap();
     let parts = s.parts(&u.id).await.unwrap();
     assert_eq!(parts.iter().map(|p| p.number).collect::<Vec<_>>(), [1, 2]);
+    // An open upload's parts count toward the project (a replaced part once).
+    assert_eq!(s.usage("p").await.unwrap().bytes, 5);
+    let small = ObjectQuota {
+        max_bytes: 6,
+        max_objects: 10,
+    };
+    assert!(matches!(
+        s.put_part(&u.id, 3, blob(&s, b"xx").await, "e3", small)
+            .await,
+        Err(ObjectError::QuotaExceeded { what: "bytes", .. })
+    ));
     assert_eq!(parts[0].etag, "e1b");
     assert_eq!(
         blob_files(dir.path()),
@@ -233,6 +244,14 @@ async fn multipart_uploads_complete_or_abort_and_clean_their_parts() {
         .await
         .unwrap();
     assert_eq!(meta.size, 5);
+    // The parts counted no more once the object (counted instead) committed.
+    assert_eq!(
+        s.usage("p").await.unwrap(),
+        ObjectUsage {
+            objects: 1,
+            bytes: 5
+        }
+    );
     assert_eq!(
         blob_files(dir.path()),
         1,
@@ -240,17 +259,24 @@ async fn multipart_uploads_complete_or_abort_and_clean_their_parts() {
     );
     assert!(s.upload(&u.id).await.unwrap().is_none());
     assert!(matches!(
-        s.put_part(&u.id, 3, blob(&s, b"c").await, "e3").await,
+        s.put_part(&u.id, 3, blob(&s, b"c").await, "e3", QUOTA)
+            .await,
         Err(ObjectError::NoSuchUpload(_))
     ));
     let u2 = s
         .create_upload("b", "other", ObjectAttrs::default())
         .await
         .unwrap();
-    s.put_part(&u2.id, 1, blob(&s, b"zz").await, "e")
+    s.put_part(&u2.id, 1, blob(&s, b"zz").await, "e", QUOTA)
         .await
         .unwrap();
+    assert_eq!(s.usage("p").await.unwrap().bytes, 7);
     s.abort_upload(&u2.id).await.unwrap();
+    assert_eq!(
+        s.usage("p").await.unwrap().bytes,
+        5,
+        "an aborted upload's parts count no more"
+    );
     assert_eq!(blob_files(dir.path()), 1);
     assert!(matches!(
         s.abort_upload(&u2.id).await,
