@@ -215,7 +215,9 @@ impl WasiHttpHooks for OutboundPolicy {
                             &format!("outbound request to {uri} denied: {why}"),
                         );
                     }
-                    return Err(e);
+                    // As for any refusal: take the body first, or a guest sending it
+                    // concurrently sees "connection reset" instead of this error.
+                    return Box::into_pin(refuse(request, e)).await;
                 }
             };
             let (resp, io) = send::send(request, options, &target, &addrs).await?;
