@@ -87,3 +87,22 @@ pub(crate) async fn api_error(resp: Response) -> anyhow::Error {
         Err(_) => anyhow!("the server answered {status}: {text}"),
     }
 }
+
+/// A file as a request body read in 256 KiB chunks, advancing `bar` as each is sent (so the
+/// bar follows the upload, not the read).
+pub(crate) fn file_body(file: tokio::fs::File, bar: indicatif::ProgressBar) -> reqwest::Body {
+    use tokio::io::AsyncReadExt as _;
+    let stream = futures::stream::unfold((file, bar), |(mut f, bar)| async move {
+        let mut buf = vec![0u8; 256 << 10];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                bar.inc(n as u64);
+                Some((Ok::<_, std::io::Error>(buf), (f, bar)))
+            }
+            Err(e) => Some((Err(e), (f, bar))),
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
+}

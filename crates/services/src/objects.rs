@@ -20,6 +20,7 @@ mod put;
 #[cfg(test)]
 mod tests;
 
+pub use api::ReadStream;
 pub use keys::{KEY_PREFIX, MintedKey, S3Keys};
 pub use plain::PlainError;
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures::StreamExt as _;
 use reqwest::Method;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
 use crate::Remote;
 use crate::client::Client;
@@ -104,23 +104,10 @@ pub(crate) async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening {}", args.file.display()))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let bar = output::bytes_bar(len, "uploading".into());
-    // Read in chunks so the bar follows the upload.
-    let stream = futures::stream::unfold((file, bar.clone()), |(mut f, bar)| async move {
-        let mut buf = vec![0u8; 256 << 10];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                bar.inc(n as u64);
-                Some((Ok::<_, std::io::Error>(buf), (f, bar)))
-            }
-            Err(e) => Some((Err(e), (f, bar))),
-        }
-    });
     let mut req = client
         .request(Method::POST, "/v1/restore")
         .header("content-type", "application/vnd.sqlite3")
-        .body(reqwest::Body::wrap_stream(stream));
+        .body(crate::client::file_body(file, bar.clone()));
     if let Some(p) = &args.only_project {
         req = req.query(&[("project", p)]);
     }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
 use super::kv::encode;
 use crate::Remote;
@@ -312,18 +312,6 @@ pub(crate) async fn cp(args: CpArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("opening {}", args.from))?;
             let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
             let bar = output::bytes_bar(len, "uploading".into());
-            let stream = futures::stream::unfold((file, bar.clone()), |(mut f, bar)| async move {
-                let mut buf = vec![0u8; 256 << 10];
-                match f.read(&mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        bar.inc(n as u64);
-                        Some((Ok::<_, std::io::Error>(buf), (f, bar)))
-                    }
-                    Err(e) => Some((Err(e), (f, bar))),
-                }
-            });
             let content_type = args
                 .content_type
                 .unwrap_or_else(|| guess_type(&args.from).to_owned());
@@ -331,7 +319,7 @@ pub(crate) async fn cp(args: CpArgs) -> anyhow::Result<ExitCode> {
                 .request(Method::PUT, &object_path(&bucket, &key))
                 .header("content-type", content_type)
                 .header("content-length", len)
-                .body(reqwest::Body::wrap_stream(stream));
+                .body(crate::client::file_body(file, bar.clone()));
             let v: Value = client.send(req).await?.json().await?;
             bar.finish_and_clear();
             if args.json {

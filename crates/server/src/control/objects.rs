@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use updraft_api::Code;
-use updraft_services::objects::{ObjectsError, PlainError};
+use updraft_services::objects::{ObjectsError, PlainError, ReadStream};
 use updraft_store::objects::{BucketGrant, BucketInfo};
 
 use crate::State as AppState;
@@ -261,7 +261,7 @@ pub(crate) async fn get_object(
     Path((bucket, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (meta, read) = state.objects.open(&caller.project, &bucket, &key).await?;
-    let body = axum::body::Body::from_stream(tokio_util_stream(read));
+    let body = axum::body::Body::from_stream(ReadStream::new(read));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     let ct = meta
@@ -277,21 +277,6 @@ pub(crate) async fn get_object(
         h.insert(http::header::ETAG, v);
     }
     Ok(resp)
-}
-
-/// A reader as a body stream, 64 KiB at a time.
-fn tokio_util_stream(
-    read: updraft_store::objects::BlobRead,
-) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
-    futures::stream::unfold(read, |mut r| async move {
-        use tokio::io::AsyncReadExt as _;
-        let mut buf = bytes::BytesMut::with_capacity(64 << 10);
-        match r.read_buf(&mut buf).await {
-            Ok(0) => None,
-            Ok(_) => Some((Ok(buf.freeze()), r)),
-            Err(e) => Some((Err(e), r)),
-        }
-    })
 }
 
 pub(crate) async fn put_object(

@@ -170,16 +170,23 @@ impl Api {
 
 /// A blob's bytes as a body stream, 64 KiB at a time.
 pub(crate) fn body_of(read: updraft_store::objects::BlobRead) -> StreamingBlob {
-    StreamingBlob::wrap(ReadStream {
-        read,
-        buf: vec![0; 64 << 10],
-    })
+    StreamingBlob::wrap(ReadStream::new(read))
 }
 
-/// A reader as a stream of chunks.
-struct ReadStream {
+/// A blob's bytes as a stream of chunks of at most 64 KiB (for any HTTP body).
+pub struct ReadStream {
     read: updraft_store::objects::BlobRead,
     buf: Vec<u8>,
+}
+
+impl ReadStream {
+    /// The chunks of `read`.
+    pub fn new(read: updraft_store::objects::BlobRead) -> Self {
+        Self {
+            read,
+            buf: vec![0; 64 << 10],
+        }
+    }
 }
 
 impl futures::Stream for ReadStream {

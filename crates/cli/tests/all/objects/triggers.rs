@@ -126,7 +126,9 @@ async fn committed_uploads_and_deletes_run_the_watching_function_with_s3_records
     let r = record(&c);
     assert_eq!(r["eventName"], "ObjectRemoved:Delete");
     assert!(r["s3"]["object"]["size"].is_null(), "{r}");
-    // The removal came after everything before it: nothing else was delivered.
+    // The removal came after everything before it: nothing else was delivered. (An absence:
+    // deliveries may run concurrently, so a stray event could still be in flight; give it a
+    // moment.)
     tokio::time::sleep(Duration::from_millis(300)).await;
     let subjects: Vec<String> = sink
         .received()
