@@ -419,3 +419,50 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// One bucket of a grant (`uploads`, `uploads:read`, `thumbs:write`): what an S3 access key or
+/// a function may do there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketAccess {
+    /// The bucket.
+    pub bucket: String,
+    /// May read its objects and list them.
+    pub read: bool,
+    /// May write and delete its objects.
+    pub write: bool,
+}
+
+/// Parses grants written `bucket` (read and write), `bucket:read` or `bucket:write`, merging
+/// those of one bucket, in the order first named.
+///
+/// # Errors
+/// The first grant that is not one of these, or names an invalid bucket.
+pub fn parse_bucket_grants(specs: &[String]) -> Result<Vec<BucketAccess>, String> {
+    let mut out: Vec<BucketAccess> = Vec::new();
+    for spec in specs {
+        let (bucket, read, write) = match spec.split_once(':') {
+            None => (spec.as_str(), true, true),
+            Some((b, "read")) => (b, true, false),
+            Some((b, "write")) => (b, false, true),
+            Some((_, other)) => {
+                return Err(format!(
+                    "grant `{spec}`: `{other}` is not `read` or `write` (write `bucket`, \
+                     `bucket:read` or `bucket:write`)"
+                ));
+            }
+        };
+        check_bucket_name(bucket).map_err(|e| format!("grant `{spec}`: {e}"))?;
+        match out.iter_mut().find(|g| g.bucket == bucket) {
+            Some(g) => {
+                g.read |= read;
+                g.write |= write;
+            }
+            None => out.push(BucketAccess {
+                bucket: bucket.to_owned(),
+                read,
+                write,
+            }),
+        }
+    }
+    Ok(out)
+}

@@ -51,7 +51,8 @@ pub use quota::{Quota, QuotaScope, period_bounds, rfc3339};
 pub use rejected::Rejected;
 pub use runtime::{
     BoxFuture, CodeSource, Input, Invocation, InvocationSink, InvokeError, LifecycleStats,
-    LoadError, PLATFORM_HOST, Report, Reuse, Runtime, RuntimeProvider, Settings, Start, Stream,
+    LoadError, PLATFORM_HOST, Report, Reuse, Runtime, RuntimeProvider, S3_HOST, Settings, Start,
+    Stream,
 };
 pub use trace::{Span, TRACEPARENT, TraceContext};
 

@@ -219,14 +219,19 @@ pub struct Settings {
     /// absent).
     pub key_value: Option<crate::kv::KeyValueGrant>,
     /// Whether the guest may call the platform's own data-plane APIs (`/_updraft/...`) at
-    /// [`PLATFORM_HOST`] without listing it in `allowed_outbound_hosts` (a `collections`
-    /// grant; the credential is in its environment).
+    /// [`PLATFORM_HOST`] and its S3 API at [`S3_HOST`] without listing them in
+    /// `allowed_outbound_hosts` (a `collections` or `buckets` grant; the credentials are in
+    /// its environment).
     pub platform_api: bool,
 }
 
 /// The host name a granted guest reaches the platform's data plane by
 /// (`http://updraft.internal/_updraft/...`); the server connects it to its own listener.
 pub const PLATFORM_HOST: &str = "updraft.internal";
+
+/// The host name a granted guest reaches the platform's S3 API by (path style, or
+/// `<bucket>.s3.updraft.internal`); the server connects it to its S3 listener.
+pub const S3_HOST: &str = "s3.updraft.internal";
 
 impl Default for Settings {
     fn default() -> Self {

@@ -8,11 +8,13 @@
 //! log naming the URL and the setting to change. An allowed request carries the invocation's
 //! W3C `traceparent` (see [`crate::InvocationSink::traceparent`]) unless the guest set its own.
 //!
-//! A guest granted the platform's APIs (`collections = [...]`) reaches them at
-//! `http://updraft.internal/_updraft/...` ([`PLATFORM_HOST`]): those requests go to the server's
-//! own data-plane listener (the first of [`OwnAddresses`]) without DNS, whatever
-//! `allowed_outbound_hosts` says; other paths on that host, and guests without the grant, are
-//! denied. The credential the guest sends decides what it may do there.
+//! A guest granted the platform's APIs (`collections = [...]` or `buckets = [...]`) reaches
+//! them at `http://updraft.internal/_updraft/...` ([`PLATFORM_HOST`]) and the S3 API at
+//! `http://s3.updraft.internal` or `http://<bucket>.s3.updraft.internal` ([`S3_HOST`]): those
+//! requests go to the server's own data-plane listener (the first of [`OwnAddresses`]) or its
+//! S3 listener (the third) without DNS, whatever `allowed_outbound_hosts` says; other paths on
+//! the data-plane host, and guests without a grant, are denied. The credential the guest
+//! sends decides what it may do there.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +23,7 @@ use http_body_util::BodyExt;
 use updraft_manifest::OutboundHost;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use updraft_dispatch::{PLATFORM_HOST, Stream};
+use updraft_dispatch::{PLATFORM_HOST, S3_HOST, Stream};
 
 use crate::logs::LogSlot;
 
@@ -46,8 +48,9 @@ const DRAIN_DENIED_BODY: std::time::Duration = std::time::Duration::from_secs(1)
 mod send;
 mod vet;
 
-/// The server's own listen addresses, which guests may not call (filled in once bound); the
-/// first is the data plane, which granted guests reach as [`PLATFORM_HOST`].
+/// The server's own listen addresses, which guests may not call (filled in once bound): the
+/// data plane, which granted guests reach as [`PLATFORM_HOST`], the control API, and the S3
+/// listener if there is one, which they reach as [`S3_HOST`].
 pub type OwnAddresses = Arc<std::sync::RwLock<Vec<std::net::SocketAddr>>>;
 
 pub(crate) struct OutboundPolicy {
@@ -88,20 +91,60 @@ impl OutboundPolicy {
         })
     }
 
-    /// Whether a request to [`PLATFORM_HOST`] may go, or why not.
-    fn platform_allows(&self, uri: &http::Uri) -> Result<(), &'static str> {
+    /// Whether a request to one of the platform's hosts may go, or why not.
+    fn platform_allows(&self, uri: &http::Uri, to: Own) -> Result<(), &'static str> {
         if !self.platform {
             return Err(
-                "the platform's APIs need a grant (`collections = [...]` in the function's manifest entry)",
+                "the platform's APIs need a grant (`collections = [...]` or `buckets = [...]` in \
+                 the function's manifest entry)",
             );
         }
         if uri.scheme_str() != Some("http") || uri.port_u16().is_some() {
-            return Err("the platform's APIs are at http://updraft.internal (plain HTTP, no port)");
+            return Err(
+                "the platform's APIs are at http://updraft.internal and http://s3.updraft.internal \
+                 (plain HTTP, no port)",
+            );
         }
-        if !uri.path().starts_with("/_updraft/") {
+        if to == Own::DataPlane && !uri.path().starts_with("/_updraft/") {
             return Err("only the platform's APIs (paths under /_updraft/) are served there");
         }
         Ok(())
+    }
+}
+
+/// Which of the server's own listeners a platform host names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    /// [`PLATFORM_HOST`]: the data plane.
+    DataPlane,
+    /// [`S3_HOST`] or `<bucket>.` it: the S3 listener.
+    S3,
+}
+
+impl Own {
+    /// The platform host `uri` names, if it names one.
+    fn of(uri: &http::Uri) -> Option<Self> {
+        let (_, host, _) = parts(uri)?;
+        let host = host.to_ascii_lowercase();
+        if host == PLATFORM_HOST {
+            Some(Self::DataPlane)
+        } else if host == S3_HOST
+            || host
+                .strip_suffix(S3_HOST)
+                .is_some_and(|b| b.len() > 1 && b.ends_with('.'))
+        {
+            Some(Self::S3)
+        } else {
+            None
+        }
+    }
+
+    /// Its index in [`OwnAddresses`].
+    fn index(self) -> usize {
+        match self {
+            Self::DataPlane => 0,
+            Self::S3 => 2,
+        }
     }
 }
 
@@ -128,10 +171,9 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         _ = fut;
-        let to_platform = parts(request.uri())
-            .is_some_and(|(_, host, _)| host.eq_ignore_ascii_case(PLATFORM_HOST));
-        if to_platform {
-            if let Err(why) = self.platform_allows(request.uri()) {
+        let to_platform = Own::of(request.uri());
+        if let Some(to) = to_platform {
+            if let Err(why) = self.platform_allows(request.uri(), to) {
                 self.log.get().sink().line(
                     Stream::Platform,
                     &format!("outbound request to {} denied: {why}", request.uri()),
@@ -169,17 +211,20 @@ impl WasiHttpHooks for OutboundPolicy {
         }
         let counted = InFlight(self.in_flight.clone());
         let (allowed, own, log) = (self.allowed.clone(), self.own.clone(), self.log.clone());
-        if to_platform {
+        if let Some(to) = to_platform {
             return Box::new(async move {
                 let addr = own
                     .read()
                     .ok()
-                    .and_then(|o| o.first().copied())
+                    .and_then(|o| o.get(to.index()).copied())
                     .map(loopback_if_unspecified)
                     .ok_or(Error::ConnectionRefused)?;
                 let accept = |a: &[std::net::SocketAddr]| Ok(a.to_vec());
                 let target = send::Target {
-                    host: PLATFORM_HOST,
+                    host: match to {
+                        Own::DataPlane => PLATFORM_HOST,
+                        Own::S3 => S3_HOST,
+                    },
                     port: addr.port(),
                     tls: false,
                     vet: &accept,

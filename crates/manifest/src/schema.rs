@@ -120,6 +120,8 @@ struct RawFunction {
     bucket: Vec<db::RawBucketTrigger>,
     #[serde(default)]
     collections: Vec<String>,
+    #[serde(default)]
+    buckets: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +272,12 @@ pub struct Function {
     /// (`UPDRAFT_DB_URL`, `UPDRAFT_DB_TOKEN`). Empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collections: Vec<String>,
+    /// `buckets = ["uploads:read", "thumbs:write"]`: the project's buckets the function may
+    /// reach, each `name` (read and write), `name:read` or `name:write`, with the S3
+    /// credentials (`AWS_ACCESS_KEY_ID`, ...) and the bearer credential the platform gives it.
+    /// Missing buckets are made at deploy. Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<String>,
 }
 
 /// What happens to an event whose delivery fails (on every event trigger).
@@ -902,6 +910,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
         let db = db::db_triggers(c, i, f.db);
         let kv = db::kv_triggers(c, i, f.kv);
         let bucket = db::bucket_triggers(c, i, f.bucket);
+        db::bucket_grants(c, i, &f.buckets);
         functions.push(Function {
             name,
             component: f.component,
@@ -930,6 +939,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
             kv,
             bucket,
             collections: f.collections,
+            buckets: f.buckets,
         });
     }
     let (collections, problems) = crate::collections::validate(raw.collections);

@@ -47,15 +47,25 @@ impl Registry {
             .iter()
             .filter_map(|n| secrets.get(n).map(|v| (n.clone(), v.clone())))
             .collect();
-        let platform = crate::collections::grant_env(
+        let mut platform = crate::collections::grant_env(
             self.stores.collections.as_deref(),
             project,
             function,
             &spec.collections,
         );
+        platform.extend(crate::buckets::grant_env(
+            self.stores.buckets.as_deref(),
+            project,
+            function,
+            &spec.buckets,
+        ));
         let redact = granted
             .iter()
-            .chain(platform.iter().filter(|(k, _)| k == "UPDRAFT_DB_TOKEN"))
+            .chain(
+                platform
+                    .iter()
+                    .filter(|(k, _)| crate::buckets::SECRET_VARS.contains(&k.as_str())),
+            )
             .map(|(_, v)| v.clone())
             .collect();
         // The config interfaces see the variables and the granted secrets; either grants them.

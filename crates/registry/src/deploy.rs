@@ -226,9 +226,11 @@ impl Registry {
                 .await
                 .map_err(|e| Error::internal("applying the app's collections", e))?;
         }
-        // Every function's stores, changed or not (one may have been dropped by hand).
+        // Every function's stores and buckets, changed or not (one may have been dropped by
+        // hand).
         for f in &functions {
             self.ensure_stores(project, &f.spec).await?;
+            self.ensure_buckets(project, &f.spec).await?;
         }
         let mut preloaded = HashMap::new();
         for f in &changed {
@@ -425,5 +427,43 @@ impl Registry {
         kv.ensure_stores(project, &stores)
             .await
             .map_err(|e| Error::internal("creating key-value stores", e))
+    }
+
+    /// Makes the buckets `spec` is granted or watches that do not exist yet; one another
+    /// project has fails the deploy.
+    async fn ensure_buckets(
+        &self,
+        project: &str,
+        spec: &updraft_manifest::Function,
+    ) -> Result<(), Error> {
+        let mut buckets: Vec<String> = Vec::new();
+        let granted = spec
+            .buckets
+            .iter()
+            .map(|g| g.split(':').next().unwrap_or(g));
+        for b in granted.chain(spec.bucket.iter().map(|t| t.bucket.as_str())) {
+            if !buckets.iter().any(|x| x == b) {
+                buckets.push(b.to_owned());
+            }
+        }
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        let Some(sink) = &self.stores.buckets else {
+            return Err(Error::new(
+                Code::InvalidManifest,
+                format!(
+                    "function `{}`: this server has no object storage for `buckets`",
+                    spec.name
+                ),
+            ));
+        };
+        sink.ensure(project, &buckets).await.map_err(|e| match e {
+            crate::BucketsError::Refused(m) => Error::new(
+                Code::InvalidManifest,
+                format!("function `{}`: {m}", spec.name),
+            ),
+            crate::BucketsError::Failed(m) => Error::internal("making buckets", m),
+        })
     }
 }

@@ -26,6 +26,7 @@
 //! know about HTTP listeners, Wasmtime or trigger delivery.
 
 mod aliases;
+mod buckets;
 mod build;
 mod canary;
 mod collections;
@@ -39,6 +40,7 @@ mod secrets;
 mod views;
 
 pub use aliases::RollbackOutcome;
+pub use buckets::{BucketSink, BucketsError, S3_ENDPOINT, STORAGE_URL};
 pub use canary::CanaryConfig;
 pub use collections::{CollectionSink, DB_URL};
 pub use limits::{Effective, Limits};
@@ -250,6 +252,9 @@ pub struct Stores {
     /// Document collections apps declare (`None`: an app declaring `[[collections]]` cannot
     /// be deployed).
     pub collections: Option<Arc<dyn CollectionSink>>,
+    /// Buckets functions are granted or watch (`None`: a function with `buckets` or
+    /// `[[functions.bucket]]` cannot be deployed).
+    pub buckets: Option<Arc<dyn BucketSink>>,
 }
 
 /// The registry. Share it behind an `Arc`.

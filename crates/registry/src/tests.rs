@@ -79,6 +79,7 @@ async fn env() -> Env {
             secrets: Arc::new(NoSecrets),
             key_value: None,
             collections: None,
+            buckets: None,
         },
         Arc::new(Provider::default()),
         dispatcher,

@@ -82,6 +82,7 @@ impl DataChanges {
                     body: s3_record(project, bucket, &region, &c),
                     id: c.key,
                     at: c.at,
+                    writer: c.writer,
                 }
             })
             .collect())
@@ -110,7 +111,7 @@ fn s3_record(
         "awsRegion": region,
         "eventTime": updraft_dispatch::rfc3339(c.at),
         "eventName": c.event,
-        "userIdentity": {"principalId": project},
+        "userIdentity": {"principalId": c.writer.as_deref().unwrap_or(project)},
         "requestParameters": {"sourceIPAddress": ""},
         "responseElements": {},
         "s3": {
@@ -192,6 +193,7 @@ impl ChangeSource for DataChanges {
                         }),
                         id: c.id,
                         at: c.at,
+                        writer: None,
                     })
                     .collect())
             }
@@ -230,6 +232,7 @@ impl ChangeSource for DataChanges {
                             id: c.key,
                             at: c.at,
                             body,
+                            writer: None,
                         }
                     })
                     .collect())

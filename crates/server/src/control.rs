@@ -64,6 +64,7 @@ mod params;
 mod projects;
 mod queues;
 mod secrets;
+mod storage;
 mod usage;
 mod users;
 
@@ -136,14 +137,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/v1/buckets/{name}",
             axum::routing::delete(objects::delete_bucket),
         )
-        .route("/v1/buckets/{name}/objects", get(objects::list_objects))
-        .route(
-            "/v1/buckets/{name}/objects/{*key}",
-            get(objects::get_object)
-                .put(objects::put_object)
-                .delete(objects::delete_object)
-                .layer(DefaultBodyLimit::disable()),
-        )
+        .nest("/v1", storage::control_routes())
         .route(
             "/v1/s3-keys",
             get(objects::list_keys).post(objects::create_key),

@@ -1,8 +1,9 @@
 //! Function credentials: what a function granted collections (`collections = ["orders"]`)
-//! sends to the document API (`UPDRAFT_DB_TOKEN`).
+//! sends to the document API (`UPDRAFT_DB_TOKEN`), and one granted buckets to the plain object
+//! API (`UPDRAFT_STORAGE_TOKEN`).
 //!
 //! `updfn1.<payload>.<mac>`: the payload is base64url JSON naming the project, the function
-//! and the granted collections; the MAC is HMAC-SHA256 under a key derived from the server's
+//! and the granted collections or buckets; the MAC is HMAC-SHA256 under a key derived from the server's
 //! secret key, so only this server mints them and a changed payload does not verify. A
 //! credential is checked on every call against the functions served now: once its function is
 //! deleted it verifies no more. It is minted per version, so a version keeps the grants it was
@@ -27,8 +28,11 @@ pub(crate) struct Grant {
     #[serde(rename = "f")]
     pub(crate) function: String,
     /// The collections it may use.
-    #[serde(rename = "c")]
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) collections: Vec<String>,
+    /// The buckets it may use, as the manifest grants them (`uploads:read`).
+    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) buckets: Vec<String>,
 }
 
 /// Mints the credential for `grant`.

@@ -32,6 +32,7 @@ mod control;
 mod credentials;
 mod datadir;
 mod error;
+mod function_buckets;
 mod janitor;
 mod meter;
 #[cfg(feature = "otlp")]
@@ -261,6 +262,9 @@ impl Server {
         let mut doc_config = config.file.documents.clone();
         doc_config.max_project_bytes = config.file.key_value.max_project_bytes;
         let doc_changes = changes::DataChanges::new(data.clone(), objects.clone());
+        let function_buckets =
+            function_buckets::FunctionBuckets::new(objects.clone(), secret_key.clone());
+        objects.set_function_keys(function_buckets.clone());
         let docs = updraft_services::docs::DocService::new(data.clone(), doc_config);
         let stores = Stores {
             key_value: Some(Arc::new(updraft_services::kv::Provider(kv.clone()))),
@@ -268,6 +272,7 @@ impl Server {
                 docs: docs.clone(),
                 key: secret_key.clone(),
             })),
+            buckets: Some(function_buckets.clone()),
             metadata: metadata.clone(),
             artifacts: artifacts.clone(),
             telemetry: telemetry_store.clone(),
@@ -277,6 +282,7 @@ impl Server {
             }),
         };
         let registry = Registry::new(stores, runtime, dispatcher.clone(), registry_config);
+        function_buckets.attach(&registry);
         let users = updraft_services::auth::Auth::new(
             auth_store,
             secret_key.clone(),
@@ -394,9 +400,11 @@ impl Server {
         let control_addr = control
             .local_addr()
             .map_err(ServerError::io("control API listener"))?;
-        self.state
-            .engine
-            .set_own_addresses(vec![data_addr, control_addr]);
+        let mut own = vec![data_addr, control_addr];
+        if let Some(s3) = &self.s3 {
+            own.push(s3.local_addr().map_err(ServerError::io("S3 listener"))?);
+        }
+        self.state.engine.set_own_addresses(own);
         let stop_tx = self.state.stopping.clone();
         let stop_rx = stop_tx.subscribe();
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

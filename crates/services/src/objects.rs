@@ -12,6 +12,7 @@
 
 pub mod access;
 mod api;
+mod drain;
 mod keys;
 mod list;
 mod multipart;
@@ -20,8 +21,10 @@ mod put;
 #[cfg(test)]
 mod tests;
 
+pub use access::{Caller, FunctionKeys};
 pub use api::ReadStream;
-pub use keys::{KEY_PREFIX, MintedKey, S3Keys};
+pub use drain::S3Listener;
+pub use keys::{FUNCTION_KEY_PREFIX, KEY_PREFIX, MintedKey, S3Keys};
 pub use plain::PlainError;
 
 use std::sync::Arc;
@@ -111,6 +114,8 @@ pub struct ObjectService {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) config: ObjectsConfig,
     pub(crate) keys: S3Keys,
+    /// Whose function keys are (set once the server knows its functions).
+    pub(crate) functions: std::sync::OnceLock<Arc<dyn FunctionKeys>>,
 }
 
 impl ObjectService {
@@ -120,7 +125,19 @@ impl ObjectService {
             store,
             config,
             keys,
+            functions: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets who function keys stand for (once; later calls are ignored). Until then no
+    /// function key is accepted.
+    pub fn set_function_keys(&self, functions: Arc<dyn FunctionKeys>) {
+        let _ = self.functions.set(functions);
+    }
+
+    /// Derives S3 keys and secrets.
+    pub fn keys(&self) -> &S3Keys {
+        &self.keys
     }
 
     /// The region clients sign for.
@@ -134,14 +151,17 @@ impl ObjectService {
     }
 
     /// The S3 protocol service, for a listener (`hyper` service).
-    pub fn s3(self: &Arc<Self>) -> s3s::service::S3Service {
+    pub fn s3(self: &Arc<Self>) -> S3Listener {
         let mut builder = s3s::service::S3ServiceBuilder::new(api::Api(self.clone()));
         builder.set_auth(access::Auth(self.clone()));
         builder.set_access(access::Access(self.clone()));
         builder.set_host(access::Hosts {
-            domain: self.config.domain.clone(),
+            domains: vec![
+                self.config.domain.clone(),
+                updraft_dispatch::S3_HOST.to_owned(),
+            ],
         });
-        builder.build()
+        S3Listener(builder.build())
     }
 
     /// Creates a bucket of `project`.

@@ -170,6 +170,8 @@ CREATE TABLE object_changes (
 );
 CREATE INDEX object_changes_by_bucket ON object_changes (bucket, revision);
 "#,
+    // Who made each change: the function whose credentials wrote it (the loop guard).
+    "ALTER TABLE object_changes ADD COLUMN writer TEXT;",
 ];
 
 /// The SQLite backend of [`crate::KvStore`] and [`crate::DocStore`]: `data.db` in the data

@@ -186,6 +186,8 @@ pub struct ObjectPut {
     pub attrs: ObjectAttrs,
     /// What the current object must be.
     pub condition: PutCondition,
+    /// The function whose credentials write it, if any (recorded in the change log).
+    pub writer: Option<String>,
 }
 
 /// Limits a commit checks.
@@ -222,6 +224,8 @@ pub struct ObjectChange {
     pub etag: String,
     /// When it committed (ms since the epoch).
     pub at: i64,
+    /// The function whose credentials made it, if any.
+    pub writer: Option<String>,
 }
 
 /// A multipart upload in progress.
@@ -255,15 +259,7 @@ pub struct Part {
 }
 
 /// What an S3 access key may reach in one bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketGrant {
-    /// The bucket.
-    pub bucket: String,
-    /// Whether it may read.
-    pub read: bool,
-    /// Whether it may write.
-    pub write: bool,
-}
+pub use updraft_api::BucketAccess as BucketGrant;
 
 /// An S3 access key: its id, its project and what it may reach.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,11 +341,13 @@ pub trait ObjectStore: Send + Sync {
     /// The object under `key`.
     async fn head_object(&self, bucket: &str, key: &str)
     -> Result<Option<ObjectMeta>, ObjectError>;
-    /// Deletes the object under `key` (and its blob); the object it was, if any.
+    /// Deletes the object under `key` (and its blob), on behalf of function `writer` if any;
+    /// the object it was, if any.
     async fn delete_object(
         &self,
         bucket: &str,
         key: &str,
+        writer: Option<&str>,
     ) -> Result<Option<ObjectMeta>, ObjectError>;
     /// Up to `limit` objects whose keys start with `prefix` and are at least `from` (bytes;
     /// need not be UTF-8: the key after `k` is `k` + `0x00`), in byte order.

@@ -71,6 +71,9 @@ pub struct Change {
     /// The event's data: a JSON object (its `data`, `before` and `value` members are dropped,
     /// and `truncated` set, when it is too large for one message).
     pub body: Value,
+    /// The function whose credentials made the change, if any: that function's own feeds skip
+    /// it (the loop guard: a function writing where it is triggered does not trigger itself).
+    pub writer: Option<String>,
 }
 
 /// Where feeds read committed changes (the document database's change log).
@@ -207,7 +210,10 @@ impl Triggers {
         let messages: Vec<NewMessage> = changes
             .iter()
             .filter(|c| {
-                f.events.contains(&c.op) && c.id.starts_with(&f.prefix) && c.id.ends_with(&f.suffix)
+                f.events.contains(&c.op)
+                    && c.id.starts_with(&f.prefix)
+                    && c.id.ends_with(&f.suffix)
+                    && c.writer.as_deref() != Some(f.function.as_str())
             })
             .map(|c| f.message(c))
             .collect();

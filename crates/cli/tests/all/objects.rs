@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use updraft_test_guests::PY_CLIENTS;
 
 mod durability;
+mod functions;
 mod triggers;
 
 use crate::projects::create_project;

@@ -312,6 +312,30 @@ pub(super) fn bucket_triggers(
     out
 }
 
+/// Checks function `i`'s `buckets` grant: each `name`, `name:read` or `name:write`, each
+/// bucket named once.
+pub(super) fn bucket_grants(c: &mut Checker<'_>, i: usize, grants: &[String]) {
+    for (j, g) in grants.iter().enumerate() {
+        let at = [
+            key("functions"),
+            Step::Index(i),
+            key("buckets"),
+            Step::Index(j),
+        ];
+        if let Err(e) = updraft_api::parse_bucket_grants(std::slice::from_ref(g)) {
+            c.report(&at, e);
+        } else {
+            let name = |s: &str| s.split(':').next().unwrap_or_default().to_owned();
+            if grants[..j].iter().any(|o| name(o) == name(g)) {
+                c.report(
+                    &at,
+                    format!("bucket `{}` is granted twice; name it once", name(g)),
+                );
+            }
+        }
+    }
+}
+
 /// Checks that function `i`'s `collections` grant and `[[functions.db]]` tables name
 /// collections the app declares.
 pub(super) fn check_collections(

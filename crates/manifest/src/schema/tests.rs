@@ -561,3 +561,28 @@ fn bucket_triggers_name_a_bucket_its_events_and_a_key_filter() {
         assert!(e.contains(needle), "{needle} not in {e}");
     }
 }
+
+#[test]
+fn bucket_grants_name_each_bucket_once_with_read_or_write() {
+    let base = "[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\ncomponent = \"x.wasm\"\n";
+    let m = Manifest::parse(
+        "updraft.toml",
+        &format!("{base}buckets = [\"uploads:read\", \"thumbs:write\", \"scratch\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        m.functions[0].buckets,
+        ["uploads:read", "thumbs:write", "scratch"]
+    );
+    let e = err(&format!(
+        "{base}buckets = [\"uploads:rw\", \"../etc\", \"ok-bucket\", \"ok-bucket:read\", \"x:\"]\n"
+    ));
+    for needle in [
+        "functions[0].buckets[0]: grant `uploads:rw`: `rw` is not `read` or `write`",
+        "functions[0].buckets[1]: grant `../etc`: bucket name `../etc`",
+        "functions[0].buckets[3]: bucket `ok-bucket` is granted twice",
+        "functions[0].buckets[4]: grant `x:`",
+    ] {
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+}

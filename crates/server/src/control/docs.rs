@@ -43,6 +43,7 @@ impl updraft_registry::CollectionSink for Collections {
             project: project.to_owned(),
             function: function.to_owned(),
             collections: collections.to_vec(),
+            buckets: Vec::new(),
         };
         credentials::mint(self.key.credentials(), &grant)
     }

@@ -1,19 +1,18 @@
 //! `/v1/buckets` and `/v1/s3-keys`: a project's buckets (a viewer lists, a deployer creates
-//! and deletes), their objects over plain HTTP (what `updraft cp|ls|rm` use; S3 clients use
-//! the S3 listener) and the project's S3 access keys (the owner's).
+//! and deletes) and its S3 access keys (the owner's). Their objects over plain HTTP are in
+//! [`super::storage`].
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use updraft_api::Code;
-use updraft_services::objects::{ObjectsError, PlainError, ReadStream};
-use updraft_store::objects::{BucketGrant, BucketInfo};
+use updraft_services::objects::ObjectsError;
+use updraft_store::objects::BucketInfo;
 
 use crate::State as AppState;
 use crate::auth::Caller;
@@ -124,43 +123,14 @@ pub(crate) struct CreateS3Key {
     buckets: Vec<String>,
 }
 
-/// Parses `bucket[:read|:write]` grants, merging grants of one bucket.
-pub(crate) fn parse_grants(specs: &[String]) -> Result<Vec<BucketGrant>, String> {
-    let mut out: Vec<BucketGrant> = Vec::new();
-    for spec in specs {
-        let (bucket, read, write) = match spec.split_once(':') {
-            None => (spec.as_str(), true, true),
-            Some((b, "read")) => (b, true, false),
-            Some((b, "write")) => (b, false, true),
-            Some((_, other)) => {
-                return Err(format!(
-                    "grant `{spec}`: `{other}` is not `read` or `write` (write `bucket`, \
-                     `bucket:read` or `bucket:write`)"
-                ));
-            }
-        };
-        match out.iter_mut().find(|g| g.bucket == bucket) {
-            Some(g) => {
-                g.read |= read;
-                g.write |= write;
-            }
-            None => out.push(BucketGrant {
-                bucket: bucket.to_owned(),
-                read,
-                write,
-            }),
-        }
-    }
-    Ok(out)
-}
-
 pub(crate) async fn create_key(
     State(state): Shared,
     Extension(caller): Extension<Caller>,
     body: Result<Json<CreateS3Key>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = json_body(body, r#"{"name": "...", "buckets": ["uploads:read"]}"#)?;
-    let grants = parse_grants(&req.buckets).map_err(|m| ApiError::new(Code::BadRequest, m))?;
+    let grants = updraft_api::parse_bucket_grants(&req.buckets)
+        .map_err(|m| ApiError::new(Code::BadRequest, m))?;
     let key = state
         .objects
         .create_key(&caller.project, &req.name, grants)
@@ -198,122 +168,4 @@ pub(crate) async fn delete_key(
         .await
         .map_err(ObjectsError::from)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-impl From<PlainError> for ApiError {
-    fn from(e: PlainError) -> Self {
-        match e {
-            PlainError::Objects(e) => e.into(),
-            PlainError::NoSuchKey(_) => ApiError::new(Code::ItemNotFound, e.to_string()),
-            PlainError::TooLarge(_) => ApiError::new(Code::PayloadTooLarge, e.to_string()),
-            PlainError::Quota(_) => ApiError::new(Code::StorageQuotaExceeded, e.to_string()),
-            PlainError::Body(_) => ApiError::new(Code::BadRequest, e.to_string()),
-            _ => ApiError::new(Code::Internal, e.to_string()),
-        }
-    }
-}
-
-/// `GET /v1/buckets/{name}/objects` query.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListQuery {
-    #[serde(default)]
-    prefix: String,
-    from: Option<String>,
-    limit: Option<usize>,
-}
-
-pub(crate) async fn list_objects(
-    State(state): Shared,
-    Extension(caller): Extension<Caller>,
-    Path(bucket): Path<String>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()))?;
-    let (objects, next) = state
-        .objects
-        .list(
-            &caller.project,
-            &bucket,
-            &q.prefix,
-            q.from.as_deref(),
-            q.limit.unwrap_or(1000),
-        )
-        .await?;
-    let objects: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            json!({
-                "key": o.key,
-                "size": o.size,
-                "etag": o.etag,
-                "content_type": o.attrs.content_type,
-                "modified_at": updraft_dispatch::rfc3339(o.modified_at),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "objects": objects, "next": next })))
-}
-
-pub(crate) async fn get_object(
-    State(state): Shared,
-    Extension(caller): Extension<Caller>,
-    Path((bucket, key)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let (meta, read) = state.objects.open(&caller.project, &bucket, &key).await?;
-    let body = axum::body::Body::from_stream(ReadStream::new(read));
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    let ct = meta
-        .attrs
-        .content_type
-        .as_deref()
-        .unwrap_or("application/octet-stream");
-    if let Ok(v) = http::HeaderValue::from_str(ct) {
-        h.insert(http::header::CONTENT_TYPE, v);
-    }
-    h.insert(http::header::CONTENT_LENGTH, meta.size.into());
-    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
-        h.insert(http::header::ETAG, v);
-    }
-    Ok(resp)
-}
-
-pub(crate) async fn put_object(
-    State(state): Shared,
-    Extension(caller): Extension<Caller>,
-    Path((bucket, key)): Path<(String, String)>,
-    headers: http::HeaderMap,
-    body: axum::body::Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let meta = state
-        .objects
-        .put_stream(
-            &caller.project,
-            &bucket,
-            &key,
-            content_type,
-            body.into_data_stream(),
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"bucket": bucket, "key": meta.key, "size": meta.size, "etag": meta.etag})),
-    ))
-}
-
-pub(crate) async fn delete_object(
-    State(state): Shared,
-    Extension(caller): Extension<Caller>,
-    Path((bucket, key)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    if state.objects.delete(&caller.project, &bucket, &key).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(PlainError::NoSuchKey(key).into())
-    }
 }

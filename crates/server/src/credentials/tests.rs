@@ -12,6 +12,7 @@ fn a_minted_credential_verifies_and_a_changed_one_does_not() {
         project: "shop".into(),
         function: "orders".into(),
         collections: vec!["orders".into()],
+        buckets: vec!["uploads:read".into()],
     };
     let token = mint(&key(1), &grant);
     assert_eq!(verify(&key(1), &token), Some(grant.clone()));

@@ -3,7 +3,9 @@
 //! Every signed request names an access key; `s3s` checks the signature (headers, presigned
 //! URL or POST policy) with the secret `Auth` derives, then `Access` decides: the bucket
 //! must belong to the key's project, and a key with grants reaches only the buckets it names,
-//! reading or writing as granted. Creating and deleting buckets and changing their CORS takes
+//! reading or writing as granted. A function's key (`AKFN...`, in its environment) is not
+//! stored: [`FunctionKeys`] says whose it is, as long as that function is served with those
+//! grants. Creating and deleting buckets and changing their CORS takes
 //! a key without grants. Unsigned requests may only read objects (GET, HEAD) of buckets made
 //! `--public-read`. A refusal is S3's `AccessDenied` (403), whether or not the bucket exists
 //! in another project.
@@ -27,9 +29,20 @@ pub struct Caller {
     pub project: Option<String>,
     /// Its grants (none: every bucket of the project).
     pub grants: Vec<BucketGrant>,
+    /// The function whose credentials it used, if any (the writer of its changes).
+    pub function: Option<String>,
 }
 
 impl Caller {
+    /// A caller with every right on `project`'s buckets (a project's key, the control API).
+    pub fn owner(project: &str) -> Self {
+        Self {
+            project: Some(project.to_owned()),
+            grants: Vec::new(),
+            function: None,
+        }
+    }
+
     /// Whether the caller may read (`write == false`) or write `bucket`.
     pub fn may(&self, bucket: &BucketInfo, write: bool) -> bool {
         match &self.project {
@@ -82,13 +95,36 @@ fn need(op: &str) -> Need {
     }
 }
 
+/// Who a function's access key stands for (the server knows which functions are served).
+pub trait FunctionKeys: Send + Sync + 'static {
+    /// The caller function key `access_key` stands for: its project, grants and function,
+    /// if that function is still served with those grants.
+    fn caller(&self, access_key: &str) -> Option<Caller>;
+}
+
+impl ObjectService {
+    /// The caller signing with `access_key`, if it is a key: a stored one, or a served
+    /// function's.
+    async fn key_caller(&self, access_key: &str) -> S3Result<Option<Caller>> {
+        if access_key.starts_with(super::FUNCTION_KEY_PREFIX) {
+            return Ok(self.functions.get().and_then(|f| f.caller(access_key)));
+        }
+        let key = self.store.s3_key(access_key).await.map_err(internal)?;
+        Ok(key.map(|k| Caller {
+            project: Some(k.project),
+            grants: k.grants,
+            function: None,
+        }))
+    }
+}
+
 /// Derives the secret of a signed request's access key (if the key exists).
 pub(crate) struct Auth(pub(crate) Arc<ObjectService>);
 
 #[async_trait::async_trait]
 impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.0.store.s3_key(access_key).await.map_err(internal)? {
+        match self.0.key_caller(access_key).await? {
             Some(_) => Ok(SecretKey::from(self.0.keys.secret(access_key))),
             None => Err(s3_error!(InvalidAccessKeyId)),
         }
@@ -104,18 +140,15 @@ impl S3Access for Access {
         let op = cx.s3_op().name().to_owned();
         let need = need(&op);
         let caller = match cx.credentials() {
-            Some(c) => {
-                let Some(key) = self.0.store.s3_key(&c.access_key).await.map_err(internal)? else {
-                    return Err(s3_error!(InvalidAccessKeyId));
-                };
-                Caller {
-                    project: Some(key.project),
-                    grants: key.grants,
-                }
-            }
+            Some(c) => self
+                .0
+                .key_caller(&c.access_key)
+                .await?
+                .ok_or_else(|| s3_error!(InvalidAccessKeyId))?,
             None => Caller {
                 project: None,
                 grants: Vec::new(),
+                function: None,
             },
         };
         let bucket = match cx.s3_path() {
@@ -162,9 +195,10 @@ impl S3Access for Access {
     }
 }
 
-/// Virtual-host requests: `<bucket>.<domain>` (any port); every other host is path-style.
+/// Virtual-host requests: `<bucket>.<domain>` (any port) for the configured domain and the
+/// one granted functions use ([`updraft_dispatch::S3_HOST`]); every other host is path-style.
 pub(crate) struct Hosts {
-    pub(crate) domain: String,
+    pub(crate) domains: Vec<String>,
 }
 
 impl S3Host for Hosts {
@@ -179,10 +213,11 @@ impl S3Host for Hosts {
             }
             _ => host,
         };
-        let bucket = name
-            .strip_suffix(self.domain.as_str())
-            .and_then(|rest| rest.strip_suffix('.'))
-            .filter(|b| !b.is_empty());
+        let bucket = self.domains.iter().find_map(|d| {
+            name.strip_suffix(d.as_str())
+                .and_then(|rest| rest.strip_suffix('.'))
+                .filter(|b| !b.is_empty())
+        });
         Ok(match bucket {
             Some(b) => VirtualHost::new(name).with_bucket(b),
             None => VirtualHost::new(name),

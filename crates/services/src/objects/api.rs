@@ -456,10 +456,11 @@ impl S3 for Api {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let writer = caller(&req)?.function.clone();
         let i = req.input;
         self.0
             .store
-            .delete_object(&i.bucket, &i.key)
+            .delete_object(&i.bucket, &i.key, writer.as_deref())
             .await
             .map_err(object_err)?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
@@ -469,6 +470,7 @@ impl S3 for Api {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let writer = caller(&req)?.function.clone();
         let i = req.input;
         if i.delete.objects.len() > 1000 {
             return Err(s3_error!(
@@ -479,7 +481,12 @@ impl S3 for Api {
         let quiet = i.delete.quiet.unwrap_or(false);
         let (mut deleted, mut errors) = (Vec::new(), Vec::new());
         for o in i.delete.objects {
-            match self.0.store.delete_object(&i.bucket, &o.key).await {
+            match self
+                .0
+                .store
+                .delete_object(&i.bucket, &o.key, writer.as_deref())
+                .await
+            {
                 Ok(_) => deleted.push(DeletedObject {
                     key: Some(o.key),
                     ..Default::default()
@@ -549,7 +556,8 @@ impl S3 for Api {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        super::multipart::complete(&self.0, req.input).await
+        let writer = caller(&req)?.function.clone();
+        super::multipart::complete(&self.0, req.input, writer).await
     }
 
     async fn abort_multipart_upload(

@@ -12,6 +12,13 @@ use updraft_store::objects::S3KeyRecord;
 /// The prefix of every access key id.
 pub const KEY_PREFIX: &str = "AKUP";
 
+/// The prefix of a function's access key id (derived, not stored; see
+/// [`S3Keys::function_key_id`]).
+pub const FUNCTION_KEY_PREFIX: &str = "AKFN";
+
+/// The alphabet of key ids after their prefix (base32's).
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
 /// Mints ids and derives secrets.
 pub struct S3Keys {
     key: hmac::Key,
@@ -35,13 +42,19 @@ impl S3Keys {
 
     /// A fresh access key id.
     pub fn new_id(&self) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         let random: [u8; 16] = rand::random();
-        let tail: String = random
-            .iter()
-            .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
-            .collect();
-        format!("{KEY_PREFIX}{tail}")
+        format!("{KEY_PREFIX}{}", tail(&random))
+    }
+
+    /// The access key id of function `function` of `project` granted `grants` (as the
+    /// manifest writes them): the same for the same three, so every version and restart with
+    /// those grants signs with one key, and nobody without the server's key can derive it.
+    pub fn function_key_id(&self, project: &str, function: &str, grants: &[String]) -> String {
+        let mac = hmac::sign(
+            &self.key,
+            format!("s3-function\0{project}\0{function}\0{}", grants.join("\0")).as_bytes(),
+        );
+        format!("{FUNCTION_KEY_PREFIX}{}", tail(mac.as_ref()))
     }
 
     /// The secret of access key `id`: 40 characters, as AWS's are.
@@ -51,4 +64,13 @@ impl S3Keys {
         s.truncate(40);
         s
     }
+}
+
+/// 16 characters of [`ALPHABET`] from the first 16 bytes.
+fn tail(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take(16)
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
 }

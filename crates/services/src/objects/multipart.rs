@@ -106,6 +106,7 @@ pub(crate) async fn upload_part(
 pub(crate) async fn complete(
     svc: &ObjectService,
     i: CompleteMultipartUploadInput,
+    by: Option<String>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let upload = upload_of(svc, &i.upload_id, &i.bucket, &i.key).await?;
     let cond = condition(i.if_none_match.as_ref(), i.if_match.as_ref())?;
@@ -184,6 +185,7 @@ pub(crate) async fn complete(
                 etag,
                 attrs: upload.attrs,
                 condition: cond,
+                writer: by,
             },
             svc.config.quota(),
         )

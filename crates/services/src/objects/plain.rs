@@ -1,13 +1,14 @@
 //! Objects over plain HTTP, for callers that are not S3 clients (the control API behind
-//! `updraft cp|ls|rm`): put a byte stream, read an object, list a prefix. Same store, same
-//! limits and quota, same commit rules as the S3 listener.
+//! `updraft cp|ls|rm`, and functions with a bearer credential): put a byte stream, read an
+//! object, list a prefix. Same store, same limits and quota, same commit rules and the same
+//! grants ([`Caller::may`]) as the S3 listener.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use s3s::crypto::{Checksum as _, Md5};
 use updraft_store::objects::{BlobRead, ObjectAttrs, ObjectError, ObjectMeta, ObjectPut};
 
-use super::{ObjectService, ObjectsError};
+use super::{Caller, ObjectService, ObjectsError};
 
 /// Why a plain call failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum PlainError {
     /// The body broke off.
     #[error("the body broke off: {0}")]
     Body(String),
+    /// The caller's grants do not cover it.
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl From<ObjectError> for PlainError {
@@ -41,14 +45,34 @@ impl From<ObjectError> for PlainError {
 }
 
 impl ObjectService {
-    /// Stores `body` as `key` in `project`'s bucket, streaming it to a blob.
+    /// The bucket `name` if `who` may read it (`write == false`) or write it.
+    async fn reach(&self, who: &Caller, name: &str, write: bool) -> Result<(), PlainError> {
+        let project = who.project.as_deref().unwrap_or_default();
+        let bucket = self.owned_bucket(project, name).await?;
+        if who.may(&bucket, write) {
+            return Ok(());
+        }
+        let (what, how) = if write {
+            ("write", "`bucket` or `bucket:write`")
+        } else {
+            ("read", "`bucket` or `bucket:read`")
+        };
+        Err(PlainError::Denied(match &who.function {
+            Some(f) => format!(
+                "function `{f}` may not {what} bucket `{name}`: grant it {how} in its `buckets`"
+            ),
+            None => format!("this credential may not {what} bucket `{name}`"),
+        }))
+    }
+
+    /// Stores `body` as `key` in a bucket `who` may write, streaming it to a blob.
     ///
     /// # Errors
     /// [`PlainError`] for a missing bucket, a body past the size limit or the quota, or a
     /// storage failure; nothing is stored then.
     pub async fn put_stream<S, E>(
         &self,
-        project: &str,
+        who: &Caller,
         bucket: &str,
         key: &str,
         content_type: Option<String>,
@@ -58,7 +82,7 @@ impl ObjectService {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
-        self.owned_bucket(project, bucket).await?;
+        self.reach(who, bucket, true).await?;
         check_key(key)?;
         let limit = self.config.max_object_bytes;
         let mut writer = self.store.blob_writer().await?;
@@ -83,21 +107,22 @@ impl ObjectService {
                 ..ObjectAttrs::default()
             },
             condition: Default::default(),
+            writer: who.function.clone(),
         };
         Ok(self.store.put_object(put, self.config.quota()).await?)
     }
 
-    /// The object under `key` in `project`'s bucket and a reader of all its bytes.
+    /// The object under `key` in a bucket `who` may read, and a reader of all its bytes.
     ///
     /// # Errors
     /// [`PlainError::NoSuchKey`], or a missing bucket or storage failure.
     pub async fn open(
         &self,
-        project: &str,
+        who: &Caller,
         bucket: &str,
         key: &str,
     ) -> Result<(ObjectMeta, BlobRead), PlainError> {
-        self.owned_bucket(project, bucket).await?;
+        self.reach(who, bucket, false).await?;
         // A concurrent replace removes the blob read here: read the metadata again.
         for _ in 0..3 {
             let meta = self
@@ -114,28 +139,30 @@ impl ObjectService {
         ))
     }
 
-    /// Deletes the object under `key`; whether there was one.
+    /// Deletes the object under `key` in a bucket `who` may write; whether there was one.
     ///
     /// # Errors
     /// A missing bucket or storage failure.
-    pub async fn delete(&self, project: &str, bucket: &str, key: &str) -> Result<bool, PlainError> {
-        self.owned_bucket(project, bucket).await?;
-        Ok(self.store.delete_object(bucket, key).await?.is_some())
+    pub async fn delete(&self, who: &Caller, bucket: &str, key: &str) -> Result<bool, PlainError> {
+        self.reach(who, bucket, true).await?;
+        let by = who.function.as_deref();
+        Ok(self.store.delete_object(bucket, key, by).await?.is_some())
     }
 
-    /// Up to `limit` objects under `prefix` from `from` (the `next` of the previous page).
+    /// Up to `limit` objects under `prefix` from `from` (the `next` of the previous page), of a
+    /// bucket `who` may read.
     ///
     /// # Errors
     /// A missing bucket or storage failure.
     pub async fn list(
         &self,
-        project: &str,
+        who: &Caller,
         bucket: &str,
         prefix: &str,
         from: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<ObjectMeta>, Option<String>), PlainError> {
-        self.owned_bucket(project, bucket).await?;
+        self.reach(who, bucket, false).await?;
         let limit = limit.clamp(1, 1000);
         let mut page = self
             .store

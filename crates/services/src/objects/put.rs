@@ -228,6 +228,7 @@ pub(crate) async fn put_object(
     mut req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let trailers = req.trailing_headers.take();
+    let writer = caller(&req)?.function.clone();
     let i = req.input;
     let cond = condition(i.if_none_match.as_ref(), i.if_match.as_ref())?;
     let declared = Declared::new(
@@ -272,6 +273,7 @@ pub(crate) async fn put_object(
                 blob: received.blob,
                 attrs: a,
                 condition: cond,
+                writer,
             },
             svc.config.quota(),
         )
@@ -396,6 +398,7 @@ pub(crate) async fn copy_object(
                 blob,
                 attrs: a,
                 condition: PutCondition::Any,
+                writer: who.function.clone(),
             },
             svc.config.quota(),
         )

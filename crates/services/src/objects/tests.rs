@@ -33,8 +33,10 @@ fn bucket_names_follow_s3s_rules() {
 #[test]
 fn virtual_hosts_name_the_bucket_and_other_hosts_are_path_style() {
     let h = Hosts {
-        domain: "s3.localhost".into(),
+        domains: vec!["s3.localhost".into(), "s3.updraft.internal".into()],
     };
+    let vh = h.parse_host_header("thumbs.s3.updraft.internal").unwrap();
+    assert_eq!(vh.bucket(), Some("thumbs"));
     let vh = h.parse_host_header("photos.s3.localhost:3002").unwrap();
     assert_eq!(vh.bucket(), Some("photos"));
     let vh = h.parse_host_header("s3.localhost").unwrap();
@@ -65,4 +67,22 @@ fn secrets_are_derived_from_the_id_and_the_server_key() {
     assert_eq!(a.secret(&id), a.secret(&id));
     assert_eq!(a.secret(&id).len(), 40);
     assert_ne!(a.secret(&id), b.secret(&id));
+}
+
+#[test]
+fn function_key_ids_are_derived_from_project_function_and_grants() {
+    let k = |seed: &[u8]| super::S3Keys::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed));
+    let (a, b) = (k(b"one"), k(b"two"));
+    let grants = ["uploads:read".to_owned(), "thumbs:write".to_owned()];
+    let id = a.function_key_id("shop", "thumbnailer", &grants);
+    assert!(id.starts_with("AKFN") && id.len() == 20, "{id}");
+    assert_eq!(id, a.function_key_id("shop", "thumbnailer", &grants));
+    for other in [
+        a.function_key_id("shop", "thumbnailer", &grants[..1]),
+        a.function_key_id("shop", "resizer", &grants),
+        a.function_key_id("other", "thumbnailer", &grants),
+        b.function_key_id("shop", "thumbnailer", &grants),
+    ] {
+        assert_ne!(id, other);
+    }
 }

@@ -185,6 +185,7 @@ pub(super) fn commit(
         &format!("ObjectCreated:{}", put.how),
         (put.blob.size, &put.etag),
         now,
+        put.writer.as_deref(),
     )?;
     let meta = ObjectMeta {
         bucket: put.bucket.clone(),
@@ -216,6 +217,7 @@ pub(super) fn log_change(
     event: &str,
     (size, etag): (u64, &str),
     at: i64,
+    writer: Option<&str>,
 ) -> Result<(), StoreError> {
     let watched: bool = ctx
         .conn
@@ -229,8 +231,8 @@ pub(super) fn log_change(
     let revision = ctx.next_revision();
     ctx.conn
         .prepare_cached(
-            "INSERT INTO object_changes (revision, bucket, key, event, size, etag, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO object_changes (revision, bucket, key, event, size, etag, at, writer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             to_i64(revision),
@@ -239,7 +241,8 @@ pub(super) fn log_change(
             event,
             to_i64(size),
             etag,
-            at
+            at,
+            writer
         ])?;
     ctx.logged = true;
     Ok(())

@@ -151,7 +151,7 @@ impl ObjectStore for FsObjects {
     ) -> Result<Vec<ObjectChange>, ObjectError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT revision, key, event, size, etag, at FROM object_changes
+                "SELECT revision, key, event, size, etag, at, writer FROM object_changes
                  WHERE bucket = ?1 AND revision > ?2 ORDER BY revision LIMIT ?3",
             )?;
             let rows = stmt.query_map(
@@ -168,6 +168,7 @@ impl ObjectStore for FsObjects {
                         size: to_u64(r.get(3)?),
                         etag: r.get(4)?,
                         at: r.get(5)?,
+                        writer: r.get(6)?,
                     })
                 },
             )?;
@@ -260,8 +261,10 @@ impl ObjectStore for FsObjects {
         &self,
         bucket: &str,
         key: &str,
+        writer: Option<&str>,
     ) -> Result<Option<ObjectMeta>, ObjectError> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let writer = writer.map(str::to_owned);
         let old = self
             .write(move |ctx| {
                 let c = ctx.conn;
@@ -282,6 +285,7 @@ impl ObjectStore for FsObjects {
                         "ObjectRemoved:Delete",
                         (0, ""),
                         now_ms(),
+                        writer.as_deref(),
                     )?;
                 }
                 Ok(Ok(old))

@@ -46,6 +46,7 @@ fn put(key: &str, blob: BlobRef) -> ObjectPut {
         blob,
         attrs: ObjectAttrs::default(),
         condition: PutCondition::Any,
+        writer: None,
     }
 }
 
@@ -90,11 +91,11 @@ async fn a_put_replaces_the_object_and_its_old_blob_and_survives_a_reopen() {
     let got = s.head_object("b", "a/1").await.unwrap().unwrap();
     assert_eq!(got, second);
     assert_eq!(read_all(&s, &got.blob, 0, 100).await, b"bye!");
-    let gone = s.delete_object("b", "a/1").await.unwrap().unwrap();
+    let gone = s.delete_object("b", "a/1", None).await.unwrap().unwrap();
     assert_eq!(gone.key, "a/1");
     assert_eq!(blob_files(dir.path()), 0);
     assert_eq!(s.usage("p").await.unwrap(), ObjectUsage::default());
-    assert!(s.delete_object("b", "a/1").await.unwrap().is_none());
+    assert!(s.delete_object("b", "a/1", None).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -282,7 +283,7 @@ async fn multipart_uploads_complete_or_abort_and_clean_their_parts() {
         s.abort_upload(&u2.id).await,
         Err(ObjectError::NoSuchUpload(_))
     ));
-    s.delete_object("b", "big").await.unwrap();
+    s.delete_object("b", "big", None).await.unwrap();
     s.delete_bucket("b").await.unwrap();
     assert!(s.bucket("b").await.unwrap().is_none());
 }
@@ -344,15 +345,17 @@ async fn watched_buckets_log_committed_changes_only() {
     s.watch_bucket("b").await.unwrap();
     let mut commits = s.data.commits();
     commits.borrow_and_update();
-    s.put_object(put("a b.jpg", blob(&s, b"hello").await), QUOTA)
-        .await
-        .unwrap();
+    let mut by_function = put("a b.jpg", blob(&s, b"hello").await);
+    by_function.writer = Some("thumbnailer".into());
+    s.put_object(by_function, QUOTA).await.unwrap();
     assert!(commits.has_changed().unwrap(), "feeds are woken");
     let mut refused = put("a b.jpg", blob(&s, b"again").await);
     refused.condition = PutCondition::Absent;
     assert!(s.put_object(refused, QUOTA).await.is_err());
-    s.delete_object("b", "a b.jpg").await.unwrap();
-    s.delete_object("b", "never").await.unwrap();
+    s.delete_object("b", "a b.jpg", Some("cleaner"))
+        .await
+        .unwrap();
+    s.delete_object("b", "never", None).await.unwrap();
     let changes = s.object_changes("b", 0, 10).await.unwrap();
     let seen: Vec<(&str, &str, u64)> = changes
         .iter()
@@ -366,6 +369,8 @@ async fn watched_buckets_log_committed_changes_only() {
         ]
     );
     assert!(changes[0].revision < changes[1].revision);
+    let writers: Vec<Option<&str>> = changes.iter().map(|c| c.writer.as_deref()).collect();
+    assert_eq!(writers, [Some("thumbnailer"), Some("cleaner")]);
     let after = s
         .object_changes("b", changes[0].revision, 10)
         .await

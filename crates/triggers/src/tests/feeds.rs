@@ -36,6 +36,7 @@ impl Scripted {
                     "collection": collection, "op": op, "id": id, "revision": position,
                     "at": 1_700_000_000_000 + position as i64, "data": after, "before": before,
                 }),
+                writer: None,
             },
         ));
         drop(all);
@@ -191,6 +192,7 @@ async fn a_kv_trigger_follows_its_store_and_a_missing_store_is_reported() {
                     id: "k".into(),
                     at: 1,
                     body: json!({"store": "sessions", "op": op, "key": "k", "value": "x".repeat(300_000)}),
+                    writer: None,
                 },
             ));
         }

@@ -46,6 +46,10 @@ impl DataPlane {
                     .layer(DefaultBodyLimit::max(super::super::docs::max_body(state))),
             )
             .nest_service(
+                "/_updraft/storage/v1",
+                super::super::storage::data_routes(state),
+            )
+            .nest_service(
                 "/_updraft/kv/v1",
                 super::super::kv::data_routes(state)
                     .layer(DefaultBodyLimit::max(super::super::kv::max_body(state))),
