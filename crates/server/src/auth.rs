@@ -224,13 +224,7 @@ pub(crate) async fn require_role(
         .extensions()
         .get::<MatchedPath>()
         .map_or(Role::Owner, |p| roles::required(req.method(), p.as_str()));
-    let token = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
+    let Some(token) = bearer(req.headers()) else {
         return ApiError::new(
             Code::Unauthorized,
             "missing `Authorization: Bearer <key>` header (the admin key is in <data dir>/admin-token; `updraft key create` makes scoped ones)",
@@ -320,3 +314,12 @@ fn project_not_found(project: &str) -> Response {
 
 #[cfg(test)]
 mod tests;
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed.
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}

@@ -83,12 +83,7 @@ pub(crate) fn data_routes(state: &Arc<AppState>) -> Router {
 }
 
 async fn caller(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let bearer = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let bearer = crate::auth::bearer(req.headers());
     if let Some(token) = bearer.filter(|t| t.starts_with(credentials::PREFIX)) {
         let caller = match function_caller(&state, token) {
             Ok(c) => c,

@@ -45,12 +45,7 @@ async fn data_caller(State(state): State<Arc<AppState>>, mut req: Request, next:
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let token = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
+    let token = crate::auth::bearer(req.headers()).map(str::to_owned);
     let Some(token) = token else {
         return ApiError::new(
             Code::Unauthorized,

@@ -64,13 +64,7 @@ pub(crate) fn data_routes(state: &Arc<AppState>) -> Router {
 
 /// Resolves the bearer function credential to the caller it stands for.
 async fn function_caller(State(state): Shared, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
+    let Some(token) = crate::auth::bearer(req.headers()) else {
         return ApiError::new(
             Code::Unauthorized,
             "`Authorization: Bearer $UPDRAFT_STORAGE_TOKEN` is required (the credential of a \

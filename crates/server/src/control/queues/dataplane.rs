@@ -224,12 +224,7 @@ async fn require_key(State(state): Shared, mut req: Request, next: Next) -> Resp
         Err(e) => return e.into_response(),
     };
     req.extensions_mut().insert(InProject(project.clone()));
-    let token = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
+    let token = crate::auth::bearer(req.headers()).map(str::to_owned);
     let mut segments = req.uri().path().trim_start_matches('/').split('/').skip(1);
     let (kind, target) = (
         segments.next().unwrap_or("").to_owned(),
