@@ -224,6 +224,19 @@ pub struct DeployRequest {
     /// Who is deploying (e.g. `alice@laptop`), recorded on each new version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployer: Option<String>,
+    /// The files of the app's `[site]` by path (`/index.html`), each uploaded before
+    /// (`PUT /v1/site/files/{digest}`). Required when the manifest has `[site]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<BTreeMap<String, SiteFile>>,
+}
+
+/// One file of a static site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteFile {
+    /// The SHA-256 of its bytes, lower-case hex.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// How a canary takes traffic and whether it is guarded.
@@ -254,6 +267,9 @@ pub struct DeployResponse {
     /// Versions deleted by retention, as `function` → numbers.
     #[serde(default)]
     pub pruned: BTreeMap<String, Vec<u32>>,
+    /// The site version now live, if the app has a `[site]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_version: Option<u32>,
 }
 
 /// One version of a function (`GET /v1/functions/{name}/versions`).

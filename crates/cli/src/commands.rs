@@ -14,6 +14,7 @@ pub(crate) mod project;
 pub(crate) mod queue;
 pub(crate) mod secret;
 pub(crate) mod serve;
+pub(crate) mod site;
 pub(crate) mod up;
 pub(crate) mod usage;
 pub(crate) mod users;

@@ -96,6 +96,8 @@ enum Command {
     /// Manage S3 access keys, scoped to the project or to buckets, read or write.
     #[command(name = "s3-key")]
     S3Key(commands::objects::S3KeyArgs),
+    /// Show the project's static site (`[site]`) and roll it back.
+    Site(commands::site::SiteArgs),
     /// Copy a file to an object (`s3://bucket/key`) or an object to a file.
     Cp(commands::objects::CpArgs),
     /// List buckets, or the objects under `s3://bucket/prefix`.
@@ -155,6 +157,7 @@ fn main() -> ExitCode {
             Command::Db(args) => commands::db::db(args).await,
             Command::Bucket(args) => commands::objects::bucket(args).await,
             Command::S3Key(args) => commands::objects::s3_key(args).await,
+            Command::Site(args) => commands::site::site(args).await,
             Command::Cp(args) => commands::objects::cp(args).await,
             Command::Ls(args) => commands::objects::ls(args).await,
             Command::Rm(args) => commands::objects::rm(args).await,

@@ -43,7 +43,9 @@ use updraft_registry::{Lookup, Project, Registry, Snapshot};
 
 mod cors;
 pub mod listen;
+mod mounts;
 pub use listen::ListenConfig;
+pub use mounts::{Mounted, SiteFallback};
 
 /// Decides whether a request carries an Updraft key, and one that may pin a version.
 pub trait AdminCheck: Send + Sync + 'static {
@@ -105,6 +107,7 @@ pub struct Gateway {
     dispatcher: Arc<Dispatcher>,
     admin: Option<Arc<dyn AdminCheck>>,
     services: Option<Arc<dyn Mounted>>,
+    sites: Option<Arc<dyn SiteFallback>>,
     users: Option<Arc<dyn UserCheck>>,
     base_domain: String,
 }
@@ -116,16 +119,6 @@ pub const DEFAULT_BASE_DOMAIN: &str = "localhost";
 /// clients), not by function routes.
 pub const SERVICES_PREFIX: &str = "/_updraft/";
 
-/// The platform's own data-plane APIs, served under [`SERVICES_PREFIX`] (the gateway does not
-/// know what they are: the composition root mounts them).
-pub trait Mounted: Send + Sync + 'static {
-    /// Answers one request.
-    fn call(
-        &self,
-        req: Request<Incoming>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send + 'static>>;
-}
-
 impl Gateway {
     /// A gateway serving what `registry` publishes, handing requests to `dispatcher`.
     pub fn new(registry: Arc<Registry>, dispatcher: Arc<Dispatcher>) -> Self {
@@ -134,6 +127,7 @@ impl Gateway {
             dispatcher,
             admin: None,
             services: None,
+            sites: None,
             users: None,
             base_domain: DEFAULT_BASE_DOMAIN.to_owned(),
         }
@@ -217,6 +211,13 @@ impl Gateway {
         self
     }
 
+    /// Answers what no route matches from the project's site.
+    #[must_use]
+    pub fn with_sites(mut self, sites: Arc<dyn SiteFallback>) -> Self {
+        self.sites = Some(sites);
+        self
+    }
+
     /// Serves [`SERVICES_PREFIX`] with `services`.
     #[must_use]
     pub fn with_services(mut self, services: Arc<dyn Mounted>) -> Self {
@@ -287,6 +288,15 @@ impl Gateway {
                     return resp;
                 }
                 Lookup::NotFound => {
+                    let name = project.record.as_ref().map_or(DEFAULT_PROJECT, |r| &r.id);
+                    if let Some(answer) = self
+                        .sites
+                        .as_ref()
+                        .and_then(|s| s.serve(name, req.method(), req.uri(), req.headers()))
+                    {
+                        drop(snapshot);
+                        return answer.await;
+                    }
                     return error_response(
                         Code::RouteNotFound,
                         format!("no function is routed at {path}"),

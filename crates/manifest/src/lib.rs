@@ -31,6 +31,7 @@ mod policy;
 mod route;
 mod schedule;
 mod schema;
+mod site;
 mod units;
 
 pub use collections::{Collection, RULE_OPERATIONS, is_field_path, is_store_name};
@@ -48,4 +49,5 @@ pub use schema::{
     Method, Name, NameError, QueueTrigger, QuotaMetric, QuotaPeriod, Quotas, Retry,
     ScheduleTrigger, TopicTrigger, is_env_name,
 };
+pub use site::{MAX_SITE_RULES, Site, SiteHeaders, SiteRule};
 pub use units::{ByteSize, format_duration, format_size, parse_duration, parse_size};

@@ -70,6 +70,7 @@ struct RawManifest {
     functions: Vec<RawFunction>,
     #[serde(default)]
     collections: Vec<crate::collections::RawCollection>,
+    site: Option<crate::site::RawSite>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +175,9 @@ pub struct Manifest {
     /// The `[[collections]]` tables: the app's document collections.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collections: Vec<crate::Collection>,
+    /// The `[site]` table: the app's static files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<crate::Site>,
 }
 
 /// The `[app]` table.
@@ -949,10 +953,15 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
     for (i, f) in functions.iter().enumerate() {
         db::check_collections(c, i, &f.collections, &f.db, &collections);
     }
+    let (site, problems) = crate::site::validate(raw.site);
+    for (path, message) in problems {
+        c.report(&path, message);
+    }
     Manifest {
         app: App { name: app_name },
         functions,
         collections,
+        site,
     }
 }
 

@@ -347,6 +347,7 @@ impl Registry {
             removed: outcome.removed,
             published: outcome.published.into_iter().collect(),
             pruned,
+            site_version: None,
         })
     }
 

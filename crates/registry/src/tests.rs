@@ -117,6 +117,7 @@ fn request(env: &Env, functions: &[(&str, &str)], canary: Option<u8>) -> DeployR
             promote_after_ms: None,
         }),
         deployer: None,
+        site: None,
     }
 }
 

@@ -82,6 +82,8 @@
 //!
 //! [objects]                     # buckets and the S3 API (every key: see storage.md)
 //!
+//! [sites]                       # static sites (max_file_bytes, max_files: see sites.md)
+//!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key
 //!
@@ -212,6 +214,8 @@ pub struct FileConfig {
     pub documents: updraft_services::docs::DocConfig,
     /// Object storage (`[objects]`).
     pub objects: updraft_services::objects::ObjectsConfig,
+    /// Static sites (`[sites]`).
+    pub sites: updraft_services::sites::SitesConfig,
     /// Proxies whose `X-Forwarded-For` names the client (`[auth] trusted_proxies`), for the
     /// auth API's rate limits.
     pub trusted_proxies: Vec<Cidr>,
@@ -262,6 +266,7 @@ impl Default for FileConfig {
             key_value: updraft_services::kv::KvConfig::default(),
             documents: updraft_services::docs::DocConfig::default(),
             objects: updraft_services::objects::ObjectsConfig::default(),
+            sites: updraft_services::sites::SitesConfig::default(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -568,6 +573,7 @@ impl FileConfig {
             key_value: keyvalue::parse(&raw.key_value).map_err(err)?,
             documents: keyvalue::documents(&raw.documents).map_err(err)?,
             objects: objects::parse(&raw.objects).map_err(err)?,
+            sites: objects::parse_sites(&raw.sites).map_err(err)?,
             trusted_proxies: sections::trusted_proxies(&raw.auth).map_err(err)?,
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,

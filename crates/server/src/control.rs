@@ -64,12 +64,14 @@ mod params;
 mod projects;
 mod queues;
 mod secrets;
+mod sites;
 mod storage;
 mod usage;
 mod users;
 
 pub(crate) use docs::Collections;
 pub(crate) use queues::DataPlane;
+pub(crate) use sites::Sites;
 
 use std::sync::Arc;
 
@@ -138,6 +140,13 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             axum::routing::delete(objects::delete_bucket),
         )
         .nest("/v1", storage::control_routes())
+        .route("/v1/site", get(sites::show))
+        .route("/v1/site/rollback", post(sites::rollback))
+        .route("/v1/site/files/missing", post(sites::missing))
+        .route(
+            "/v1/site/files/{digest}",
+            axum::routing::put(sites::upload).layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/v1/s3-keys",
             get(objects::list_keys).post(objects::create_key),

@@ -108,6 +108,12 @@ async fn sweep(state: &State) {
             Ok(n) => tracing::info!(n, "removed object blobs nothing names"),
             Err(e) => tracing::warn!(error = %e, "could not sweep object blobs"),
         }
+        // Site files no kept version names (uploads not deployed within the hour included).
+        match state.sites.collect_files(age).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, "removed site files no version names"),
+            Err(e) => tracing::warn!(error = %e, "could not collect site files"),
+        }
     }
     if let Err(e) = state
         .registry

@@ -119,6 +119,8 @@ pub(crate) struct State {
     pub(crate) objects: Arc<updraft_services::objects::ObjectService>,
     /// Base URL of the S3 listener, set once it is bound.
     pub(crate) s3_url: std::sync::OnceLock<String>,
+    /// Static sites (`[site]`, `/v1/site`, the gateway's fallback).
+    pub(crate) sites: Arc<updraft_services::sites::SiteService>,
     /// When the janitor last swept unnamed object blobs (ms since the epoch; 0: never).
     pub(crate) blobs_swept_at: std::sync::atomic::AtomicI64,
     /// Access tokens the gateway has verified.
@@ -262,6 +264,15 @@ impl Server {
         let mut doc_config = config.file.documents.clone();
         doc_config.max_project_bytes = config.file.key_value.max_project_bytes;
         let doc_changes = changes::DataChanges::new(data.clone(), objects.clone());
+        let sites = updraft_services::sites::SiteService::new(
+            Arc::new((*data).clone()),
+            updraft_store::FsArtifacts::files(config.data_dir.join("sites").join("files"))?,
+            config.file.sites.clone(),
+        );
+        sites
+            .load()
+            .await
+            .map_err(|e| ServerError::Config(format!("loading the live static sites: {e}")))?;
         let function_buckets =
             function_buckets::FunctionBuckets::new(objects.clone(), secret_key.clone());
         objects.set_function_keys(function_buckets.clone());
@@ -295,7 +306,8 @@ impl Server {
             .with_base_domain(&config.file.base_domain)
             .with_admin_check(auth.clone())
             .with_user_check(user_tokens.clone())
-            .with_services(services.clone());
+            .with_services(services.clone())
+            .with_sites(Arc::new(control::Sites(sites.clone())));
         let wakeups: Arc<dyn Wakeups> = Arc::new(LocalWakeups::default());
         let triggers = Triggers::new(
             event_log.clone(),
@@ -323,6 +335,7 @@ impl Server {
             data,
             objects,
             s3_url: std::sync::OnceLock::new(),
+            sites,
             blobs_swept_at: std::sync::atomic::AtomicI64::new(0),
             user_tokens,
             trusted_proxies: config.file.trusted_proxies.clone(),

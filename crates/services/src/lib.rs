@@ -6,7 +6,9 @@
 //! - [`kv`]: key-value stores for functions (`wasi:keyvalue`, Spin) and over HTTP;
 //! - [`docs`]: JSON document collections with CEL rules, queries and live changes;
 //! - [`objects`]: buckets and objects, served with the S3 API (through `s3s`) on their own
-//!   listener, and over plain HTTP for the control API.
+//!   listener, and over plain HTTP for the control API;
+//! - [`sites`]: static sites, published per project with the app that declares them and
+//!   served where no function route matches.
 //!
 //! It owns the rules of those services and their HTTP shapes; state lives behind the store's
 //! traits ([`updraft_store::AuthStore`], [`updraft_store::KvStore`],
@@ -19,3 +21,4 @@ pub mod auth;
 pub mod docs;
 pub mod kv;
 pub mod objects;
+pub mod sites;

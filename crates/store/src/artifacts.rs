@@ -1,4 +1,5 @@
-//! The embedded artifact store: content-addressed files, `artifacts/<sha256>.wasm`.
+//! The embedded artifact store: content-addressed files, `artifacts/<sha256>.wasm` (and, for
+//! static sites' files, `sites/files/<sha256>.blob`: [`FsArtifacts::files`]).
 //!
 //! A write goes to a temporary file in the same directory while it is hashed; commit checks
 //! the digest, fsyncs the file, renames it into place and fsyncs the directory, so a crash
@@ -16,6 +17,8 @@ use crate::{ArtifactStore, ArtifactWriter, StoreError, io_err};
 #[derive(Debug, Clone)]
 pub struct FsArtifacts {
     dir: PathBuf,
+    /// The file name's ending after the digest.
+    suffix: &'static str,
 }
 
 impl FsArtifacts {
@@ -26,7 +29,24 @@ impl FsArtifacts {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            suffix: ".wasm",
+        })
+    }
+
+    /// Content-addressed files of any kind under `dir` (`<sha256>.blob`; created if
+    /// missing). Blocking: call it at start-up.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the directory cannot be created.
+    pub fn files(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(Self {
+            dir,
+            suffix: ".blob",
+        })
     }
 
     /// Where the artifact with this digest lives (whether or not it exists).
@@ -36,7 +56,7 @@ impl FsArtifacts {
     /// digest can never name a path outside the directory).
     pub fn path(&self, digest: &str) -> Result<PathBuf, StoreError> {
         check_digest(digest)?;
-        Ok(self.dir.join(format!("{digest}.wasm")))
+        Ok(self.dir.join(format!("{digest}{}", self.suffix)))
     }
 }
 
@@ -116,14 +136,15 @@ impl ArtifactStore for FsArtifacts {
     }
 
     async fn list(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let dir = self.dir.clone();
+        let (dir, suffix) = (self.dir.clone(), self.suffix);
         blocking(move || {
             let mut out = Vec::new();
             for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
                 let entry = entry.map_err(io_err(&dir))?;
                 let name = entry.file_name();
-                // Temp files of writes in progress start with a dot; only `<digest>.wasm` counts.
-                let Some(digest) = name.to_str().and_then(|n| n.strip_suffix(".wasm")) else {
+                // Temp files of writes in progress start with a dot; only `<digest><suffix>`
+                // counts.
+                let Some(digest) = name.to_str().and_then(|n| n.strip_suffix(suffix)) else {
                     continue;
                 };
                 if check_digest(digest).is_err() {

@@ -172,6 +172,23 @@ CREATE INDEX object_changes_by_bucket ON object_changes (bucket, revision);
 "#,
     // Who made each change: the function whose credentials wrote it (the loop guard).
     "ALTER TABLE object_changes ADD COLUMN writer TEXT;",
+    // Static sites: versions of each project's site and the live one.
+    r#"
+CREATE TABLE site_versions (
+    project     TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    app         TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    files       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    deployer    TEXT NOT NULL,
+    PRIMARY KEY (project, version)
+) WITHOUT ROWID;
+CREATE TABLE site_live (
+    project     TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The SQLite backend of [`crate::KvStore`] and [`crate::DocStore`]: `data.db` in the data

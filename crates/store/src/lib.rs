@@ -41,6 +41,7 @@ pub mod kv;
 pub mod objects;
 mod projects;
 mod secrets;
+pub mod sites;
 mod sqlite;
 mod telemetry;
 mod traits;

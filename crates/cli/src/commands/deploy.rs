@@ -99,12 +99,17 @@ pub(crate) async fn deploy_dir(
         artifacts.insert(f.name.to_string(), digest);
     }
 
+    let site = match &manifest.site {
+        Some(site) => Some(super::site::upload(client, dir, site, progress).await?),
+        None => None,
+    };
     let req = DeployRequest {
         manifest: text,
         manifest_file: Some(shown),
         artifacts,
         canary,
         deployer: deployer(),
+        site,
     };
     let pb = progress.then(|| output::spinner(format!("deploying app {}", manifest.app.name)));
     let resp = client

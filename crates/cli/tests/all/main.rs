@@ -24,6 +24,7 @@ mod outbound;
 mod projects;
 mod restart;
 mod secrets;
+mod sites;
 mod support;
 mod toolchains;
 mod versions;

@@ -77,6 +77,9 @@ pub(crate) fn required(method: &Method, route: &str) -> Role {
             Role::Deployer
         }
         "/v1/artifacts/{digest}"
+        | "/v1/site/files/missing"
+        | "/v1/site/files/{digest}"
+        | "/v1/site/rollback"
         | "/v1/apps"
         | "/v1/functions/{name}"
         | "/v1/functions/{name}/aliases/{alias}"

@@ -80,3 +80,31 @@ pub(super) fn parse(raw: &RawObjects) -> Result<ObjectsConfig, String> {
         region,
     })
 }
+
+/// The `[sites]` table as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSites {
+    max_file_bytes: Option<String>,
+    max_files: Option<usize>,
+}
+
+/// Checks the `[sites]` table (static sites' limits); errors name the key.
+pub(super) fn parse_sites(raw: &RawSites) -> Result<updraft_services::sites::SitesConfig, String> {
+    let d = updraft_services::sites::SitesConfig::default();
+    Ok(updraft_services::sites::SitesConfig {
+        max_file_bytes: match &raw.max_file_bytes {
+            None => d.max_file_bytes,
+            Some(s) => match parse_size(s) {
+                Ok(0) => return Err("sites.max_file_bytes: must be at least 1 byte".into()),
+                Ok(n) => n,
+                Err(e) => return Err(format!("sites.max_file_bytes: {e}")),
+            },
+        },
+        max_files: match raw.max_files {
+            Some(0) => return Err("sites.max_files: must be at least 1".into()),
+            Some(n) => n,
+            None => d.max_files,
+        },
+    })
+}

@@ -50,6 +50,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) objects: super::objects::RawObjects,
     #[serde(default)]
+    pub(super) sites: super::objects::RawSites,
+    #[serde(default)]
     pub(super) auth: RawAuth,
 }
 

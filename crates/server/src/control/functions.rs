@@ -54,12 +54,61 @@ pub(crate) async fn deploy_app(
         (Some(d), None) => d,
         (None, None) => "unknown".to_owned(),
     };
-    Ok(Json(
-        state
-            .registry
-            .deploy(&caller.project, req, deployer)
-            .await?,
-    ))
+    // The site is checked before anything changes (its files must be uploaded), published
+    // after the functions.
+    let site = sites_of(&state, &req).await?;
+    let files = req.site.clone();
+    let mut resp = state
+        .registry
+        .deploy(&caller.project, req, deployer.clone())
+        .await?;
+    resp.site_version = match (site, files) {
+        (Some(config), Some(files)) => Some(
+            state
+                .sites
+                .publish(&caller.project, &resp.app, config, files, &deployer)
+                .await?
+                .version,
+        ),
+        _ => {
+            state.sites.unpublish(&caller.project, &resp.app).await?;
+            None
+        }
+    };
+    Ok(Json(resp))
+}
+
+/// The `[site]` of a deploy, its files checked to be uploaded.
+async fn sites_of(
+    state: &AppState,
+    req: &DeployRequest,
+) -> Result<Option<updraft_manifest::Site>, ApiError> {
+    let file = req.manifest_file.as_deref().unwrap_or("updraft.toml");
+    // A manifest that does not parse is the registry's to report.
+    let Ok(manifest) = updraft_manifest::Manifest::parse(file, &req.manifest) else {
+        return Ok(None);
+    };
+    match (manifest.site, &req.site) {
+        (None, _) => Ok(None),
+        (Some(_), None) => Err(ApiError::new(
+            Code::BadRequest,
+            format!("{file} has [site] but the request lists no site files (`site`)"),
+        )),
+        (Some(site), Some(files)) => {
+            let digests: Vec<String> = files.values().map(|f| f.digest.clone()).collect();
+            let missing = state.sites.missing(&digests).await?;
+            if let Some(d) = missing.first() {
+                return Err(ApiError::new(
+                    Code::BadRequest,
+                    format!(
+                        "site file {d} was not uploaded (PUT /v1/site/files/{d}); {} missing",
+                        missing.len()
+                    ),
+                ));
+            }
+            Ok(Some(site))
+        }
+    }
 }
 
 pub(crate) async fn list_versions(
