@@ -6,7 +6,7 @@
 //! the version (if anything changed) and swaps it in: each request reads one version from
 //! start to end, so a deploy under load never mixes two. Rollback makes an older version live.
 //!
-//! What a request gets is [`serve`]'s: redirects, files (`index.html` for directories),
+//! What a request gets is [`SiteService::serve`]'s: redirects, files (`index.html` for directories),
 //! rewrites, the SPA fallback, the 404 page; strong ETags and 304s, one byte range, cache
 //! headers by kind (immutable for fingerprinted assets, revalidated for the rest), content
 //! types by extension, precompressed `.br`/`.gz` siblings and on-the-fly gzip.
