@@ -18,6 +18,7 @@
 
 mod answer;
 pub mod auth;
+mod chunks;
 pub mod docs;
 pub mod kv;
 pub mod objects;

@@ -12,19 +12,20 @@
 
 pub mod access;
 mod api;
-mod drain;
+mod cors;
 mod keys;
 mod list;
+mod listener;
 mod multipart;
 mod plain;
 mod put;
 #[cfg(test)]
 mod tests;
 
+pub use crate::chunks::ReadStream;
 pub use access::{Caller, FunctionKeys};
-pub use api::ReadStream;
-pub use drain::S3Listener;
 pub use keys::{FUNCTION_KEY_PREFIX, KEY_PREFIX, MintedKey, S3Keys};
+pub use listener::S3Listener;
 pub use plain::PlainError;
 
 use std::sync::Arc;
@@ -155,13 +156,21 @@ impl ObjectService {
         let mut builder = s3s::service::S3ServiceBuilder::new(api::Api(self.clone()));
         builder.set_auth(access::Auth(self.clone()));
         builder.set_access(access::Access(self.clone()));
-        builder.set_host(access::Hosts {
+        builder.set_host(self.hosts());
+        S3Listener {
+            inner: builder.build(),
+            svc: self.clone(),
+        }
+    }
+
+    /// How hosts name buckets (virtual-host style).
+    pub(crate) fn hosts(&self) -> access::Hosts {
+        access::Hosts {
             domains: vec![
                 self.config.domain.clone(),
                 updraft_dispatch::S3_HOST.to_owned(),
             ],
-        });
-        S3Listener(builder.build())
+        }
     }
 
     /// Creates a bucket of `project`.

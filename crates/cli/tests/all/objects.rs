@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 use updraft_test_guests::PY_CLIENTS;
 
+mod cors;
 mod durability;
 mod functions;
 mod triggers;

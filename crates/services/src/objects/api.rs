@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
-use tokio::io::AsyncRead as _;
 use updraft_store::objects::{ObjectError, ObjectMeta};
 
 use super::ObjectService;
@@ -42,6 +41,18 @@ pub(crate) fn object_err(e: ObjectError) -> S3Error {
         }
         other => internal(other),
     }
+}
+
+/// The bucket `name`, or S3's `NoSuchBucket`.
+pub(crate) async fn existing_bucket(
+    svc: &ObjectService,
+    name: &str,
+) -> S3Result<updraft_store::objects::BucketInfo> {
+    svc.store
+        .bucket(name)
+        .await
+        .map_err(object_err)?
+        .ok_or_else(|| s3_error!(NoSuchBucket))
 }
 
 /// The caller [`super::access::Access`] resolved.
@@ -170,45 +181,7 @@ impl Api {
 
 /// A blob's bytes as a body stream, 64 KiB at a time.
 pub(crate) fn body_of(read: updraft_store::objects::BlobRead) -> StreamingBlob {
-    StreamingBlob::wrap(ReadStream::new(read))
-}
-
-/// A blob's bytes as a stream of chunks of at most 64 KiB (for any HTTP body).
-pub struct ReadStream {
-    read: updraft_store::objects::BlobRead,
-    buf: Vec<u8>,
-}
-
-impl ReadStream {
-    /// The chunks of `read`.
-    pub fn new(read: updraft_store::objects::BlobRead) -> Self {
-        Self {
-            read,
-            buf: vec![0; 64 << 10],
-        }
-    }
-}
-
-impl futures::Stream for ReadStream {
-    type Item = std::io::Result<bytes::Bytes>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let mut rb = tokio::io::ReadBuf::new(&mut this.buf);
-        match std::pin::Pin::new(&mut this.read).poll_read(cx, &mut rb) {
-            std::task::Poll::Pending => std::task::Poll::Pending,
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
-            std::task::Poll::Ready(Ok(())) if rb.filled().is_empty() => {
-                std::task::Poll::Ready(None)
-            }
-            std::task::Poll::Ready(Ok(())) => {
-                std::task::Poll::Ready(Some(Ok(bytes::Bytes::copy_from_slice(rb.filled()))))
-            }
-        }
-    }
+    StreamingBlob::wrap(crate::chunks::ReadStream::new(read))
 }
 
 fn checksums_out(meta: &ObjectMeta) -> Checksum {
@@ -299,35 +272,39 @@ impl S3 for Api {
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        match self
-            .0
-            .store
-            .bucket(&req.input.bucket)
-            .await
-            .map_err(object_err)?
-        {
-            Some(_) => Ok(S3Response::new(HeadBucketOutput {
-                bucket_region: Some(self.0.config.region.clone()),
-                ..Default::default()
-            })),
-            None => Err(s3_error!(NoSuchBucket)),
-        }
+        existing_bucket(&self.0, &req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.0.config.region.clone()),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        super::cors::put(&self.0, req.input).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        super::cors::get(&self.0, &req.input.bucket).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        super::cors::delete(&self.0, &req.input.bucket).await
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        if self
-            .0
-            .store
-            .bucket(&req.input.bucket)
-            .await
-            .map_err(object_err)?
-            .is_none()
-        {
-            return Err(s3_error!(NoSuchBucket));
-        }
+        existing_bucket(&self.0, &req.input.bucket).await?;
         // us-east-1 is reported as no constraint, as S3 does.
         let region = &self.0.config.region;
         Ok(S3Response::new(GetBucketLocationOutput {

@@ -4,6 +4,7 @@ use std::io::SeekFrom;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
@@ -17,8 +18,6 @@ use super::SiteService;
 const GZIP_MAX: u64 = 8 << 20;
 /// Smallest file worth compressing.
 const GZIP_MIN: u64 = 1024;
-/// Bytes read from a file at a time.
-const CHUNK: usize = 64 << 10;
 
 /// What the gateway passes on: the request without its body.
 #[derive(Debug, Clone)]
@@ -421,23 +420,10 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 async fn stream_file(path: &std::path::Path, start: u64, len: u64) -> Result<Body, std::io::Error> {
     let mut file = tokio::fs::File::open(path).await?;
     file.seek(SeekFrom::Start(start)).await?;
-    let stream = futures::stream::unfold((file, len), |(mut file, left)| async move {
-        if left == 0 {
-            return None;
-        }
-        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-        let mut buf = vec![0u8; want];
-        match file.read(&mut buf).await {
-            Ok(0) => Some((Err(BodyError::failed("the file ended early")), (file, 0))),
-            Ok(n) => {
-                buf.truncate(n);
-                Some((
-                    Ok(hyper::body::Frame::data(Bytes::from(buf))),
-                    (file, left - n as u64),
-                ))
-            }
-            Err(e) => Some((Err(BodyError::failed(e)), (file, 0))),
-        }
+    let stream = crate::chunks::ReadStream::new(file.take(len)).map(|chunk| {
+        chunk
+            .map(hyper::body::Frame::data)
+            .map_err(BodyError::failed)
     });
     Ok(http_body_util::StreamBody::new(stream).boxed_unsync())
 }
