@@ -31,6 +31,7 @@ mod call;
 pub mod event;
 mod function;
 mod health;
+pub mod held;
 pub mod kv;
 mod limit;
 mod metrics;

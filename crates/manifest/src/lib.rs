@@ -49,5 +49,5 @@ pub use schema::{
     Method, Name, NameError, QueueTrigger, QuotaMetric, QuotaPeriod, Quotas, Retry,
     ScheduleTrigger, TopicTrigger, is_env_name,
 };
-pub use site::{MAX_SITE_RULES, Site, SiteHeaders, SiteRule};
+pub use site::{BucketDecl, MAX_SITE_RULES, Site, SiteHeaders, SiteRule};
 pub use units::{ByteSize, format_duration, format_size, parse_duration, parse_size};

@@ -71,6 +71,8 @@ struct RawManifest {
     #[serde(default)]
     collections: Vec<crate::collections::RawCollection>,
     site: Option<crate::site::RawSite>,
+    #[serde(default)]
+    buckets: Vec<crate::site::RawBucket>,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +180,9 @@ pub struct Manifest {
     /// The `[site]` table: the app's static files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<crate::Site>,
+    /// The `[[buckets]]` tables: buckets the app declares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<crate::BucketDecl>,
 }
 
 /// The `[app]` table.
@@ -957,11 +962,16 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
     for (path, message) in problems {
         c.report(&path, message);
     }
+    let (buckets, problems) = crate::site::validate_buckets(raw.buckets);
+    for (path, message) in problems {
+        c.report(&path, message);
+    }
     Manifest {
         app: App { name: app_name },
         functions,
         collections,
         site,
+        buckets,
     }
 }
 

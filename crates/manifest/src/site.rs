@@ -1,5 +1,6 @@
 //! `[site]`: the app's static files, uploaded with it and served on the project's host where no
-//! function route matches.
+//! function route matches; and `[[buckets]]`, the buckets the app declares (made or updated at
+//! deploy: `public_read`, `cors_origins`).
 //!
 //! ```toml
 //! [site]
@@ -278,4 +279,66 @@ pub(crate) fn validate(raw: Option<RawSite>) -> (Option<Site>, Problems) {
 
 fn http_value_invalid(v: &str) -> bool {
     v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
+/// One `[[buckets]]` table: a bucket the app declares, made (or updated) at deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketDecl {
+    /// `name = "uploads"`.
+    pub name: String,
+    /// `public_read = true`: anyone may GET its objects.
+    #[serde(default)]
+    pub public_read: bool,
+    /// `cors_origins = ["https://app.example"]`: browser origins (`*`, or one `*` wildcard in
+    /// each) that may GET, PUT, POST, DELETE and HEAD with any header, seeing `ETag`. Empty:
+    /// the bucket's CORS rules are left as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBucket {
+    name: String,
+    #[serde(default)]
+    public_read: bool,
+    #[serde(default)]
+    cors_origins: Vec<String>,
+}
+
+pub(crate) fn validate_buckets(raw: Vec<RawBucket>) -> (Vec<BucketDecl>, Problems) {
+    let mut problems: Problems = Vec::new();
+    let mut out: Vec<BucketDecl> = Vec::new();
+    for (i, b) in raw.into_iter().enumerate() {
+        let at = |k: &str| {
+            vec![
+                Step::Key("buckets".into()),
+                Step::Index(i),
+                Step::Key(k.into()),
+            ]
+        };
+        if let Err(e) = updraft_api::check_bucket_name(&b.name) {
+            problems.push((at("name"), e));
+        } else if out.iter().any(|o| o.name == b.name) {
+            problems.push((at("name"), format!("`{}` is declared twice", b.name)));
+        }
+        for o in &b.cors_origins {
+            let ok = o == "*"
+                || ((o.starts_with("http://") || o.starts_with("https://"))
+                    && o.matches('*').count() <= 1
+                    && !o.contains(char::is_whitespace));
+            if !ok {
+                problems.push((
+                    at("cors_origins"),
+                    format!("`{o}` is not `*` or an http(s) origin (one `*` allowed)"),
+                ));
+            }
+        }
+        out.push(BucketDecl {
+            name: b.name,
+            public_read: b.public_read,
+            cors_origins: b.cors_origins,
+        });
+    }
+    (out, problems)
 }

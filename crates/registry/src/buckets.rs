@@ -32,6 +32,17 @@ pub trait BucketSink: Send + Sync + 'static {
         buckets: &'a [String],
     ) -> BoxFuture<'a, Result<(), BucketsError>>;
 
+    /// Makes or updates the buckets an app declares (`[[buckets]]`): public reads and CORS
+    /// origins as declared.
+    ///
+    /// # Errors
+    /// [`BucketsError::Refused`] for a bucket another project has.
+    fn declare<'a>(
+        &'a self,
+        project: &'a str,
+        buckets: &'a [updraft_manifest::BucketDecl],
+    ) -> BoxFuture<'a, Result<(), BucketsError>>;
+
     /// The environment function `function` of `project` gets for its `grants` (as written in
     /// the manifest): credentials that reach those buckets, as granted, and nothing else.
     fn env(&self, project: &str, function: &str, grants: &[String]) -> Vec<(String, String)>;

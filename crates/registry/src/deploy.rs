@@ -226,6 +226,22 @@ impl Registry {
                 .await
                 .map_err(|e| Error::internal("applying the app's collections", e))?;
         }
+        if !manifest.buckets.is_empty() {
+            let Some(sink) = &self.stores.buckets else {
+                return Err(Error::new(
+                    Code::InvalidManifest,
+                    format!("{file}: this server has no object storage for [[buckets]]"),
+                ));
+            };
+            sink.declare(project, &manifest.buckets)
+                .await
+                .map_err(|e| match e {
+                    crate::BucketsError::Refused(m) => {
+                        Error::new(Code::InvalidManifest, format!("{file}: {m}"))
+                    }
+                    crate::BucketsError::Failed(m) => Error::internal("declaring buckets", m),
+                })?;
+        }
         // Every function's stores and buckets, changed or not (one may have been dropped by
         // hand).
         for f in &functions {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use updraft_services::objects::{ObjectService, ObjectsError};
+use updraft_services::objects::ObjectService;
 use updraft_store::{DataStore, DocStore, KvStore};
 use updraft_triggers::{Change, ChangeSource, Source};
 
@@ -24,17 +24,10 @@ impl DataChanges {
 
     /// Makes `bucket` (creating it for `project` if it does not exist) log its changes.
     async fn follow_bucket(&self, project: &str, bucket: &str) -> Result<(), String> {
-        match self.objects.store().bucket(bucket).await {
-            Ok(Some(b)) if b.project != project => {
-                return Err(format!("bucket `{bucket}` belongs to another project"));
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => match self.objects.create_bucket(project, bucket, false).await {
-                Ok(_) | Err(ObjectsError::Conflict(_)) => {}
-                Err(e) => return Err(e.to_string()),
-            },
-            Err(e) => return Err(e.to_string()),
-        }
+        self.objects
+            .claim_bucket(project, bucket)
+            .await
+            .map_err(|e| e.to_string())?;
         self.objects
             .store()
             .watch_bucket(bucket)

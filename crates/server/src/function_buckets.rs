@@ -72,6 +72,14 @@ pub(crate) fn served_with(
         .is_some_and(|r| r.versions.iter().any(|v| v.spec.buckets == grants))
 }
 
+/// A refusal of the object service as the registry's.
+fn refused(e: ObjectsError) -> BucketsError {
+    match e {
+        ObjectsError::Conflict(m) | ObjectsError::Invalid(m) => BucketsError::Refused(m),
+        other => BucketsError::Failed(other.to_string()),
+    }
+}
+
 impl BucketSink for FunctionBuckets {
     fn ensure<'a>(
         &'a self,
@@ -80,36 +88,26 @@ impl BucketSink for FunctionBuckets {
     ) -> BoxFuture<'a, Result<(), BucketsError>> {
         Box::pin(async move {
             for name in buckets {
-                let found = self
-                    .objects
-                    .store()
-                    .bucket(name)
+                self.objects
+                    .claim_bucket(project, name)
                     .await
-                    .map_err(|e| BucketsError::Failed(e.to_string()))?;
-                match found {
-                    Some(b) if b.project == project => {}
-                    Some(_) => {
-                        return Err(BucketsError::Refused(format!(
-                            "bucket `{name}` belongs to another project; bucket names are \
-                             unique on the server, pick another"
-                        )));
-                    }
-                    None => match self.objects.create_bucket(project, name, false).await {
-                        // Made meanwhile by this project (a concurrent deploy) or another:
-                        // look again.
-                        Ok(_) => {}
-                        Err(ObjectsError::Conflict(_)) => {
-                            let now = self.objects.store().bucket(name).await;
-                            if !matches!(now, Ok(Some(b)) if b.project == project) {
-                                return Err(BucketsError::Refused(format!(
-                                    "bucket `{name}` belongs to another project"
-                                )));
-                            }
-                        }
-                        Err(ObjectsError::Invalid(m)) => return Err(BucketsError::Refused(m)),
-                        Err(e) => return Err(BucketsError::Failed(e.to_string())),
-                    },
-                }
+                    .map_err(refused)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn declare<'a>(
+        &'a self,
+        project: &'a str,
+        buckets: &'a [updraft_manifest::BucketDecl],
+    ) -> BoxFuture<'a, Result<(), BucketsError>> {
+        Box::pin(async move {
+            for b in buckets {
+                self.objects
+                    .declare_bucket(project, &b.name, b.public_read, &b.cors_origins)
+                    .await
+                    .map_err(refused)?;
             }
             Ok(())
         })

@@ -202,6 +202,64 @@ impl ObjectService {
         Ok(bucket)
     }
 
+    /// The bucket `name` of `project`, made if missing.
+    ///
+    /// # Errors
+    /// [`ObjectsError::Conflict`] if another project has it, [`ObjectsError::Invalid`] for a
+    /// bad name or past the bucket limit.
+    pub async fn claim_bucket(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<BucketInfo, ObjectsError> {
+        let taken = || {
+            ObjectsError::Conflict(format!(
+                "bucket `{name}` belongs to another project; bucket names are unique on the \
+                 server, pick another"
+            ))
+        };
+        match self.store.bucket(name).await? {
+            Some(b) if b.project == project => Ok(b),
+            Some(_) => Err(taken()),
+            None => match self.create_bucket(project, name, false).await {
+                Ok(b) => Ok(b),
+                // Made meanwhile: by this project (a concurrent deploy) or another.
+                Err(ObjectsError::Conflict(_)) => match self.store.bucket(name).await? {
+                    Some(b) if b.project == project => Ok(b),
+                    _ => Err(taken()),
+                },
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Makes or updates a bucket an app declares: public reads as given, and, if
+    /// `cors_origins` is not empty, one CORS rule letting those origins GET, PUT, POST, DELETE
+    /// and HEAD with any header, seeing `ETag`.
+    ///
+    /// # Errors
+    /// As [`ObjectService::claim_bucket`].
+    pub async fn declare_bucket(
+        &self,
+        project: &str,
+        name: &str,
+        public_read: bool,
+        cors_origins: &[String],
+    ) -> Result<(), ObjectsError> {
+        let mut b = self.claim_bucket(project, name).await?;
+        let cors = if cors_origins.is_empty() {
+            b.cors.clone()
+        } else {
+            Some(cors::simple(cors_origins))
+        };
+        if b.public_read != public_read || b.cors != cors {
+            b.public_read = public_read;
+            b.cors = cors;
+            self.store.update_bucket(&b).await?;
+        }
+        Ok(())
+    }
+
     /// The bucket `name` if `project` owns it.
     ///
     /// # Errors

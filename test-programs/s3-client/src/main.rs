@@ -67,14 +67,20 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v.into())))
             .collect();
-        return Ok(reply(StatusCode::OK, serde_json::Value::Object(env).to_string()));
+        return Ok(reply(
+            StatusCode::OK,
+            serde_json::Value::Object(env).to_string(),
+        ));
     }
     let sent = if let Some(rest) = path_and_query.strip_prefix("/s3") {
         s3(method, rest, virtual_bucket.as_deref(), data, content_type).await
     } else if let Some(rest) = path_and_query.strip_prefix("/plain") {
         plain(method, rest, data, content_type).await
     } else {
-        return Ok(reply(StatusCode::NOT_FOUND, "use /env, /s3/... or /plain/...\n".into()));
+        return Ok(reply(
+            StatusCode::NOT_FOUND,
+            "use /env, /s3/... or /plain/...\n".into(),
+        ));
     };
     Ok(match sent {
         Ok((status, text)) => reply(status, text),
@@ -180,7 +186,10 @@ async fn plain(
 }
 
 async fn send(req: Request<Body>) -> Result<(StatusCode, String), String> {
-    let resp = Client::new().send(req).await.map_err(|e| format!("{e:?}"))?;
+    let resp = Client::new()
+        .send(req)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     let status = resp.status();
     let mut body = resp.into_body();
     let text = body.contents().await.map_err(|e| format!("{e:?}"))?;

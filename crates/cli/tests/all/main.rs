@@ -11,6 +11,7 @@ mod cli;
 mod deploy;
 mod documents;
 mod events;
+mod examples;
 mod gateway;
 mod hostile;
 mod keys;

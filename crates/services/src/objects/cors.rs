@@ -136,6 +136,20 @@ pub(crate) fn from_s3(cfg: CORSConfiguration) -> Result<String, String> {
     serde_json::to_string(&out).map_err(|e| e.to_string())
 }
 
+/// One rule letting `origins` GET, PUT, POST, DELETE and HEAD with any header, seeing `ETag`
+/// (a manifest's `cors_origins`), as stored.
+pub(crate) fn simple(origins: &[String]) -> String {
+    let rule = Rule {
+        id: Some("updraft.toml".into()),
+        origins: origins.to_vec(),
+        methods: METHODS.iter().map(|m| (*m).to_owned()).collect(),
+        headers: vec!["*".into()],
+        expose: vec!["ETag".into()],
+        max_age: Some(3600),
+    };
+    serde_json::to_string(&[rule]).unwrap_or_default()
+}
+
 /// The stored rules as S3 returns them (`GetBucketCors`).
 pub(crate) fn to_s3(stored: &str) -> Vec<CORSRule> {
     let rules: Vec<Rule> = serde_json::from_str(stored).unwrap_or_default();

@@ -93,7 +93,9 @@ print(json.dumps(out))
     assert_eq!(h["access-control-allow-methods"], "GET, PUT");
     assert_eq!(h["access-control-max-age"], "600");
     // A wildcard origin; then what no rule allows.
-    let r = preflight("http://shop.localhost:3000", "GET", "").await.unwrap();
+    let r = preflight("http://shop.localhost:3000", "GET", "")
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     for (origin, method, headers) in [
         ("https://evil.example", "PUT", ""),
@@ -115,7 +117,10 @@ print(json.dumps(out))
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
     assert_eq!(r.headers()["access-control-expose-headers"], "ETag");
     let r = s
         .http

@@ -84,10 +84,18 @@ impl updraft_gateway::Mounted for DataPlane {
                 return to_gateway(ApiError::new(Code::Internal, "starting up").into_response())
                     .await;
             };
-            let resp = match router.oneshot(req.map(Body::new)).await {
+            // The platform's APIs are done with a body once they answer: what a refused
+            // request left unread is drained first, so its client hears the refusal.
+            let (parts, body) = req.into_parts();
+            let (held, leftover) = updraft_dispatch::held::Held::new(body);
+            let req = http::Request::from_parts(parts, Body::new(held));
+            let resp = match router.oneshot(req).await {
                 Ok(r) => r,
                 Err(never) => match never {},
             };
+            if resp.status().is_client_error() || resp.status().is_server_error() {
+                leftover.drain().await;
+            }
             to_gateway(resp).await
         })
     }
