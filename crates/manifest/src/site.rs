@@ -68,7 +68,7 @@ struct RawHeaders {
 pub struct Site {
     /// `dir = "public"`: the directory holding the files, relative to the manifest.
     pub dir: String,
-    /// `spa = true`: a `GET` of a path with no file extension that matches no file gets
+    /// `spa = true`: a `GET` or `HEAD` of a path with no file extension that matches no file gets
     /// `/index.html` (200) instead of a miss.
     #[serde(default)]
     pub spa: bool,

@@ -258,6 +258,20 @@ impl SiteService {
         Ok(gone)
     }
 
+    /// The app that owns `project`'s site, if it has had one.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn owner(&self, project: &str) -> Result<Option<String>, SitesError> {
+        Ok(self
+            .store
+            .site_versions(project)
+            .await?
+            .into_iter()
+            .next()
+            .map(|v| v.app))
+    }
+
     /// `project`'s kept versions, newest first.
     ///
     /// # Errors

@@ -56,7 +56,7 @@ pub(crate) async fn deploy_app(
     };
     // The site is checked before anything changes (its files must be uploaded), published
     // after the functions.
-    let site = sites_of(&state, &req).await?;
+    let site = sites_of(&state, &caller.project, &req).await?;
     let files = req.site.clone();
     let mut resp = state
         .registry
@@ -81,6 +81,7 @@ pub(crate) async fn deploy_app(
 /// The `[site]` of a deploy, its files checked to be uploaded.
 async fn sites_of(
     state: &AppState,
+    project: &str,
     req: &DeployRequest,
 ) -> Result<Option<updraft_manifest::Site>, ApiError> {
     let file = req.manifest_file.as_deref().unwrap_or("updraft.toml");
@@ -95,6 +96,15 @@ async fn sites_of(
             format!("{file} has [site] but the request lists no site files (`site`)"),
         )),
         (Some(site), Some(files)) => {
+            // One site per project: refused before the functions change.
+            if let Some(owner) = state.sites.owner(project).await?
+                && owner != manifest.app.name.as_str()
+            {
+                return Err(ApiError::new(
+                    Code::Conflict,
+                    format!("the project's site belongs to app `{owner}`; a project has one site"),
+                ));
+            }
             let digests: Vec<String> = files.values().map(|f| f.digest.clone()).collect();
             let missing = state.sites.missing(&digests).await?;
             if let Some(d) = missing.first() {

@@ -59,7 +59,7 @@ impl SiteService {
         let Some(path) = decode(req.uri.path()) else {
             return text(StatusCode::BAD_REQUEST, "bad path\n");
         };
-        match find(site, &path, req) {
+        match find(site, &path) {
             Found::Redirect(to, status) => {
                 let to = match req.uri.query() {
                     Some(q) if !to.contains('?') => format!("{to}?{q}"),
@@ -180,7 +180,7 @@ impl SiteService {
 
 /// Finds what `path` names: redirects, then a file (or a directory's `index.html`, or
 /// `<path>.html`), then rewrites, then the SPA fallback, then the 404 page.
-fn find<'a>(site: &'a SiteVersion, path: &str, req: &Request) -> Found<'a> {
+fn find<'a>(site: &'a SiteVersion, path: &str) -> Found<'a> {
     let cfg = &site.config;
     for r in &cfg.redirects {
         if let Some(to) = r.apply(path) {
@@ -222,7 +222,6 @@ fn find<'a>(site: &'a SiteVersion, path: &str, req: &Request) -> Found<'a> {
     }
     let last = path.rsplit('/').next().unwrap_or_default();
     if cfg.spa
-        && req.method == Method::GET
         && !last.contains('.')
         && let Some((n, f)) = site.files.get_key_value("/index.html")
     {
