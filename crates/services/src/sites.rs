@@ -14,6 +14,7 @@
 //! This module must not know about routes or functions: the gateway asks it only after the
 //! route table had no match.
 
+mod cache;
 mod serve;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +34,9 @@ pub struct SitesConfig {
     pub max_file_bytes: u64,
     /// Most files one site version may have.
     pub max_files: usize,
+    /// Memory kept for small site files and their gzipped forms (files up to 1 MiB, or a
+    /// sixteenth of this if less); 0 reads every file from disk.
+    pub cache_bytes: u64,
 }
 
 impl Default for SitesConfig {
@@ -40,6 +44,7 @@ impl Default for SitesConfig {
         Self {
             max_file_bytes: 256 << 20,
             max_files: 20_000,
+            cache_bytes: 64 << 20,
         }
     }
 }
@@ -89,6 +94,7 @@ pub struct SiteService {
     files: FsArtifacts,
     config: SitesConfig,
     live: RwLock<HashMap<String, Arc<SiteVersion>>>,
+    cache: cache::FileCache,
 }
 
 impl SiteService {
@@ -97,6 +103,7 @@ impl SiteService {
         Arc::new(Self {
             store,
             files,
+            cache: cache::FileCache::new(config.cache_bytes),
             config,
             live: RwLock::new(HashMap::new()),
         })

@@ -87,6 +87,7 @@ pub(super) fn parse(raw: &RawObjects) -> Result<ObjectsConfig, String> {
 pub(super) struct RawSites {
     max_file_bytes: Option<String>,
     max_files: Option<usize>,
+    cache_bytes: Option<String>,
 }
 
 /// Checks the `[sites]` table (static sites' limits); errors name the key.
@@ -105,6 +106,10 @@ pub(super) fn parse_sites(raw: &RawSites) -> Result<updraft_services::sites::Sit
             Some(0) => return Err("sites.max_files: must be at least 1".into()),
             Some(n) => n,
             None => d.max_files,
+        },
+        cache_bytes: match &raw.cache_bytes {
+            None => d.cache_bytes,
+            Some(s) => parse_size(s).map_err(|e| format!("sites.cache_bytes: {e}"))?,
         },
     })
 }

@@ -134,9 +134,13 @@ impl SiteService {
             Err(e) => return failed(&e),
         };
         if on_the_fly {
-            let bytes = match tokio::fs::read(&path).await {
-                Ok(b) => gzip(&b),
-                Err(e) => return failed(&e),
+            let key = format!("{}.gz", body_file.digest);
+            let bytes = match self.cache.get(&key) {
+                Some(b) => b,
+                None => match tokio::fs::read(&path).await {
+                    Ok(b) => self.cache.put(key, Bytes::from(gzip(&b))),
+                    Err(e) => return failed(&e),
+                },
             };
             set(&mut h, header::CONTENT_LENGTH, &bytes.len().to_string());
             let body = if head { empty() } else { full(bytes) };
@@ -170,6 +174,24 @@ impl SiteService {
         set(&mut h, header::CONTENT_LENGTH, &len.to_string());
         if head {
             return respond(status, h, empty());
+        }
+        // Small files from memory (they never change under their digest), the rest streamed.
+        if size <= self.cache.max_file() {
+            let bytes = match self.cache.get(&body_file.digest) {
+                Some(b) => b,
+                None => match tokio::fs::read(&path).await {
+                    Ok(b) => self.cache.put(body_file.digest.clone(), Bytes::from(b)),
+                    Err(e) => return failed(&e),
+                },
+            };
+            let (a, b) = (
+                usize::try_from(start).unwrap_or(0),
+                usize::try_from(start + len).unwrap_or(0),
+            );
+            return match bytes.get(a..b) {
+                Some(_) => respond(status, h, full(bytes.slice(a..b))),
+                None => failed(&"the file is shorter than its record"),
+            };
         }
         match stream_file(&path, start, len).await {
             Ok(body) => respond(status, h, body),
@@ -433,8 +455,8 @@ fn set(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
     }
 }
 
-fn full(bytes: Vec<u8>) -> Body {
-    Full::new(Bytes::from(bytes))
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
 }

@@ -55,3 +55,23 @@ fn types_and_cache_headers_follow_the_file_kind() {
         );
     }
 }
+
+#[test]
+fn the_file_cache_keeps_small_files_within_its_bytes() {
+    use super::cache::FileCache;
+    use bytes::Bytes;
+    let c = FileCache::new(64 << 10);
+    assert_eq!(c.max_file(), 4 << 10, "a sixteenth of a small cache");
+    let big = Bytes::from(vec![0u8; 5 << 10]);
+    assert_eq!(c.put("big".into(), big.clone()), big);
+    assert!(c.get("big").is_none(), "too large to keep");
+    for i in 0..40 {
+        c.put(format!("f{i}"), Bytes::from(vec![i as u8; 4 << 10]));
+    }
+    let kept = (0..40)
+        .filter(|i| c.get(&format!("f{i}")).is_some())
+        .count();
+    assert!(kept > 0 && kept <= 16, "{kept} of 40 kept in 64 KiB");
+    assert_eq!(c.get("f39").unwrap()[0], 39, "the newest is always kept");
+    assert_eq!(FileCache::new(0).max_file(), 0);
+}
