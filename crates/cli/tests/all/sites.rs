@@ -65,6 +65,7 @@ fn app(marker: &str) -> tempfile::TempDir {
     write(d, &p("app.wasm"), b"\0asm\x01\0\0\0");
     write(d, &p("data.bin"), &(0..=255u8).collect::<Vec<u8>>());
     write(d, &p(".hidden"), b"never uploaded");
+    write(d, &p("odd name é+.txt"), b"odd");
     dir
 }
 
@@ -117,6 +118,9 @@ async fn a_site_deploys_with_its_app_and_every_rule_holds_over_http() {
     assert_eq!((status, body.as_slice()), (200, &b"<h1>about</h1>"[..]));
     let (_, h, _) = fetch(&s, "/app.wasm", &[]).await;
     assert_eq!(header(&h, "content-type"), "application/wasm");
+    // Names with spaces, `+` and non-ASCII, percent-encoded in the URL.
+    let (status, _, body) = fetch(&s, "/odd%20name%20%C3%A9+.txt", &[]).await;
+    assert_eq!((status, body.as_slice()), (200, &b"odd"[..]));
     // Function routes win over files.
     let (status, _, body) = fetch(&s, "/api/hello", &[]).await;
     assert_eq!(status, 200);
