@@ -106,6 +106,24 @@ run_rounds() { # url [connections]
     "$(cut -d' ' -f3 "$OUT/rounds.txt" | median)"
 }
 
+# Two subjects in alternating rounds (a warm-up each, then A, B, A, B...): prints two lines of
+# medians "req_per_sec p50_us p99_us", A's then B's. For ratios between servers in one run.
+run_alternating() { # url_a url_b [connections [extra wrk arguments...]]
+  local a=$1 b=$2
+  shift 2
+  measure "$a" "$@" >/dev/null
+  measure "$b" "$@" >/dev/null
+  : >"$OUT/alt-a.txt"; : >"$OUT/alt-b.txt"
+  for _ in $(seq 1 "$ROUNDS"); do
+    measure "$a" "$@" >>"$OUT/alt-a.txt"
+    measure "$b" "$@" >>"$OUT/alt-b.txt"
+  done
+  for f in "$OUT/alt-a.txt" "$OUT/alt-b.txt"; do
+    printf '%s %s %s\n' "$(cut -d' ' -f1 "$f" | median)" "$(cut -d' ' -f2 "$f" | median)" \
+      "$(cut -d' ' -f3 "$f" | median)"
+  done
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
 
 # Replaces the section between <!-- $1:start --> and <!-- $1:end --> in RESULTS.md with $2,

@@ -87,16 +87,18 @@ done
 curl -fsS -H 'accept-encoding: gzip' "$DATA/assets/app.3f9a1c2b.js" | gunzip | cmp - "$APP/public/assets/app.3f9a1c2b.js"
 
 GZ=(-H "Accept-Encoding: gzip")
-log "updraft: 4 KiB page";   U_SMALL=$(run_rounds "$DATA/index.html")
-log "nginx: 4 KiB page";     N_SMALL=$(run_rounds "$NG/index.html")
-log "updraft: 1 MiB asset";  U_BIG=$(run_rounds "$DATA/assets/big.bin" 8)
-log "nginx: 1 MiB asset";    N_BIG=$(run_rounds "$NG/assets/big.bin" 8)
-log "updraft: 4 MiB asset";  U_HUGE=$(run_rounds "$DATA/assets/huge.bin" 8)
-log "nginx: 4 MiB asset";    N_HUGE=$(run_rounds "$NG/assets/huge.bin" 8)
-log "updraft: 64 KiB .gz";   U_PRE=$(run_rounds "$DATA/assets/pre.3f9a1c2b.js" "$CONNECTIONS" "${GZ[@]}")
-log "nginx: 64 KiB .gz";     N_PRE=$(run_rounds "$NG/assets/pre.3f9a1c2b.js" "$CONNECTIONS" "${GZ[@]}")
-log "updraft: 64 KiB gzip";  U_GZ=$(run_rounds "$DATA/assets/app.3f9a1c2b.js" "$CONNECTIONS" "${GZ[@]}")
-log "nginx: 64 KiB gzip";    N_GZ=$(run_rounds "$NG/assets/app.3f9a1c2b.js" "$CONNECTIONS" "${GZ[@]}")
+# Each row: Updraft and nginx in alternating rounds.
+pair() { # path [connections [wrk arguments...]]
+  local path=$1
+  shift
+  run_alternating "$DATA$path" "$NG$path" "$@" >"$OUT/pair.txt"
+  U=$(sed -n 1p "$OUT/pair.txt"); N=$(sed -n 2p "$OUT/pair.txt")
+}
+log "4 KiB page";  pair /index.html;                   U_SMALL=$U; N_SMALL=$N
+log "1 MiB asset"; pair /assets/big.bin 8;             U_BIG=$U;   N_BIG=$N
+log "4 MiB asset"; pair /assets/huge.bin 8;            U_HUGE=$U;  N_HUGE=$N
+log "64 KiB .gz";  pair /assets/pre.3f9a1c2b.js "$CONNECTIONS" "${GZ[@]}"; U_PRE=$U; N_PRE=$N
+log "64 KiB gzip"; pair /assets/app.3f9a1c2b.js "$CONNECTIONS" "${GZ[@]}"; U_GZ=$U;  N_GZ=$N
 kill "$NG_PID"; wait "$NG_PID" 2>/dev/null || true
 stop_updraft
 
@@ -115,7 +117,7 @@ TABLE=$(
   row "GET 4 MiB asset (8 connections; both from disk)" "$U_HUGE" "$N_HUGE"
   row "GET 64 KiB JS, precompressed .gz sibling ($CONNECTIONS connections)" "$U_PRE" "$N_PRE"
   row "GET 64 KiB JS, gzip on the fly: Updraft once per file, nginx every time (not like with like)" "$U_GZ" "$N_GZ"
-  printf '\n%s, %s cores (%s), %s, median of %s x %s per row; nginx %s, 1 worker.\n' "$(date +%F)" \
+  printf '\n%s, %s cores (%s), %s, median of %s x %s per subject in alternating rounds; nginx %s, 1 worker.\n' "$(date +%F)" \
     "$(nproc)" "$CPU_MODEL" "${PINNING:-no pinning}" "$ROUNDS" "$DURATION" \
     "$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')"
 )

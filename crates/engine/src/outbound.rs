@@ -125,14 +125,16 @@ impl Own {
     /// The platform host `uri` names, if it names one.
     fn of(uri: &http::Uri) -> Option<Self> {
         let (_, host, _) = parts(uri)?;
-        let host = host.to_ascii_lowercase();
-        if host == PLATFORM_HOST {
+        // `<bucket>.` before the S3 host, compared without case (and without allocating: this
+        // runs for every outbound request).
+        let s3_suffix = host.len() > S3_HOST.len() + 1
+            && host
+                .get(host.len() - S3_HOST.len()..)
+                .is_some_and(|t| t.eq_ignore_ascii_case(S3_HOST))
+            && host.as_bytes()[host.len() - S3_HOST.len() - 1] == b'.';
+        if host.eq_ignore_ascii_case(PLATFORM_HOST) {
             Some(Self::DataPlane)
-        } else if host == S3_HOST
-            || host
-                .strip_suffix(S3_HOST)
-                .is_some_and(|b| b.len() > 1 && b.ends_with('.'))
-        {
+        } else if host.eq_ignore_ascii_case(S3_HOST) || s3_suffix {
             Some(Self::S3)
         } else {
             None

@@ -276,26 +276,6 @@ pub(crate) async fn s3_key(args: S3KeyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A content type from a file name's extension.
-fn guess_type(path: &str) -> &'static str {
-    let ext = path.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-    match ext.as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "json" => "application/json",
-        "txt" | "md" => "text/plain; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "wasm" => "application/wasm",
-        "pdf" => "application/pdf",
-        _ => "application/octet-stream",
-    }
-}
-
 pub(crate) async fn cp(args: CpArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.remote)?;
     match (s3_path(&args.from), s3_path(&args.to)) {
@@ -314,7 +294,7 @@ pub(crate) async fn cp(args: CpArgs) -> anyhow::Result<ExitCode> {
             let bar = output::bytes_bar(len, "uploading".into());
             let content_type = args
                 .content_type
-                .unwrap_or_else(|| guess_type(&args.from).to_owned());
+                .unwrap_or_else(|| updraft_api::media_type(&args.from).to_owned());
             let req = client
                 .request(Method::PUT, &object_path(&bucket, &key))
                 .header("content-type", content_type)

@@ -247,24 +247,35 @@ async fn a_redeploy_swaps_the_whole_site_at_once_under_load() {
     .await;
     assert_eq!(status, 200, "{body}");
     // Readers of both pages while version 2 goes live: every answer is one version, whole.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each reads version 1 once, then all are released together as the deploy starts, and
+    // each reads on until it sees version 2.
+    let started = std::sync::Arc::new(tokio::sync::Barrier::new(5));
     let mut readers = Vec::new();
     for path in ["/", "/b.html", "/", "/b.html"] {
-        let (http, url, stop) = (s.http.clone(), s.url(path), stop.clone());
+        let (http, url, started) = (s.http.clone(), s.url(path), started.clone());
         readers.push(tokio::spawn(async move {
-            let mut seen = std::collections::BTreeSet::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let read = || async {
                 let r = http.get(&url).send().await.unwrap();
                 assert_eq!(r.status(), 200);
                 let body = r.bytes().await.unwrap();
                 assert_eq!(body.len(), 2 << 20, "a whole page");
                 assert!(body.iter().all(|b| *b == body[0]), "one version per answer");
-                seen.insert(body[0]);
+                body[0]
+            };
+            let mut seen = vec![read().await];
+            started.wait().await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while seen.last() != Some(&b'b') {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "version 2 never served"
+                );
+                seen.push(read().await);
             }
             seen
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    started.wait().await;
     let (status, body) = deploy_site(
         &s,
         "web",
@@ -276,11 +287,12 @@ async fn a_redeploy_swaps_the_whole_site_at_once_under_load() {
         (200, Some(2)),
         "{body}"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for r in readers {
+        // Version 1 until the swap, version 2 from then on: never back.
         let seen = r.await.unwrap();
-        assert!(seen.contains(&b'a') || seen.contains(&b'b'), "{seen:?}");
+        let swap = seen.iter().position(|b| *b == b'b').unwrap();
+        assert!(swap > 0, "{seen:?}");
+        assert!(seen[..swap].iter().all(|b| *b == b'a'), "{seen:?}");
     }
     assert!(fetch(&s, "/", &[]).await.2.iter().all(|b| *b == b'b'));
 
@@ -324,5 +336,102 @@ async fn a_redeploy_swaps_the_whole_site_at_once_under_load() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(fetch(&s, "/b.html", &[]).await.0, 404);
+    s.stop().await;
+}
+
+/// What a careless or hostile client sends the site API: bad digests, paths that climb, files
+/// past the limits, versions that do not exist, and a bad `[sites]` config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_api_refuses_bad_input_clearly() {
+    for (text, why) in [
+        ("[sites]\nmax_files = 0\n", "sites.max_files"),
+        (
+            "[sites]\nmax_file_bytes = \"lots\"\n",
+            "sites.max_file_bytes",
+        ),
+        ("[sites]\ncache = 1\n", "cache"),
+    ] {
+        let err = updraft_server::FileConfig::parse("server.toml", text).unwrap_err();
+        assert!(err.to_string().contains(why), "{text}: {err}");
+    }
+    let s = TestServer::start_with("[sites]\nmax_file_bytes = \"1KiB\"\nmax_files = 2\n").await;
+    let api = |method: Method, path: &str| s.api(method, path);
+    let status_and_text =
+        |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
+    // Digests that are not SHA-256 hex (one could name a path) and malformed bodies.
+    let r = api(Method::POST, "/v1/site/files/missing")
+        .json(&json!({"digests": ["../../admin-token"]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, text) = status_and_text(r).await;
+    assert_eq!(status, 400, "{text}");
+    let r = api(Method::POST, "/v1/site/files/missing")
+        .json(&json!({"digest": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = api(Method::PUT, "/v1/site/files/not-a-digest")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Past max_file_bytes: refused, and nothing stored under the digest.
+    let big = vec![b'x'; 2048];
+    let digest = hex::encode(Sha256::digest(&big));
+    let r = api(Method::PUT, &format!("/v1/site/files/{digest}"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let (status, text) = status_and_text(r).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("max_file_bytes"), "{text}");
+    let r = api(Method::POST, "/v1/site/files/missing")
+        .json(&json!({"digests": [digest]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["missing"], json!([digest]));
+    // Site paths that climb or are not paths; more files than max_files.
+    for bad in [
+        "/../etc/passwd",
+        "no-slash.html",
+        "/a//b.html",
+        "/a/./b.html",
+        "/a\\b.html",
+    ] {
+        let (status, body) = deploy_site(&s, "web", &[(bad, b"x".to_vec())]).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.to_string().contains("site path"), "{bad}: {body}");
+    }
+    let three: Vec<(&str, Vec<u8>)> = ["/a.html", "/b.html", "/c.html"]
+        .into_iter()
+        .map(|p| (p, p.as_bytes().to_vec()))
+        .collect();
+    let (status, body) = deploy_site(&s, "web", &three).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("max_files"), "{body}");
+    // Rollback with no site, to a version that does not exist, with a bad body.
+    let r = api(Method::POST, "/v1/site/rollback").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let (status, _) = deploy_site(&s, "web", &three[..1]).await;
+    assert_eq!(status, 200);
+    let r = api(Method::POST, "/v1/site/rollback")
+        .json(&json!({"version": 9}))
+        .send()
+        .await
+        .unwrap();
+    let (status, text) = status_and_text(r).await;
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("no site version 9"), "{text}");
+    let r = api(Method::POST, "/v1/site/rollback")
+        .json(&json!({"version": "latest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     s.stop().await;
 }

@@ -89,7 +89,7 @@ impl SiteService {
         status: StatusCode,
         req: &Request,
     ) -> Response<Body> {
-        let kind = content_type(name);
+        let kind = updraft_api::media_type(name);
         let compressible = is_compressible(kind);
         let accepts = |enc: &str| accepts(&req.headers, enc);
         // A deployed sibling first (`app.js.br`, `app.js.gz`), else gzip on the fly.
@@ -360,39 +360,6 @@ fn accepts(h: &HeaderMap, enc: &str) -> bool {
             });
             name.eq_ignore_ascii_case(enc) && !refused
         })
-}
-
-/// The media type of a file by its extension.
-pub(crate) fn content_type(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("html" | "htm") => "text/html; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("js" | "mjs" | "cjs") => "text/javascript; charset=utf-8",
-        Some("json" | "map") => "application/json",
-        Some("webmanifest") => "application/manifest+json",
-        Some("txt") => "text/plain; charset=utf-8",
-        Some("xml") => "application/xml",
-        Some("svg") => "image/svg+xml",
-        Some("wasm") => "application/wasm",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("webp") => "image/webp",
-        Some("avif") => "image/avif",
-        Some("ico") => "image/x-icon",
-        Some("woff") => "font/woff",
-        Some("woff2") => "font/woff2",
-        Some("ttf") => "font/ttf",
-        Some("otf") => "font/otf",
-        Some("pdf") => "application/pdf",
-        Some("mp4") => "video/mp4",
-        Some("webm") => "video/webm",
-        Some("mp3") => "audio/mpeg",
-        Some("csv") => "text/csv; charset=utf-8",
-        Some("md") => "text/markdown; charset=utf-8",
-        _ => "application/octet-stream",
-    }
 }
 
 fn is_compressible(kind: &str) -> bool {

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::serve::{cache_control, content_type, decode_for_tests, range_for_tests};
+use super::serve::{cache_control, decode_for_tests, range_for_tests};
+use updraft_api::media_type as content_type;
 
 #[test]
 fn paths_decode_and_never_climb() {

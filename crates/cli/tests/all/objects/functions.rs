@@ -231,6 +231,16 @@ async fn a_granted_function_reaches_its_buckets_as_granted_and_nothing_else() {
     let tampered = format!("{}x", &token[..token.len() - 1]);
     let r = storage(&tampered).send().await.unwrap();
     assert_eq!(r.status(), 401, "{}", r.text().await.unwrap());
+    // No credential, or a project key instead of a function's: refused too.
+    let r = s
+        .http
+        .get(s.url("/_updraft/storage/v1/buckets/inbox/objects/hello.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = storage(&s.token).send().await.unwrap();
+    assert_eq!(r.status(), 401, "{}", r.text().await.unwrap());
 
     // Gone with the function: both credentials.
     let r = s
