@@ -260,7 +260,7 @@ impl SiteService {
     pub async fn unpublish(&self, project: &str, app: &str) -> Result<bool, SitesError> {
         // Every deploy of an app without `[site]` asks: answer from memory unless there is a
         // live site of this app to take down.
-        if !self.live(project).is_some_and(|v| v.app == app) {
+        if self.live(project).is_none_or(|v| v.app != app) {
             return Ok(false);
         }
         let gone = self.store.unpublish_site(project, app).await?;
