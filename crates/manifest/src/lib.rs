@@ -43,11 +43,11 @@ pub use schedule::{MIN_RATE, Schedule};
 pub use schema::{
     App, BUCKET_EVENTS, BucketTrigger, DB_EVENTS, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY,
-    DEFAULT_MAX_REUSE, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DbTrigger, Function, HttpTrigger,
-    InstanceReuse, KV_EVENTS, KvTrigger, LIVE, MAX_BATCH_SIZE, MAX_BODY, MAX_IDLE_TIMEOUT,
-    MAX_MAX_ATTEMPTS, MAX_MAX_CONCURRENCY, MAX_MAX_REUSE, MAX_MEMORY, MAX_TIMEOUT, Manifest,
-    Method, Name, NameError, QueueTrigger, QuotaMetric, QuotaPeriod, Quotas, Retry,
-    ScheduleTrigger, TopicTrigger, is_env_name,
+    DEFAULT_MAX_REUSE, DEFAULT_MEMORY, DEFAULT_TIMEOUT, DbTrigger, Function, FunctionRuntime,
+    HttpTrigger, InstanceReuse, KV_EVENTS, KvTrigger, LIVE, MAX_BATCH_SIZE, MAX_BODY,
+    MAX_IDLE_TIMEOUT, MAX_MAX_ATTEMPTS, MAX_MAX_CONCURRENCY, MAX_MAX_REUSE, MAX_MEMORY,
+    MAX_TIMEOUT, Manifest, Method, Name, NameError, QueueTrigger, QuotaMetric, QuotaPeriod, Quotas,
+    Retry, ScheduleTrigger, TopicTrigger, is_env_name,
 };
 pub use site::{BucketDecl, MAX_SITE_RULES, Site, SiteHeaders, SiteRule};
 pub use units::{ByteSize, format_duration, format_size, parse_duration, parse_size};

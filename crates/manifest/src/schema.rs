@@ -22,7 +22,9 @@ use crate::units::{format_duration, format_size, parse_duration, parse_size};
 use updraft_api::{Filter, check_resource_name};
 
 mod db;
+mod process;
 pub use db::{BUCKET_EVENTS, BucketTrigger, DB_EVENTS, DbTrigger, KV_EVENTS, KvTrigger};
+pub use process::FunctionRuntime;
 
 /// Default per-invocation time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,7 +87,10 @@ struct RawApp {
 #[serde(deny_unknown_fields)]
 struct RawFunction {
     name: String,
-    component: String,
+    component: Option<String>,
+    runtime: Option<String>,
+    handler: Option<String>,
+    code: Option<String>,
     build: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -197,8 +202,20 @@ pub struct App {
 pub struct Function {
     /// `name = "hello"`: unique within a project.
     pub name: Name,
-    /// `component = "target/wasm32-wasip2/release/hello.wasm"`: relative to the manifest's directory.
+    /// `component = "target/wasm32-wasip2/release/hello.wasm"`: relative to the manifest's
+    /// directory (empty for a process function).
     pub component: String,
+    /// `runtime = "python"`: what runs the code (`wasm`, the default, or a process runtime
+    /// speaking the Lambda Runtime API).
+    #[serde(default, skip_serializing_if = "is_wasm")]
+    pub runtime: FunctionRuntime,
+    /// `handler = "app.handler"`: a process function's entry point, as on Lambda (`_HANDLER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// `code = "src"`: a process function's code, a directory or a `.zip` relative to the
+    /// manifest's directory (`.` when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// `build = "cargo build --release --target wasm32-wasip2"`: run by `deploy`/`up` first.
     pub build: Option<String>,
     /// `env = { GREETING = "hi" }`: environment variables the guest sees.
@@ -446,6 +463,10 @@ impl InstanceReuse {
     }
 }
 
+fn is_wasm(r: &FunctionRuntime) -> bool {
+    *r == FunctionRuntime::Wasm
+}
+
 impl Function {
     /// The parsed `allowed_outbound_hosts` (valid by construction).
     pub fn outbound_hosts(&self) -> Vec<OutboundHost> {
@@ -688,9 +709,20 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
                 format!("function `{name}` is already defined by functions[{j}]"),
             );
         }
-        if f.component.trim().is_empty() {
-            c.report(&at("component"), "must be the path of a .wasm component");
-        }
+        let code = process::check(
+            c,
+            i,
+            &process::RawRuntime {
+                runtime: f.runtime.as_deref(),
+                component: f.component.as_deref(),
+                handler: f.handler.as_deref(),
+                code: f.code.as_deref(),
+                key_value_stores: !f.key_value_stores.is_empty(),
+                variables: f.variables.is_some(),
+                allowed_outbound_hosts: !f.allowed_outbound_hosts.is_empty(),
+                instance_reuse: f.instance_reuse.as_deref(),
+            },
+        );
         if let Some(b) = &f.build
             && b.trim().is_empty()
         {
@@ -795,6 +827,7 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
         );
         let max_reuse = check_count(c, &at("max_reuse"), f.max_reuse, 1, MAX_MAX_REUSE);
         let instance_reuse = match f.instance_reuse.as_deref() {
+            _ if code.runtime.is_process() => InstanceReuse::Warm,
             None | Some("fresh") => InstanceReuse::Fresh,
             Some("warm") => InstanceReuse::Warm,
             Some(other) => {
@@ -922,7 +955,10 @@ fn validate(raw: RawManifest, c: &mut Checker<'_>) -> Manifest {
         db::bucket_grants(c, i, &f.buckets);
         functions.push(Function {
             name,
-            component: f.component,
+            component: code.component,
+            runtime: code.runtime,
+            handler: code.handler,
+            code: code.code,
             build: f.build,
             env: f.env,
             secrets: f.secrets,

@@ -130,7 +130,10 @@ fn syntax_error_has_line() {
 #[test]
 fn missing_key_is_reported() {
     let e = err("[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\n");
-    assert!(e.contains("missing field `component`"), "{e}");
+    assert!(
+        e.contains("functions[0].component: must be the path of a .wasm component"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -562,4 +565,5 @@ fn bucket_triggers_name_a_bucket_its_events_and_a_key_filter() {
     }
 }
 
+mod process;
 mod storage;
