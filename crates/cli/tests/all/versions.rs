@@ -545,8 +545,12 @@ async fn drive_until(s: &TestServer, done: impl Fn(&Value) -> bool) -> (Vec<(u32
 
 #[tokio::test]
 async fn a_failing_canary_is_rolled_back_and_a_healthy_one_promoted() {
+    // Latency is not what this test is about: a loaded CI machine once made version 3's p99
+    // 66 ms against 2 ms and rolled the healthy canary back, so the latency guard is out of
+    // reach here (the registry's canary tests cover it).
     let s = TestServer::start_with(
-        "[canary]\nwindow = \"10s\"\nmin_requests = 20\ncheck_interval = \"100ms\"\n",
+        "[canary]\nwindow = \"10s\"\nmin_requests = 20\ncheck_interval = \"100ms\"\n\
+         latency_margin = \"10s\"\n",
     )
     .await;
     let echo = s.upload_guest(HTTP_ECHO).await;
