@@ -44,7 +44,9 @@ fn main() {
     }
     for (name, dir) in &guests {
         let konst = name.to_uppercase().replace('-', "_");
-        if dir.join("Cargo.toml").is_file() {
+        if name == "lambda" {
+            code.push_str(&lambda(dir, &out_dir));
+        } else if dir.join("Cargo.toml").is_file() {
             // A binary keeps its name; a library component (cdylib, as Spin's template
             // builds one) gets `_` for `-`.
             let release = out_dir.join("target/wasm32-wasip2/release");
@@ -93,6 +95,40 @@ fn main() {
         }
     }
     std::fs::write(out_dir.join("guests.rs"), code).expect("writing guests.rs");
+}
+
+/// `test-programs/lambda`: Lambda handlers for the process runtime. The Python and Node.js
+/// ones are source directories; the Rust one is a `lambda_runtime` bootstrap built natively.
+fn lambda(dir: &Path, out_dir: &Path) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = out_dir.join("lambda-target");
+    let status = Command::new(cargo)
+        .current_dir(dir.join("rust"))
+        .args(["build", "--release", "--locked", "--target-dir"])
+        .arg(&target)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .status()
+        .expect("running cargo to build test-programs/lambda/rust");
+    assert!(
+        status.success(),
+        "building test-programs/lambda/rust failed"
+    );
+    let path = |p: PathBuf| format!("{:?}", p.display().to_string());
+    format!(
+        "/// The Python Lambda handler's directory (see test-programs/lambda).\n\
+         pub const LAMBDA_PYTHON: &str = {};\n\
+         /// The Node.js Lambda handler's directory.\n\
+         pub const LAMBDA_NODEJS: &str = {};\n\
+         /// The Rust `lambda_runtime` bootstrap, built for this machine.\n\
+         pub const LAMBDA_RUST_BOOTSTRAP: &str = {};\n",
+        path(dir.join("python")),
+        path(dir.join("nodejs")),
+        path(target.join("release/bootstrap")),
+    )
 }
 
 fn build_rust(programs: &Path, out_dir: &Path) {

@@ -100,6 +100,9 @@ pub enum Code {
     FunctionFailed,
     /// The function did not respond before its deadline.
     FunctionTimeout,
+    /// The function's handler reported an error (a Lambda handler's `errorType` and
+    /// `errorMessage`): the platform is fine, the function's answer is not.
+    FunctionError,
     /// The function's response body is larger than its `max_response_body`.
     ResponseTooLarge,
     /// The queue holds as many messages as it may; consumers must catch up first.
@@ -149,6 +152,7 @@ impl Code {
             }
             Code::FunctionFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Code::FunctionTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Code::FunctionError => StatusCode::BAD_GATEWAY,
             Code::ResponseTooLarge => StatusCode::BAD_GATEWAY,
             Code::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -516,6 +520,9 @@ pub mod headers {
     pub const ALIAS: &str = "x-updraft-alias";
     /// Which delivery attempt of an event this is (1 for the first), on event requests.
     pub const ATTEMPT: &str = "x-updraft-attempt";
+    /// On a successful answer to a batch of events: the ids of the events that failed
+    /// (comma-separated); only those are retried (Lambda's `batchItemFailures`).
+    pub const FAILED_EVENTS: &str = "x-updraft-failed-events";
     /// The idempotency key of an asynchronous invoke (request).
     pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 }

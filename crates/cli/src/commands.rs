@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod bundle;
 pub(crate) mod db;
 pub(crate) mod deploy;
 pub(crate) mod functions;

@@ -92,7 +92,7 @@ pub(crate) fn class_of(e: &InvokeError) -> ErrorClass {
         InvokeError::OutOfMemory { .. } => ErrorClass::OutOfMemory,
         InvokeError::Trap(_) => ErrorClass::Trap,
         InvokeError::NoResponse => ErrorClass::NoResponse,
-        InvokeError::Guest(_) => ErrorClass::GuestError,
+        InvokeError::Guest(_) | InvokeError::Handler { .. } => ErrorClass::GuestError,
         InvokeError::Load(_) => ErrorClass::LoadFailed,
         _ => ErrorClass::Instantiate,
     }
@@ -119,8 +119,9 @@ impl InvocationSink for Call {
         self.line(
             Stream::Platform,
             &format!(
-                "cold start: version {} loaded from the compiled-code cache in {:.1} ms",
+                "cold start: version {} {} in {:.1} ms",
                 self.version.number,
+                self.version.runtime.cold_start_note(),
                 load.as_secs_f64() * 1000.0
             ),
         );

@@ -52,8 +52,8 @@ pub use quota::{Quota, QuotaScope, period_bounds, rfc3339};
 pub use rejected::Rejected;
 pub use runtime::{
     BoxFuture, CodeSource, Input, Invocation, InvocationSink, InvokeError, LifecycleStats,
-    LoadError, PLATFORM_HOST, Report, Reuse, Runtime, RuntimeProvider, S3_HOST, Settings, Start,
-    Stream,
+    LoadError, PLATFORM_HOST, ProcessSettings, Report, Reuse, Runtime, RuntimeProvider, S3_HOST,
+    Settings, Start, Stream,
 };
 pub use trace::{Span, TRACEPARENT, TraceContext};
 
@@ -195,8 +195,9 @@ impl Dispatcher {
                         Stream::Platform,
                         &format!(
                             "evicted: version {} was idle past its idle_timeout; its next request \
-                             loads it from the compiled-code cache (a cold start)",
-                            version.number
+                             is a cold start ({})",
+                            version.number,
+                            version.runtime.cold_start_note()
                         ),
                     );
                 }
@@ -378,6 +379,7 @@ impl Dispatcher {
             request_id: request_id.clone(),
             version: version.number,
             traceparent: call.trace.guest_header(),
+            trigger: call.trigger,
             input,
         };
         let result = version.runtime.invoke(invocation, sink.clone()).await;
@@ -421,6 +423,7 @@ impl Dispatcher {
                         Code::Internal
                     }
                     InvokeError::BadInput(_) => Code::BadRequest,
+                    InvokeError::Handler { .. } => Code::FunctionError,
                     _ => Code::FunctionFailed,
                 };
                 tracing::debug!(function = %function.name, %request_id, error = %e, "invocation failed");

@@ -41,6 +41,8 @@ pub struct Invocation {
     pub version: u32,
     /// The W3C `traceparent` the guest sees (its parent is the dispatcher's execute span).
     pub traceparent: String,
+    /// What triggered it (a runtime may shape the input by it: Lambda's event shapes).
+    pub trigger: updraft_api::Trigger,
     /// What to run.
     pub input: Input,
 }
@@ -144,6 +146,14 @@ pub enum InvokeError {
     /// The guest answered with an error instead of a response.
     #[error("the function responded with an error: {0}")]
     Guest(String),
+    /// A Lambda handler reported an error (`errorType`, `errorMessage`).
+    #[error("{error_type}: {message}")]
+    Handler {
+        /// Its `errorType` (`ValueError`, `Runtime.ExitError`, ...).
+        error_type: String,
+        /// Its `errorMessage`.
+        message: String,
+    },
     /// The instance could not be created (e.g. resource limits).
     #[error("could not start the function: {0}")]
     Instantiate(String),
@@ -218,11 +228,28 @@ pub struct Settings {
     /// The key-value stores the guest may open (`None`: not granted, the interfaces are
     /// absent).
     pub key_value: Option<crate::kv::KeyValueGrant>,
+    /// How to run the version as a native process speaking the Lambda Runtime API (`None`:
+    /// a WebAssembly component).
+    pub process: Option<ProcessSettings>,
     /// Whether the guest may call the platform's own data-plane APIs (`/_updraft/...`) at
     /// [`PLATFORM_HOST`] and its S3 API at [`S3_HOST`] without listing them in
     /// `allowed_outbound_hosts` (a `collections` or `buckets` grant; the credentials are in
     /// its environment).
     pub platform_api: bool,
+}
+
+/// What a process runtime needs beyond [`Settings`]: which runtime, its handler, and the
+/// names Lambda's environment variables carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSettings {
+    /// `python`, `nodejs` or `provided`.
+    pub runtime: updraft_manifest::FunctionRuntime,
+    /// `_HANDLER` (`app.handler`).
+    pub handler: Option<String>,
+    /// The project the function belongs to.
+    pub project: String,
+    /// The function's name (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub function: String,
 }
 
 /// The host name a granted guest reaches the platform's data plane by
@@ -246,6 +273,7 @@ impl Default for Settings {
             idle_timeout: updraft_manifest::DEFAULT_IDLE_TIMEOUT,
             redact: Vec::new(),
             key_value: None,
+            process: None,
             platform_api: false,
         }
     }
@@ -310,6 +338,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// same as [`Runtime::load`].
     fn warm_up(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async { self.load().await.map_err(|e| e.to_string()) })
+    }
+
+    /// How its cold start log line says what the load did ("loaded from the compiled-code
+    /// cache" by default).
+    fn cold_start_note(&self) -> &'static str {
+        "loaded from the compiled-code cache"
     }
 
     /// Its `min_instances` (0 by default).

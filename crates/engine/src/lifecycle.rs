@@ -157,6 +157,7 @@ fn request(invocation: Invocation) -> Result<http::Request<GuestBody>, InvokeErr
         version,
         traceparent,
         input,
+        trigger: _,
     } = invocation;
     let mut req = match input {
         Input::Http(req) => req,

@@ -96,6 +96,15 @@ impl Registry {
             allowed_outbound_hosts: spec.outbound_hosts(),
             variables,
             key_value,
+            process: spec
+                .runtime
+                .is_process()
+                .then(|| updraft_dispatch::ProcessSettings {
+                    runtime: spec.runtime,
+                    handler: spec.handler.clone(),
+                    project: project.to_owned(),
+                    function: function.to_owned(),
+                }),
             platform_api: !platform.is_empty(),
             timeout: e.timeout,
             memory_bytes: e.memory,

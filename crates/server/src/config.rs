@@ -1,6 +1,7 @@
 //! The server configuration file (`updraft serve --config updraft-server.toml`): platform
 //! defaults and maxima for function limits, the global concurrency cap, HTTP header caps and the
-//! instance pool. Every key is optional; unknown keys are errors.
+//! instance pool. Every key is optional; unknown keys are errors. A long file: its first half
+//! is this annotated example of every section, the one place an operator reads them all.
 //!
 //! ```toml
 //! [defaults]            # what a function gets when its manifest leaves a setting out
@@ -83,6 +84,9 @@
 //! [objects]                     # buckets and the S3 API (every key: see storage.md)
 //!
 //! [sites]                       # static sites (max_file_bytes, max_files: see sites.md)
+//!
+//! [process]                     # Lambda functions: python, node, init_timeout, max_payload,
+//!                               # max_bundle_bytes, max_bundle_files, clients_dir (lambda.md)
 //!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key
@@ -216,6 +220,8 @@ pub struct FileConfig {
     pub objects: updraft_services::objects::ObjectsConfig,
     /// Static sites (`[sites]`).
     pub sites: updraft_services::sites::SitesConfig,
+    /// Process (Lambda) functions (`[process]`).
+    pub process: updraft_process::ProcessConfig,
     /// Proxies whose `X-Forwarded-For` names the client (`[auth] trusted_proxies`), for the
     /// auth API's rate limits.
     pub trusted_proxies: Vec<Cidr>,
@@ -267,6 +273,7 @@ impl Default for FileConfig {
             documents: updraft_services::docs::DocConfig::default(),
             objects: updraft_services::objects::ObjectsConfig::default(),
             sites: updraft_services::sites::SitesConfig::default(),
+            process: updraft_process::ProcessConfig::default(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -574,6 +581,7 @@ impl FileConfig {
             documents: keyvalue::documents(&raw.documents).map_err(err)?,
             objects: objects::parse(&raw.objects).map_err(err)?,
             sites: objects::parse_sites(&raw.sites).map_err(err)?,
+            process: process::parse(&raw.process).map_err(err)?,
             trusted_proxies: sections::trusted_proxies(&raw.auth).map_err(err)?,
             base_domain: match raw.projects.base_domain {
                 None => defaults.base_domain,
@@ -593,6 +601,7 @@ mod http;
 mod keyvalue;
 mod machine;
 mod objects;
+mod process;
 mod raw;
 mod sandbox;
 mod sections;

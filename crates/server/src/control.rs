@@ -10,7 +10,7 @@
 //! | any | `/v1/db/...` | document collections (see `updraft_services::docs`), as a key: a viewer reads, a deployer writes |
 //! | GET | `/v1/status` | version, function count, compile counters |
 //! | HEAD/GET | `/v1/artifacts/{digest}` | 200 if stored and compiled, else 404 |
-//! | PUT | `/v1/artifacts/{digest}` | upload a component (raw body); validated and compiled |
+//! | PUT | `/v1/artifacts/{digest}` | upload a component or a process bundle (a zip; raw body): validated, then compiled or unpacked |
 //! | POST | `/v1/apps` | deploy an app ([`DeployRequest`]) |
 //! | GET | `/v1/functions` | list functions |
 //! | GET/DELETE | `/v1/functions/{name}` | one function / delete it |

@@ -37,6 +37,7 @@ mod janitor;
 mod meter;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod runtimes;
 mod secrets;
 mod telemetry;
 mod user_tokens;
@@ -130,6 +131,8 @@ pub(crate) struct State {
     /// Log lines and invocation records.
     pub(crate) telemetry: Arc<dyn TelemetryStore>,
     pub(crate) engine: Arc<Engine>,
+    /// Process (Lambda) functions' bundles and environments.
+    pub(crate) process: Arc<updraft_process::ProcessRuntimes>,
     /// Deployed state: functions, versions, aliases, routes.
     pub(crate) registry: Arc<Registry>,
     pub(crate) gateway: Arc<Gateway>,
@@ -234,13 +237,19 @@ impl Server {
         }
         let dispatcher = Arc::new(Dispatcher::new(Arc::new(telemetry), dispatch_config));
         let engine = Arc::new(engine);
-        let runtime = Arc::new(WasmRuntime::new(
-            engine.clone(),
-            Arc::new(ArtifactCode {
-                artifacts: artifacts.clone(),
-                runtime: tokio::runtime::Handle::current(),
-            }),
+        let code = Arc::new(ArtifactCode {
+            artifacts: artifacts.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let process = Arc::new(updraft_process::ProcessRuntimes::new(
+            config.data_dir.join("process"),
+            code.clone(),
+            config.file.process.clone(),
         ));
+        let runtime = Arc::new(runtimes::Runtimes {
+            wasm: Arc::new(WasmRuntime::new(engine.clone(), code)),
+            process: process.clone(),
+        });
         let mut registry_config = RegistryConfig::default();
         registry_config.limits = config.file.limits.clone();
         registry_config.queue_timeout = config.file.queue_timeout;
@@ -325,6 +334,7 @@ impl Server {
             artifacts,
             telemetry: telemetry_store,
             engine,
+            process,
             registry: registry.clone(),
             gateway: Arc::new(gateway),
             metadata: metadata.clone(),

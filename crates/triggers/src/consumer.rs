@@ -147,6 +147,7 @@ impl Triggers {
         let function = self.functions.function(&c.project, &c.function);
         let origin = Origin::new(c.trigger, None);
         let request_id = origin.request_id.clone();
+        let mut failed_ids: Vec<String> = Vec::new();
         let (how, result) = match function {
             None => (
                 Settle::Release {
@@ -173,6 +174,11 @@ impl Triggers {
                 };
                 let status = resp.status();
                 let rejected = resp.extensions().get::<Rejected>().copied();
+                if let Some(v) = resp.headers().get(updraft_api::headers::FAILED_EVENTS)
+                    && let Ok(v) = v.to_str()
+                {
+                    failed_ids = v.split(',').map(|s| s.trim().to_owned()).collect();
+                }
                 let body = resp.into_body().collect().await.map(|b| b.to_bytes());
                 let (body, body_error) = match body {
                     Ok(b) => (b, None),
@@ -212,6 +218,38 @@ impl Triggers {
                 }
             }
         };
+        // A batch answered with some items failed: ack the rest, fail only those.
+        let failed: Vec<&Message> = batch
+            .iter()
+            .filter(|m| failed_ids.contains(&m.id))
+            .collect();
+        let (receipts, how, batch_failed) = if matches!(how, Settle::Ack) && !failed.is_empty() {
+            let done: Vec<String> = batch
+                .iter()
+                .filter(|m| !failed_ids.contains(&m.id))
+                .map(|m| m.receipt.clone())
+                .collect();
+            if !done.is_empty()
+                && let Err(e) = self
+                    .log
+                    .settle(&c.project, &done, &Settle::Ack, result.as_ref())
+                    .await
+            {
+                tracing::warn!(queue = c.queue, error = %e, "could not settle events");
+            }
+            let ids: Vec<&str> = failed.iter().map(|m| m.id.as_str()).collect();
+            let error = format!(
+                "the function reported {} of {} event(s) failed: {}",
+                failed.len(),
+                batch.len(),
+                ids.join(", ")
+            );
+            let how = self.fail(c, attempt, 200, error, &request_id);
+            let receipts: Vec<String> = failed.iter().map(|m| m.receipt.clone()).collect();
+            (receipts, how, failed.len())
+        } else {
+            (receipts, how, batch.len())
+        };
         let fate = self
             .log
             .settle(&c.project, &receipts, &how, result.as_ref())
@@ -221,15 +259,14 @@ impl Triggers {
                 if let Settle::Fail { dead_letter, .. } = &how {
                     *lock(&self.dead_lettered)
                         .entry((c.project.clone(), c.queue.clone()))
-                        .or_default() += batch.len() as u64;
+                        .or_default() += batch_failed as u64;
                     self.platform_line(
                         &c.project,
                         &c.function,
                         &format!(
-                            "{} event(s) from `{}` failed {attempt} time(s) and moved to dead-letter queue `{dead_letter}` (first id {})",
-                            batch.len(),
+                            "{batch_failed} event(s) from `{}` failed {attempt} time(s) and moved to dead-letter queue `{dead_letter}` (first id {})",
                             c.queue,
-                            batch[0].id
+                            receipts_first(&batch, &failed)
                         ),
                     );
                     self.wakeups.wake(&c.project, dead_letter);
@@ -269,6 +306,14 @@ impl Triggers {
                 .unwrap_or_else(|| default_dead_letter(&c.function)),
         }
     }
+}
+
+/// The id of the first failed message (of the whole batch when none was named).
+fn receipts_first<'a>(batch: &'a [Message], failed: &[&'a Message]) -> &'a str {
+    failed
+        .first()
+        .or(batch.first().as_ref())
+        .map_or("", |m| m.id.as_str())
 }
 
 /// A message as the event it carries.

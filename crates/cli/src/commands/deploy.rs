@@ -80,13 +80,17 @@ pub(crate) async fn deploy_dir(
 
     let mut artifacts = BTreeMap::new();
     for (i, f) in manifest.functions.iter().enumerate() {
-        let path = dir.join(&f.component);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "{shown}: functions[{i}].component: cannot read {} (did its build run?)",
-                path.display()
-            )
-        })?;
+        let bytes = if f.runtime.is_process() {
+            super::bundle::build(dir, f, progress).await?
+        } else {
+            let path = dir.join(&f.component);
+            std::fs::read(&path).with_context(|| {
+                format!(
+                    "{shown}: functions[{i}].component: cannot read {} (did its build run?)",
+                    path.display()
+                )
+            })?
+        };
         let digest = hex::encode(Sha256::digest(&bytes));
         upload(
             client,
@@ -197,7 +201,8 @@ async fn upload(
         .map(|start| bytes.slice(start..bytes.len().min(start + (64 << 10))))
         .collect();
     let bar = pb.clone();
-    let compiling = format!("compiling {name}");
+    let bundle = updraft_process::bundle::is_bundle(&bytes);
+    let compiling = format!("{} {name}", if bundle { "unpacking" } else { "compiling" });
     let stream = futures::stream::iter(chunks.into_iter().map(move |c| {
         if let Some(pb) = &bar {
             pb.inc(c.len() as u64);
@@ -214,7 +219,14 @@ async fn upload(
     }));
     let resp = client
         .request(Method::PUT, &path)
-        .header("content-type", "application/wasm")
+        .header(
+            "content-type",
+            if bundle {
+                "application/zip"
+            } else {
+                "application/wasm"
+            },
+        )
         .header("content-length", len)
         .body(reqwest::Body::wrap_stream(stream))
         .send()

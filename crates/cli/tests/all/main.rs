@@ -16,6 +16,7 @@ mod gateway;
 mod hostile;
 mod keys;
 mod keyvalue;
+mod lambda;
 mod lifecycle;
 mod limits;
 mod logs;

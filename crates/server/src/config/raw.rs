@@ -52,6 +52,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) sites: super::objects::RawSites,
     #[serde(default)]
+    pub(super) process: super::process::RawProcess,
+    #[serde(default)]
     pub(super) auth: RawAuth,
 }
 

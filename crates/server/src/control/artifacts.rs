@@ -69,7 +69,7 @@ pub(crate) async fn artifact_exists(
         .has_artifact(&caller.project, &digest)
         .await?
         && state.artifacts.exists(&digest).await?;
-    if stored && state.engine.is_cached(&digest) {
+    if stored && (state.engine.is_cached(&digest) || state.process.is_prepared(&digest)) {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::new(
@@ -123,7 +123,7 @@ pub(crate) async fn upload_artifact(
         }
         Err(e) => return Err(e.into()),
     }
-    if existed && state.engine.is_cached(&digest) {
+    if existed && (state.engine.is_cached(&digest) || state.process.is_prepared(&digest)) {
         state
             .metadata
             .grant_artifact(&caller.project, &digest)
@@ -138,6 +138,9 @@ pub(crate) async fn upload_artifact(
     }
     // Compile (which validates); a bad upload that was not stored before is removed again.
     let bytes = state.artifacts.read(&digest).await?;
+    if updraft_process::bundle::is_bundle(&bytes) {
+        return upload_bundle(&state, &caller, digest, size, existed, bytes).await;
+    }
     let (engine, d) = (state.engine.clone(), digest.clone());
     let compiled = match tokio::task::spawn_blocking(move || engine.compile(&d, &bytes)).await? {
         Ok(c) => c,
@@ -168,6 +171,40 @@ pub(crate) async fn upload_artifact(
         StatusCode::OK
     };
     Ok((status, Json(result)))
+}
+
+/// A process function's bundle: checked and unpacked (its "compile"); refused with the reason
+/// if it is not a usable bundle.
+async fn upload_bundle(
+    state: &AppState,
+    caller: &Caller,
+    digest: String,
+    size: u64,
+    existed: bool,
+    bytes: Vec<u8>,
+) -> Result<(StatusCode, Json<ArtifactUploaded>), ApiError> {
+    let started = std::time::Instant::now();
+    if let Err(e) = state.process.prepare_bundle(&digest, bytes).await {
+        if !existed {
+            state.artifacts.delete(&digest).await?;
+        }
+        return Err(if e.user_error {
+            ApiError::new(Code::InvalidComponent, format!("invalid bundle: {e}"))
+        } else {
+            ApiError::internal("unpacking a bundle", e)
+        });
+    }
+    state
+        .metadata
+        .grant_artifact(&caller.project, &digest)
+        .await?;
+    let result = ArtifactUploaded {
+        digest,
+        size,
+        compiled: true,
+        compile_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    Ok((StatusCode::CREATED, Json(result)))
 }
 
 fn too_large() -> ApiError {

@@ -1,0 +1,293 @@
+//! Lambda-compatible process functions end to end, with real runtime clients: a Python handler
+//! under AWS's `awslambdaric`, a Node.js handler under Updraft's client, and a Rust
+//! `lambda_runtime` bootstrap (which parses every event with the `aws_lambda_events` types).
+//! Each is deployed unchanged with `updraft deploy` and driven over HTTP routes, a queue
+//! (with a partial batch failure), a schedule and `updraft invoke`; the handlers are in
+//! `test-programs/lambda` (its README has their contract).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use updraft_test_guests::{LAMBDA_NODEJS, LAMBDA_PYTHON, LAMBDA_RUST_BOOTSTRAP};
+
+use crate::support::{TestServer, expect_error, run_cli};
+
+/// Runtime clients installed once for the whole test run, not per test server.
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("lambda-clients")
+}
+
+fn config(extra: &str) -> String {
+    format!(
+        "[process]\nclients_dir = {:?}\n[events]\nretry_base = \"50ms\"\nretry_max = \"200ms\"\n{extra}",
+        clients_dir().display().to_string()
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Python,
+    Nodejs,
+    Rust,
+}
+
+impl Kind {
+    /// The `runtime` and `handler` lines of its function table.
+    fn table(self) -> &'static str {
+        match self {
+            Kind::Python => "runtime = \"python\"\nhandler = \"app.handler\"",
+            Kind::Nodejs => "runtime = \"nodejs\"\nhandler = \"index.handler\"",
+            Kind::Rust => "runtime = \"provided\"",
+        }
+    }
+
+    /// Puts its code in `code`.
+    fn copy_code(self, code: &Path) {
+        std::fs::create_dir_all(code).unwrap();
+        let from = match self {
+            Kind::Python => LAMBDA_PYTHON,
+            Kind::Nodejs => LAMBDA_NODEJS,
+            Kind::Rust => {
+                std::fs::copy(LAMBDA_RUST_BOOTSTRAP, code.join("bootstrap")).unwrap();
+                return;
+            }
+        };
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), code.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+}
+
+/// An app directory with function `h` (HTTP `/r/:op`, queue `jobs`) and `tick` (a schedule),
+/// both running `kind`'s handler; `extra` goes into `h`'s table.
+fn app(kind: Kind, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    kind.copy_code(&dir.path().join("code"));
+    let table = kind.table();
+    std::fs::write(
+        dir.path().join("updraft.toml"),
+        format!(
+            "[app]\nname = \"lambda\"\n\n\
+             [[functions]]\nname = \"h\"\n{table}\ncode = \"code\"\ntimeout = \"2s\"\n\
+             memory = \"128MiB\"\nmax_concurrency = 2\n{extra}\n\
+             [[functions.http]]\nroute = \"/r/:op\"\n\
+             [[functions.queue]]\nqueue = \"jobs\"\nbatch_size = 3\nmax_attempts = 2\n\n\
+             [[functions]]\nname = \"tick\"\n{table}\ncode = \"code\"\n\
+             [[functions.schedule]]\nrate = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+async fn deployed(kind: Kind, extra: &str, server_extra: &str) -> (TestServer, tempfile::TempDir) {
+    let s = TestServer::start_with(&config(server_extra)).await;
+    let dir = app(kind, extra);
+    let (ok, out, err) = run_cli(&s, &["deploy", dir.path().to_str().unwrap()], None);
+    assert!(ok, "{out}{err}");
+    (s, dir)
+}
+
+async fn info(s: &TestServer, op: &str) -> (reqwest::header::HeaderMap, Value) {
+    let resp = s.get(&format!("/r/{op}")).await;
+    assert_eq!(resp.status(), 200, "{op}");
+    let headers = resp.headers().clone();
+    (headers, resp.json().await.unwrap())
+}
+
+/// The text of `function`'s log lines once `ready` holds for them (bounded).
+async fn lines_until(
+    s: &TestServer,
+    function: &str,
+    ready: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let text = |lines: &[Value]| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l["line"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let lines = s
+        .logs_until(function, "limit=1000", |l| ready(&text(l)))
+        .await;
+    text(&lines)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// HTTP routes, context fields, warm state, handler errors, `updraft invoke`, a queue batch
+/// with one failed item, and a schedule.
+async fn triggers_and_context(kind: Kind) {
+    let (s, _dir) = deployed(kind, "", "").await;
+
+    let (headers, first) = info(&s, "info").await;
+    let request_id = headers["x-updraft-request-id"].to_str().unwrap();
+    assert_eq!(first["request_id"], request_id, "{first}");
+    assert_eq!(
+        first["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:h"
+    );
+    assert_eq!(first["function"], "h");
+    assert_eq!(first["memory"], 128);
+    assert_eq!(first["route_key"], "GET /r/:op");
+    assert_eq!(first["param"], "info");
+    let left = first["deadline_ms"]
+        .as_u64()
+        .unwrap()
+        .saturating_sub(now_ms());
+    assert!((500..=2_100).contains(&left), "deadline {left} ms away");
+
+    // Warm reuse: the same process, its module state kept.
+    let (_, second) = info(&s, "info").await;
+    assert_eq!(second["pid"], first["pid"]);
+    assert_eq!(second["count"], first["count"].as_u64().unwrap() + 1);
+
+    // A handler error is a 502 naming it, and a failed record.
+    let body = expect_error(s.get("/r/error").await, 502, "function_error").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("asked to fail"),
+        "{body}"
+    );
+
+    // `updraft invoke` hands the raw payload over and prints the raw result.
+    let (ok, out, err) = run_cli(&s, &["invoke", "h", "-d", r#"{"x":[1,2]}"#], None);
+    assert!(ok, "{out}{err}");
+    let echoed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(echoed["echo"], json!({"x": [1, 2]}), "{out}");
+
+    // A queue batch of three whose middle item fails: only it is retried, then dead-lettered.
+    let resp = s
+        .api(Method::POST, "/v1/queues/jobs/messages/batch")
+        .json(&json!({"messages": [{"body": "ok1"}, {"body": "fail"}, {"body": "ok2"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let dlq = s.api(Method::GET, "/v1/queues/h-dlq").send().await.unwrap();
+        if dlq.status() == 200 && dlq.json::<Value>().await.unwrap()["depth"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed item was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.api_json("/v1/queues/jobs").await["depth"], 0);
+    let lines = lines_until(&s, "h", |l| {
+        l.iter().filter(|l| l.contains("sqs fail")).count() == 2
+    })
+    .await;
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!((count("sqs ok1"), count("sqs ok2")), (1, 1), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("REPORT RequestId: ")),
+        "{lines:#?}"
+    );
+
+    // The schedule's EventBridge event.
+    lines_until(&s, "tick", |l| {
+        l.iter().any(|l| l.starts_with("scheduled "))
+    })
+    .await;
+    s.stop().await;
+}
+
+/// The deadline, the memory limit and a crash each fail one invocation, and the next one runs
+/// on a fresh process; two run at once with max_concurrency = 2; idle processes are reaped.
+async fn limits_and_lifecycle(kind: Kind) {
+    let (s, _dir) = deployed(kind, "idle_timeout = \"1s\"", "").await;
+    let (_, before) = info(&s, "info").await;
+
+    let started = Instant::now();
+    expect_error(s.get("/r/sleep").await, 504, "function_timeout").await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(3_500), "killed after {took:?}");
+    lines_until(&s, "h", |l| {
+        l.iter()
+            .any(|l| l.contains("Task timed out after 2.00 seconds"))
+    })
+    .await;
+
+    let body = expect_error(s.get("/r/alloc").await, 500, "function_failed").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit of 128MiB"),
+        "{body}"
+    );
+    expect_error(s.get("/r/exit").await, 502, "function_error").await;
+    let (_, after) = info(&s, "info").await;
+    assert_ne!(after["pid"], before["pid"], "a fresh process");
+    assert_eq!(after["count"], 1, "its state starts over");
+
+    // max_concurrency = 2: two slow requests run at once, in two processes.
+    let started = Instant::now();
+    let (a, b) = tokio::join!(info(&s, "sleep1"), info(&s, "sleep1"));
+    assert!(
+        started.elapsed() < Duration::from_millis(1_900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(a.1["pid"], b.1["pid"]);
+
+    // Idle past idle_timeout: the processes are gone, and so is their state.
+    lines_until(&s, "h", |l| {
+        l.iter().any(|l| l.starts_with("evicted: version"))
+    })
+    .await;
+    let (_, fresh) = info(&s, "info").await;
+    assert_eq!(fresh["count"], 1, "{fresh}");
+    assert_ne!(fresh["pid"], a.1["pid"]);
+    assert_ne!(fresh["pid"], b.1["pid"]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_handler_under_awslambdaric() {
+    triggers_and_context(Kind::Python).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodejs_handler() {
+    triggers_and_context(Kind::Nodejs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_lambda_runtime_bootstrap() {
+    triggers_and_context(Kind::Rust).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_limits_and_lifecycle() {
+    limits_and_lifecycle(Kind::Python).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodejs_limits_and_lifecycle() {
+    limits_and_lifecycle(Kind::Nodejs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_limits_and_lifecycle() {
+    limits_and_lifecycle(Kind::Rust).await;
+}

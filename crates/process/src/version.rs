@@ -1,0 +1,426 @@
+//! One deployed version of a process function as a [`Runtime`]: a pool of warm execution
+//! environments, each serving one invocation at a time.
+//!
+//! An invocation takes an idle environment or starts one (a cold start, its init measured and
+//! capped), writes Lambda's `START`, `END` and `REPORT` lines around the handler's own, and
+//! gives the environment back unless it failed (timed out, went past its memory, crashed) or
+//! served `max_reuse` invocations. The dispatcher's concurrency limit bounds how many run at
+//! once, so `max_concurrency` is also the most processes a version has. Idle environments are
+//! stopped after `idle_timeout`, down to `min_instances`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use updraft_api::Trigger;
+use updraft_dispatch::{
+    Body, BoxFuture, Input, Invocation, InvocationSink, InvokeError, LifecycleStats, LoadError,
+    Report, Reuse, Runtime, Settings, Stream,
+};
+
+use crate::Shared;
+use crate::api::{Job, Outcome};
+use crate::env::{Environment, Ran, Spec};
+use crate::shapes::{self, ACCOUNT, REGION, Shape};
+
+/// A process function's deployed version.
+pub struct ProcessVersion {
+    shared: Arc<Shared>,
+    digest: String,
+    settings: Settings,
+    spec: tokio::sync::OnceCell<Arc<Spec>>,
+    idle: Mutex<Vec<Environment>>,
+    /// The version number, learnt from the first invocation (0 until then).
+    number: AtomicU32,
+    started: AtomicU64,
+    cold_starts: AtomicU64,
+    evictions: AtomicU64,
+    last_used: Mutex<Instant>,
+}
+
+impl ProcessVersion {
+    pub(crate) fn new(shared: Arc<Shared>, digest: String, settings: Settings) -> Self {
+        Self {
+            shared,
+            digest,
+            settings,
+            spec: tokio::sync::OnceCell::new(),
+            idle: Mutex::new(Vec::new()),
+            number: AtomicU32::new(0),
+            started: AtomicU64::new(0),
+            cold_starts: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn process(&self) -> Option<&updraft_dispatch::ProcessSettings> {
+        self.settings.process.as_ref()
+    }
+
+    fn function_name(&self) -> &str {
+        self.process().map_or("", |p| p.function.as_str())
+    }
+
+    /// `AWS_LAMBDA_FUNCTION_VERSION`: the number, or `$LATEST` before the first invocation
+    /// told it (an environment started for `min_instances`).
+    fn version_label(&self) -> String {
+        match self.number.load(Ordering::Relaxed) {
+            0 => "$LATEST".to_owned(),
+            n => n.to_string(),
+        }
+    }
+
+    fn arn(&self) -> String {
+        format!(
+            "arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}",
+            self.function_name()
+        )
+    }
+
+    /// The bundle unpacked, the runtime client installed, the environment worked out.
+    async fn spec(&self) -> Result<Arc<Spec>, LoadError> {
+        self.spec
+            .get_or_try_init(|| async {
+                let p = self.process().ok_or_else(|| LoadError {
+                    message: "not a process function".into(),
+                    user_error: false,
+                })?;
+                let task_root = self.shared.unpacked(&self.digest).await?;
+                let launch = self
+                    .shared
+                    .clients
+                    .launch(p.runtime, p.handler.as_deref(), &task_root)
+                    .await
+                    .map_err(|message| LoadError {
+                        user_error: p.runtime == updraft_manifest::FunctionRuntime::Provided,
+                        message,
+                    })?;
+                Ok(Arc::new(Spec {
+                    env: self.environment(&task_root),
+                    launch,
+                    task_root,
+                    init_timeout: self.shared.config.init_timeout,
+                    max_payload: self.shared.config.max_payload,
+                    tmp_root: self.shared.dir.join("tmp"),
+                    redact: self.settings.redact.clone(),
+                }))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Lambda's variables, then the function's own (`env`, granted secrets, platform
+    /// credentials). Nothing of the server's own environment leaks in.
+    fn environment(&self, task_root: &std::path::Path) -> Vec<(String, String)> {
+        let p = self.process();
+        let name = self.function_name().to_owned();
+        let project = p.map_or("", |p| p.project.as_str());
+        let memory_mb = (self.settings.memory_bytes >> 20).to_string();
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("TZ".into(), ":UTC".into()),
+            ("LAMBDA_TASK_ROOT".into(), task_root.display().to_string()),
+            ("LAMBDA_RUNTIME_DIR".into(), task_root.display().to_string()),
+            (
+                "_HANDLER".into(),
+                p.and_then(|p| p.handler.clone()).unwrap_or_default(),
+            ),
+            (
+                "AWS_EXECUTION_ENV".into(),
+                format!(
+                    "AWS_Lambda_{}",
+                    p.map_or("provided", |p| p.runtime.as_str())
+                ),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), name.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), memory_mb),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+                format!("/aws/lambda/{name}"),
+            ),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+            ("AWS_REGION".into(), REGION.into()),
+            ("AWS_DEFAULT_REGION".into(), REGION.into()),
+            ("UPDRAFT_PROJECT".into(), project.into()),
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+        ];
+        // The function's own variables win (its S3 grant sets AWS_REGION too).
+        for (k, v) in &self.settings.env {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env
+    }
+
+    /// An idle live environment, or a new one.
+    async fn take(
+        &self,
+        spec: &Spec,
+        sink: &Arc<dyn InvocationSink>,
+    ) -> Result<(Environment, Option<Duration>), InvokeError> {
+        loop {
+            let env = lock(&self.idle).pop();
+            match env {
+                Some(env) if env.alive() => return Ok((env, None)),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let n = self.started.fetch_add(1, Ordering::Relaxed);
+        let stream = format!(
+            "{}/[{}]{:016x}",
+            jiff::Timestamp::now().strftime("%Y/%m/%d"),
+            self.number.load(Ordering::Relaxed),
+            n ^ rand::random::<u64>()
+        );
+        self.cold_starts.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        match Environment::start(spec, &stream, &self.version_label()).await {
+            Ok(env) => {
+                sink.cold_start(started.elapsed());
+                let init = env.init;
+                Ok((env, Some(init)))
+            }
+            Err(e) => {
+                sink.line(
+                    Stream::Platform,
+                    &format!("INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {}", ms(started.elapsed()), e.error_type),
+                );
+                Err(InvokeError::Handler {
+                    error_type: e.error_type,
+                    message: e.message,
+                })
+            }
+        }
+    }
+
+    fn give_back(&self, env: Environment) {
+        let max = match self.settings.reuse {
+            Reuse::Warm { max_reuse } => max_reuse,
+            Reuse::Fresh => 1,
+        };
+        if env.alive() && env.served < max {
+            lock(&self.idle).push(env);
+        }
+    }
+
+    async fn run(
+        &self,
+        invocation: Invocation,
+        sink: Arc<dyn InvocationSink>,
+    ) -> Result<http::Response<Body>, InvokeError> {
+        self.number.store(invocation.version, Ordering::Relaxed);
+        *lock(&self.last_used) = Instant::now();
+        let spec = self
+            .spec()
+            .await
+            .map_err(|e| InvokeError::Load(e.message))?;
+        let request_id = invocation.request_id.clone();
+        let (payload, shape) = match invocation.input {
+            Input::Http(req) if invocation.trigger == Trigger::Invoke => {
+                let body = http_body_util::BodyExt::collect(req.into_body())
+                    .await
+                    .map_err(|e| InvokeError::BadInput(e.to_string()))?
+                    .to_bytes();
+                (body.to_vec(), Shape::Raw)
+            }
+            Input::Http(req) => {
+                let event = shapes::http_event(req, &request_id)
+                    .await
+                    .map_err(|e| InvokeError::BadInput(e.to_string()))?;
+                (event, Shape::Http)
+            }
+            Input::Events(events) => shapes::events_payload(invocation.trigger, &events),
+        };
+        let started = Instant::now();
+        let (mut env, init) = self.take(&spec, &sink).await?;
+        env.attach(sink.clone());
+        let version = invocation.version.to_string();
+        sink.line(
+            Stream::Platform,
+            &format!("START RequestId: {request_id} Version: {version}"),
+        );
+        let timeout = self.settings.timeout;
+        let deadline_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_add(timeout)
+            .as_millis();
+        let job = Job {
+            request_id: request_id.clone(),
+            deadline_ms: u64::try_from(deadline_ms).unwrap_or(u64::MAX),
+            function_arn: self.arn(),
+            trace_id: trace_id(&invocation.traceparent),
+            client_context: None,
+            payload: Bytes::from(payload),
+        };
+        let run_started = Instant::now();
+        let ran = env
+            .run(
+                job,
+                tokio::time::Instant::now() + timeout,
+                self.settings.memory_bytes,
+            )
+            .await;
+        let duration = run_started.elapsed();
+        let (_, peak) = env.memory();
+        let result = match ran {
+            Ran::Done(Outcome::Response(bytes)) => Ok(shapes::response(&shape, bytes)),
+            Ran::Done(Outcome::Error {
+                error_type,
+                message,
+            }) => Err(InvokeError::Handler {
+                error_type,
+                message,
+            }),
+            Ran::Done(Outcome::TooLarge(limit)) => Err(InvokeError::Handler {
+                error_type: "Function.ResponseSizeTooLarge".into(),
+                message: format!("the response is larger than the {limit} bytes a response may be"),
+            }),
+            Ran::Timeout => {
+                sink.line(
+                    Stream::Platform,
+                    &format!(
+                        "{request_id} Task timed out after {:.2} seconds",
+                        timeout.as_secs_f64()
+                    ),
+                );
+                Err(InvokeError::Timeout(timeout))
+            }
+            Ran::OutOfMemory(rss) => Err(InvokeError::OutOfMemory {
+                limit: self.settings.memory_bytes,
+                requested: rss,
+            }),
+            Ran::Exited(status) => Err(InvokeError::Handler {
+                error_type: "Runtime.ExitError".into(),
+                message: format!(
+                    "RequestId: {request_id} Error: Runtime exited with error: {status}"
+                ),
+            }),
+        };
+        sink.line(Stream::Platform, &format!("END RequestId: {request_id}"));
+        let billed = duration.as_millis().max(1);
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+            ms(duration),
+            self.settings.memory_bytes >> 20,
+            peak.div_ceil(1 << 20),
+        );
+        if let Some(init) = init {
+            report.push_str(&format!("\tInit Duration: {:.2} ms", ms(init)));
+        }
+        if matches!(result, Err(InvokeError::Timeout(_))) {
+            report.push_str("\tStatus: timeout");
+        } else if matches!(result, Err(InvokeError::OutOfMemory { .. })) {
+            report.push_str("\tStatus: error\tError Type: Runtime.OutOfMemory");
+        }
+        sink.line(Stream::Platform, &report);
+        env.detach();
+        self.give_back(env);
+        *lock(&self.last_used) = Instant::now();
+        sink.finished(Report {
+            peak_memory: peak,
+            started,
+            instantiate: init,
+            ended: Instant::now(),
+            error: result.as_ref().err().cloned(),
+        });
+        result
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `Root=1-...;Parent=...;Sampled=1` from a W3C `traceparent`.
+fn trace_id(traceparent: &str) -> String {
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    match parts.as_slice() {
+        [_, trace, parent, flags] if trace.len() == 32 => format!(
+            "Root=1-{}-{};Parent={parent};Sampled={}",
+            &trace[..8],
+            &trace[8..],
+            u8::from(flags.ends_with('1'))
+        ),
+        _ => String::new(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Runtime for ProcessVersion {
+    fn invoke(
+        &self,
+        invocation: Invocation,
+        sink: Arc<dyn InvocationSink>,
+    ) -> BoxFuture<'_, Result<http::Response<Body>, InvokeError>> {
+        Box::pin(self.run(invocation, sink))
+    }
+
+    fn finished(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    fn evict_if_idle(&self) -> bool {
+        let idle_timeout = self.settings.idle_timeout;
+        let keep = self.settings.min_instances as usize;
+        let mut idle = lock(&self.idle);
+        idle.retain(Environment::alive);
+        // The pool is in the order environments were given back: the first has been idle
+        // longest (invocations take the last, the warmest).
+        let before = idle.len();
+        while idle.len() > keep && idle[0].idle_since.elapsed() >= idle_timeout {
+            idle.remove(0);
+        }
+        let dropped = before - idle.len();
+        if dropped > 0 && idle.is_empty() {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    fn stats(&self) -> LifecycleStats {
+        let ready = lock(&self.idle).len();
+        LifecycleStats {
+            loaded: self.spec.initialized(),
+            ready_instances: ready,
+            cold_starts: self.cold_starts.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            reuse_disabled: false,
+        }
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<(), LoadError>> {
+        Box::pin(async { self.spec().await.map(|_| ()) })
+    }
+
+    fn warm_up(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async {
+            let spec = self.spec().await.map_err(|e| e.message)?;
+            let want = self.settings.min_instances as usize;
+            while lock(&self.idle).len() < want {
+                let stream = format!("warm/{:016x}", rand::random::<u64>());
+                let env = Environment::start(&spec, &stream, &self.version_label())
+                    .await
+                    .map_err(|e| format!("{}: {}", e.error_type, e.message))?;
+                lock(&self.idle).push(env);
+            }
+            Ok(())
+        })
+    }
+
+    fn min_instances(&self) -> u32 {
+        self.settings.min_instances
+    }
+
+    fn cold_start_note(&self) -> &'static str {
+        "started a new execution environment (init included)"
+    }
+}
