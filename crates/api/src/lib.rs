@@ -459,6 +459,38 @@ pub struct FunctionInfo {
     pub secrets: Vec<String>,
     /// When it last changed (ms since the epoch).
     pub updated_at: i64,
+    /// What runs it: `wasm`, or a process runtime (`python`, `nodejs`, `provided`).
+    #[serde(default = "wasm")]
+    pub kind: String,
+    /// A process function's handler (`app.handler`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// For a process function: what its sandbox enforces on this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxInfo>,
+}
+
+fn wasm() -> String {
+    "wasm".to_owned()
+}
+
+/// What the sandbox of process functions enforces on this host (see docs/lambda.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    /// Whether processes run through the sandbox helper at all.
+    pub helper: bool,
+    /// The filesystem is confined (Landlock): code read-only, no data directory.
+    pub filesystem: bool,
+    /// No signals to processes outside the sandbox.
+    pub signals: bool,
+    /// A private `/tmp` with a size cap (a mount namespace).
+    pub private_tmp: bool,
+    /// A separate user.
+    pub separate_user: bool,
+    /// No capabilities.
+    pub no_capabilities: bool,
+    /// One line: what is enforced and what is not.
+    pub summary: String,
 }
 
 /// A function's state in the running server.

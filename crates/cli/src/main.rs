@@ -117,6 +117,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The process-function sandbox helper: lock down, then exec the function (before any
+    // thread starts).
+    let mut args = std::env::args_os();
+    if args
+        .nth(1)
+        .is_some_and(|a| a == updraft_process::sandbox::HELPER_ARG)
+    {
+        let code = updraft_process::sandbox::helper_main(args.collect());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("UPDRAFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,updraft=info"));

@@ -24,6 +24,8 @@ pub(crate) struct Launch {
     pub(crate) program: PathBuf,
     pub(crate) args: Vec<String>,
     pub(crate) python_path: Option<PathBuf>,
+    /// What the sandbox must let it read: the interpreter's installation and the client.
+    pub(crate) read: Vec<PathBuf>,
 }
 
 /// Installs clients on demand, once.
@@ -32,6 +34,9 @@ pub(crate) struct Clients {
     python: String,
     node: String,
     install: tokio::sync::Mutex<()>,
+    /// The interpreters resolved: their real executable and installation prefix.
+    python_found: tokio::sync::OnceCell<(PathBuf, PathBuf)>,
+    node_found: tokio::sync::OnceCell<(PathBuf, PathBuf)>,
 }
 
 impl Clients {
@@ -41,6 +46,8 @@ impl Clients {
             python,
             node,
             install: tokio::sync::Mutex::new(()),
+            python_found: tokio::sync::OnceCell::new(),
+            node_found: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -54,21 +61,50 @@ impl Clients {
     ) -> Result<Launch, String> {
         match runtime {
             FunctionRuntime::Python => {
+                let (program, prefix) = self
+                    .python_found
+                    .get_or_try_init(|| {
+                        resolve(
+                            &self.python,
+                            &[
+                                "-c",
+                                "import sys; print(sys.executable); print(sys.base_prefix)",
+                            ],
+                        )
+                    })
+                    .await?
+                    .clone();
                 let site = self.python_client().await?;
                 Ok(Launch {
-                    program: PathBuf::from(&self.python),
+                    program,
                     args: vec![
                         "-m".into(),
                         "awslambdaric".into(),
                         handler.unwrap_or_default().to_owned(),
                     ],
+                    read: vec![prefix, site.clone()],
                     python_path: Some(site),
                 })
             }
             FunctionRuntime::Nodejs => {
+                let (program, prefix) = self
+                    .node_found
+                    .get_or_try_init(|| {
+                        resolve(
+                            &self.node,
+                            &[
+                                "-e",
+                                "const p = require('path'); const e = process.execPath; \
+                                     console.log(e); console.log(p.dirname(p.dirname(e)))",
+                            ],
+                        )
+                    })
+                    .await?
+                    .clone();
                 let script = self.node_client().await?;
                 Ok(Launch {
-                    program: PathBuf::from(&self.node),
+                    program,
+                    read: vec![prefix, script.clone()],
                     args: vec![script.to_string_lossy().into_owned()],
                     python_path: None,
                 })
@@ -85,6 +121,7 @@ impl Clients {
                     program: bootstrap,
                     args: Vec::new(),
                     python_path: None,
+                    read: Vec::new(),
                 })
             }
             FunctionRuntime::Wasm => Err("a wasm function is not a process".into()),
@@ -171,5 +208,29 @@ impl Clients {
             .and_then(|()| std::fs::rename(&staging, &path))
             .map_err(|e| format!("writing the Node.js runtime client: {e}"))?;
         Ok(path)
+    }
+}
+
+/// Runs `program` with `args`, which print its real executable and its installation prefix
+/// on two lines (a version manager's shim resolves to the interpreter it picks).
+async fn resolve(program: &str, args: &[&str]) -> Result<(PathBuf, PathBuf), String> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| {
+            format!(
+                "running `{program}`: {e} (is it installed? see [process] in the server config)"
+            )
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    match (out.status.success(), lines.next(), lines.next()) {
+        (true, Some(exe), Some(prefix)) => Ok((PathBuf::from(exe), PathBuf::from(prefix))),
+        _ => Err(format!(
+            "`{program}` did not say where it is installed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
     }
 }

@@ -38,6 +38,11 @@ pub(crate) struct Spec {
     pub(crate) max_payload: usize,
     pub(crate) tmp_root: PathBuf,
     pub(crate) redact: Vec<String>,
+    /// The helper and plan to run it through (`None`: run it directly).
+    pub(crate) sandbox: Option<(PathBuf, crate::sandbox::Plan)>,
+    /// Whether the sandbox gives it a private `/tmp` (else a directory of its own under
+    /// `tmp_root` is its `TMPDIR`).
+    pub(crate) private_tmp: bool,
 }
 
 /// Why an environment did not start.
@@ -105,7 +110,9 @@ pub(crate) struct Environment {
     mailbox: Mailbox,
     exit: watch::Receiver<Option<String>>,
     logs: Arc<Logs>,
-    tmp: PathBuf,
+    /// Its own temp directory on the host, removed when it is dropped (`None`: a private
+    /// `/tmp` that goes with its mount namespace).
+    tmp: Option<PathBuf>,
     waiter: JoinHandle<()>,
     /// How long its init took.
     pub(crate) init: Duration,
@@ -113,13 +120,17 @@ pub(crate) struct Environment {
     pub(crate) served: u32,
     /// When it last finished one.
     pub(crate) idle_since: Instant,
+    /// Killed by us: gone even before its exit is seen.
+    killed: bool,
 }
 
 impl Drop for Environment {
     fn drop(&mut self) {
         self.kill();
         self.waiter.abort();
-        let _ = std::fs::remove_dir_all(&self.tmp);
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_dir_all(tmp);
+        }
     }
 }
 
@@ -143,24 +154,42 @@ impl Environment {
                 format!("starting the Runtime API: {e}"),
             )
         })?;
-        let tmp = spec
-            .tmp_root
-            .join(format!("env-{:016x}", rand::random::<u64>()));
-        make_private_dir(&tmp).map_err(|e| {
-            fail(
-                "Runtime.Unavailable",
-                format!("creating {}: {e}", tmp.display()),
-            )
-        })?;
-        let mut cmd = tokio::process::Command::new(&spec.launch.program);
+        let (tmp, tmp_dir) = if spec.private_tmp {
+            (None, PathBuf::from("/tmp"))
+        } else {
+            let dir = spec
+                .tmp_root
+                .join(format!("env-{:016x}", rand::random::<u64>()));
+            let user = spec.sandbox.as_ref().and_then(|(_, p)| p.user);
+            make_private_dir(&dir, user).map_err(|e| {
+                fail(
+                    "Runtime.Unavailable",
+                    format!("creating {}: {e}", dir.display()),
+                )
+            })?;
+            (Some(dir.clone()), dir)
+        };
+        let mut cmd = match &spec.sandbox {
+            Some((helper, plan)) => {
+                let mut plan = plan.clone();
+                plan.write.extend(tmp.iter().cloned());
+                let json = serde_json::to_string(&plan).unwrap_or_default();
+                let mut c = tokio::process::Command::new(helper);
+                c.arg(crate::sandbox::HELPER_ARG)
+                    .arg(json)
+                    .arg(&spec.launch.program);
+                c
+            }
+            None => tokio::process::Command::new(&spec.launch.program),
+        };
         cmd.args(&spec.launch.args)
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AWS_LAMBDA_RUNTIME_API", mailbox.addr.to_string())
             .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
             .env("AWS_LAMBDA_FUNCTION_VERSION", version)
-            .env("TMPDIR", &tmp)
-            .env("HOME", &tmp)
+            .env("TMPDIR", &tmp_dir)
+            .env("HOME", &tmp_dir)
             .current_dir(&spec.task_root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -173,7 +202,9 @@ impl Environment {
             cmd.env("PYTHONPATH", path);
         }
         let mut child = cmd.spawn().map_err(|e| {
-            let _ = std::fs::remove_dir_all(&tmp);
+            if let Some(tmp) = &tmp {
+                let _ = std::fs::remove_dir_all(tmp);
+            }
             fail(
                 "Runtime.InvalidEntrypoint",
                 format!("could not start {}: {e}", spec.launch.program.display()),
@@ -212,6 +243,7 @@ impl Environment {
             init: Duration::ZERO,
             served: 0,
             idle_since: Instant::now(),
+            killed: false,
         };
         let mut ready = env.mailbox.polls.clone();
         let mut init_error = env.mailbox.init_error.clone();
@@ -264,7 +296,7 @@ impl Environment {
 
     /// Whether the process is still running.
     pub(crate) fn alive(&self) -> bool {
-        self.exit.borrow().is_none()
+        !self.killed && self.exit.borrow().is_none()
     }
 
     /// Sends its output to `sink` from now on (init lines first).
@@ -348,12 +380,13 @@ impl Environment {
     }
 
     /// Kills the whole process group.
-    pub(crate) fn kill(&self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(pid) = self.pid
             && self.alive()
         {
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
+        self.killed = true;
     }
 }
 
@@ -374,10 +407,15 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-fn make_private_dir(path: &Path) -> std::io::Result<()> {
+/// A directory only its owner (`user`, when it runs as one) may use.
+fn make_private_dir(path: &Path, user: Option<(u32, u32)>) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(path)
+        .create(path)?;
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    }
+    Ok(())
 }

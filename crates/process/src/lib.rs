@@ -20,6 +20,7 @@ mod api;
 pub mod bundle;
 mod clients;
 mod env;
+pub mod sandbox;
 mod shapes;
 mod version;
 
@@ -49,6 +50,15 @@ pub struct ProcessConfig {
     /// Where runtime clients are installed (`None`: `<process dir>/clients`); servers may
     /// share one.
     pub clients_dir: Option<PathBuf>,
+    /// Whether processes run in the [`sandbox`] (when a helper binary is known).
+    pub sandbox: bool,
+    /// The binary that applies the sandbox (`updraft` itself; set by whoever starts the
+    /// server, not by the config file).
+    pub helper: Option<PathBuf>,
+    /// The user and group processes run as (`None`: the server's).
+    pub user: Option<(u32, u32)>,
+    /// Size of each process's private `/tmp`, in bytes (Lambda's default: 512 MB).
+    pub tmp_bytes: u64,
 }
 
 impl Default for ProcessConfig {
@@ -60,6 +70,10 @@ impl Default for ProcessConfig {
             max_payload: 6 << 20,
             bundle: bundle::Limits::default(),
             clients_dir: None,
+            sandbox: true,
+            helper: None,
+            user: None,
+            tmp_bytes: 512 << 20,
         }
     }
 }
@@ -79,9 +93,35 @@ pub(crate) struct Shared {
     config: ProcessConfig,
     clients: clients::Clients,
     unpacking: tokio::sync::Mutex<()>,
+    /// What the sandbox enforces here, probed once.
+    enforced: tokio::sync::OnceCell<sandbox::Enforced>,
 }
 
 impl Shared {
+    /// The helper to run processes through, if the sandbox is on and one is known.
+    fn helper(&self) -> Option<&std::path::Path> {
+        self.config
+            .helper
+            .as_deref()
+            .filter(|_| self.config.sandbox)
+    }
+
+    /// What the sandbox enforces on this host (probed the first time it is asked).
+    async fn enforced(&self) -> sandbox::Enforced {
+        *self
+            .enforced
+            .get_or_init(|| async {
+                let Some(helper) = self.helper().map(std::path::Path::to_path_buf) else {
+                    return sandbox::Enforced::default();
+                };
+                let plan = sandbox::Plan::new(Vec::new(), 1 << 20, self.config.user);
+                tokio::task::spawn_blocking(move || sandbox::probe(&helper, &plan))
+                    .await
+                    .unwrap_or_default()
+            })
+            .await
+    }
+
     fn bundle_dir(&self, digest: &str) -> PathBuf {
         self.dir.join("bundles").join(digest)
     }
@@ -157,8 +197,14 @@ impl ProcessRuntimes {
                 code,
                 config,
                 unpacking: tokio::sync::Mutex::new(()),
+                enforced: tokio::sync::OnceCell::new(),
             }),
         }
+    }
+
+    /// What the sandbox enforces on this host (probed once).
+    pub async fn enforced(&self) -> sandbox::Enforced {
+        self.shared.enforced().await
     }
 
     /// Whether the artifact `digest` is a bundle already unpacked here.

@@ -97,7 +97,20 @@ impl ProcessVersion {
                         user_error: p.runtime == updraft_manifest::FunctionRuntime::Provided,
                         message,
                     })?;
+                let enforced = self.shared.enforced().await;
+                let sandbox = self.shared.helper().map(|helper| {
+                    let mut read = launch.read.clone();
+                    read.push(task_root.clone());
+                    let plan = crate::sandbox::Plan::new(
+                        read,
+                        self.shared.config.tmp_bytes,
+                        self.shared.config.user,
+                    );
+                    (helper.to_path_buf(), plan)
+                });
                 Ok(Arc::new(Spec {
+                    private_tmp: sandbox.is_some() && enforced.private_tmp,
+                    sandbox,
                     env: self.environment(&task_root),
                     launch,
                     task_root,

@@ -70,6 +70,9 @@ pub(crate) fn info(limits: &Limits, e: &Entry) -> Option<FunctionInfo> {
         secrets: spec.secrets.clone(),
         updated_at: live.created_at,
         runtime,
+        kind: spec.runtime.as_str().to_owned(),
+        handler: spec.handler.clone(),
+        sandbox: None,
     })
 }
 

@@ -22,6 +22,40 @@ def info(event, context):
     }
 
 
+def attempt(f):
+    """`ok` (or the listing, for a listing), or the error's name."""
+    try:
+        r = f()
+        return sorted(r) if isinstance(r, list) else "ok"
+    except Exception as e:  # noqa: BLE001 - any refusal is the answer
+        return type(e).__name__
+
+
+def escape():
+    """What a hostile handler tries: see ../README.md."""
+    root = os.environ["LAMBDA_TASK_ROOT"]
+    data_dir = os.path.normpath(os.path.join(root, "..", "..", ".."))
+
+    def write_big():
+        with open("/tmp/big", "wb") as f:
+            for _ in range(64):
+                f.write(b"x" * (1 << 20))
+
+    return {
+        "read_data_dir_db": attempt(lambda: open(os.path.join(data_dir, "updraft.db"), "rb").read(16)),
+        "list_data_dir": attempt(lambda: os.listdir(data_dir)),
+        "list_other_bundles": attempt(lambda: os.listdir(os.path.dirname(root))),
+        "list_root": attempt(lambda: os.listdir("/")),
+        "read_shadow": attempt(lambda: open("/etc/shadow").read(1)),
+        "write_code": attempt(lambda: open(os.path.join(root, "evil.py"), "w").write("x")),
+        "write_tmp": attempt(lambda: open("/tmp/small", "w").write("fine")),
+        "write_tmp_past_cap": attempt(write_big),
+        "signal_parent": attempt(lambda: os.kill(os.getppid(), 0)),
+        "tmpdir": os.environ.get("TMPDIR"),
+        "env_keys": sorted(os.environ.keys()),
+    }
+
+
 def handler(event, context):
     global COUNT
     COUNT += 1
@@ -39,6 +73,8 @@ def handler(event, context):
                 blob[i] = 1
         if op == "exit":
             os._exit(3)
+        if op == "escape":
+            return {"statusCode": 200, "body": json.dumps(escape())}
         return {"statusCode": 200, "headers": {"content-type": "application/json"},
                 "body": json.dumps(info(event, context))}
     if isinstance(event, dict) and event.get("Records") and event["Records"][0].get("eventSource") == "aws:sqs":

@@ -36,6 +36,7 @@ pub(crate) async fn run(args: FunctionsArgs) -> anyhow::Result<ExitCode> {
             vec![
                 f.name.clone(),
                 f.app.clone(),
+                f.kind.clone(),
                 f.routes
                     .iter()
                     .map(|r| r.route.clone())
@@ -55,6 +56,7 @@ pub(crate) async fn run(args: FunctionsArgs) -> anyhow::Result<ExitCode> {
             &[
                 "NAME",
                 "APP",
+                "RUNTIME",
                 "ROUTES",
                 "TIMEOUT",
                 "MEMORY",
@@ -65,6 +67,10 @@ pub(crate) async fn run(args: FunctionsArgs) -> anyhow::Result<ExitCode> {
             &rows
         )
     );
+    // Process functions: what their sandbox enforces on this server (the same for all).
+    if let Some(s) = list.functions.iter().find_map(|f| f.sandbox.as_ref()) {
+        println!("{} {}", output::dim("process sandbox:"), s.summary);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

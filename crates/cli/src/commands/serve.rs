@@ -47,6 +47,8 @@ pub(crate) async fn bind(args: &ServeArgs) -> anyhow::Result<Bound> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         config.file = FileConfig::parse(&path.display().to_string(), &text)?;
     }
+    // Process functions are sandboxed by this binary itself (`updraft __updraft-sandbox`).
+    config.file.process.helper = std::env::current_exe().ok();
     let global_max = config.file.global_max_concurrency;
     let connections = config.file.http.max_connections + config.file.control_http.max_connections;
     raise_open_files_limit(connections);

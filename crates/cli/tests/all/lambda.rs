@@ -19,9 +19,10 @@ fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("lambda-clients")
 }
 
-fn config(extra: &str) -> String {
+/// The server config: shared runtime clients, quick retries, and `process` keys.
+fn config(process: &str) -> String {
     format!(
-        "[process]\nclients_dir = {:?}\n[events]\nretry_base = \"50ms\"\nretry_max = \"200ms\"\n{extra}",
+        "[process]\nclients_dir = {:?}\n{process}[events]\nretry_base = \"50ms\"\nretry_max = \"200ms\"\n",
         clients_dir().display().to_string()
     )
 }
@@ -235,7 +236,13 @@ async fn limits_and_lifecycle(kind: Kind) {
             .contains("memory limit of 128MiB"),
         "{body}"
     );
-    expect_error(s.get("/r/exit").await, 502, "function_error").await;
+    let exited = s.get("/r/exit").await;
+    let (status, body) = (exited.status(), exited.text().await.unwrap());
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("Runtime exited with error: exit status 3"),
+        "{body}"
+    );
     let (_, after) = info(&s, "info").await;
     assert_ne!(after["pid"], before["pid"], "a fresh process");
     assert_eq!(after["count"], 1, "its state starts over");
@@ -290,4 +297,51 @@ async fn nodejs_limits_and_lifecycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_limits_and_lifecycle() {
     limits_and_lifecycle(Kind::Rust).await;
+}
+
+/// A hostile handler stays in its sandbox: no data directory, no other function's code, no
+/// writes outside its private `/tmp`, whose size is capped, no signals out. The host's
+/// enforcement is probed first; a mechanism it lacks is reported, not assumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_handler_stays_in_its_sandbox() {
+    let (s, _dir) = deployed(Kind::Python, "", "tmp_size = \"16MiB\"\n").await;
+    let (_, got) = info(&s, "escape").await;
+    let function = s.api_json("/v1/functions/h").await;
+    let sandbox = &function["sandbox"];
+    assert_eq!(sandbox["helper"], true, "{function}");
+    if sandbox["filesystem"] == true {
+        for denied in ["list_root", "read_shadow"] {
+            assert_eq!(got[denied], "PermissionError", "{denied}: {got}");
+        }
+        // The data directory is unreadable, or (under a private /tmp) only the empty
+        // skeleton its code is mounted in; other functions' code is not there.
+        assert_ne!(got["read_data_dir_db"], "ok", "{got}");
+        let listing = got["list_data_dir"].to_string();
+        assert!(
+            !listing.contains("updraft.db") && !listing.contains("secrets.key"),
+            "{got}"
+        );
+        if let Some(bundles) = got["list_other_bundles"].as_array() {
+            assert_eq!(bundles.len(), 1, "only its own code: {got}");
+        }
+    }
+    assert_ne!(got["write_code"], "ok", "{got}");
+    assert_eq!(got["write_tmp"], "ok", "{got}");
+    if sandbox["private_tmp"] == true {
+        assert_eq!(got["tmpdir"], "/tmp");
+        assert_ne!(got["write_tmp_past_cap"], "ok", "{got}");
+    }
+    if sandbox["signals"] == true {
+        assert_eq!(got["signal_parent"], "PermissionError", "{got}");
+    }
+    // Only Lambda's variables and the function's own: nothing of the server's environment.
+    let keys: Vec<&str> = got["env_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(!keys.contains(&"CARGO_MANIFEST_DIR"), "{keys:?}");
+    assert!(keys.contains(&"AWS_LAMBDA_RUNTIME_API"), "{keys:?}");
+    s.stop().await;
 }

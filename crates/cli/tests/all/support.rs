@@ -60,7 +60,9 @@ impl TestServer {
         Self::start_with_config(ServerConfig::new(dir)).await
     }
 
-    async fn start_with_config(config: ServerConfig) -> Self {
+    async fn start_with_config(mut config: ServerConfig) -> Self {
+        // Process functions run through the real binary's sandbox helper.
+        config.file.process.helper = Some(BIN.into());
         let server = Server::open(config).await.unwrap();
         let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

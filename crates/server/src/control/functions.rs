@@ -189,9 +189,28 @@ pub(crate) async fn list_functions(
     State(state): Shared,
     Extension(caller): Extension<auth::Caller>,
 ) -> Result<Json<FunctionList>, ApiError> {
-    Ok(Json(FunctionList {
-        functions: state.registry.list(&caller.project).await?,
-    }))
+    let mut functions = state.registry.list(&caller.project).await?;
+    for f in &mut functions {
+        with_sandbox(&state, f).await;
+    }
+    Ok(Json(FunctionList { functions }))
+}
+
+/// Fills in what the sandbox enforces, for a process function.
+async fn with_sandbox(state: &crate::State, f: &mut updraft_api::FunctionInfo) {
+    if f.kind == "wasm" {
+        return;
+    }
+    let e = state.process.enforced().await;
+    f.sandbox = Some(updraft_api::SandboxInfo {
+        helper: e.helper,
+        filesystem: e.filesystem,
+        signals: e.signals,
+        private_tmp: e.private_tmp,
+        separate_user: e.separate_user,
+        no_capabilities: e.no_capabilities,
+        summary: e.summary(),
+    });
 }
 
 pub(crate) async fn get_function(
@@ -199,7 +218,9 @@ pub(crate) async fn get_function(
     Extension(caller): Extension<auth::Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<updraft_api::FunctionInfo>, ApiError> {
-    Ok(Json(state.registry.function(&caller.project, &name).await?))
+    let mut f = state.registry.function(&caller.project, &name).await?;
+    with_sandbox(&state, &mut f).await;
+    Ok(Json(f))
 }
 
 pub(crate) async fn delete_function(
