@@ -485,8 +485,6 @@ pub struct SandboxInfo {
     pub signals: bool,
     /// A private `/tmp` with a size cap (a mount namespace).
     pub private_tmp: bool,
-    /// A separate user.
-    pub separate_user: bool,
     /// No capabilities.
     pub no_capabilities: bool,
     /// One line: what is enforced and what is not.

@@ -42,7 +42,22 @@ pub(crate) enum Outcome {
     Error { error_type: String, message: String },
     /// The response was larger than the payload limit (the client got 413).
     TooLarge(usize),
+    /// A streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`): its chunks
+    /// as they arrive; an error trailer ends it with `Err((errorType, errorMessage))`.
+    Stream(Streamed),
 }
+
+/// A response being streamed by the runtime.
+#[derive(Debug)]
+pub(crate) struct Streamed {
+    /// Its `Content-Type` (`application/vnd.awslambda.http-integration-response`: a JSON
+    /// prelude and eight NUL bytes come first).
+    pub(crate) content_type: String,
+    pub(crate) chunks: mpsc::Receiver<Result<Bytes, (String, String)>>,
+}
+
+/// The content type of a streamed HTTP response with its metadata prelude.
+pub(crate) const HTTP_INTEGRATION: &str = "application/vnd.awslambda.http-integration-response";
 
 /// Why the process did not come up.
 #[derive(Debug, Clone)]
@@ -209,6 +224,13 @@ impl Api {
         if !self.is_current(id) {
             return unknown(id);
         }
+        let streaming = req
+            .headers()
+            .get("lambda-runtime-function-response-mode")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"));
+        if streaming {
+            return self.stream(id, req).await;
+        }
         match Limited::new(req.into_body(), self.max_payload)
             .collect()
             .await
@@ -247,6 +269,62 @@ impl Api {
                 )
             }
         }
+    }
+
+    /// Hands the invocation a channel of the body's chunks, then forwards them as they come
+    /// (waiting when the caller reads slowly), the error trailer last; answers 202 at the end.
+    async fn stream(&self, id: &str, req: Request<Incoming>) -> Resp {
+        let content_type = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let (tx, chunks) = mpsc::channel(16);
+        let settled = self.settle(
+            id,
+            Outcome::Stream(Streamed {
+                content_type,
+                chunks,
+            }),
+        );
+        if settled.status() != StatusCode::ACCEPTED {
+            return settled;
+        }
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    // The connection broke (the process died, say): not a complete answer.
+                    let message = format!("the response stream broke off: {e}");
+                    let _ = tx
+                        .send(Err(("Runtime.StreamInterrupted".into(), message)))
+                        .await;
+                    break;
+                }
+            };
+            let frame = match frame.into_data() {
+                Ok(data) => {
+                    // A caller that went away: keep reading so the runtime can finish.
+                    let _ = tx.send(Ok(data)).await;
+                    continue;
+                }
+                Err(frame) => frame,
+            };
+            if let Some(t) = frame.trailers_ref()
+                && let Some(kind) = t.get("lambda-runtime-function-error-type")
+            {
+                let message = t
+                    .get("lambda-runtime-function-error-body")
+                    .and_then(|v| v.to_str().ok())
+                    .map(decode_error_body)
+                    .unwrap_or_default();
+                let kind = kind.to_str().unwrap_or("Unhandled").to_owned();
+                let _ = tx.send(Err((kind, message))).await;
+            }
+        }
+        accepted()
     }
 
     fn is_current(&self, id: &str) -> bool {

@@ -122,6 +122,8 @@ pub(crate) struct Environment {
     pub(crate) idle_since: Instant,
     /// Killed by us: gone even before its exit is seen.
     killed: bool,
+    /// Its poll count when the current invocation was posted.
+    polled: u64,
 }
 
 impl Drop for Environment {
@@ -160,8 +162,7 @@ impl Environment {
             let dir = spec
                 .tmp_root
                 .join(format!("env-{:016x}", rand::random::<u64>()));
-            let user = spec.sandbox.as_ref().and_then(|(_, p)| p.user);
-            make_private_dir(&dir, user).map_err(|e| {
+            make_private_dir(&dir).map_err(|e| {
                 fail(
                     "Runtime.Unavailable",
                     format!("creating {}: {e}", dir.display()),
@@ -244,6 +245,7 @@ impl Environment {
             served: 0,
             idle_since: Instant::now(),
             killed: false,
+            polled: 0,
         };
         let mut ready = env.mailbox.polls.clone();
         let mut init_error = env.mailbox.init_error.clone();
@@ -317,7 +319,7 @@ impl Environment {
         deadline: tokio::time::Instant,
         memory_bytes: u64,
     ) -> Ran {
-        let polled = *self.mailbox.polls.borrow();
+        self.polled = *self.mailbox.polls.borrow();
         let Some(rx) = self.mailbox.post(job) else {
             return Ran::Exited("the runtime was not waiting for an invocation".into());
         };
@@ -347,19 +349,31 @@ impl Environment {
             }
         };
         self.served += 1;
-        if matches!(ran, Ran::Done(_)) {
-            // As on Lambda, the invocation is over when the runtime asks for the next one:
-            // what it wrote before asking belongs to this one.
-            let mut polls = self.mailbox.polls.clone();
-            let _ = tokio::time::timeout(FLUSH_GRACE, polls.wait_for(|n| *n > polled)).await;
-            for _ in 0..3 {
-                tokio::task::yield_now().await;
-            }
-        } else {
-            self.kill();
+        match &ran {
+            // A stream is over when its body is: the caller flushes then.
+            Ran::Done(Outcome::Stream(_)) => {}
+            Ran::Done(_) => self.flush().await,
+            _ => self.kill(),
         }
         self.idle_since = Instant::now();
         ran
+    }
+
+    /// Waits (briefly) for the runtime to ask for its next invocation: as on Lambda, the
+    /// invocation is over then, and what it wrote before asking belongs to this one.
+    pub(crate) async fn flush(&mut self) {
+        let polled = self.polled;
+        let mut polls = self.mailbox.polls.clone();
+        let _ = tokio::time::timeout(FLUSH_GRACE, polls.wait_for(|n| *n > polled)).await;
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        self.idle_since = Instant::now();
+    }
+
+    /// Whether the process exited.
+    pub(crate) fn exited(&self) -> watch::Receiver<Option<String>> {
+        self.exit.clone()
     }
 
     /// Its resident memory now and its peak, in bytes (`VmRSS`, `VmHWM`), or zeros once gone.
@@ -407,15 +421,11 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// A directory only its owner (`user`, when it runs as one) may use.
-fn make_private_dir(path: &Path, user: Option<(u32, u32)>) -> std::io::Result<()> {
+/// A directory only its owner may use.
+fn make_private_dir(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(path)?;
-    if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
-    }
-    Ok(())
+        .create(path)
 }

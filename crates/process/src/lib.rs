@@ -20,8 +20,11 @@ mod api;
 pub mod bundle;
 mod clients;
 mod env;
+mod finish;
+mod invoke;
 pub mod sandbox;
 mod shapes;
+mod stream;
 mod version;
 
 use std::path::PathBuf;
@@ -55,8 +58,6 @@ pub struct ProcessConfig {
     /// The binary that applies the sandbox (`updraft` itself; set by whoever starts the
     /// server, not by the config file).
     pub helper: Option<PathBuf>,
-    /// The user and group processes run as (`None`: the server's).
-    pub user: Option<(u32, u32)>,
     /// Size of each process's private `/tmp`, in bytes (Lambda's default: 512 MB).
     pub tmp_bytes: u64,
 }
@@ -72,7 +73,6 @@ impl Default for ProcessConfig {
             clients_dir: None,
             sandbox: true,
             helper: None,
-            user: None,
             tmp_bytes: 512 << 20,
         }
     }
@@ -114,7 +114,7 @@ impl Shared {
                 let Some(helper) = self.helper().map(std::path::Path::to_path_buf) else {
                     return sandbox::Enforced::default();
                 };
-                let plan = sandbox::Plan::new(Vec::new(), 1 << 20, self.config.user);
+                let plan = sandbox::Plan::new(Vec::new(), 1 << 20);
                 tokio::task::spawn_blocking(move || sandbox::probe(&helper, &plan))
                     .await
                     .unwrap_or_default()

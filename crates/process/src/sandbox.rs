@@ -9,15 +9,17 @@
 //! 1. resource limits: open files, core dumps off, largest file it may write;
 //! 2. a private mount namespace (a user namespace too when not root) with a fresh `tmpfs` at
 //!    `/tmp` capped at the plan's size: the function's writable space, gone when it exits;
-//! 3. a separate user (`[process] user`), or else, when running as root, every capability
-//!    dropped from the bounding set and the process's sets, and `no_new_privs`;
+//! 3. when running as root, every capability dropped from the bounding set and the process's
+//!    sets, and `no_new_privs`;
 //! 4. Landlock: read-only access to the system's libraries, the interpreter, the runtime
 //!    client and the function's own code; read-write to `/tmp` and a few devices; nothing else
 //!    (not the data directory, not other functions' code); and no signals to processes outside
 //!    the sandbox (ABI 6).
 //!
 //! Not done here (see docs/lambda.md): PID and network namespaces (the Runtime API is reached
-//! over the host's loopback, and Lambda functions have network egress), seccomp filters.
+//! over the host's loopback, and Lambda functions have network egress), seccomp filters, and
+//! a separate user (the data directory is private to the server's user, and the code is
+//! inside it; Landlock keeps the process out of the rest).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -37,8 +39,6 @@ pub struct Plan {
     pub write: Vec<PathBuf>,
     /// Size of the private `/tmp`, in bytes (also the largest file it may write).
     pub tmp_bytes: u64,
-    /// The user and group to run as (`None`: the server's).
-    pub user: Option<(u32, u32)>,
     /// Most open files.
     pub max_open_files: u64,
 }
@@ -55,8 +55,6 @@ pub struct Enforced {
     pub signals: bool,
     /// A private `/tmp` with a size cap (a mount namespace).
     pub private_tmp: bool,
-    /// It runs as a separate user.
-    pub separate_user: bool,
     /// It runs without capabilities (root's dropped, or never had any).
     pub no_capabilities: bool,
 }
@@ -76,7 +74,6 @@ impl Enforced {
             ),
             (self.private_tmp, "private /tmp with a size cap"),
             (self.signals, "no signals outside"),
-            (self.separate_user, "separate user"),
             (self.no_capabilities, "no capabilities"),
         ] {
             if yes { on.push(name) } else { off.push(name) }
@@ -126,14 +123,13 @@ const DEVICES: [&str; 5] = [
 impl Plan {
     /// A plan reading `code` (the function's, plus its interpreter's and client's paths) on top
     /// of the system's.
-    pub fn new(code: Vec<PathBuf>, tmp_bytes: u64, user: Option<(u32, u32)>) -> Self {
+    pub fn new(code: Vec<PathBuf>, tmp_bytes: u64) -> Self {
         let mut read: Vec<PathBuf> = SYSTEM.iter().chain(ETC.iter()).map(PathBuf::from).collect();
         read.extend(code);
         Self {
             read,
             write: Vec::new(),
             tmp_bytes,
-            user,
             max_open_files: 1024,
         }
     }
@@ -194,22 +190,13 @@ fn apply(plan: &Plan) -> Enforced {
 
     let root = rustix::process::geteuid().is_root();
     let private_tmp = private_tmp(root, plan);
-    let separate_user = match plan.user {
-        Some((uid, gid)) => switch_user(uid, gid),
-        None => false,
-    };
-    let no_capabilities = if root && !separate_user {
-        drop_capabilities()
-    } else {
-        true
-    };
+    let no_capabilities = if root { drop_capabilities() } else { true };
     let (filesystem, signals) = landlock(plan);
     Enforced {
         helper: true,
         filesystem,
         signals,
         private_tmp,
-        separate_user,
         no_capabilities,
     }
 }
@@ -299,15 +286,6 @@ fn unshare(flags: rustix::thread::UnshareFlags) -> std::io::Result<()> {
     // SAFETY: no `FILES` flag, so no thread can observe an unshared descriptor table; the
     // helper runs no other threads.
     unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(std::io::Error::from)
-}
-
-fn switch_user(uid: u32, gid: u32) -> bool {
-    use rustix::process::{Gid, Uid};
-    let gid = Gid::from_raw(gid);
-    let uid = Uid::from_raw(uid);
-    rustix::thread::set_thread_groups(&[gid]).is_ok()
-        && rustix::thread::set_thread_res_gid(gid, gid, gid).is_ok()
-        && rustix::thread::set_thread_res_uid(uid, uid, uid).is_ok()
 }
 
 /// Root without its powers: every capability out of the bounding set (so `exec` grants none)

@@ -10,38 +10,39 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use updraft_api::Trigger;
 use updraft_dispatch::{
-    Body, BoxFuture, Input, Invocation, InvocationSink, InvokeError, LifecycleStats, LoadError,
-    Report, Reuse, Runtime, Settings, Stream,
+    Body, BoxFuture, Invocation, InvocationSink, InvokeError, LifecycleStats, LoadError, Reuse,
+    Runtime, Settings, Stream,
 };
 
 use crate::Shared;
-use crate::api::{Job, Outcome};
-use crate::env::{Environment, Ran, Spec};
-use crate::shapes::{self, ACCOUNT, REGION, Shape};
+use crate::env::{Environment, Spec};
+use crate::shapes::{ACCOUNT, REGION};
 
 /// A process function's deployed version.
-pub struct ProcessVersion {
+pub struct ProcessVersion(Arc<Inner>);
+
+/// What a version's invocations share (a streamed response's end is handled by a task that
+/// holds it).
+pub(crate) struct Inner {
     shared: Arc<Shared>,
     digest: String,
-    settings: Settings,
+    pub(crate) settings: Settings,
     spec: tokio::sync::OnceCell<Arc<Spec>>,
     idle: Mutex<Vec<Environment>>,
     /// The version number, learnt from the first invocation (0 until then).
-    number: AtomicU32,
+    pub(crate) number: AtomicU32,
     started: AtomicU64,
     cold_starts: AtomicU64,
     evictions: AtomicU64,
-    last_used: Mutex<Instant>,
+    pub(crate) last_used: Mutex<Instant>,
 }
 
 impl ProcessVersion {
     pub(crate) fn new(shared: Arc<Shared>, digest: String, settings: Settings) -> Self {
-        Self {
+        Self(Arc::new(Inner {
             shared,
             digest,
             settings,
@@ -52,9 +53,11 @@ impl ProcessVersion {
             cold_starts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
-        }
+        }))
     }
+}
 
+impl Inner {
     fn process(&self) -> Option<&updraft_dispatch::ProcessSettings> {
         self.settings.process.as_ref()
     }
@@ -65,14 +68,14 @@ impl ProcessVersion {
 
     /// `AWS_LAMBDA_FUNCTION_VERSION`: the number, or `$LATEST` before the first invocation
     /// told it (an environment started for `min_instances`).
-    fn version_label(&self) -> String {
+    pub(crate) fn version_label(&self) -> String {
         match self.number.load(Ordering::Relaxed) {
             0 => "$LATEST".to_owned(),
             n => n.to_string(),
         }
     }
 
-    fn arn(&self) -> String {
+    pub(crate) fn arn(&self) -> String {
         format!(
             "arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}",
             self.function_name()
@@ -80,7 +83,7 @@ impl ProcessVersion {
     }
 
     /// The bundle unpacked, the runtime client installed, the environment worked out.
-    async fn spec(&self) -> Result<Arc<Spec>, LoadError> {
+    pub(crate) async fn spec(&self) -> Result<Arc<Spec>, LoadError> {
         self.spec
             .get_or_try_init(|| async {
                 let p = self.process().ok_or_else(|| LoadError {
@@ -88,6 +91,7 @@ impl ProcessVersion {
                     user_error: false,
                 })?;
                 let task_root = self.shared.unpacked(&self.digest).await?;
+                check_handler(p.runtime, p.handler.as_deref(), &task_root)?;
                 let launch = self
                     .shared
                     .clients
@@ -101,11 +105,7 @@ impl ProcessVersion {
                 let sandbox = self.shared.helper().map(|helper| {
                     let mut read = launch.read.clone();
                     read.push(task_root.clone());
-                    let plan = crate::sandbox::Plan::new(
-                        read,
-                        self.shared.config.tmp_bytes,
-                        self.shared.config.user,
-                    );
+                    let plan = crate::sandbox::Plan::new(read, self.shared.config.tmp_bytes);
                     (helper.to_path_buf(), plan)
                 });
                 Ok(Arc::new(Spec {
@@ -169,7 +169,7 @@ impl ProcessVersion {
     }
 
     /// An idle live environment, or a new one.
-    async fn take(
+    pub(crate) async fn take(
         &self,
         spec: &Spec,
         sink: &Arc<dyn InvocationSink>,
@@ -210,7 +210,7 @@ impl ProcessVersion {
         }
     }
 
-    fn give_back(&self, env: Environment) {
+    pub(crate) fn give_back(&self, env: Environment) {
         let max = match self.settings.reuse {
             Reuse::Warm { max_reuse } => max_reuse,
             Reuse::Fresh => 1,
@@ -219,138 +219,66 @@ impl ProcessVersion {
             lock(&self.idle).push(env);
         }
     }
-
-    async fn run(
-        &self,
-        invocation: Invocation,
-        sink: Arc<dyn InvocationSink>,
-    ) -> Result<http::Response<Body>, InvokeError> {
-        self.number.store(invocation.version, Ordering::Relaxed);
-        *lock(&self.last_used) = Instant::now();
-        let spec = self
-            .spec()
-            .await
-            .map_err(|e| InvokeError::Load(e.message))?;
-        let request_id = invocation.request_id.clone();
-        let (payload, shape) = match invocation.input {
-            Input::Http(req) if invocation.trigger == Trigger::Invoke => {
-                let body = http_body_util::BodyExt::collect(req.into_body())
-                    .await
-                    .map_err(|e| InvokeError::BadInput(e.to_string()))?
-                    .to_bytes();
-                (body.to_vec(), Shape::Raw)
-            }
-            Input::Http(req) => {
-                let event = shapes::http_event(req, &request_id)
-                    .await
-                    .map_err(|e| InvokeError::BadInput(e.to_string()))?;
-                (event, Shape::Http)
-            }
-            Input::Events(events) => shapes::events_payload(invocation.trigger, &events),
-        };
-        let started = Instant::now();
-        let (mut env, init) = self.take(&spec, &sink).await?;
-        env.attach(sink.clone());
-        let version = invocation.version.to_string();
-        sink.line(
-            Stream::Platform,
-            &format!("START RequestId: {request_id} Version: {version}"),
-        );
-        let timeout = self.settings.timeout;
-        let deadline_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .saturating_add(timeout)
-            .as_millis();
-        let job = Job {
-            request_id: request_id.clone(),
-            deadline_ms: u64::try_from(deadline_ms).unwrap_or(u64::MAX),
-            function_arn: self.arn(),
-            trace_id: trace_id(&invocation.traceparent),
-            client_context: None,
-            payload: Bytes::from(payload),
-        };
-        let run_started = Instant::now();
-        let ran = env
-            .run(
-                job,
-                tokio::time::Instant::now() + timeout,
-                self.settings.memory_bytes,
-            )
-            .await;
-        let duration = run_started.elapsed();
-        let (_, peak) = env.memory();
-        let result = match ran {
-            Ran::Done(Outcome::Response(bytes)) => Ok(shapes::response(&shape, bytes)),
-            Ran::Done(Outcome::Error {
-                error_type,
-                message,
-            }) => Err(InvokeError::Handler {
-                error_type,
-                message,
-            }),
-            Ran::Done(Outcome::TooLarge(limit)) => Err(InvokeError::Handler {
-                error_type: "Function.ResponseSizeTooLarge".into(),
-                message: format!("the response is larger than the {limit} bytes a response may be"),
-            }),
-            Ran::Timeout => {
-                sink.line(
-                    Stream::Platform,
-                    &format!(
-                        "{request_id} Task timed out after {:.2} seconds",
-                        timeout.as_secs_f64()
-                    ),
-                );
-                Err(InvokeError::Timeout(timeout))
-            }
-            Ran::OutOfMemory(rss) => Err(InvokeError::OutOfMemory {
-                limit: self.settings.memory_bytes,
-                requested: rss,
-            }),
-            Ran::Exited(status) => Err(InvokeError::Handler {
-                error_type: "Runtime.ExitError".into(),
-                message: format!(
-                    "RequestId: {request_id} Error: Runtime exited with error: {status}"
-                ),
-            }),
-        };
-        sink.line(Stream::Platform, &format!("END RequestId: {request_id}"));
-        let billed = duration.as_millis().max(1);
-        let mut report = format!(
-            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
-            ms(duration),
-            self.settings.memory_bytes >> 20,
-            peak.div_ceil(1 << 20),
-        );
-        if let Some(init) = init {
-            report.push_str(&format!("\tInit Duration: {:.2} ms", ms(init)));
-        }
-        if matches!(result, Err(InvokeError::Timeout(_))) {
-            report.push_str("\tStatus: timeout");
-        } else if matches!(result, Err(InvokeError::OutOfMemory { .. })) {
-            report.push_str("\tStatus: error\tError Type: Runtime.OutOfMemory");
-        }
-        sink.line(Stream::Platform, &report);
-        env.detach();
-        self.give_back(env);
-        *lock(&self.last_used) = Instant::now();
-        sink.finished(Report {
-            peak_memory: peak,
-            started,
-            instantiate: init,
-            ended: Instant::now(),
-            error: result.as_ref().err().cloned(),
-        });
-        result
-    }
 }
 
-fn ms(d: Duration) -> f64 {
+/// Whether the handler's file is in the code, so that a typo fails the deploy rather than
+/// every invocation (`app.handler` needs `app.py`, a package `app/`, or `app.js`/`.mjs`/`.cjs`).
+fn check_handler(
+    runtime: updraft_manifest::FunctionRuntime,
+    handler: Option<&str>,
+    root: &std::path::Path,
+) -> Result<(), LoadError> {
+    use updraft_manifest::FunctionRuntime;
+    let Some((module, _)) = handler.and_then(|h| h.rsplit_once('.')) else {
+        return Ok(());
+    };
+    let candidates: Vec<String> = match runtime {
+        FunctionRuntime::Python => {
+            let m = module.replace('.', "/");
+            vec![
+                format!("{m}.py"),
+                format!("{m}/__init__.py"),
+                format!("{m}.pyc"),
+            ]
+        }
+        FunctionRuntime::Nodejs => ["js", "mjs", "cjs"]
+            .iter()
+            .map(|ext| format!("{module}.{ext}"))
+            .collect(),
+        _ => return Ok(()),
+    };
+    if candidates.iter().any(|c| root.join(c).is_file()) {
+        return Ok(());
+    }
+    let mut top: Vec<String> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    top.truncate(20);
+    Err(LoadError {
+        message: format!(
+            "handler `{}`: the code has no {} (at its root: {})",
+            handler.unwrap_or_default(),
+            candidates.join(" or "),
+            if top.is_empty() {
+                "nothing".to_owned()
+            } else {
+                top.join(", ")
+            }
+        ),
+        user_error: true,
+    })
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// `Root=1-...;Parent=...;Sampled=1` from a W3C `traceparent`.
-fn trace_id(traceparent: &str) -> String {
+pub(crate) fn trace_id(traceparent: &str) -> String {
     let parts: Vec<&str> = traceparent.split('-').collect();
     match parts.as_slice() {
         [_, trace, parent, flags] if trace.len() == 32 => format!(
@@ -363,7 +291,7 @@ fn trace_id(traceparent: &str) -> String {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -373,17 +301,17 @@ impl Runtime for ProcessVersion {
         invocation: Invocation,
         sink: Arc<dyn InvocationSink>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, InvokeError>> {
-        Box::pin(self.run(invocation, sink))
+        Box::pin(self.0.clone().run(invocation, sink))
     }
 
     fn finished(&self) {
-        *lock(&self.last_used) = Instant::now();
+        *lock(&self.0.last_used) = Instant::now();
     }
 
     fn evict_if_idle(&self) -> bool {
-        let idle_timeout = self.settings.idle_timeout;
-        let keep = self.settings.min_instances as usize;
-        let mut idle = lock(&self.idle);
+        let idle_timeout = self.0.settings.idle_timeout;
+        let keep = self.0.settings.min_instances as usize;
+        let mut idle = lock(&self.0.idle);
         idle.retain(Environment::alive);
         // The pool is in the order environments were given back: the first has been idle
         // longest (invocations take the last, the warmest).
@@ -393,44 +321,44 @@ impl Runtime for ProcessVersion {
         }
         let dropped = before - idle.len();
         if dropped > 0 && idle.is_empty() {
-            self.evictions.fetch_add(1, Ordering::Relaxed);
+            self.0.evictions.fetch_add(1, Ordering::Relaxed);
             return true;
         }
         false
     }
 
     fn stats(&self) -> LifecycleStats {
-        let ready = lock(&self.idle).len();
+        let ready = lock(&self.0.idle).len();
         LifecycleStats {
-            loaded: self.spec.initialized(),
+            loaded: self.0.spec.initialized(),
             ready_instances: ready,
-            cold_starts: self.cold_starts.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
+            cold_starts: self.0.cold_starts.load(Ordering::Relaxed),
+            evictions: self.0.evictions.load(Ordering::Relaxed),
             reuse_disabled: false,
         }
     }
 
     fn load(&self) -> BoxFuture<'_, Result<(), LoadError>> {
-        Box::pin(async { self.spec().await.map(|_| ()) })
+        Box::pin(async { self.0.spec().await.map(|_| ()) })
     }
 
     fn warm_up(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async {
-            let spec = self.spec().await.map_err(|e| e.message)?;
-            let want = self.settings.min_instances as usize;
-            while lock(&self.idle).len() < want {
+            let spec = self.0.spec().await.map_err(|e| e.message)?;
+            let want = self.0.settings.min_instances as usize;
+            while lock(&self.0.idle).len() < want {
                 let stream = format!("warm/{:016x}", rand::random::<u64>());
-                let env = Environment::start(&spec, &stream, &self.version_label())
+                let env = Environment::start(&spec, &stream, &self.0.version_label())
                     .await
                     .map_err(|e| format!("{}: {}", e.error_type, e.message))?;
-                lock(&self.idle).push(env);
+                lock(&self.0.idle).push(env);
             }
             Ok(())
         })
     }
 
     fn min_instances(&self) -> u32 {
-        self.settings.min_instances
+        self.0.settings.min_instances
     }
 
     fn cold_start_note(&self) -> &'static str {

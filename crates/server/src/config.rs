@@ -86,7 +86,8 @@
 //! [sites]                       # static sites (max_file_bytes, max_files: see sites.md)
 //!
 //! [process]                     # Lambda functions: python, node, init_timeout, max_payload,
-//!                               # max_bundle_bytes, max_bundle_files, clients_dir (lambda.md)
+//!                               # max_bundle_bytes, max_bundle_files, clients_dir, sandbox,
+//!                               # tmp_size (lambda.md)
 //!
 //! [secrets]
 //! key_file = "/etc/updraft/secrets.key"   # 64 hex digits; default: <data dir>/secrets.key

@@ -70,11 +70,17 @@ fn app(kind: Kind, extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     kind.copy_code(&dir.path().join("code"));
     let table = kind.table();
+    // 2 s unless `extra` sets its own.
+    let timeout = if extra.lines().any(|l| l.starts_with("timeout =")) {
+        ""
+    } else {
+        "timeout = \"2s\""
+    };
     std::fs::write(
         dir.path().join("updraft.toml"),
         format!(
             "[app]\nname = \"lambda\"\n\n\
-             [[functions]]\nname = \"h\"\n{table}\ncode = \"code\"\ntimeout = \"2s\"\n\
+             [[functions]]\nname = \"h\"\n{table}\ncode = \"code\"\n{timeout}\n\
              memory = \"128MiB\"\nmax_concurrency = 2\n{extra}\n\
              [[functions.http]]\nroute = \"/r/:op\"\n\
              [[functions.queue]]\nqueue = \"jobs\"\nbatch_size = 3\nmax_attempts = 2\n\n\
@@ -343,5 +349,116 @@ async fn a_hostile_handler_stays_in_its_sandbox() {
         .collect();
     assert!(!keys.contains(&"CARGO_MANIFEST_DIR"), "{keys:?}");
     assert!(keys.contains(&"AWS_LAMBDA_RUNTIME_API"), "{keys:?}");
+    s.stop().await;
+}
+
+/// Mistakes a deploy catches: a handler whose file is not in the code, a `provided` function
+/// without a `bootstrap`, a bundle that is not a zip; nothing of them is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_refuses_code_that_cannot_run() {
+    let s = TestServer::start_with(&config("")).await;
+    let dir = app(Kind::Python, "");
+    let manifest = dir.path().join("updraft.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("app.handler", "main.handler")).unwrap();
+    let (ok, out, err) = run_cli(&s, &["deploy", dir.path().to_str().unwrap()], None);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("handler `main.handler`: the code has no main.py"),
+        "{err}"
+    );
+    assert!(err.contains("app.py"), "it lists what is there: {err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("code")).unwrap();
+    std::fs::write(dir.path().join("code/handler.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::write(
+        dir.path().join("updraft.toml"),
+        "[app]\nname = \"x\"\n[[functions]]\nname = \"b\"\nruntime = \"provided\"\ncode = \"code\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run_cli(&s, &["deploy", dir.path().to_str().unwrap()], None);
+    assert!(!ok, "{out}");
+    assert!(err.contains("executable `bootstrap`"), "{err}");
+
+    // A zip named as code must be one.
+    std::fs::write(dir.path().join("code.zip"), "not a zip").unwrap();
+    std::fs::write(
+        dir.path().join("updraft.toml"),
+        "[app]\nname = \"x\"\n[[functions]]\nname = \"b\"\nruntime = \"provided\"\ncode = \"code.zip\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run_cli(&s, &["deploy", dir.path().to_str().unwrap()], None);
+    assert!(!ok && err.contains("is not a zip file"), "{err}");
+    // And the server checks uploads itself: a zip with an entry escaping its directory.
+    let evil = {
+        use std::io::Write as _;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file("../../escape", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(b"x").unwrap();
+        zip.finish().unwrap().into_inner()
+    };
+    let (status, body, _) = s.upload(&evil).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("outside the bundle"), "{body}");
+    assert!(
+        s.api_json("/v1/functions").await["functions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    s.stop().await;
+}
+
+/// Lambda's response streaming (a `lambda_runtime` streaming response): the head comes from
+/// the metadata prelude, the first chunk reaches the caller before the handler has written the
+/// rest, and a process dying mid-stream cuts the body off and fails the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_responses_reach_the_caller_as_they_are_written() {
+    let (s, _dir) = deployed(Kind::Rust, "timeout = \"10s\"", "").await;
+    let started = Instant::now();
+    let mut resp = s.get("/r/stream").await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["x-streamed"], "yes");
+    assert_eq!(resp.headers()["content-type"], "text/plain");
+    let first = resp.chunk().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert_eq!(&first[..], b"one\n");
+    let mut rest = Vec::new();
+    while let Some(c) = resp.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    let all_at = started.elapsed();
+    assert_eq!(rest, b"two\nthree\n");
+    // The handler waits 1 s between chunks: the first came before the others existed.
+    assert!(all_at >= Duration::from_secs(2), "{all_at:?}");
+    assert!(
+        first_at + Duration::from_millis(1500) < all_at,
+        "{first_at:?} vs {all_at:?}"
+    );
+    lines_until(&s, "h", |l| {
+        l.iter().any(|l| l.starts_with("REPORT RequestId: "))
+    })
+    .await;
+
+    let mut resp = s.get("/r/stream-error").await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(&resp.chunk().await.unwrap().unwrap()[..], b"one\n");
+    let mut cut = false;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(cut, "the body ends in an error, not as if complete");
+    // And the next request gets a fresh process.
+    let (_, after) = info(&s, "info").await;
+    assert_eq!(after["count"], 1);
     s.stop().await;
 }

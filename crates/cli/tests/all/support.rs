@@ -63,7 +63,23 @@ impl TestServer {
     async fn start_with_config(mut config: ServerConfig) -> Self {
         // Process functions run through the real binary's sandbox helper.
         config.file.process.helper = Some(BIN.into());
-        let server = Server::open(config).await.unwrap();
+        // A server restarted on the same directory in this process: the stopped one released
+        // the lock, but a child another test forked meanwhile may hold a copy of its
+        // descriptor until it execs (flock follows the open file). Wait that out.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let server = loop {
+            match Server::open(config.clone()).await {
+                Ok(s) => break s,
+                Err(e)
+                    if e.to_string()
+                        .contains(&format!("(pid {})", std::process::id()))
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let data_url = format!("http://{}", data.local_addr().unwrap());

@@ -18,7 +18,6 @@ pub(super) struct RawProcess {
     max_bundle_files: Option<usize>,
     clients_dir: Option<String>,
     sandbox: Option<bool>,
-    user: Option<String>,
     tmp_size: Option<String>,
 }
 
@@ -46,18 +45,9 @@ pub(super) fn parse(raw: &RawProcess) -> Result<ProcessConfig, String> {
             Err(e) => return Err(format!("process.init_timeout: {e}")),
         },
     };
-    let user = match raw.user.as_deref() {
-        None => None,
-        Some(u) => Some(user_ids(u).ok_or_else(|| {
-            format!(
-                "process.user: `{u}` is not a user of this host (a name in /etc/passwd, or uid:gid)"
-            )
-        })?),
-    };
     Ok(ProcessConfig {
         sandbox: raw.sandbox.unwrap_or(d.sandbox),
         helper: None,
-        user,
         tmp_bytes: size("tmp_size", &raw.tmp_size, d.tmp_bytes)?,
         python: program("python", &raw.python, &d.python)?,
         node: program("node", &raw.node, &d.node)?,
@@ -83,17 +73,5 @@ pub(super) fn parse(raw: &RawProcess) -> Result<ProcessConfig, String> {
             }
             Some(p) => Some(std::path::PathBuf::from(p)),
         },
-    })
-}
-
-/// `uid:gid`, or a user name looked up in `/etc/passwd` (its primary group).
-fn user_ids(u: &str) -> Option<(u32, u32)> {
-    if let Some((uid, gid)) = u.split_once(':') {
-        return Some((uid.parse().ok()?, gid.parse().ok()?));
-    }
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.len() > 3 && f[0] == u).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
     })
 }

@@ -207,7 +207,6 @@ async fn with_sandbox(state: &crate::State, f: &mut updraft_api::FunctionInfo) {
         filesystem: e.filesystem,
         signals: e.signals,
         private_tmp: e.private_tmp,
-        separate_user: e.separate_user,
         no_capabilities: e.no_capabilities,
         summary: e.summary(),
     });

@@ -7,12 +7,41 @@ use std::time::Duration;
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::streaming::{Body, Response, channel};
+use lambda_runtime::{Error, FunctionResponse, LambdaEvent, MetadataPrelude, service_fn};
 use serde_json::{Value, json};
 
 static COUNT: AtomicU64 = AtomicU64::new(0);
 
-async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
+/// `/r/stream`: three chunks, 1 s apart, in Lambda's streaming mode; `/r/stream-error` exits
+/// the process after the first.
+fn stream(fail: bool) -> FunctionResponse<Value, Body> {
+    let (mut tx, rx) = channel();
+    tokio::spawn(async move {
+        for (i, chunk) in ["one\n", "two\n", "three\n"].into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if fail && i == 1 {
+                std::process::exit(4);
+            }
+            if tx.send_data(chunk.into()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut prelude = MetadataPrelude::default();
+    prelude.status_code = 201.try_into().unwrap_or_default();
+    prelude.headers.insert("content-type", "text/plain".parse().unwrap());
+    prelude.headers.insert("x-streamed", "yes".parse().unwrap());
+    FunctionResponse::StreamingResponse(Response {
+        metadata_prelude: prelude,
+        stream: rx,
+    })
+}
+
+async fn handler(event: LambdaEvent<Value>) -> Result<FunctionResponse<Value, Body>, Error> {
+    let buffered = |v: Value| Ok(FunctionResponse::BufferedResponse(v));
     let count = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
     let (payload, ctx) = (event.payload, event.context);
     if payload["version"] == "2.0" {
@@ -27,6 +56,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 std::hint::black_box(&blob);
             }
             "exit" => std::process::exit(3),
+            "stream" => return Ok(stream(false)),
+            "stream-error" => return Ok(stream(true)),
             _ => {}
         }
         let claims = req
@@ -47,7 +78,7 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             "claims": claims,
             "env_home": std::env::var("HOME").ok(),
         });
-        return Ok(json!({
+        return buffered(json!({
             "statusCode": 200,
             "headers": {"content-type": "application/json"},
             "body": info.to_string(),
@@ -63,14 +94,14 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 failures.push(json!({"itemIdentifier": r.message_id}));
             }
         }
-        return Ok(json!({"batchItemFailures": failures}));
+        return buffered(json!({"batchItemFailures": failures}));
     }
     if payload["detail-type"] == "Scheduled Event" {
         let e: EventBridgeEvent = serde_json::from_value(payload)?;
         println!("scheduled {}", e.id.unwrap_or_default());
-        return Ok(Value::Null);
+        return buffered(Value::Null);
     }
-    Ok(json!({"echo": payload, "request_id": ctx.request_id, "count": count}))
+    buffered(json!({"echo": payload, "request_id": ctx.request_id, "count": count}))
 }
 
 #[tokio::main(flavor = "current_thread")]
