@@ -4,7 +4,7 @@
 //! pipes, same process group, same environment), so the lockdown is inherited and cannot be
 //! undone.
 //!
-//! In order, each step best effort (what a host allows is found once by [`probe`] and shown
+//! In order, each step best effort (what a host allows is found once by `probe` and shown
 //! to users as [`Enforced`]):
 //! 1. resource limits: open files, core dumps off, largest file it may write;
 //! 2. a private mount namespace (a user namespace too when not root) with a fresh `tmpfs` at

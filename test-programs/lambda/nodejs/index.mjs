@@ -23,6 +23,7 @@ export const handler = async (event, context) => {
   count += 1;
   if (event?.version === "2.0") {
     const op = event.pathParameters?.op;
+    if (op === "hello") return { statusCode: 200, headers: { "content-type": "text/plain" }, body: "Hello, world!" };
     if (op === "error") throw new Error("asked to fail");
     if (op === "sleep") await sleep(60_000);
     if (op === "sleep1") await sleep(1000);

@@ -61,6 +61,8 @@ def handler(event, context):
     COUNT += 1
     if isinstance(event, dict) and event.get("version") == "2.0":
         op = (event.get("pathParameters") or {}).get("op")
+        if op == "hello":
+            return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": "Hello, world!"}
         if op == "error":
             raise ValueError("asked to fail")
         if op == "sleep":

@@ -48,6 +48,13 @@ async fn handler(event: LambdaEvent<Value>) -> Result<FunctionResponse<Value, Bo
         let req: ApiGatewayV2httpRequest = serde_json::from_value(payload)?;
         let op = req.path_parameters.get("op").cloned().unwrap_or_default();
         match op.as_str() {
+            "hello" => {
+                return buffered(json!({
+                    "statusCode": 200,
+                    "headers": {"content-type": "text/plain"},
+                    "body": "Hello, world!",
+                }));
+            }
             "error" => return Err("asked to fail".into()),
             "sleep" => tokio::time::sleep(Duration::from_secs(60)).await,
             "sleep1" => tokio::time::sleep(Duration::from_secs(1)).await,

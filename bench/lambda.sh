@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Lambda-compatible process functions (docs/lambda.md), three measurements:
+# 1. warm invoke overhead: a Python handler called over HTTP, one request at a time, against the
+#    same handler called in a bare loop in one Python process (the handler's own cost); the
+#    difference is what Updraft adds per invocation (gateway, dispatcher, Runtime API, the
+#    runtime client's loop). Target < 200 us.
+# 2. cold start per runtime: a request to a function whose process was reaped (idle timeout
+#    100 ms), spawn to first response as the client sees it, init included.
+# 3. throughput of the same "Hello, world!" as a Python handler, a Rust lambda_runtime
+#    bootstrap and a wasm component (examples/hello), 4 processes / connections each.
+#
+#   bench/lambda.sh
+#   N=50 WRITE_RESULTS=1 bench/lambda.sh
+source "$(dirname "$0")/lib.sh"
+N=${N:-30}
+LAMBDA=$ROOT/test-programs/lambda
+
+log "building the Rust lambda_runtime bootstrap (release)"
+cargo build -q --release --locked --manifest-path "$LAMBDA/rust/Cargo.toml" \
+  --target-dir "$TOOLS/lambda-target" >&2
+BOOTSTRAP=$TOOLS/lambda-target/release/bootstrap
+
+mkdir -p "$OUT/app/py" "$OUT/app/node" "$OUT/app/rs"
+cp "$LAMBDA/python/app.py" "$OUT/app/py/"
+cp "$LAMBDA/nodejs/index.mjs" "$OUT/app/node/"
+cp "$BOOTSTRAP" "$OUT/app/rs/"
+fn() { # name runtime-lines code route extra
+  printf '[[functions]]\nname = "%s"\n%s\ncode = "%s"\nmax_concurrency = 4\n%s\n[[functions.http]]\nroute = "%s"\n' \
+    "$1" "$2" "$3" "$5" "$4"
+}
+{
+  printf '[app]\nname = "bench"\n'
+  fn py 'runtime = "python"\nhandler = "app.handler"' py "/py/:op" ""
+  fn rs 'runtime = "provided"' rs "/rs/:op" ""
+  fn node 'runtime = "nodejs"\nhandler = "index.handler"' node "/node/:op" ""
+  fn pycold 'runtime = "python"\nhandler = "app.handler"' py "/pycold/:op" 'idle_timeout = "100ms"'
+  fn rscold 'runtime = "provided"' rs "/rscold/:op" 'idle_timeout = "100ms"'
+  fn nodecold 'runtime = "nodejs"\nhandler = "index.handler"' node "/nodecold/:op" 'idle_timeout = "100ms"'
+  printf '[[functions]]\nname = "wasm"\ncomponent = "%s"\nmax_concurrency = 4\n[[functions.http]]\nroute = "/hello"\n' "$HELLO"
+} | sed 's/\\n/\n/g' >"$OUT/app/updraft.toml"
+start_updraft
+deploy "$OUT/app"
+for u in py/hello rs/hello node/hello hello; do
+  [ "$(curl -fsS "$DATA/$u")" = "Hello, world!" ] || { log "$u did not say hello"; exit 1; }
+done
+curl -fsS "$DATA/py/hello" >/dev/null
+
+# 1. Warm invoke overhead.
+log "warm invoke: one connection, ${ROUNDS} rounds of $DURATION"
+read -r PY1_RPS PY1_P50 PY1_P99 < <(run_rounds "$DATA/py/hello" 1)
+read -r WASM1_RPS WASM1_P50 WASM1_P99 < <(run_rounds "$DATA/hello" 1)
+log "bare loop: the same handler called in-process"
+BARE_US=$(cd "$OUT/app/py" && python3 - <<'PY'
+import time, types, app
+event = {"version": "2.0", "routeKey": "GET /py/:op", "rawPath": "/py/hello", "pathParameters": {"op": "hello"},
+         "headers": {"host": "127.0.0.1"}, "requestContext": {"http": {"method": "GET", "path": "/py/hello"}}}
+ctx = types.SimpleNamespace(aws_request_id="x", function_name="py")
+for _ in range(10000): app.handler(event, ctx)
+n = 200000
+t = time.perf_counter()
+for _ in range(n): app.handler(event, ctx)
+print(f"{(time.perf_counter() - t) / n * 1e6:.2f}")
+PY
+)
+OVERHEAD=$(awk -v a="$PY1_P50" -v b="$BARE_US" 'BEGIN { printf "%.0f", a - b }')
+
+# 2. Cold starts.
+cold() { # route
+  for _ in $(seq 1 "$N"); do
+    sleep 0.35
+    curl -fsS -o /dev/null -w '%{time_total}\n' "$DATA/$1"
+  done | awk '{ printf "%.2f\n", $1 * 1000 }' >"$OUT/cold.txt"
+  printf '%s %s\n' "$(percentile 50 <"$OUT/cold.txt")" "$(percentile 99 <"$OUT/cold.txt")"
+}
+log "cold starts: $N per runtime, each after the process was reaped"
+read -r PYC50 PYC99 < <(cold pycold/hello)
+read -r NODEC50 NODEC99 < <(cold nodecold/hello)
+read -r RSC50 RSC99 < <(cold rscold/hello)
+
+# 3. Throughput, like with like: 4 connections, 4 processes (or instances) at most.
+log "throughput: 4 connections, ${ROUNDS} rounds of $DURATION each"
+read -r PY_RPS PY_P50 PY_P99 < <(run_rounds "$DATA/py/hello" 4)
+read -r RS_RPS RS_P50 RS_P99 < <(run_rounds "$DATA/rs/hello" 4)
+read -r NODE_RPS NODE_P50 NODE_P99 < <(run_rounds "$DATA/node/hello" 4)
+read -r WASM_RPS WASM_P50 WASM_P99 < <(run_rounds "$DATA/hello" 4)
+stop_updraft
+
+TABLE=$(cat <<TBL
+| measurement | result |
+| --- | ---: |
+| Python handler over HTTP, one request at a time: p50 / p99 | ${PY1_P50} us / ${PY1_P99} us |
+| the same handler in a bare loop in one Python process, per call | ${BARE_US} us |
+| **warm invoke overhead** (p50 minus the bare call; target < 200 us) | **${OVERHEAD} us** |
+| for scale: the wasm hello over HTTP, one request at a time, p50 | ${WASM1_P50} us |
+| cold start, spawn to first response, p50 / p99: Python (awslambdaric) | ${PYC50} ms / ${PYC99} ms |
+| cold start: Node.js | ${NODEC50} ms / ${NODEC99} ms |
+| cold start: Rust (lambda_runtime bootstrap) | ${RSC50} ms / ${RSC99} ms |
+
+| Hello, world! with 4 connections | req/s | p50 | p99 | vs wasm |
+| --- | ---: | ---: | ---: | ---: |
+| wasm component (examples/hello), 4 instances at most | ${WASM_RPS} | ${WASM_P50} us | ${WASM_P99} us | 1.00x |
+| Rust lambda_runtime bootstrap, 4 processes | ${RS_RPS} | ${RS_P50} us | ${RS_P99} us | $(ratio "$RS_RPS" "$WASM_RPS")x |
+| Python handler (awslambdaric), 4 processes | ${PY_RPS} | ${PY_P50} us | ${PY_P99} us | $(ratio "$PY_RPS" "$WASM_RPS")x |
+| Node.js handler, 4 processes | ${NODE_RPS} | ${NODE_P50} us | ${NODE_P99} us | $(ratio "$NODE_RPS" "$WASM_RPS")x |
+
+$(date -u +%Y-%m-%d), $(nproc) cores ($CPU_MODEL)${PINNING:+, $PINNING (the function processes inherit the server's core)}; wrk over
+loopback, medians of $ROUNDS rounds of $DURATION; every process in the sandbox (Landlock, private
+/tmp). The Python handler and the wasm component return the same text; the Rust handler also
+parses the event into \`aws_lambda_events\`' API Gateway v2 type, as \`lambda_http\` does. Cold
+starts: $N each, curl, one at a time, each after the 100 ms idle timeout reaped the process.
+TBL
+)
+printf '\n%s\n' "$TABLE"
+write_results lambda "$TABLE"
