@@ -3,7 +3,9 @@
 //! `GET /2018-06-01/runtime/invocation/next`, answers with `.../{id}/response` or
 //! `.../{id}/error`, and reports a failed start with `/runtime/init/error`.
 //!
-//! One port per environment means a process can only ever see its own invocations. The
+//! One port per environment, and every connection checked to come from the environment's own
+//! process (its socket looked up in `/proc`), so a process can only ever see its own
+//! invocations: another function's process that finds the port is turned away. The
 //! environment hands this side a [`Job`] and gets an [`Outcome`] back through a [`Mailbox`].
 
 use std::convert::Infallible;
@@ -77,6 +79,8 @@ pub(crate) struct Mailbox {
     /// Set when the process reported `/runtime/init/error`.
     pub(crate) init_error: watch::Receiver<Option<InitError>>,
     pub(crate) addr: SocketAddr,
+    /// The process allowed to connect, once it is started.
+    owner: Arc<std::sync::OnceLock<u32>>,
     server: JoinHandle<()>,
 }
 
@@ -101,13 +105,29 @@ impl Mailbox {
             init_error: init_tx,
             max_payload,
         });
+        let owner = Arc::new(std::sync::OnceLock::new());
+        let allowed = owner.clone();
         let server = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
                 let api = api.clone();
+                let allowed = allowed.clone();
                 tokio::spawn(async move {
+                    // The process may connect a moment before its pid is recorded.
+                    let mut pid = allowed.get().copied();
+                    for _ in 0..100 {
+                        if pid.is_some() {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        pid = allowed.get().copied();
+                    }
+                    if !pid.is_some_and(|pid| connected_from(pid, peer, addr)) {
+                        // Not the environment's process: no invocation is shown to it.
+                        return;
+                    }
                     let service = hyper::service::service_fn(move |req| {
                         let api = api.clone();
                         async move { Ok::<_, Infallible>(api.handle(req).await) }
@@ -123,8 +143,14 @@ impl Mailbox {
             polls,
             init_error,
             addr,
+            owner,
             server,
         })
+    }
+
+    /// Lets process `pid` (and only it) connect.
+    pub(crate) fn allow(&self, pid: u32) {
+        let _ = self.owner.set(pid);
     }
 
     /// Queues `job` for the process; the receiver gets its outcome.
@@ -411,4 +437,34 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Resp {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// Whether the TCP connection from `peer` to `local` (both on 127.0.0.1) is a socket of process
+/// `pid`: its inode, found in `/proc/net/tcp`, is among the process's open descriptors.
+fn connected_from(pid: u32, peer: SocketAddr, local: SocketAddr) -> bool {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        )),
+        SocketAddr::V6(_) => None,
+    };
+    let (Some(from), Some(to)) = (hex(peer), hex(local)) else {
+        return false;
+    };
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let inode = table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 9 && f[1] == from && f[2] == to).then(|| f[9].to_owned())
+    });
+    let Some(inode) = inode else { return false };
+    let want = format!("socket:[{inode}]");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
 }

@@ -211,6 +211,9 @@ impl Environment {
                 format!("could not start {}: {e}", spec.launch.program.display()),
             )
         })?;
+        if let Some(id) = child.id() {
+            mailbox.allow(id);
+        }
         let pid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())

@@ -52,6 +52,7 @@ def escape():
         "write_tmp_past_cap": attempt(write_big),
         "signal_parent": attempt(lambda: os.kill(os.getppid(), 0)),
         "tmpdir": os.environ.get("TMPDIR"),
+        "runtime_api": os.environ.get("AWS_LAMBDA_RUNTIME_API"),
         "env_keys": sorted(os.environ.keys()),
     }
 

@@ -340,6 +340,20 @@ async fn a_hostile_handler_stays_in_its_sandbox() {
     if sandbox["signals"] == true {
         assert_eq!(got["signal_parent"], "PermissionError", "{got}");
     }
+    // Another process (this test; another function's, as well) that finds the environment's
+    // Runtime API is turned away at once: it neither waits for nor sees an invocation.
+    let api = got["runtime_api"].as_str().unwrap();
+    let stolen = reqwest::Client::new()
+        .get(format!("http://{api}/2018-06-01/runtime/invocation/next"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    match stolen {
+        Ok(r) => panic!("another process reached the Runtime API: {}", r.status()),
+        Err(e) => assert!(!e.is_timeout(), "it was let in and waited: {e}"),
+    }
+    let (_, again) = info(&s, "info").await;
+    assert_eq!(again["param"], "info", "the environment still serves");
     // Only Lambda's variables and the function's own: nothing of the server's environment.
     let keys: Vec<&str> = got["env_keys"]
         .as_array()
@@ -460,5 +474,37 @@ async fn streamed_responses_reach_the_caller_as_they_are_written() {
     // And the next request gets a fresh process.
     let (_, after) = info(&s, "info").await;
     assert_eq!(after["count"], 1);
+    s.stop().await;
+}
+
+/// `min_instances` keeps processes initialised: the first request is warm (no init in its
+/// REPORT), and idle time does not reap them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_instances_are_started_before_the_first_request() {
+    let (s, _dir) = deployed(
+        Kind::Python,
+        "min_instances = 1\nidle_timeout = \"1ms\"",
+        "",
+    )
+    .await;
+    s.runtime_until("h", |r| r["ready_instances"] == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (headers, first) = info(&s, "info").await;
+    assert_eq!(first["count"], 1);
+    let id = headers["x-updraft-request-id"].to_str().unwrap().to_owned();
+    let lines = lines_until(&s, "h", |l| {
+        l.iter()
+            .any(|l| l.starts_with(&format!("REPORT RequestId: {id}")))
+    })
+    .await;
+    let report = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("REPORT RequestId: {id}")))
+        .unwrap();
+    assert!(!report.contains("Init Duration"), "{report}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("cold start")),
+        "{lines:#?}"
+    );
     s.stop().await;
 }
