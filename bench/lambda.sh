@@ -84,6 +84,8 @@ read -r RS_RPS RS_P50 RS_P99 < <(run_rounds "$DATA/rs/hello" 4)
 read -r NODE_RPS NODE_P50 NODE_P99 < <(run_rounds "$DATA/node/hello" 4)
 read -r WASM_RPS WASM_P50 WASM_P99 < <(run_rounds "$DATA/hello" 4)
 stop_updraft
+log "raw: py1 $PY1_P50/$PY1_P99 bare $BARE_US wasm1 $WASM1_P50 cold py $PYC50/$PYC99 node $NODEC50/$NODEC99 rs $RSC50/$RSC99"
+log "raw: rps wasm $WASM_RPS rs $RS_RPS py $PY_RPS node $NODE_RPS"
 
 TABLE=$(cat <<TBL
 | measurement | result |
@@ -103,10 +105,10 @@ TABLE=$(cat <<TBL
 | Python handler (awslambdaric), 4 processes | ${PY_RPS} | ${PY_P50} us | ${PY_P99} us | $(ratio "$PY_RPS" "$WASM_RPS")x |
 | Node.js handler, 4 processes | ${NODE_RPS} | ${NODE_P50} us | ${NODE_P99} us | $(ratio "$NODE_RPS" "$WASM_RPS")x |
 
-$(date -u +%Y-%m-%d), $(nproc) cores ($CPU_MODEL)${PINNING:+, $PINNING (the function processes inherit the server's core)}; wrk over
+$(date -u +%Y-%m-%d), $(nproc) cores ($CPU_MODEL)${PINNING:+, $PINNING}, the function processes on the server's core; wrk over
 loopback, medians of $ROUNDS rounds of $DURATION; every process in the sandbox (Landlock, private
 /tmp). The Python handler and the wasm component return the same text; the Rust handler also
-parses the event into \`aws_lambda_events\`' API Gateway v2 type, as \`lambda_http\` does. Cold
+parses the event into the API Gateway v2 type of \`aws_lambda_events\`, as \`lambda_http\` does. Cold
 starts: $N each, curl, one at a time, each after the 100 ms idle timeout reaped the process.
 TBL
 )

@@ -100,17 +100,10 @@ fn main() {
 /// `test-programs/lambda`: Lambda handlers for the process runtime. The Python and Node.js
 /// ones are source directories; the Rust one is a `lambda_runtime` bootstrap built natively.
 fn lambda(dir: &Path, out_dir: &Path) -> String {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = out_dir.join("lambda-target");
-    let status = Command::new(cargo)
-        .current_dir(dir.join("rust"))
-        .args(["build", "--release", "--locked", "--target-dir"])
+    let status = cargo_build(&dir.join("rust"))
+        .args(["--locked", "--target-dir"])
         .arg(&target)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .status()
         .expect("running cargo to build test-programs/lambda/rust");
     assert!(
@@ -131,24 +124,25 @@ fn lambda(dir: &Path, out_dir: &Path) -> String {
     )
 }
 
-fn build_rust(programs: &Path, out_dir: &Path) {
+/// `cargo build --release` in `dir`, without the host build's flags (coverage, sanitizers,
+/// target-cpu), which must not leak into test programs.
+fn cargo_build(dir: &Path) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(programs)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(out_dir.join("target"))
-        // The host build's flags (coverage, sanitizers, target-cpu) must not leak into guests.
+    let mut c = Command::new(cargo);
+    c.current_dir(dir)
+        .args(["build", "--release"])
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    c
+}
+
+fn build_rust(programs: &Path, out_dir: &Path) {
+    let status = cargo_build(programs)
+        .args(["--target", "wasm32-wasip2", "--target-dir"])
+        .arg(out_dir.join("target"))
         .status()
         .expect("running cargo to build test-programs");
     assert!(

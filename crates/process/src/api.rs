@@ -112,6 +112,8 @@ impl Mailbox {
                 let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
+                // Small request/response pairs on loopback: never wait to coalesce them.
+                let _ = stream.set_nodelay(true);
                 let api = api.clone();
                 let allowed = allowed.clone();
                 tokio::spawn(async move {

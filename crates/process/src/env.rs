@@ -25,7 +25,7 @@ use crate::clients::Launch;
 const MAX_HELD_LINES: usize = 1000;
 /// How long an answered invocation waits for the runtime to ask for the next one (and so to
 /// have written all its output) before its log is closed anyway.
-const FLUSH_GRACE: Duration = Duration::from_millis(50);
+const FLUSH_GRACE: Duration = Duration::from_millis(10);
 /// How often a busy environment's memory is looked at.
 const MEMORY_TICK: Duration = Duration::from_millis(10);
 
@@ -327,7 +327,8 @@ impl Environment {
             return Ran::Exited("the runtime was not waiting for an invocation".into());
         };
         let mut exit = self.exit.clone();
-        let mut tick = tokio::time::interval(MEMORY_TICK);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + MEMORY_TICK, MEMORY_TICK);
         tokio::pin!(rx);
         let ran = loop {
             tokio::select! {
@@ -352,11 +353,10 @@ impl Environment {
             }
         };
         self.served += 1;
-        match &ran {
-            // A stream is over when its body is: the caller flushes then.
-            Ran::Done(Outcome::Stream(_)) => {}
-            Ran::Done(_) => self.flush().await,
-            _ => self.kill(),
+        // An answered invocation is over when the runtime asks for the next one: the caller
+        // flushes then, off the response's path.
+        if !matches!(ran, Ran::Done(_)) {
+            self.kill();
         }
         self.idle_since = Instant::now();
         ran

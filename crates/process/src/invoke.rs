@@ -101,7 +101,23 @@ impl Inner {
             Ran::OutOfMemory(rss) => Err(finish.out_of_memory(rss)),
             Ran::Exited(status) => Err(finish.exited(&status)),
         };
-        finish.done(env, result.as_ref().err());
+        match &result {
+            // Answered: the caller has it now; the environment is closed (its last lines, END,
+            // REPORT) and given back once its runtime asks for the next invocation.
+            Ok(_) | Err(InvokeError::Handler { .. }) if env.alive() => {
+                let error = result.as_ref().err().cloned();
+                self.finishing.fetch_add(1, Ordering::AcqRel);
+                tokio::spawn(async move {
+                    let mut env = env;
+                    env.flush().await;
+                    let inner = finish.inner.clone();
+                    finish.done(env, error.as_ref());
+                    inner.finishing.fetch_sub(1, Ordering::AcqRel);
+                    inner.returned.notify_waiters();
+                });
+            }
+            _ => finish.done(env, result.as_ref().err()),
+        }
         result
     }
 }

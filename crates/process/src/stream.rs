@@ -137,7 +137,7 @@ async fn forward(
         let _ = tx.send(Ok(first)).await;
     }
     let mut exit = env.exited();
-    let mut tick = tokio::time::interval(MEMORY_TICK);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + MEMORY_TICK, MEMORY_TICK);
     let error = loop {
         tokio::select! {
             chunk = chunks.recv() => match chunk {

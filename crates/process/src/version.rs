@@ -8,7 +8,7 @@
 //! once, so `max_concurrency` is also the most processes a version has. Idle environments are
 //! stopped after `idle_timeout`, down to `min_instances`.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,16 @@ pub(crate) struct Inner {
     cold_starts: AtomicU64,
     evictions: AtomicU64,
     pub(crate) last_used: Mutex<Instant>,
+    /// Environments whose invocation is answered and that will be back in the pool as soon as
+    /// their runtime asks for the next one.
+    pub(crate) finishing: AtomicUsize,
+    /// Woken when one of them is.
+    pub(crate) returned: tokio::sync::Notify,
 }
+
+/// How long an invocation waits for a finishing environment before starting a process: past
+/// the flush's grace, so that one is always back by then.
+const FINISHING_WAIT: Duration = Duration::from_millis(20);
 
 impl ProcessVersion {
     pub(crate) fn new(shared: Arc<Shared>, digest: String, settings: Settings) -> Self {
@@ -53,6 +62,8 @@ impl ProcessVersion {
             cold_starts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             last_used: Mutex::new(Instant::now()),
+            finishing: AtomicUsize::new(0),
+            returned: tokio::sync::Notify::new(),
         }))
     }
 }
@@ -174,11 +185,20 @@ impl Inner {
         spec: &Spec,
         sink: &Arc<dyn InvocationSink>,
     ) -> Result<(Environment, Option<Duration>), InvokeError> {
+        // An environment still closing its last invocation (a moment: until its runtime asks
+        // for the next one) is worth waiting for rather than starting another process.
+        let waited = tokio::time::Instant::now() + FINISHING_WAIT;
         loop {
+            let returned = self.returned.notified();
             let env = lock(&self.idle).pop();
             match env {
                 Some(env) if env.alive() => return Ok((env, None)),
                 Some(_) => continue,
+                None if self.finishing.load(Ordering::Acquire) > 0 => {
+                    if tokio::time::timeout_at(waited, returned).await.is_err() {
+                        break;
+                    }
+                }
                 None => break,
             }
         }

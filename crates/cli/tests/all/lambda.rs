@@ -125,23 +125,6 @@ async fn lines_until(
     text(&lines)
 }
 
-/// The invocation record of `request_id` (written once the response is done: waited for).
-async fn record(s: &TestServer, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let resp = s
-            .api(Method::GET, &format!("/v1/invocations/{request_id}"))
-            .send()
-            .await
-            .unwrap();
-        if resp.status() == 200 {
-            return resp.json().await.unwrap();
-        }
-        assert!(Instant::now() < deadline, "no record for {request_id}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn now_ms() -> u64 {
     u64::try_from(
         std::time::SystemTime::now()
@@ -188,13 +171,15 @@ async fn triggers_and_context(kind: Kind) {
             .contains("asked to fail"),
         "{body}"
     );
-    let failed = record(&s, body["error"]["request_id"].as_str().unwrap()).await;
+    let failed = s
+        .record(body["error"]["request_id"].as_str().unwrap())
+        .await;
     assert_eq!(
         (&failed["status"], &failed["error"]),
         (&json!(502), &json!("guest_error"))
     );
     // The good one is metered with the process's peak memory.
-    let ok = record(&s, request_id).await;
+    let ok = s.record(request_id).await;
     assert_eq!(ok["status"], 200);
     assert!(ok["peak_memory_bytes"].as_u64().unwrap() > 1 << 20, "{ok}");
 

@@ -26,27 +26,6 @@ async fn call(s: &TestServer, path: &str) -> (u16, String) {
     (status, id)
 }
 
-/// The invocation record of `request_id`, waiting (bounded) for it: it is written when the
-/// response body is done, which can be a moment after the client has it.
-async fn record(s: &TestServer, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let resp = s
-            .api(
-                reqwest::Method::GET,
-                &format!("/v1/invocations/{request_id}"),
-            )
-            .send()
-            .await
-            .unwrap();
-        if resp.status() == 200 {
-            return resp.json().await.unwrap();
-        }
-        assert!(Instant::now() < deadline, "no record for {request_id}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))
 }
@@ -92,7 +71,7 @@ async fn records_for_success_error_timeout_and_cold_start() {
     // Success, on the code the deploy loaded: not a cold start.
     let (status, ok_id) = call(&s, "/m").await;
     assert_eq!(status, 200);
-    let ok = record(&s, &ok_id).await;
+    let ok = s.record(&ok_id).await;
     check_common(&ok, &ok_id, "m", 64);
     assert_eq!(ok["status"], 200);
     assert_eq!(ok["trigger"], "http");
@@ -107,7 +86,7 @@ async fn records_for_success_error_timeout_and_cold_start() {
     // A guest that allocates 8 MiB more: its peak is 8 MiB above the baseline, to a page.
     let (status, alloc_id) = call(&s, "/m?alloc=8388608").await;
     assert_eq!(status, 200);
-    let alloc = record(&s, &alloc_id).await;
+    let alloc = s.record(&alloc_id).await;
     let grown = u(&alloc["peak_memory_bytes"]) - base_peak;
     assert!(
         (8_388_608..=8_388_608 + 65_536).contains(&grown),
@@ -117,7 +96,7 @@ async fn records_for_success_error_timeout_and_cold_start() {
     // A trap: 500 and its class.
     let (status, trap_id) = call(&s, "/m?trap").await;
     assert_eq!(status, 500);
-    let trap = record(&s, &trap_id).await;
+    let trap = s.record(&trap_id).await;
     check_common(&trap, &trap_id, "m", 64);
     assert_eq!(
         (trap["status"].clone(), trap["error"].clone()),
@@ -127,7 +106,7 @@ async fn records_for_success_error_timeout_and_cold_start() {
     // A timeout: 504, billed for the full second it ran.
     let (status, slow_id) = call(&s, "/m?sleep=5000").await;
     assert_eq!(status, 504);
-    let slow = record(&s, &slow_id).await;
+    let slow = s.record(&slow_id).await;
     check_common(&slow, &slow_id, "m", 64);
     assert_eq!(slow["error"], "timeout");
     let us = u(&slow["duration_us"]);
@@ -136,13 +115,13 @@ async fn records_for_success_error_timeout_and_cold_start() {
     // Out of memory: its own class.
     let (status, oom_id) = call(&s, "/m?alloc=268435456").await;
     assert_eq!(status, 500);
-    assert_eq!(record(&s, &oom_id).await["error"], "out_of_memory");
+    assert_eq!(s.record(&oom_id).await["error"], "out_of_memory");
 
     // Idle past idle_timeout: evicted, so the next request is a cold start.
     s.runtime_until("m", |r| r["loaded"] == false).await;
     let (status, cold_id) = call(&s, "/m").await;
     assert_eq!(status, 200);
-    let cold = record(&s, &cold_id).await;
+    let cold = s.record(&cold_id).await;
     check_common(&cold, &cold_id, "m", 64);
     assert_eq!(cold["cold"], true, "{cold}");
 
@@ -157,7 +136,7 @@ async fn records_for_success_error_timeout_and_cold_start() {
         .unwrap()
         .to_owned();
     assert_eq!(resp.status(), 200);
-    assert_eq!(record(&s, &invoke_id).await["trigger"], "invoke");
+    assert_eq!(s.record(&invoke_id).await["trigger"], "invoke");
 
     // The list: newest first, filterable to errors.
     let list = s.api_json("/v1/functions/m/invocations?errors=true").await;
@@ -198,7 +177,7 @@ async fn usage_and_cost_match_the_records() {
     }
     let mut records = Vec::new();
     for id in &ids {
-        records.push(record(&s, id).await);
+        records.push(s.record(id).await);
     }
     // Hand-computed from the records.
     let billed: u64 = records.iter().map(|r| u(&r["billed_ms"])).sum();
@@ -588,7 +567,7 @@ async fn traceparent_is_continued_into_outbound_requests_and_spans_are_exported(
         "the guest's span is the parent, not the caller's"
     );
     let execute_span = parts[2].to_owned();
-    assert_eq!(record(&s, &request_id).await["trace_id"], trace);
+    assert_eq!(s.record(&request_id).await["trace_id"], trace);
 
     // Without a traceparent, a new trace is started and still propagated.
     let resp = s

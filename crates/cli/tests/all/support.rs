@@ -251,6 +251,27 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// The invocation record of `request_id`, waiting (bounded) for it: it is written when
+    /// the response body is done, which can be a moment after the client has it.
+    pub(crate) async fn record(&self, request_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let resp = self
+                .api(
+                    reqwest::Method::GET,
+                    &format!("/v1/invocations/{request_id}"),
+                )
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == 200 {
+                return resp.json().await.unwrap();
+            }
+            assert!(Instant::now() < deadline, "no record for {request_id}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls the function's API record until `ready` holds for its `runtime` (bounded).
     pub(crate) async fn runtime_until(&self, name: &str, ready: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -155,16 +155,26 @@ pub(crate) async fn upload_artifact(
             });
         }
     };
-    state
-        .metadata
-        .grant_artifact(&caller.project, &digest)
-        .await?;
     let result = ArtifactUploaded {
         digest,
         size,
         compiled: compiled.compiled_now,
         compile_ms: compiled.elapsed_ms,
     };
+    granted(&state, &caller, result).await
+}
+
+/// Lets `caller`'s project deploy the artifact: 201 when it was compiled (or unpacked) now,
+/// 200 when it already was.
+async fn granted(
+    state: &AppState,
+    caller: &Caller,
+    result: ArtifactUploaded,
+) -> Result<(StatusCode, Json<ArtifactUploaded>), ApiError> {
+    state
+        .metadata
+        .grant_artifact(&caller.project, &result.digest)
+        .await?;
     let status = if result.compiled {
         StatusCode::CREATED
     } else {
@@ -194,17 +204,13 @@ async fn upload_bundle(
             ApiError::internal("unpacking a bundle", e)
         });
     }
-    state
-        .metadata
-        .grant_artifact(&caller.project, &digest)
-        .await?;
     let result = ArtifactUploaded {
         digest,
         size,
         compiled: true,
         compile_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
-    Ok((StatusCode::CREATED, Json(result)))
+    granted(state, caller, result).await
 }
 
 fn too_large() -> ApiError {
