@@ -246,8 +246,9 @@ async fn upload(
             "{} {name} {}",
             green("uploaded"),
             dim(&format!(
-                "{}, compiled in {} ms",
+                "{}, {} in {} ms",
                 output::human_bytes(up.size),
+                if bundle { "unpacked" } else { "compiled" },
                 up.compile_ms
             ))
         );
