@@ -47,8 +47,9 @@ curl -fsS "$DATA/py/hello" >/dev/null
 
 # 1. Warm invoke overhead.
 log "warm invoke: one connection, ${ROUNDS} rounds of $DURATION"
-read -r PY1_RPS PY1_P50 PY1_P99 < <(run_rounds "$DATA/py/hello" 1)
-read -r WASM1_RPS WASM1_P50 WASM1_P99 < <(run_rounds "$DATA/hello" 1)
+run_alternating "$DATA/py/hello" "$DATA/hello" 1 >"$OUT/warm.txt"
+read -r PY1_RPS PY1_P50 PY1_P99 < <(sed -n 1p "$OUT/warm.txt")
+read -r WASM1_RPS WASM1_P50 WASM1_P99 < <(sed -n 2p "$OUT/warm.txt")
 log "bare loop: the same handler called in-process"
 BARE_US=$(cd "$OUT/app/py" && python3 - <<'PY'
 import time, types, app
@@ -77,15 +78,19 @@ read -r PYC50 PYC99 < <(cold pycold/hello)
 read -r NODEC50 NODEC99 < <(cold nodecold/hello)
 read -r RSC50 RSC99 < <(cold rscold/hello)
 
-# 3. Throughput, like with like: 4 connections, 4 processes (or instances) at most.
-log "throughput: 4 connections, ${ROUNDS} rounds of $DURATION each"
-read -r PY_RPS PY_P50 PY_P99 < <(run_rounds "$DATA/py/hello" 4)
-read -r RS_RPS RS_P50 RS_P99 < <(run_rounds "$DATA/rs/hello" 4)
-read -r NODE_RPS NODE_P50 NODE_P99 < <(run_rounds "$DATA/node/hello" 4)
-read -r WASM_RPS WASM_P50 WASM_P99 < <(run_rounds "$DATA/hello" 4)
+# 3. Throughput, like with like: 4 connections, 4 processes (or instances) at most; each
+# runtime in rounds alternating with the wasm hello, its ratio from its own pair.
+log "throughput: 4 connections, ${ROUNDS} alternating rounds of $DURATION each"
+pair() { # route prefix
+  run_alternating "$DATA/$1" "$DATA/hello" 4 >"$OUT/pair.txt"
+  printf '%s %s\n' "$(sed -n 1p "$OUT/pair.txt")" "$(sed -n 2p "$OUT/pair.txt" | cut -d' ' -f1)"
+}
+read -r RS_RPS RS_P50 RS_P99 RS_WASM < <(pair rs/hello)
+read -r PY_RPS PY_P50 PY_P99 PY_WASM < <(pair py/hello)
+read -r NODE_RPS NODE_P50 NODE_P99 NODE_WASM < <(pair node/hello)
 stop_updraft
 log "raw: py1 $PY1_P50/$PY1_P99 bare $BARE_US wasm1 $WASM1_P50 cold py $PYC50/$PYC99 node $NODEC50/$NODEC99 rs $RSC50/$RSC99"
-log "raw: rps wasm $WASM_RPS rs $RS_RPS py $PY_RPS node $NODE_RPS"
+log "raw: rps rs $RS_RPS/$RS_WASM py $PY_RPS/$PY_WASM node $NODE_RPS/$NODE_WASM"
 
 TABLE=$(cat <<TBL
 | measurement | result |
@@ -98,15 +103,15 @@ TABLE=$(cat <<TBL
 | cold start: Node.js | ${NODEC50} ms / ${NODEC99} ms |
 | cold start: Rust (lambda_runtime bootstrap) | ${RSC50} ms / ${RSC99} ms |
 
-| Hello, world! with 4 connections | req/s | p50 | p99 | vs wasm |
-| --- | ---: | ---: | ---: | ---: |
-| wasm component (examples/hello), 4 instances at most | ${WASM_RPS} | ${WASM_P50} us | ${WASM_P99} us | 1.00x |
-| Rust lambda_runtime bootstrap, 4 processes | ${RS_RPS} | ${RS_P50} us | ${RS_P99} us | $(ratio "$RS_RPS" "$WASM_RPS")x |
-| Python handler (awslambdaric), 4 processes | ${PY_RPS} | ${PY_P50} us | ${PY_P99} us | $(ratio "$PY_RPS" "$WASM_RPS")x |
-| Node.js handler, 4 processes | ${NODE_RPS} | ${NODE_P50} us | ${NODE_P99} us | $(ratio "$NODE_RPS" "$WASM_RPS")x |
+| Hello, world! with 4 connections, 4 processes | req/s | p50 | p99 | wasm hello in the same rounds | vs wasm |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| Rust lambda_runtime bootstrap | ${RS_RPS} | ${RS_P50} us | ${RS_P99} us | ${RS_WASM} | $(ratio "$RS_RPS" "$RS_WASM")x |
+| Python handler (awslambdaric) | ${PY_RPS} | ${PY_P50} us | ${PY_P99} us | ${PY_WASM} | $(ratio "$PY_RPS" "$PY_WASM")x |
+| Node.js handler | ${NODE_RPS} | ${NODE_P50} us | ${NODE_P99} us | ${NODE_WASM} | $(ratio "$NODE_RPS" "$NODE_WASM")x |
 
 $(date -u +%Y-%m-%d), $(nproc) cores ($CPU_MODEL)${PINNING:+, $PINNING}, the function processes on the server's core; wrk over
-loopback, medians of $ROUNDS rounds of $DURATION; every process in the sandbox (Landlock, private
+loopback, medians of $ROUNDS rounds of $DURATION, each process runtime alternating round by round
+with the wasm hello (examples/hello, at most 4 instances) it is compared with; every process in the sandbox (Landlock, private
 /tmp). The Python handler and the wasm component return the same text; the Rust handler also
 parses the event into the API Gateway v2 type of \`aws_lambda_events\`, as \`lambda_http\` does. Cold
 starts: $N each, curl, one at a time, each after the 100 ms idle timeout reaped the process.

@@ -46,7 +46,7 @@ impl BundleError {
 }
 
 /// How large an unpacked bundle may be.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes of all files together, unpacked (Lambda: 250 MB).
     pub max_bytes: u64,

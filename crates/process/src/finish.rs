@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use updraft_dispatch::{InvocationSink, InvokeError, Report, Stream};
 
 use crate::env::Environment;
-use crate::version::{Inner, lock, ms};
+use crate::version::{Inner, ms};
 
 /// What closes an invocation once its answer is complete.
 pub(crate) struct Finish {
@@ -88,7 +88,6 @@ impl Finish {
         sink.line(Stream::Platform, &report);
         env.detach();
         inner.give_back(env);
-        *lock(&inner.last_used) = Instant::now();
         sink.finished(Report {
             peak_memory: peak,
             started,

@@ -16,7 +16,7 @@ use crate::api::{Job, Outcome};
 use crate::env::Ran;
 use crate::finish::Finish;
 use crate::shapes::{self, Shape};
-use crate::version::{Inner, lock, trace_id};
+use crate::version::{Inner, trace_id};
 
 impl Inner {
     /// Runs one invocation (see the module's doc).
@@ -26,7 +26,6 @@ impl Inner {
         sink: Arc<dyn InvocationSink>,
     ) -> Result<http::Response<Body>, InvokeError> {
         self.number.store(invocation.version, Ordering::Relaxed);
-        *lock(&self.last_used) = Instant::now();
         let spec = self
             .spec()
             .await
@@ -93,10 +92,17 @@ impl Inner {
                 error_type,
                 message,
             }),
-            Ran::Done(Outcome::TooLarge(limit)) => Err(InvokeError::Handler {
-                error_type: "Function.ResponseSizeTooLarge".into(),
-                message: format!("the response is larger than the {limit} bytes a response may be"),
-            }),
+            Ran::Done(Outcome::TooLarge(limit)) => {
+                // Its client was told 413 mid-answer; what it does next is its own (awslambdaric
+                // gives up): the process is replaced rather than trusted with another.
+                env.kill();
+                Err(InvokeError::Handler {
+                    error_type: "Function.ResponseSizeTooLarge".into(),
+                    message: format!(
+                        "the response is larger than the {limit} bytes a response may be"
+                    ),
+                })
+            }
             Ran::Timeout => Err(finish.timed_out()),
             Ran::OutOfMemory(rss) => Err(finish.out_of_memory(rss)),
             Ran::Exited(status) => Err(finish.exited(&status)),

@@ -78,14 +78,6 @@ impl Default for ProcessConfig {
     }
 }
 
-impl PartialEq for bundle::Limits {
-    fn eq(&self, other: &Self) -> bool {
-        self.max_bytes == other.max_bytes && self.max_entries == other.max_entries
-    }
-}
-
-impl Eq for bundle::Limits {}
-
 /// What every process version shares.
 pub(crate) struct Shared {
     dir: PathBuf,

@@ -86,17 +86,14 @@ pub(crate) async fn http_event(
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();
     let mut query_params = Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = decode(k);
-        let v = decode(v);
-        match query_params.get_mut(&k) {
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match query_params.get_mut(k.as_ref()) {
             Some(Value::String(prev)) => {
                 prev.push(',');
                 prev.push_str(&v);
             }
             _ => {
-                query_params.insert(k, Value::String(v));
+                query_params.insert(k.into_owned(), Value::String(v.into_owned()));
             }
         }
     }
@@ -199,26 +196,6 @@ fn is_text(headers: &HeaderMap) -> bool {
         || ct.contains("xml")
         || ct.contains("javascript")
         || ct.starts_with("application/x-www-form-urlencoded")
-}
-
-fn decode(s: &str) -> String {
-    let s = s.replace('+', " ");
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(h) = bytes.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(h), 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Events as the payload a Lambda handler expects for `trigger`, and how to read its result.

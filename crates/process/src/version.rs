@@ -37,7 +37,8 @@ pub(crate) struct Inner {
     started: AtomicU64,
     cold_starts: AtomicU64,
     evictions: AtomicU64,
-    pub(crate) last_used: Mutex<Instant>,
+    /// Environments taken for an invocation and not given back yet.
+    pub(crate) in_use: AtomicUsize,
     /// Environments whose invocation is answered and that will be back in the pool as soon as
     /// their runtime asks for the next one.
     pub(crate) finishing: AtomicUsize,
@@ -61,7 +62,7 @@ impl ProcessVersion {
             started: AtomicU64::new(0),
             cold_starts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
-            last_used: Mutex::new(Instant::now()),
+            in_use: AtomicUsize::new(0),
             finishing: AtomicUsize::new(0),
             returned: tokio::sync::Notify::new(),
         }))
@@ -192,7 +193,10 @@ impl Inner {
             let returned = self.returned.notified();
             let env = lock(&self.idle).pop();
             match env {
-                Some(env) if env.alive() => return Ok((env, None)),
+                Some(env) if env.alive() => {
+                    self.in_use.fetch_add(1, Ordering::AcqRel);
+                    return Ok((env, None));
+                }
                 Some(_) => continue,
                 None if self.finishing.load(Ordering::Acquire) > 0 => {
                     if tokio::time::timeout_at(waited, returned).await.is_err() {
@@ -213,6 +217,7 @@ impl Inner {
         let started = Instant::now();
         match Environment::start(spec, &stream, &self.version_label()).await {
             Ok(env) => {
+                self.in_use.fetch_add(1, Ordering::AcqRel);
                 sink.cold_start(started.elapsed());
                 let init = env.init;
                 Ok((env, Some(init)))
@@ -235,6 +240,7 @@ impl Inner {
             Reuse::Warm { max_reuse } => max_reuse,
             Reuse::Fresh => 1,
         };
+        self.in_use.fetch_sub(1, Ordering::AcqRel);
         if env.alive() && env.served < max {
             lock(&self.idle).push(env);
         }
@@ -324,10 +330,6 @@ impl Runtime for ProcessVersion {
         Box::pin(self.0.clone().run(invocation, sink))
     }
 
-    fn finished(&self) {
-        *lock(&self.0.last_used) = Instant::now();
-    }
-
     fn evict_if_idle(&self) -> bool {
         let idle_timeout = self.0.settings.idle_timeout;
         let keep = self.0.settings.min_instances as usize;
@@ -350,7 +352,8 @@ impl Runtime for ProcessVersion {
     fn stats(&self) -> LifecycleStats {
         let ready = lock(&self.0.idle).len();
         LifecycleStats {
-            loaded: self.0.spec.initialized(),
+            // Scaled to zero when no process is left, idle or busy.
+            loaded: ready + self.0.in_use.load(Ordering::Acquire) > 0,
             ready_instances: ready,
             cold_starts: self.0.cold_starts.load(Ordering::Relaxed),
             evictions: self.0.evictions.load(Ordering::Relaxed),

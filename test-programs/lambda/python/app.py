@@ -76,6 +76,8 @@ def handler(event, context):
                 blob[i] = 1
         if op == "exit":
             os._exit(3)
+        if op == "big":
+            return {"statusCode": 200, "body": "x" * (100 << 10)}
         if op == "escape":
             return {"statusCode": 200, "body": json.dumps(escape())}
         return {"statusCode": 200, "headers": {"content-type": "application/json"},

@@ -279,6 +279,8 @@ async fn limits_and_lifecycle(kind: Kind) {
         l.iter().any(|l| l.starts_with("evicted: version"))
     })
     .await;
+    let state = s.api_json("/v1/functions/h").await;
+    assert_eq!(state["runtime"]["loaded"], false, "scaled to zero: {state}");
     let (_, fresh) = info(&s, "info").await;
     assert_eq!(fresh["count"], 1, "{fresh}");
     assert_ne!(fresh["pid"], a.1["pid"]);
@@ -517,5 +519,45 @@ async fn min_instances_are_started_before_the_first_request() {
         !lines.iter().any(|l| l.starts_with("cold start")),
         "{lines:#?}"
     );
+    s.stop().await;
+}
+
+/// A runtime that sends more than `max_payload` gets 413 from the Runtime API and its caller a
+/// 502 naming the limit; a module that fails to import reports `init/error`, which fails the
+/// invocation with that error. Neither takes the server or the next invocation down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_answers_and_init_errors_fail_their_invocation() {
+    let s = TestServer::start_with(&config("max_payload = \"64KiB\"\n")).await;
+    let dir = app(Kind::Python, "");
+    std::fs::write(
+        dir.path().join("code/broken.py"),
+        "raise RuntimeError('cannot start')\n",
+    )
+    .unwrap();
+    let manifest = dir.path().join("updraft.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(
+        "\n[[functions]]\nname = \"broken\"\nruntime = \"python\"\nhandler = \"broken.handler\"\n\
+         code = \"code\"\n[[functions.http]]\nroute = \"/broken\"\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let (ok, out, err) = run_cli(&s, &["deploy", dir.path().to_str().unwrap()], None);
+    assert!(ok, "{out}{err}");
+
+    let body = expect_error(s.get("/r/big").await, 502, "function_error").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Function.ResponseSizeTooLarge"), "{body}");
+    assert!(message.contains("65536 bytes"), "{body}");
+    let (_, after) = info(&s, "info").await;
+    assert_eq!(after["param"], "info");
+
+    let body = expect_error(s.get("/broken").await, 502, "function_error").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cannot start"), "{body}");
+    lines_until(&s, "broken", |l| {
+        l.iter()
+            .any(|l| l.starts_with("INIT_REPORT") && l.contains("Status: error"))
+    })
+    .await;
     s.stop().await;
 }
