@@ -9,6 +9,7 @@
 #   bench/cold-start.sh                 # N=100
 #   N=300 WRITE_RESULTS=1 bench/cold-start.sh
 source "$(dirname "$0")/lib.sh"
+need_wasmtime
 N=${N:-100}
 
 mkdir -p "$OUT/app"

@@ -14,6 +14,7 @@
 #   bench/hot-path-instructions.sh          # ~4 minutes
 #   WRITE_RESULTS=1 bench/hot-path-instructions.sh
 source "$(dirname "$0")/lib.sh"
+need_wasmtime
 
 if ! command -v valgrind >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq valgrind >/dev/null

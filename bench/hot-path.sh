@@ -19,6 +19,7 @@
 #   ROUNDS=7 DURATION=20s WRITE_RESULTS=1 bench/hot-path.sh
 ROUNDS=${ROUNDS:-5}
 source "$(dirname "$0")/lib.sh"
+need_wasmtime
 
 REUSE=1000
 declare -A URL PID

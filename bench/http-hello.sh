@@ -10,6 +10,7 @@
 #   ROUNDS=5 DURATION=20s CONNECTIONS=64 bench/http-hello.sh
 #   WRITE_RESULTS=1 bench/http-hello.sh    # also rewrite the section in bench/RESULTS.md
 source "$(dirname "$0")/lib.sh"
+need_wasmtime
 
 REUSE=1000
 ROWS=""

@@ -21,14 +21,18 @@ if ! command -v wrk >/dev/null; then
   else log "wrk is required (apt-get install wrk)"; exit 1; fi
 fi
 WASMTIME=$TOOLS/bin/wasmtime
-if ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
-  log "installing wasmtime-cli $WASMTIME_VERSION into $TOOLS (one-off, several minutes)"
-  cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked --root "$TOOLS" \
-    --target-dir "$TOOLS/target" >&2
-fi
+# The scripts that compare with `wasmtime serve` call this first.
+need_wasmtime() {
+  if ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
+    log "installing wasmtime-cli $WASMTIME_VERSION into $TOOLS (one-off, several minutes)"
+    cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked --root "$TOOLS" \
+      --target-dir "$TOOLS/target" >&2
+  fi
+}
 
 # --- builds ------------------------------------------------------------------------------------
 log "building updraft (release), examples/hello and the test guests"
+rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2 >&2
 cargo build --release --locked -p updraft-cli >&2
 (cd examples/hello && cargo build --release --target wasm32-wasip2 >&2)
 UPDRAFT=${CARGO_TARGET_DIR:-$ROOT/target}/release/updraft

@@ -438,7 +438,8 @@ pub struct FunctionInfo {
     /// `fresh` or `warm`.
     #[serde(default)]
     pub instance_reuse: String,
-    /// Requests per warm instance (with `instance_reuse = "warm"`).
+    /// Requests per warm instance (with `instance_reuse = "warm"`); absent when there is no
+    /// such cap (a fresh instance per request, or a process function without `max_reuse`).
     #[serde(default)]
     pub max_reuse: Option<u32>,
     /// Largest request body accepted (bytes).

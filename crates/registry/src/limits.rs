@@ -90,6 +90,12 @@ impl Limits {
             max_response_body: spec.max_response_body.unwrap_or(self.max_response_body),
             max_reuse: match spec.instance_reuse {
                 InstanceReuse::Fresh => None,
+                // A process is kept until it is idle too long, as on Lambda: replacing it is a
+                // cold start (tens of milliseconds for Python), not the microseconds a fresh
+                // wasm instance costs, so the server's default does not apply to it.
+                InstanceReuse::Warm if spec.runtime.is_process() => {
+                    Some(spec.max_reuse.unwrap_or(u32::MAX))
+                }
                 InstanceReuse::Warm => Some(spec.max_reuse.unwrap_or(self.max_reuse)),
             },
         }
@@ -148,5 +154,29 @@ impl Limits {
             );
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn function(lines: &str) -> Function {
+        let text = format!("[app]\nname = \"a\"\n[[functions]]\nname = \"f\"\n{lines}\n");
+        let mut m = updraft_manifest::Manifest::parse("updraft.toml", &text).unwrap();
+        m.functions.remove(0)
+    }
+
+    #[test]
+    fn a_process_is_recycled_only_when_its_manifest_says_so() {
+        let limits = Limits::default();
+        let wasm = function("component = \"f.wasm\"\ninstance_reuse = \"warm\"");
+        assert_eq!(limits.resolve(&wasm).max_reuse, Some(limits.max_reuse));
+        let python = function("runtime = \"python\"\nhandler = \"app.handler\"");
+        assert_eq!(limits.resolve(&python).max_reuse, Some(u32::MAX));
+        let capped = function("runtime = \"python\"\nhandler = \"app.handler\"\nmax_reuse = 50");
+        assert_eq!(limits.resolve(&capped).max_reuse, Some(50));
     }
 }

@@ -62,7 +62,8 @@ pub(crate) fn info(limits: &Limits, e: &Entry) -> Option<FunctionInfo> {
         min_instances: spec.min_instances,
         idle_timeout_ms: u64::try_from(eff.idle_timeout.as_millis()).unwrap_or(u64::MAX),
         instance_reuse: spec.instance_reuse.as_str().to_owned(),
-        max_reuse: eff.max_reuse,
+        // Unbounded (a process function's default) shows as absent.
+        max_reuse: eff.max_reuse.filter(|&n| n != u32::MAX),
         max_request_body: eff.max_request_body,
         max_response_body: eff.max_response_body,
         allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
