@@ -56,7 +56,7 @@ impl Finish {
     }
 
     /// `END` and `REPORT`, the environment back to the pool (if it is fit), the report.
-    pub(crate) fn done(self, env: Environment, error: Option<&InvokeError>) {
+    pub(crate) fn done(self, mut env: Environment, error: Option<&InvokeError>) {
         let Finish {
             inner,
             sink,
@@ -66,7 +66,7 @@ impl Finish {
             run_started,
         } = self;
         let duration = run_started.elapsed();
-        let (_, peak) = env.memory();
+        let peak = env.peak();
         sink.line(Stream::Platform, &format!("END RequestId: {request_id}"));
         let billed = duration.as_millis().max(1);
         let mut report = format!(

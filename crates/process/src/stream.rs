@@ -153,7 +153,7 @@ async fn forward(
                 break Some(finish.timed_out());
             }
             _ = tick.tick() => {
-                let rss = env.memory().0;
+                let rss = env.rss();
                 if rss > memory {
                     env.kill();
                     break Some(finish.out_of_memory(rss));
