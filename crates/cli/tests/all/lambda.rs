@@ -138,7 +138,8 @@ fn now_ms() -> u64 {
 /// HTTP routes, context fields, warm state, handler errors, `updraft invoke`, a queue batch
 /// with one failed item, and a schedule.
 async fn triggers_and_context(kind: Kind) {
-    let (s, _dir) = deployed(kind, "", "").await;
+    // The server's instance recycling (for wasm) set low: a process must not follow it.
+    let (s, _dir) = deployed(kind, "", "[defaults]\nmax_reuse = 2\n").await;
 
     let (headers, first) = info(&s, "info").await;
     let request_id = headers["x-updraft-request-id"].to_str().unwrap();
@@ -161,6 +162,10 @@ async fn triggers_and_context(kind: Kind) {
     let (_, second) = info(&s, "info").await;
     assert_eq!(second["pid"], first["pid"]);
     assert_eq!(second["count"], first["count"].as_u64().unwrap() + 1);
+    // Past `[defaults] max_reuse`: still the same process (Lambda keeps it until it idles out).
+    let (_, third) = info(&s, "info").await;
+    assert_eq!(third["pid"], first["pid"], "{third}");
+    assert_eq!(third["count"], first["count"].as_u64().unwrap() + 2);
 
     // A handler error is a 502 naming it, and a failed record.
     let body = expect_error(s.get("/r/error").await, 502, "function_error").await;
