@@ -43,7 +43,7 @@ pub use aliases::RollbackOutcome;
 pub use buckets::{BucketSink, BucketsError, S3_ENDPOINT, STORAGE_URL};
 pub use canary::CanaryConfig;
 pub use collections::{CollectionSink, DB_URL};
-pub use limits::{Effective, Limits};
+pub use limits::{Effective, Limits, UNCAPPED_REUSE};
 pub use projects::domain_name;
 pub use routes::{Lookup, Route, RouteConflict, RouteTable};
 pub use secrets::{NoSecrets, SecretSource};

@@ -72,9 +72,14 @@ pub struct Effective {
     pub max_request_body: u64,
     /// Largest response body, in bytes.
     pub max_response_body: u64,
-    /// Invocations per warm instance (`None`: a fresh instance per invocation).
+    /// Invocations per warm instance (`None`: a fresh instance per invocation;
+    /// [`UNCAPPED_REUSE`]: kept until it idles out).
     pub max_reuse: Option<u32>,
 }
+
+/// `max_reuse` of an instance replaced only when it fails or idles out: a process function's
+/// default (the manifest caps `max_reuse` far below it, so it is never asked for).
+pub const UNCAPPED_REUSE: u32 = u32::MAX;
 
 impl Limits {
     /// `spec`'s settings, defaults filled in.
@@ -94,7 +99,7 @@ impl Limits {
                 // cold start (tens of milliseconds for Python), not the microseconds a fresh
                 // wasm instance costs, so the server's default does not apply to it.
                 InstanceReuse::Warm if spec.runtime.is_process() => {
-                    Some(spec.max_reuse.unwrap_or(u32::MAX))
+                    Some(spec.max_reuse.unwrap_or(UNCAPPED_REUSE))
                 }
                 InstanceReuse::Warm => Some(spec.max_reuse.unwrap_or(self.max_reuse)),
             },
@@ -175,7 +180,7 @@ mod tests {
         let wasm = function("component = \"f.wasm\"\ninstance_reuse = \"warm\"");
         assert_eq!(limits.resolve(&wasm).max_reuse, Some(limits.max_reuse));
         let python = function("runtime = \"python\"\nhandler = \"app.handler\"");
-        assert_eq!(limits.resolve(&python).max_reuse, Some(u32::MAX));
+        assert_eq!(limits.resolve(&python).max_reuse, Some(UNCAPPED_REUSE));
         let capped = function("runtime = \"python\"\nhandler = \"app.handler\"\nmax_reuse = 50");
         assert_eq!(limits.resolve(&capped).max_reuse, Some(50));
     }

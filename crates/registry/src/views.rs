@@ -6,7 +6,7 @@ use updraft_api::{
 use updraft_store::{AliasRecord, FunctionRecord, VersionRecord};
 
 use crate::build::Entry;
-use crate::limits::Limits;
+use crate::limits::{Limits, UNCAPPED_REUSE};
 
 /// The API view of an alias.
 pub(crate) fn alias_info(a: &AliasRecord) -> AliasInfo {
@@ -62,8 +62,8 @@ pub(crate) fn info(limits: &Limits, e: &Entry) -> Option<FunctionInfo> {
         min_instances: spec.min_instances,
         idle_timeout_ms: u64::try_from(eff.idle_timeout.as_millis()).unwrap_or(u64::MAX),
         instance_reuse: spec.instance_reuse.as_str().to_owned(),
-        // Unbounded (a process function's default) shows as absent.
-        max_reuse: eff.max_reuse.filter(|&n| n != u32::MAX),
+        // Uncapped (a process function's default) shows as absent.
+        max_reuse: eff.max_reuse.filter(|&n| n != UNCAPPED_REUSE),
         max_request_body: eff.max_request_body,
         max_response_body: eff.max_response_body,
         allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
