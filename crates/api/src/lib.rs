@@ -488,6 +488,10 @@ pub struct SandboxInfo {
     pub private_tmp: bool,
     /// No capabilities.
     pub no_capabilities: bool,
+    /// A seccomp filter denies system calls a handler has no use for (new namespaces, `bpf`,
+    /// `io_uring`, `ptrace`, the key ring...).
+    #[serde(default)]
+    pub syscalls: bool,
     /// One line: what is enforced and what is not.
     pub summary: String,
 }

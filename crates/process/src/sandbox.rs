@@ -14,11 +14,12 @@
 //! 4. Landlock: read-only access to the system's libraries, the interpreter, the runtime
 //!    client and the function's own code; read-write to `/tmp` and a few devices; nothing else
 //!    (not the data directory, not other functions' code); and no signals to processes outside
-//!    the sandbox (ABI 6).
+//!    the sandbox (ABI 6);
+//! 5. a seccomp filter denying system calls a handler has no use for and that widen the
+//!    kernel it can reach: new namespaces, `bpf`, `io_uring`, `ptrace`... (see `syscalls`).
 //!
 //! Not done here (see docs/lambda.md): PID and network namespaces (the Runtime API is reached
-//! over the host's loopback, and Lambda functions have network egress), seccomp filters, and
-//! a separate user (the data directory is private to the server's user, and the code is
+//! over the host's loopback, and Lambda functions have network egress), and a separate user (the data directory is private to the server's user, and the code is
 //! inside it; Landlock keeps the process out of the rest).
 
 use std::ffi::OsString;
@@ -26,6 +27,16 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod syscalls;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod syscalls {
+    /// No filter for this architecture's system call numbers.
+    pub(super) fn install() -> bool {
+        false
+    }
+}
 
 /// The first argument that makes the `updraft` binary act as the helper.
 pub const HELPER_ARG: &str = "__updraft-sandbox";
@@ -57,6 +68,9 @@ pub struct Enforced {
     pub private_tmp: bool,
     /// It runs without capabilities (root's dropped, or never had any).
     pub no_capabilities: bool,
+    /// A seccomp filter denies the system calls `syscalls` lists.
+    #[serde(default)]
+    pub syscalls: bool,
 }
 
 impl Enforced {
@@ -75,6 +89,7 @@ impl Enforced {
             (self.private_tmp, "private /tmp with a size cap"),
             (self.signals, "no signals outside"),
             (self.no_capabilities, "no capabilities"),
+            (self.syscalls, "system calls filtered"),
         ] {
             if yes { on.push(name) } else { off.push(name) }
         }
@@ -192,12 +207,15 @@ fn apply(plan: &Plan) -> Enforced {
     let private_tmp = private_tmp(root, plan);
     let no_capabilities = if root { drop_capabilities() } else { true };
     let (filesystem, signals) = landlock(plan);
+    // Last: the filter denies `unshare`, which the steps above need.
+    let syscalls = rustix::thread::set_no_new_privs(true).is_ok() && syscalls::install();
     Enforced {
         helper: true,
         filesystem,
         signals,
         private_tmp,
         no_capabilities,
+        syscalls,
     }
 }
 

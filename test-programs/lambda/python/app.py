@@ -1,6 +1,9 @@
 """Test handler for Updraft's process runtime: see ../README.md."""
+import ctypes
+import errno
 import json
 import os
+import platform
 import time
 
 COUNT = 0
@@ -31,6 +34,26 @@ def attempt(f):
         return type(e).__name__
 
 
+def denied_calls():
+    """What the kernel answers each system call the sandbox's seccomp filter denies: `ok`, or
+    the errno's name. Each of these succeeds (or fails otherwise) for an unfiltered process."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    keyctl = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
+
+    def call(f):
+        r = f()
+        return "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+
+    return {
+        # KEYCTL_GET_KEYRING_ID of the session keyring: an id, unfiltered.
+        "keyctl": call(lambda: libc.syscall(keyctl, 0, -3, 1)) if keyctl else "unknown arch",
+        # 0 entries: EINVAL, unfiltered (425 on every architecture).
+        "io_uring_setup": call(lambda: libc.syscall(425, 0, None)),
+        # A new user namespace for this thread: allowed, unfiltered, to any user.
+        "unshare_user": call(lambda: libc.unshare(0x10000000)),
+    }
+
+
 def escape():
     """What a hostile handler tries: see ../README.md."""
     root = os.environ["LAMBDA_TASK_ROOT"]
@@ -54,6 +77,7 @@ def escape():
         "tmpdir": os.environ.get("TMPDIR"),
         "runtime_api": os.environ.get("AWS_LAMBDA_RUNTIME_API"),
         "env_keys": sorted(os.environ.keys()),
+        "syscalls": denied_calls(),
     }
 
 

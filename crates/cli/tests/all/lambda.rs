@@ -324,7 +324,8 @@ async fn rust_limits_and_lifecycle() {
 }
 
 /// A hostile handler stays in its sandbox: no data directory, no other function's code, no
-/// writes outside its private `/tmp`, whose size is capped, no signals out. The host's
+/// writes outside its private `/tmp`, whose size is capped, no signals out, no system calls the
+/// seccomp filter denies (the Node.js and Rust tests run under the same filter). The host's
 /// enforcement is probed first; a mechanism it lacks is reported, not assumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_handler_stays_in_its_sandbox() {
@@ -357,6 +358,17 @@ async fn a_hostile_handler_stays_in_its_sandbox() {
     }
     if sandbox["signals"] == true {
         assert_eq!(got["signal_parent"], "PermissionError", "{got}");
+    }
+    // Seccomp filters are in every kernel a server runs (3.5+), so the filter must take.
+    assert_eq!(
+        sandbox["syscalls"],
+        cfg!(any(target_arch = "x86_64", target_arch = "aarch64")),
+        "{function}"
+    );
+    if sandbox["syscalls"] == true {
+        for call in ["keyctl", "io_uring_setup", "unshare_user"] {
+            assert_eq!(got["syscalls"][call], "EPERM", "{call}: {got}");
+        }
     }
     // Another process (this test; another function's, as well) that finds the environment's
     // Runtime API is turned away at once: it neither waits for nor sees an invocation.

@@ -208,6 +208,7 @@ async fn with_sandbox(state: &crate::State, f: &mut updraft_api::FunctionInfo) {
         signals: e.signals,
         private_tmp: e.private_tmp,
         no_capabilities: e.no_capabilities,
+        syscalls: e.syscalls,
         summary: e.summary(),
     });
 }
