@@ -32,6 +32,7 @@ pub(crate) struct Job {
     pub(crate) function_arn: String,
     pub(crate) trace_id: String,
     pub(crate) client_context: Option<String>,
+    pub(crate) cognito_identity: Option<String>,
     pub(crate) payload: Bytes,
 }
 
@@ -239,6 +240,9 @@ impl Api {
         set("lambda-runtime-trace-id", &job.trace_id);
         if let Some(cc) = &job.client_context {
             set("lambda-runtime-client-context", cc);
+        }
+        if let Some(identity) = &job.cognito_identity {
+            set("lambda-runtime-cognito-identity", identity);
         }
         set("content-type", "application/json");
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((job.request_id, reply));

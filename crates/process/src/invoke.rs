@@ -15,6 +15,7 @@ use updraft_dispatch::{Body, Input, Invocation, InvocationSink, InvokeError, Str
 use crate::api::{Job, Outcome};
 use crate::env::Ran;
 use crate::finish::Finish;
+use crate::identity;
 use crate::shapes::{self, Shape};
 use crate::version::{Inner, trace_id};
 
@@ -31,8 +32,11 @@ impl Inner {
             .await
             .map_err(|e| InvokeError::Load(e.message))?;
         let request_id = invocation.request_id.clone();
+        let (mut client_context, mut cognito_identity) = (None, None);
         let (payload, shape) = match invocation.input {
             Input::Http(req) if invocation.trigger == Trigger::Invoke => {
+                client_context =
+                    identity::client_context(req.headers()).map_err(InvokeError::BadInput)?;
                 let body = http_body_util::BodyExt::collect(req.into_body())
                     .await
                     .map_err(|e| InvokeError::BadInput(e.to_string()))?
@@ -40,6 +44,7 @@ impl Inner {
                 (body.to_vec(), Shape::Raw)
             }
             Input::Http(req) => {
+                cognito_identity = identity::cognito_identity(req.headers(), self.project());
                 let event = shapes::http_event(req, &request_id)
                     .await
                     .map_err(|e| InvokeError::BadInput(e.to_string()))?;
@@ -66,7 +71,8 @@ impl Inner {
             deadline_ms: u64::try_from(deadline_ms).unwrap_or(u64::MAX),
             function_arn: self.arn(),
             trace_id: trace_id(&invocation.traceparent),
-            client_context: None,
+            client_context,
+            cognito_identity,
             payload: Bytes::from(payload),
         };
         let run_started = Instant::now();

@@ -21,6 +21,7 @@ pub mod bundle;
 mod clients;
 mod env;
 mod finish;
+mod identity;
 mod invoke;
 pub mod sandbox;
 mod shapes;

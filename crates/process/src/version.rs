@@ -74,6 +74,11 @@ impl Inner {
         self.settings.process.as_ref()
     }
 
+    /// The project the function belongs to.
+    pub(crate) fn project(&self) -> &str {
+        self.process().map_or("", |p| p.project.as_str())
+    }
+
     fn function_name(&self) -> &str {
         self.process().map_or("", |p| p.function.as_str())
     }
@@ -141,7 +146,7 @@ impl Inner {
     fn environment(&self, task_root: &std::path::Path) -> Vec<(String, String)> {
         let p = self.process();
         let name = self.function_name().to_owned();
-        let project = p.map_or("", |p| p.project.as_str());
+        let project = self.project();
         let memory_mb = (self.settings.memory_bytes >> 20).to_string();
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),

@@ -16,6 +16,7 @@ function info(event, context) {
     pid: process.pid,
     claims: event.requestContext?.authorizer?.jwt?.claims ?? null,
     env_home: process.env.HOME,
+    identity: context.identity ? [context.identity.cognitoIdentityId, context.identity.cognitoIdentityPoolId] : null,
   };
 }
 
@@ -47,5 +48,5 @@ export const handler = async (event, context) => {
     console.log("scheduled", event.id);
     return null;
   }
-  return { echo: event, request_id: context.awsRequestId, count };
+  return { echo: event, request_id: context.awsRequestId, count, client_context: context.clientContext?.custom ?? null };
 };

@@ -22,7 +22,13 @@ def info(event, context):
         "pid": os.getpid(),
         "claims": ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt", {}).get("claims"),
         "env_home": os.environ.get("HOME"),
+        "identity": identity(context),
     }
+
+
+def identity(context):
+    i = context.identity
+    return [i.cognito_identity_id, i.cognito_identity_pool_id] if i and i.cognito_identity_id else None
 
 
 def attempt(f):
@@ -116,4 +122,5 @@ def handler(event, context):
     if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
         print("scheduled", event["id"])
         return None
-    return {"echo": event, "request_id": context.aws_request_id, "count": COUNT}
+    custom = context.client_context.custom if context.client_context else None
+    return {"echo": event, "request_id": context.aws_request_id, "count": COUNT, "client_context": custom}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use base64::Engine as _;
 use reqwest::Method;
 
 use crate::Remote;
@@ -31,6 +32,11 @@ pub(crate) struct InvokeArgs {
     /// Request header `name: value` (repeatable).
     #[arg(short = 'H', long = "header")]
     headers: Vec<String>,
+    /// A client context for the handler (JSON, e.g. `{"custom": {"k": "v"}}`): Lambda's
+    /// `ClientContext`, sent base64 in `X-Amz-Client-Context`; process functions read it as
+    /// `context.client_context`. Synchronous invokes only, as on Lambda.
+    #[arg(long, value_name = "JSON")]
+    client_context: Option<String>,
     /// Run this version instead of the one `live` picks.
     #[arg(long, conflicts_with = "alias")]
     version: Option<u32>,
@@ -45,7 +51,7 @@ pub(crate) struct InvokeArgs {
     json: bool,
     /// Queue the invoke and return at once with its id (see `updraft async <id>`); the body
     /// is delivered as a CloudEvent, with retries.
-    #[arg(long = "async", conflicts_with_all = ["version", "alias", "include"])]
+    #[arg(long = "async", conflicts_with_all = ["version", "alias", "include", "client_context"])]
     asynchronous: bool,
     /// With `--async`: a retry with the same key returns the first invoke instead of
     /// queueing another.
@@ -91,6 +97,12 @@ pub(crate) async fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             .split_once(':')
             .with_context(|| format!("header `{h}` must look like `name: value`"))?;
         req = req.header(k.trim(), v.trim());
+    }
+    if let Some(cc) = &args.client_context {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(cc)
+            .context("--client-context must be a JSON object")?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cc);
+        req = req.header("x-amz-client-context", encoded);
     }
     let resp = req
         .send()

@@ -84,6 +84,7 @@ async fn handler(event: LambdaEvent<Value>) -> Result<FunctionResponse<Value, Bo
             "pid": std::process::id(),
             "claims": claims,
             "env_home": std::env::var("HOME").ok(),
+            "identity": ctx.identity.as_ref().map(|i| [&i.identity_id, &i.identity_pool_id]),
         });
         return buffered(json!({
             "statusCode": 200,
@@ -108,7 +109,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<FunctionResponse<Value, Bo
         println!("scheduled {}", e.id.unwrap_or_default());
         return buffered(Value::Null);
     }
-    buffered(json!({"echo": payload, "request_id": ctx.request_id, "count": count}))
+    let custom = ctx.client_context.as_ref().map(|c| &c.custom);
+    buffered(json!({"echo": payload, "request_id": ctx.request_id, "count": count, "client_context": custom}))
 }
 
 #[tokio::main(flavor = "current_thread")]
