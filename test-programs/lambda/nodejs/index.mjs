@@ -50,3 +50,22 @@ export const handler = async (event, context) => {
   }
   return { echo: event, request_id: context.awsRequestId, count, client_context: context.clientContext?.custom ?? null };
 };
+
+// `index.streamer`: Lambda's response streaming (see ../README.md).
+export const streamer = awslambda.streamifyResponse(async (event, responseStream) => {
+  const op = event.pathParameters?.op;
+  if (op === "fail-early") throw new Error("failed before writing");
+  const stream = op === "raw"
+    ? responseStream
+    : awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201,
+      headers: { "content-type": "text/plain", "x-streamed": "node" },
+      cookies: ["flavour=oat"],
+    });
+  for (const [i, word] of ["one", "two", "three"].entries()) {
+    if (i > 0) await sleep(1000);
+    stream.write(`${word}\n`);
+    if (op === "fail-mid") throw new Error("failed mid-stream");
+  }
+  stream.end();
+});

@@ -15,6 +15,7 @@ use updraft_test_guests::{LAMBDA_NODEJS, LAMBDA_PYTHON, LAMBDA_RUST_BOOTSTRAP};
 use crate::support::{TestServer, expect_error, run_cli};
 
 mod hostile;
+mod streaming;
 
 /// Runtime clients installed once for the whole test run, not per test server.
 fn clients_dir() -> PathBuf {
@@ -379,58 +380,6 @@ async fn nodejs_limits_and_lifecycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_limits_and_lifecycle() {
     limits_and_lifecycle(Kind::Rust).await;
-}
-
-/// Lambda's response streaming (a `lambda_runtime` streaming response): the head comes from
-/// the metadata prelude, the first chunk reaches the caller before the handler has written the
-/// rest, and a process dying mid-stream cuts the body off and fails the record.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streamed_responses_reach_the_caller_as_they_are_written() {
-    let (s, _dir) = deployed(Kind::Rust, "timeout = \"10s\"", "").await;
-    let started = Instant::now();
-    let mut resp = s.get("/r/stream").await;
-    assert_eq!(resp.status(), 201);
-    assert_eq!(resp.headers()["x-streamed"], "yes");
-    assert_eq!(resp.headers()["content-type"], "text/plain");
-    let first = resp.chunk().await.unwrap().unwrap();
-    let first_at = started.elapsed();
-    assert_eq!(&first[..], b"one\n");
-    let mut rest = Vec::new();
-    while let Some(c) = resp.chunk().await.unwrap() {
-        rest.extend_from_slice(&c);
-    }
-    let all_at = started.elapsed();
-    assert_eq!(rest, b"two\nthree\n");
-    // The handler waits 1 s between chunks: the first came before the others existed.
-    assert!(all_at >= Duration::from_secs(2), "{all_at:?}");
-    assert!(
-        first_at + Duration::from_millis(1500) < all_at,
-        "{first_at:?} vs {all_at:?}"
-    );
-    lines_until(&s, "h", |l| {
-        l.iter().any(|l| l.starts_with("REPORT RequestId: "))
-    })
-    .await;
-
-    let mut resp = s.get("/r/stream-error").await;
-    assert_eq!(resp.status(), 201);
-    assert_eq!(&resp.chunk().await.unwrap().unwrap()[..], b"one\n");
-    let mut cut = false;
-    loop {
-        match resp.chunk().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => break,
-            Err(_) => {
-                cut = true;
-                break;
-            }
-        }
-    }
-    assert!(cut, "the body ends in an error, not as if complete");
-    // And the next request gets a fresh process.
-    let (_, after) = info(&s, "info").await;
-    assert_eq!(after["count"], 1);
-    s.stop().await;
 }
 
 /// `min_instances` keeps processes initialised: the first request is warm (no init in its

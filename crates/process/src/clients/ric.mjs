@@ -1,5 +1,6 @@
 // Updraft's Node.js runtime interface client: the Lambda Runtime API loop for handlers written
-// for the `nodejs` runtime (CommonJS or ES modules, async or callback style). Shipped inside
+// for the `nodejs` runtime (CommonJS or ES modules, async or callback style, and response
+// streaming with `awslambda.streamifyResponse` as on Lambda). Shipped inside
 // the updraft binary because AWS's `aws-lambda-ric` npm package builds native code with cmake
 // at install time (see docs/lambda.md).
 import { createRequire } from "node:module";
@@ -7,16 +8,40 @@ import { pathToFileURL } from "node:url";
 import path from "node:path";
 import fs from "node:fs";
 import http from "node:http";
+import { Writable } from "node:stream";
 
 const api = process.env.AWS_LAMBDA_RUNTIME_API;
 const root = process.env.LAMBDA_TASK_ROOT || process.cwd();
 const handlerName = process.env._HANDLER || "";
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const [apiHost, apiPort] = (api || ":").split(":");
+
+// Response streaming, as Lambda's Node.js runtimes offer it through the `awslambda` global.
+const STREAMING = Symbol.for("aws.lambda.runtime.handler.streaming");
+const HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response";
+globalThis.awslambda = {
+  streamifyResponse(fn) {
+    fn[STREAMING] = "response";
+    return fn;
+  },
+  HttpResponseStream: class HttpResponseStream {
+    // The prelude (statusCode, headers, cookies) and eight NUL bytes go before the first chunk.
+    static from(stream, prelude) {
+      stream.setContentType(HTTP_INTEGRATION);
+      const meta = JSON.stringify(prelude ?? {});
+      stream._onBeforeFirstWrite = (write) => {
+        write(meta);
+        write(new Uint8Array(8));
+      };
+      return stream;
+    }
+  },
+};
 
 function call(method, p, body, headers = {}) {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: api.split(":")[0], port: api.split(":")[1], path: `/2018-06-01/runtime/${p}`, method, agent, headers },
+      { host: apiHost, port: apiPort, path: `/2018-06-01/runtime/${p}`, method, agent, headers },
       (res) => {
         const chunks = [];
         res.on("data", (c) => chunks.push(c));
@@ -118,6 +143,79 @@ function invokeHandler(fn, event, ctx) {
   });
 }
 
+// The response stream a streaming handler writes to. Its request is opened on the first write
+// (or the end), so a handler that fails before writing anything reports an ordinary error; one
+// that fails later ends the stream with the error in trailers.
+function responseStream(id) {
+  let req, done, failure, contentType = "application/octet-stream";
+  const open = () => {
+    if (req) return;
+    req = http.request({
+      host: apiHost, port: apiPort, path: `/2018-06-01/runtime/invocation/${id}/response`, method: "POST", agent,
+      headers: {
+        "Lambda-Runtime-Function-Response-Mode": "streaming",
+        "Content-Type": contentType,
+        "Transfer-Encoding": "chunked",
+        Trailer: "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+      },
+    });
+    done = new Promise((resolve, reject) => {
+      req.on("response", (res) => { res.resume(); res.on("end", resolve); });
+      req.on("error", reject);
+    });
+    stream._onBeforeFirstWrite?.((c) => req.write(c));
+  };
+  const stream = new Writable({
+    write(chunk, _encoding, cb) {
+      open();
+      req.write(chunk, cb);
+    },
+    final(cb) {
+      open();
+      if (failure) {
+        const body = errorBody(failure);
+        req.addTrailers({
+          "Lambda-Runtime-Function-Error-Type": body.errorType,
+          "Lambda-Runtime-Function-Error-Body": Buffer.from(JSON.stringify(body)).toString("base64"),
+        });
+      }
+      req.end(cb);
+    },
+  });
+  stream.setContentType = (t) => { contentType = t; };
+  stream.started = () => req !== undefined;
+  // Ends the stream with `err` in its trailers, after what was written (unless it has ended).
+  stream.fail = (err) => {
+    if (stream.writableEnded) return;
+    failure = err;
+    stream.end();
+  };
+  // Settles once the stream has finished and the Runtime API has answered its request.
+  stream.done = async () => {
+    if (!stream.writableFinished) {
+      await new Promise((resolve) => stream.once("finish", resolve).once("error", resolve));
+    }
+    await done?.catch((e) => console.error(e));
+  };
+  return stream;
+}
+
+async function invokeStreaming(id, event, ctx) {
+  const stream = responseStream(id);
+  try {
+    await handler(event, stream, ctx);
+    if (!stream.writableEnded) stream.end();
+  } catch (e) {
+    console.error(e);
+    if (!stream.started()) {
+      await call("POST", `invocation/${id}/error`, JSON.stringify(errorBody(e)), { "Lambda-Runtime-Function-Error-Type": e?.name || "Error" });
+      return;
+    }
+    stream.fail(e);
+  }
+  await stream.done();
+}
+
 let handler;
 try {
   handler = await loadHandler();
@@ -136,6 +234,10 @@ for (;;) {
     event = JSON.parse(next.body.toString("utf8") || "null");
   } catch {
     event = next.body.toString("utf8");
+  }
+  if (handler[STREAMING] === "response") {
+    await invokeStreaming(id, event, context(next.headers));
+    continue;
   }
   try {
     const result = await invokeHandler(handler, event, context(next.headers));
