@@ -492,6 +492,9 @@ pub struct SandboxInfo {
     /// `io_uring`, `ptrace`, the key ring...).
     #[serde(default)]
     pub syscalls: bool,
+    /// Each process is in a memory cgroup capped at its `memory` plus its `/tmp` size.
+    #[serde(default)]
+    pub memory_cgroup: bool,
     /// One line: what is enforced and what is not.
     pub summary: String,
 }

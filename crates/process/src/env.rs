@@ -10,12 +10,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use updraft_dispatch::{InvocationSink, Stream};
 
 use crate::api::{Job, Mailbox, Outcome};
@@ -43,6 +43,8 @@ pub(crate) struct Spec {
     /// Whether the sandbox gives it a private `/tmp` (else a directory of its own under
     /// `tmp_root` is its `TMPDIR`).
     pub(crate) private_tmp: bool,
+    /// Where its memory cgroup goes and the cap, in bytes (`None`: no cgroup on this host).
+    pub(crate) cgroup: Option<(Arc<crate::cgroup::Cgroups>, u64)>,
 }
 
 /// Why an environment did not start.
@@ -113,7 +115,6 @@ pub(crate) struct Environment {
     /// Its own temp directory on the host, removed when it is dropped (`None`: a private
     /// `/tmp` that goes with its mount namespace).
     tmp: Option<PathBuf>,
-    waiter: JoinHandle<()>,
     /// How long its init took.
     pub(crate) init: Duration,
     /// Invocations it served.
@@ -126,6 +127,8 @@ pub(crate) struct Environment {
     polled: u64,
     /// Its peak resident memory (`VmHWM`) as last read, and when.
     peak: (u64, Option<Instant>),
+    /// Its cgroup's peak, in bytes, once the kernel killed it at the cgroup's cap (0: not).
+    oom_peak: Arc<AtomicU64>,
 }
 
 /// How often the peak is read from `/proc/<pid>/status`: that read costs the server about a
@@ -136,7 +139,6 @@ const PEAK_REFRESH: Duration = Duration::from_millis(100);
 impl Drop for Environment {
     fn drop(&mut self) {
         self.kill();
-        self.waiter.abort();
         if let Some(tmp) = &self.tmp {
             let _ = std::fs::remove_dir_all(tmp);
         }
@@ -177,10 +179,29 @@ impl Environment {
             })?;
             (Some(dir.clone()), dir)
         };
+        let remove_tmp = || {
+            if let Some(tmp) = &tmp {
+                let _ = std::fs::remove_dir_all(tmp);
+            }
+        };
+        let cgroup = match &spec.cgroup {
+            Some((cgroups, cap)) => match cgroups.create(*cap) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    remove_tmp();
+                    return Err(fail(
+                        "Runtime.Unavailable",
+                        format!("creating its memory cgroup: {e}"),
+                    ));
+                }
+            },
+            None => None,
+        };
         let mut cmd = match &spec.sandbox {
             Some((helper, plan)) => {
                 let mut plan = plan.clone();
                 plan.write.extend(tmp.iter().cloned());
+                plan.cgroup = cgroup.as_ref().map(|c| c.procs());
                 let json = serde_json::to_string(&plan).unwrap_or_default();
                 let mut c = tokio::process::Command::new(helper);
                 c.arg(crate::sandbox::HELPER_ARG)
@@ -210,9 +231,7 @@ impl Environment {
             cmd.env("PYTHONPATH", path);
         }
         let mut child = cmd.spawn().map_err(|e| {
-            if let Some(tmp) = &tmp {
-                let _ = std::fs::remove_dir_all(tmp);
-            }
+            remove_tmp();
             fail(
                 "Runtime.InvalidEntrypoint",
                 format!("could not start {}: {e}", spec.launch.program.display()),
@@ -220,6 +239,18 @@ impl Environment {
         })?;
         if let Some(id) = child.id() {
             mailbox.allow(id);
+            // Without the helper, the server moves it in (just after it started).
+            if spec.sandbox.is_none()
+                && let Some(c) = &cgroup
+                && let Err(e) = c.join(id)
+            {
+                let _ = child.start_kill();
+                remove_tmp();
+                return Err(fail(
+                    "Runtime.Unavailable",
+                    format!("joining its memory cgroup: {e}"),
+                ));
+            }
         }
         let pid = child
             .id()
@@ -237,12 +268,24 @@ impl Environment {
             tokio::spawn(read_lines(err, Stream::Stderr, logs.clone()));
         }
         let (exit_tx, exit) = watch::channel(None);
-        let waiter = tokio::spawn(async move {
+        let oom_peak = Arc::new(AtomicU64::new(0));
+        let oom = oom_peak.clone();
+        // Not aborted with the environment: it reaps the killed process and removes its cgroup.
+        tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(s) => describe(s),
                 Err(e) => format!("could not be waited for: {e}"),
             };
+            // Seen before its exit is: a kernel kill at the cap is an invocation out of memory.
+            if let Some(c) = &cgroup
+                && c.oom_killed()
+            {
+                oom.store(c.peak().max(1), Ordering::Release);
+            }
             exit_tx.send_replace(Some(status));
+            if let Some(c) = cgroup {
+                c.remove().await;
+            }
         });
         let mut env = Self {
             pid,
@@ -250,13 +293,13 @@ impl Environment {
             exit,
             logs,
             tmp,
-            waiter,
             init: Duration::ZERO,
             served: 0,
             idle_since: Instant::now(),
             killed: false,
             polled: 0,
             peak: (0, None),
+            oom_peak,
         };
         let mut ready = env.mailbox.polls.clone();
         let mut init_error = env.mailbox.init_error.clone();
@@ -348,6 +391,10 @@ impl Environment {
                     // It may have answered just before exiting.
                     if let Ok(o) = rx.try_recv() {
                         break Ran::Done(o);
+                    }
+                    let oom = self.oom_peak.load(Ordering::Acquire);
+                    if oom > 0 {
+                        break Ran::OutOfMemory(oom);
                     }
                     break Ran::Exited(self.exit.borrow().clone().unwrap_or_default());
                 }

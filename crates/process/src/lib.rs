@@ -18,6 +18,7 @@
 
 mod api;
 pub mod bundle;
+mod cgroup;
 mod clients;
 mod env;
 mod finish;
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 use updraft_dispatch::{BoxFuture, CodeSource, LoadError, Runtime, RuntimeProvider, Settings};
 
+pub use cgroup::CgroupParent;
 pub use clients::AWSLAMBDARIC;
 pub use shapes::FAILED_EVENTS;
 pub use version::ProcessVersion;
@@ -61,6 +63,8 @@ pub struct ProcessConfig {
     pub helper: Option<PathBuf>,
     /// Size of each process's private `/tmp`, in bytes (Lambda's default: 512 MB).
     pub tmp_bytes: u64,
+    /// Where each process's memory cgroup goes (the kernel's cap behind the watchdog).
+    pub cgroup: CgroupParent,
 }
 
 impl Default for ProcessConfig {
@@ -75,6 +79,7 @@ impl Default for ProcessConfig {
             sandbox: true,
             helper: None,
             tmp_bytes: 512 << 20,
+            cgroup: CgroupParent::Auto,
         }
     }
 }
@@ -88,6 +93,8 @@ pub(crate) struct Shared {
     unpacking: tokio::sync::Mutex<()>,
     /// What the sandbox enforces here, probed once.
     enforced: tokio::sync::OnceCell<sandbox::Enforced>,
+    /// This server's per-process memory cgroups, where the host has them.
+    cgroups: Option<Arc<cgroup::Cgroups>>,
 }
 
 impl Shared {
@@ -105,12 +112,17 @@ impl Shared {
             .enforced
             .get_or_init(|| async {
                 let Some(helper) = self.helper().map(std::path::Path::to_path_buf) else {
-                    return sandbox::Enforced::default();
+                    return sandbox::Enforced {
+                        memory_cgroup: self.cgroups.is_some(),
+                        ..sandbox::Enforced::default()
+                    };
                 };
                 let plan = sandbox::Plan::new(Vec::new(), 1 << 20);
-                tokio::task::spawn_blocking(move || sandbox::probe(&helper, &plan))
+                let mut e = tokio::task::spawn_blocking(move || sandbox::probe(&helper, &plan))
                     .await
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                e.memory_cgroup = self.cgroups.is_some();
+                e
             })
             .await
     }
@@ -188,9 +200,10 @@ impl ProcessRuntimes {
                 ),
                 dir,
                 code,
-                config,
                 unpacking: tokio::sync::Mutex::new(()),
                 enforced: tokio::sync::OnceCell::new(),
+                cgroups: cgroup::Cgroups::open(&config.cgroup).map(Arc::new),
+                config,
             }),
         }
     }

@@ -6,6 +6,8 @@
 //!
 //! In order, each step best effort (what a host allows is found once by `probe` and shown
 //! to users as [`Enforced`]):
+//! 0. into the memory cgroup the server made for it (`cgroup`), if any: this one is not best
+//!    effort, the helper stops if it cannot;
 //! 1. resource limits: open files, core dumps off, largest file it may write;
 //! 2. a private mount namespace (a user namespace too when not root) with a fresh `tmpfs` at
 //!    `/tmp` capped at the plan's size: the function's writable space, gone when it exits;
@@ -52,6 +54,10 @@ pub struct Plan {
     pub tmp_bytes: u64,
     /// Most open files.
     pub max_open_files: u64,
+    /// The `cgroup.procs` of the memory cgroup to join before anything else (the server's
+    /// choice, see `cgroup`).
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
 }
 
 /// What the sandbox enforces on this host.
@@ -71,13 +77,24 @@ pub struct Enforced {
     /// A seccomp filter denies the system calls `syscalls` lists.
     #[serde(default)]
     pub syscalls: bool,
+    /// Each process is in a memory cgroup capped at its `memory` plus its `/tmp` (found by the
+    /// server, not the helper).
+    #[serde(default)]
+    pub memory_cgroup: bool,
 }
 
 impl Enforced {
     /// One line for users: what is enforced, and what is not.
     pub fn summary(&self) -> String {
         if !self.helper {
-            return "not sandboxed: no helper (the code can read what the server can)".into();
+            let cgroup = if self.memory_cgroup {
+                "; memory capped by a cgroup"
+            } else {
+                ""
+            };
+            return format!(
+                "not sandboxed: no helper (the code can read what the server can){cgroup}"
+            );
         }
         let mut on = Vec::new();
         let mut off = Vec::new();
@@ -90,6 +107,7 @@ impl Enforced {
             (self.signals, "no signals outside"),
             (self.no_capabilities, "no capabilities"),
             (self.syscalls, "system calls filtered"),
+            (self.memory_cgroup, "memory capped by a cgroup"),
         ] {
             if yes { on.push(name) } else { off.push(name) }
         }
@@ -146,6 +164,7 @@ impl Plan {
             write: Vec::new(),
             tmp_bytes,
             max_open_files: 1024,
+            cgroup: None,
         }
     }
 }
@@ -166,6 +185,15 @@ pub fn helper_main(args: Vec<OsString>) -> i32 {
         eprintln!("updraft sandbox: expected a plan");
         return 125;
     };
+    // First, while it still may: into its memory cgroup, or not at all (the server counts on
+    // the cap).
+    if !probe
+        && let Some(procs) = &plan.cgroup
+        && let Err(e) = std::fs::write(procs, std::process::id().to_string())
+    {
+        eprintln!("updraft sandbox: could not join {}: {e}", procs.display());
+        return 125;
+    }
     let enforced = apply(&plan);
     if probe {
         // `/` is beneath none of the plan's paths: listing it must fail.
@@ -216,6 +244,8 @@ fn apply(plan: &Plan) -> Enforced {
         private_tmp,
         no_capabilities,
         syscalls,
+        // The server's to say.
+        memory_cgroup: false,
     }
 }
 

@@ -125,7 +125,13 @@ impl Inner {
                     let plan = crate::sandbox::Plan::new(read, self.shared.config.tmp_bytes);
                     (helper.to_path_buf(), plan)
                 });
+                // The kernel's cap: its memory and its `/tmp` (tmpfs pages are memory).
+                let cap = self
+                    .settings
+                    .memory_bytes
+                    .saturating_add(self.shared.config.tmp_bytes);
                 Ok(Arc::new(Spec {
+                    cgroup: self.shared.cgroups.clone().map(|c| (c, cap)),
                     private_tmp: sandbox.is_some() && enforced.private_tmp,
                     sandbox,
                     env: self.environment(&task_root),

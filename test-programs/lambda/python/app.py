@@ -4,6 +4,8 @@ import errno
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 
 COUNT = 0
@@ -60,6 +62,38 @@ def denied_calls():
     }
 
 
+def cgroup_limit():
+    """The memory cap of this process's cgroup (v1 or v2), or None."""
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return int(open(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes").read())
+        if controllers == "" and os.path.exists(f"/sys/fs/cgroup{path}/memory.max"):
+            return int(open(f"/sys/fs/cgroup{path}/memory.max").read())
+    return None
+
+
+def fork_alloc():
+    """A child process (out of the watchdog's sight, which follows the handler's own process)
+    that takes 1 GiB: its return code (-9 when the kernel killed it at the cgroup's cap)."""
+    child = subprocess.run([sys.executable, "-c", "b = b'x' * (1 << 30); print(len(b))"],
+                           capture_output=True)
+    return child.returncode
+
+
+def memfd_fill():
+    """Fills anonymous files (8 MiB each, under the largest-file limit) 1 MiB at a time up to
+    512 MiB: memory that is not in the process's RSS (the watchdog cannot see it) but is in
+    its cgroup."""
+    chunk = b"x" * (1 << 20)
+    files = []
+    for _ in range(64):
+        files.append(os.memfd_create("fill"))
+        for _ in range(8):
+            os.write(files[-1], chunk)
+    return "filled"
+
+
 def escape():
     """What a hostile handler tries: see ../README.md."""
     root = os.environ["LAMBDA_TASK_ROOT"]
@@ -84,6 +118,8 @@ def escape():
         "runtime_api": os.environ.get("AWS_LAMBDA_RUNTIME_API"),
         "env_keys": sorted(os.environ.keys()),
         "syscalls": denied_calls(),
+        "cgroup_limit": cgroup_limit(),
+        "fork_alloc": fork_alloc(),
     }
 
 
@@ -108,6 +144,8 @@ def handler(event, context):
             os._exit(3)
         if op == "big":
             return {"statusCode": 200, "body": "x" * (100 << 10)}
+        if op == "memfd":
+            return {"statusCode": 200, "body": memfd_fill()}
         if op == "escape":
             return {"statusCode": 200, "body": json.dumps(escape())}
         return {"statusCode": 200, "headers": {"content-type": "application/json"},

@@ -19,6 +19,7 @@ pub(super) struct RawProcess {
     clients_dir: Option<String>,
     sandbox: Option<bool>,
     tmp_size: Option<String>,
+    cgroup: Option<String>,
 }
 
 /// Checks the `[process]` table; errors name the key.
@@ -45,7 +46,18 @@ pub(super) fn parse(raw: &RawProcess) -> Result<ProcessConfig, String> {
             Err(e) => return Err(format!("process.init_timeout: {e}")),
         },
     };
+    let cgroup = match raw.cgroup.as_deref() {
+        None | Some("auto") => updraft_process::CgroupParent::Auto,
+        Some("off") => updraft_process::CgroupParent::Off,
+        Some(p) if p.starts_with('/') => updraft_process::CgroupParent::Under(p.into()),
+        Some(p) => {
+            return Err(format!(
+                "process.cgroup: `{p}` is not \"auto\", \"off\" or an absolute cgroup directory"
+            ));
+        }
+    };
     Ok(ProcessConfig {
+        cgroup,
         sandbox: raw.sandbox.unwrap_or(d.sandbox),
         helper: None,
         tmp_bytes: size("tmp_size", &raw.tmp_size, d.tmp_bytes)?,

@@ -377,3 +377,23 @@ fn document_limits_parse_with_defaults_and_clear_errors() {
         assert!(e.to_string().contains(message), "{text}: {e}");
     }
 }
+
+#[test]
+fn process_cgroup_setting_parses_and_bad_ones_are_named() {
+    use updraft_process::CgroupParent;
+    let parse = |v: &str| FileConfig::parse("p.toml", &format!("[process]\ncgroup = {v:?}\n"));
+    assert_eq!(
+        FileConfig::parse("p.toml", "").unwrap().process.cgroup,
+        CgroupParent::Auto
+    );
+    assert_eq!(parse("off").unwrap().process.cgroup, CgroupParent::Off);
+    assert_eq!(
+        parse("/sys/fs/cgroup/updraft.slice")
+            .unwrap()
+            .process
+            .cgroup,
+        CgroupParent::Under("/sys/fs/cgroup/updraft.slice".into())
+    );
+    let e = parse("../escape").unwrap_err().to_string();
+    assert!(e.contains("process.cgroup"), "{e}");
+}

@@ -209,6 +209,7 @@ async fn with_sandbox(state: &crate::State, f: &mut updraft_api::FunctionInfo) {
         private_tmp: e.private_tmp,
         no_capabilities: e.no_capabilities,
         syscalls: e.syscalls,
+        memory_cgroup: e.memory_cgroup,
         summary: e.summary(),
     });
 }

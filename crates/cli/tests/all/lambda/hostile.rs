@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Kind, app, config, deployed, info};
-use crate::support::{TestServer, run_cli};
+use crate::support::{TestServer, expect_error, run_cli};
 
 /// A hostile handler stays in its sandbox: no data directory, no other function's code, no
 /// writes outside its private `/tmp`, whose size is capped, no signals out, no system calls the
@@ -48,6 +48,25 @@ async fn a_hostile_handler_stays_in_its_sandbox() {
         cfg!(any(target_arch = "x86_64", target_arch = "aarch64")),
         "{function}"
     );
+    if cgroup_v1_writable() {
+        assert_eq!(
+            sandbox["memory_cgroup"], true,
+            "a writable memory cgroup goes unused: {function}"
+        );
+    }
+    if sandbox["memory_cgroup"] == true {
+        // Its `memory` (128 MiB) and its `/tmp` (16 MiB); a child it starts is inside, out of
+        // the watchdog's sight but not the kernel's.
+        assert_eq!(got["cgroup_limit"], 144 << 20, "{got}");
+        assert_eq!(got["fork_alloc"], -9, "{got}");
+        // Memory outside its RSS (an anonymous file) is in the cgroup: the kernel stops it at
+        // the cap, and the invocation fails as out of memory, naming the limit.
+        let body = expect_error(s.get("/r/memfd").await, 500, "function_failed").await;
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("memory limit of 128MiB"), "{body}");
+        let (_, after) = info(&s, "info").await;
+        assert_eq!(after["count"], 1, "a fresh process: {after}");
+    }
     if sandbox["syscalls"] == true {
         for call in ["keyctl", "io_uring_setup", "unshare_user"] {
             assert_eq!(got["syscalls"][call], "EPERM", "{call}: {got}");
@@ -136,4 +155,28 @@ async fn deploy_refuses_code_that_cannot_run() {
             .is_empty()
     );
     s.stop().await;
+}
+
+/// Whether this host has a cgroup v1 memory hierarchy this process may make cgroups in (as
+/// root on most such hosts): where it has, the server must use it.
+fn cgroup_v1_writable() -> bool {
+    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return false;
+    };
+    let Some(path) = own.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    }) else {
+        return false;
+    };
+    let probe = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(path.trim_start_matches('/'))
+        .join(format!("updraft-test-probe-{}", std::process::id()));
+    let made = std::fs::create_dir(&probe).is_ok();
+    let _ = std::fs::remove_dir(&probe);
+    made
 }
