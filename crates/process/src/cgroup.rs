@@ -115,14 +115,18 @@ impl Drop for Cgroups {
 }
 
 impl Cgroup {
-    /// The file a process joins it through (its pid written there).
-    pub(crate) fn procs(&self) -> PathBuf {
-        self.dir.join("cgroup.procs")
+    /// Its directory's name (the last part of its path in `/proc/<pid>/cgroup`).
+    pub(crate) fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
-    /// Moves `pid` into it.
+    /// Moves `pid` into it. Blocks for an RCU grace period (milliseconds): call it off the
+    /// async threads.
     pub(crate) fn join(&self, pid: u32) -> std::io::Result<()> {
-        std::fs::write(self.procs(), pid.to_string())
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
     }
 
     /// Whether the kernel killed a process in it for going past its limit.

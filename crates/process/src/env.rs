@@ -201,7 +201,7 @@ impl Environment {
             Some((helper, plan)) => {
                 let mut plan = plan.clone();
                 plan.write.extend(tmp.iter().cloned());
-                plan.cgroup = cgroup.as_ref().map(|c| c.procs());
+                plan.cgroup = cgroup.as_ref().map(|c| c.name());
                 let json = serde_json::to_string(&plan).unwrap_or_default();
                 let mut c = tokio::process::Command::new(helper);
                 c.arg(crate::sandbox::HELPER_ARG)
@@ -239,17 +239,18 @@ impl Environment {
         })?;
         if let Some(id) = child.id() {
             mailbox.allow(id);
-            // Without the helper, the server moves it in (just after it started).
-            if spec.sandbox.is_none()
-                && let Some(c) = &cgroup
-                && let Err(e) = c.join(id)
-            {
-                let _ = child.start_kill();
-                remove_tmp();
-                return Err(fail(
-                    "Runtime.Unavailable",
-                    format!("joining its memory cgroup: {e}"),
-                ));
+            // Moved in while the helper locks itself down (it waits for this before `exec`;
+            // without the helper, the function itself is moved, just after it started).
+            if let Some(c) = cgroup.clone() {
+                let joined = tokio::task::spawn_blocking(move || c.join(id)).await;
+                if let Err(e) = joined.map_err(std::io::Error::other).and_then(|r| r) {
+                    let _ = child.start_kill();
+                    remove_tmp();
+                    return Err(fail(
+                        "Runtime.Unavailable",
+                        format!("moving it into its memory cgroup: {e}"),
+                    ));
+                }
             }
         }
         let pid = child

@@ -6,8 +6,10 @@
 //!
 //! In order, each step best effort (what a host allows is found once by `probe` and shown
 //! to users as [`Enforced`]):
-//! 0. into the memory cgroup the server made for it (`cgroup`), if any: this one is not best
-//!    effort, the helper stops if it cannot;
+//! 0. (last, before `exec`) a wait until the server has moved it into the memory cgroup it
+//!    made for it (`cgroup`), if any: the move takes the kernel an RCU grace period (about
+//!    10 ms here), spent while the helper does the rest; this one is not best effort, the
+//!    helper stops rather than run the function outside;
 //! 1. resource limits: open files, core dumps off, largest file it may write;
 //! 2. a private mount namespace (a user namespace too when not root) with a fresh `tmpfs` at
 //!    `/tmp` capped at the plan's size: the function's writable space, gone when it exits;
@@ -54,10 +56,10 @@ pub struct Plan {
     pub tmp_bytes: u64,
     /// Most open files.
     pub max_open_files: u64,
-    /// The `cgroup.procs` of the memory cgroup to join before anything else (the server's
-    /// choice, see `cgroup`).
+    /// The memory cgroup the server moves it into, which it must be in before `exec` (its
+    /// directory's name, as the last part of its path in `/proc/self/cgroup`).
     #[serde(default)]
-    pub cgroup: Option<PathBuf>,
+    pub cgroup: Option<String>,
 }
 
 /// What the sandbox enforces on this host.
@@ -185,15 +187,6 @@ pub fn helper_main(args: Vec<OsString>) -> i32 {
         eprintln!("updraft sandbox: expected a plan");
         return 125;
     };
-    // First, while it still may: into its memory cgroup, or not at all (the server counts on
-    // the cap).
-    if !probe
-        && let Some(procs) = &plan.cgroup
-        && let Err(e) = std::fs::write(procs, std::process::id().to_string())
-    {
-        eprintln!("updraft sandbox: could not join {}: {e}", procs.display());
-        return 125;
-    }
     let enforced = apply(&plan);
     if probe {
         // `/` is beneath none of the plan's paths: listing it must fail.
@@ -207,12 +200,35 @@ pub fn helper_main(args: Vec<OsString>) -> i32 {
         eprintln!("updraft sandbox: expected a program");
         return 125;
     };
+    if let Some(name) = &plan.cgroup
+        && !moved_into(name)
+    {
+        eprintln!("updraft sandbox: not moved into its memory cgroup {name} in time");
+        return 125;
+    }
     let err = std::process::Command::new(program).args(&rest[2..]).exec();
     eprintln!(
         "updraft sandbox: could not run {}: {err}",
         Path::new(program).display()
     );
     126
+}
+
+/// How long the helper waits for the server to move it into its cgroup.
+const CGROUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits (polling `/proc/self/cgroup`) until this process is in the cgroup called `name`.
+fn moved_into(name: &str) -> bool {
+    let suffix = format!("/{name}");
+    let started = std::time::Instant::now();
+    while started.elapsed() < CGROUP_WAIT {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        if own.lines().any(|l| l.trim_end().ends_with(&suffix)) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    false
 }
 
 /// Applies `plan` to this process; returns what took.

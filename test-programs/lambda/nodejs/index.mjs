@@ -65,7 +65,10 @@ export const streamer = awslambda.streamifyResponse(async (event, responseStream
   for (const [i, word] of ["one", "two", "three"].entries()) {
     if (i > 0) await sleep(1000);
     stream.write(`${word}\n`);
-    if (op === "fail-mid") throw new Error("failed mid-stream");
+    if (op === "fail-mid") {
+      await sleep(300); // `one` reaches the caller before the body is cut off
+      throw new Error("failed mid-stream");
+    }
   }
   stream.end();
 });
