@@ -106,6 +106,9 @@ pair() { # route prefix
 read -r RS_RPS RS_P50 RS_P99 RS_WASM < <(pair rs/hello)
 read -r PY_RPS PY_P50 PY_P99 PY_WASM < <(pair py/hello)
 read -r NODE_RPS NODE_P50 NODE_P99 NODE_WASM < <(pair node/hello)
+# What the sandbox enforced on this host, as the server reports it.
+SANDBOX=$(curl -fsS -H "Authorization: Bearer $(cat "$OUT/data/admin-token")" "$CONTROL/v1/functions/py" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["sandbox"]["summary"])')
 stop_updraft
 log "raw: py1 $PY1_P50/$PY1_P99 bare $BARE_US ric $RIC_US rs1 $RS1_P50/$RS1_P99 wasm1 $WASM1_P50 cold py $PYC50/$PYC99 node $NODEC50/$NODEC99 rs $RSC50/$RSC99"
 log "raw: rps rs $RS_RPS/$RS_WASM py $PY_RPS/$PY_WASM node $NODE_RPS/$NODE_WASM"
@@ -131,8 +134,8 @@ TABLE=$(cat <<TBL
 
 $(date -u +%Y-%m-%d), $(nproc) cores ($CPU_MODEL)${PINNING:+, $PINNING}, the function processes on the server's core; wrk over
 loopback, medians of $ROUNDS rounds of $DURATION, each process runtime alternating round by round
-with the wasm hello (examples/hello, at most 4 instances) it is compared with; every process in the sandbox (Landlock, private
-/tmp). The Python handler and the wasm component return the same text; the Rust handler also
+with the wasm hello (examples/hello, at most 4 instances) it is compared with; every process in the sandbox
+(${SANDBOX}). The Python handler and the wasm component return the same text; the Rust handler also
 parses the event into the API Gateway v2 type of \`aws_lambda_events\`, as \`lambda_http\` does. Cold
 starts: $N each, curl, one at a time, each after the 100 ms idle timeout reaped the process.
 TBL

@@ -84,8 +84,12 @@ measure() { # url [connections [extra wrk arguments...]]
     $1=="50%" { p50=us($2) }
     $1=="99%" { p99=us($2) }
     /Non-2xx/ { bad=$NF }
-    END { if (bad > 0) { print "non-2xx responses: " bad > "/dev/stderr"; exit 1 } printf "%.0f %.0f %.0f\n", rps, p50, p99 }
-  ' "$OUT/wrk.txt"
+    END { if (bad > 0) { print "non-2xx responses: " bad " from " url > "/dev/stderr"; exit 1 } printf "%.0f %.0f %.0f\n", rps, p50, p99 }
+  ' url="$url" "$OUT/wrk.txt" || {
+    # What the server said about it (its warnings), before the script gives up.
+    grep -v ' INFO ' "$OUT/updraft.log" | tail -20 >&2
+    return 1
+  }
 }
 
 # Like measure, but paced: each connection waits $3 ms (default 5) after every answer, so the
