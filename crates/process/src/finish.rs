@@ -67,6 +67,22 @@ impl Finish {
         } = self;
         let duration = run_started.elapsed();
         let peak = env.peak();
+        // The watchdog samples every 10 ms, so a process whose invocations are shorter can grow
+        // past its limit unseen (a runtime client that leaks a little each time: glibc keeps
+        // every `_X_AMZN_TRACE_ID` `setenv` ever gave it). Its answer stands; the process is
+        // not used again.
+        let limit = inner.settings.memory_bytes;
+        if peak > limit && env.alive() {
+            sink.line(
+                Stream::Platform,
+                &format!(
+                    "the process has used {} MiB, past its memory limit of {} MiB: it is replaced",
+                    peak.div_ceil(1 << 20),
+                    limit >> 20
+                ),
+            );
+            env.kill();
+        }
         sink.line(Stream::Platform, &format!("END RequestId: {request_id}"));
         let billed = duration.as_millis().max(1);
         let mut report = format!(

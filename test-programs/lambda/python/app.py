@@ -9,6 +9,7 @@ import sys
 import time
 
 COUNT = 0
+GROWN = []
 
 
 def info(event, context):
@@ -144,6 +145,8 @@ def handler(event, context):
             os._exit(3)
         if op == "big":
             return {"statusCode": 200, "body": "x" * (100 << 10)}
+        if op == "grow":
+            GROWN.append(b"x" * (4 << 20))  # 4 MiB more each time, in about a millisecond
         if op == "memfd":
             return {"statusCode": 200, "body": memfd_fill()}
         if op == "escape":

@@ -157,6 +157,47 @@ async fn deploy_refuses_code_that_cannot_run() {
     s.stop().await;
 }
 
+/// A process that leaks a little in each short invocation (too quick for the watchdog's 10 ms
+/// samples) is replaced once it has used more than its `memory`: its answers stand, the next
+/// invocation gets a fresh process, and the log says why. (The cgroup's cap is 512 MiB higher,
+/// so it is not what stops it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_grows_past_its_memory_between_samples_is_replaced() {
+    let (s, _dir) = deployed(Kind::Python, "", "").await;
+    let (_, first) = info(&s, "info").await;
+    let mut replaced = false;
+    for _ in 0..60 {
+        let resp = s.get("/r/grow").await;
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        // A slow machine may let the watchdog see it mid-invocation: that fails the invocation.
+        if status == 500 {
+            assert!(body.contains("memory limit of 128MiB"), "{body}");
+            replaced = true;
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if got["pid"] != first["pid"] {
+            assert_eq!(got["count"], 1, "a fresh process: {got}");
+            // The log says why.
+            super::lines_until(&s, "h", |l| {
+                l.iter()
+                    .any(|l| l.contains("past its memory limit of 128 MiB: it is replaced"))
+            })
+            .await;
+            replaced = true;
+            break;
+        }
+    }
+    assert!(
+        replaced,
+        "240 MiB kept by a 128 MiB function and still served"
+    );
+
+    s.stop().await;
+}
+
 /// Whether this host has a cgroup v1 memory hierarchy this process may make cgroups in (as
 /// root on most such hosts): where it has, the server must use it.
 fn cgroup_v1_writable() -> bool {
