@@ -10,8 +10,8 @@
 //! `cgroup.subtree_control`) are both handled. The server makes `updraft-<pid>-<random>` under
 //! its own cgroup (or the operator's `[process] cgroup` directory) and one `env-*` child per
 //! process; a process's directory goes when it has exited, and directories of servers no
-//! longer running are removed at start. Where none of this can be written (no root, no delegation), there is
-//! no cgroup and the summary says so.
+//! longer running are removed at start. Where none of this can be written (no root, no
+//! delegation), there is no cgroup and the summary says so.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,11 +68,7 @@ impl Cgroups {
             std::process::id(),
             rand::random::<u32>()
         ));
-        if let Err(e) = std::fs::create_dir(&base)
-            && e.kind() != std::io::ErrorKind::AlreadyExists
-        {
-            return None;
-        }
+        std::fs::create_dir(&base).ok()?;
         if v2 && enable_memory(&base).is_none() {
             let _ = std::fs::remove_dir(&base);
             return None;
@@ -129,15 +125,14 @@ impl Cgroup {
         std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
     }
 
+    /// One of its files, by its v1 or its v2 name.
+    fn read(&self, v1: &str, v2: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(if self.v2 { v2 } else { v1 })).ok()
+    }
+
     /// Whether the kernel killed a process in it for going past its limit.
     pub(crate) fn oom_killed(&self) -> bool {
-        let file = if self.v2 {
-            "memory.events"
-        } else {
-            "memory.oom_control"
-        };
-        std::fs::read_to_string(self.dir.join(file))
-            .ok()
+        self.read("memory.oom_control", "memory.events")
             .and_then(|s| {
                 s.lines()
                     .find_map(|l| l.strip_prefix("oom_kill "))
@@ -148,13 +143,7 @@ impl Cgroup {
 
     /// The most memory it used, in bytes.
     pub(crate) fn peak(&self) -> u64 {
-        let file = if self.v2 {
-            "memory.peak"
-        } else {
-            "memory.max_usage_in_bytes"
-        };
-        std::fs::read_to_string(self.dir.join(file))
-            .ok()
+        self.read("memory.max_usage_in_bytes", "memory.peak")
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0)
     }

@@ -6,10 +6,6 @@
 //!
 //! In order, each step best effort (what a host allows is found once by `probe` and shown
 //! to users as [`Enforced`]):
-//! 0. (last, before `exec`) a wait until the server has moved it into the memory cgroup it
-//!    made for it (`cgroup`), if any: the move takes the kernel an RCU grace period (about
-//!    10 ms here), spent while the helper does the rest; this one is not best effort, the
-//!    helper stops rather than run the function outside;
 //! 1. resource limits: open files, core dumps off, largest file it may write;
 //! 2. a private mount namespace (a user namespace too when not root) with a fresh `tmpfs` at
 //!    `/tmp` capped at the plan's size: the function's writable space, gone when it exits;
@@ -20,11 +16,16 @@
 //!    (not the data directory, not other functions' code); and no signals to processes outside
 //!    the sandbox (ABI 6);
 //! 5. a seccomp filter denying system calls a handler has no use for and that widen the
-//!    kernel it can reach: new namespaces, `bpf`, `io_uring`, `ptrace`... (see `syscalls`).
+//!    kernel it can reach: new namespaces, `bpf`, `io_uring`, `ptrace`... (see `syscalls`);
+//! 6. last, just before `exec`, a wait until the server has moved it into the memory cgroup
+//!    it made for it (`cgroup`), if any: the move costs the kernel an RCU grace period (about
+//!    10 ms here), spent while the helper does the steps above. This one is not best effort:
+//!    the helper stops rather than run the function outside its cgroup.
 //!
 //! Not done here (see docs/lambda.md): PID and network namespaces (the Runtime API is reached
-//! over the host's loopback, and Lambda functions have network egress), and a separate user (the data directory is private to the server's user, and the code is
-//! inside it; Landlock keeps the process out of the rest).
+//! over the host's loopback, and Lambda functions have network egress), and a separate user
+//! (the data directory is private to the server's user, and the code is inside it; Landlock
+//! keeps the process out of the rest).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;

@@ -192,6 +192,19 @@ async fn triggers_and_context(kind: Kind) {
         json!([user_id, format!("updraft:{}", updraft_api::DEFAULT_PROJECT)]),
         "{me}"
     );
+    // A client cannot claim to be a user: its own `x-updraft-user-id` never reaches the
+    // identity.
+    let spoofed: Value = s
+        .http
+        .get(s.url("/r/info"))
+        .header("x-updraft-user-id", "spoofed")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spoofed["identity"], Value::Null, "{spoofed}");
 
     // A handler error is a 502 naming it, and a failed record.
     let body = expect_error(s.get("/r/error").await, 502, "function_error").await;
