@@ -85,7 +85,7 @@ run_config() { # name server.toml-text
 | $1 | \`/kv/noop\`: no key-value calls (reference) | $NOOP | $NOOP50 µs | $NOOP99 µs | $NOOPCPU µs | 1.00x |
 | $1 | \`/kv/touch/k\`: one \`get\`, one \`set\` (64 bytes, durable) | $TOUCH | $TOUCH50 µs | $TOUCH99 µs | $TOUCHCPU µs | **$(ratio "$TOUCH" "$NOOP")x** |
 | $1 | \`GET /_updraft/kv/v1/stores/default/keys/k\` (HTTP API) | $API | $API50 µs | $API99 µs | $APICPU µs | $(ratio "$API" "$NOOP")x |
-| $1 | \`/wait/w?sleep=1\`: another guest awaiting a 1 ms timer, no key-value calls | $WAITR | $WAIT50 µs | $WAIT99 µs | $WAITCPU µs | $(ratio "$WAITR" "$NOOP")x |
+| $1 | \`/wait/w?sleep=1\`: another guest awaiting a 1 ms timer, no key-value calls | $WAITR | $WAIT50 µs | $WAIT99 µs | $WAITCPU µs | $(ratio "$WAITR" "$NOOP")x (touch: $(ratio "$TOUCH" "$WAITR")x of it) |
 ROWS
 }
 ROWS_DEFAULT=$(run_config "defaults" "")
