@@ -166,7 +166,10 @@ async fn forward(
     };
     if let Some(e) = &error {
         let _ = tx.send(Err(BodyError::failed(e.to_string()))).await;
-    } else {
+    }
+    // A handler's error leaves its process serving, as a clean end does: what it printed
+    // before asking for the next invocation (its stack trace, say) belongs to this one.
+    if matches!(error, None | Some(InvokeError::Handler { .. })) {
         env.flush().await;
     }
     drop(tx);

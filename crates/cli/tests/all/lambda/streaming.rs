@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::{Kind, config, deployed, info, lines_until};
 use crate::support::{TestServer, expect_error, run_cli};
 
@@ -135,14 +137,24 @@ async fn a_streamified_nodejs_handler_streams_as_it_writes() {
 
     let resp = s.get("/s/fail-mid").await;
     assert_eq!(resp.status(), 201);
+    let request_id = resp.headers()["x-updraft-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let (first, _, rest, _, cut) = read_streamed(resp, Instant::now()).await;
     assert_eq!((&first[..], &rest[..]), (&b"one\n"[..], &b""[..]));
     assert!(cut, "the body ends in an error, not as if complete");
-    let failed = lines_until(&s, "s", |l| {
-        l.iter().any(|l| l.contains("failed mid-stream"))
-    })
-    .await;
-    assert!(!failed.is_empty());
+    // The stack trace the runtime printed is this invocation's, there before the next one.
+    let failed = |l: &Value| {
+        l["line"]
+            .as_str()
+            .is_some_and(|t| t.contains("failed mid-stream"))
+    };
+    let lines = s
+        .logs_until("s", "limit=1000", |l| l.iter().any(failed))
+        .await;
+    let line = lines.iter().find(|l| failed(l)).unwrap();
+    assert_eq!(line["request_id"], request_id.as_str(), "{line}");
 
     // The same process serves on.
     let resp = s.get("/s/raw").await;
