@@ -4,6 +4,14 @@
 //! (`synchronous = FULL`: durable when they return); reads use a small pool of read-only
 //! connections on the caller's thread (WAL: readers never wait for the writer, and a point
 //! read takes microseconds).
+//!
+//! The server's own connections to `data.db` use SQLite's `unix-excl` VFS: the first holds an
+//! exclusive lock on the file for the process, and the WAL index lives in this process's heap
+//! instead of a shared `-shm` file. Transactions then take no `fcntl` locks, and the WAL-index
+//! mutex the writer and the readers share is never held across a system call: with a shared
+//! `-shm`, a read beside a busy writer (a key-value `get` next to every `set`) stalled on that
+//! mutex several times per request. The price: no other process may open `data.db` while the
+//! server runs (backups go through the server: `updraft backup`).
 
 mod backup;
 mod writer;
@@ -217,7 +225,7 @@ impl DataStore {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let path = dir.join("data.db");
-        let conn = open_writer(&path)?;
+        let conn = open_writer(&path, LIVE_VFS)?;
         let seq: i64 = conn.query_row("SELECT seq FROM data_meta", [], |r| r.get(0))?;
         let (announce, _) = tokio::sync::broadcast::channel(CHANGES_BUFFERED);
         let seq = u64::try_from(seq).unwrap_or(0);
@@ -274,8 +282,20 @@ impl DataStore {
     }
 }
 
-fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path)?;
+/// The VFS of the live `data.db`'s connections (see the module's doc).
+#[cfg(unix)]
+const LIVE_VFS: Option<&str> = Some("unix-excl");
+#[cfg(not(unix))]
+const LIVE_VFS: Option<&str> = None;
+
+/// Opens the live `data.db` (`vfs`: [`LIVE_VFS`]) or another file (a snapshot: `None`) for
+/// writing, migrating it.
+fn open_writer(path: &Path, vfs: Option<&str>) -> Result<Connection, StoreError> {
+    let flags = rusqlite::OpenFlags::default();
+    let mut conn = match vfs {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
+        None => Connection::open_with_flags(path, flags)?,
+    };
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a group is on disk when its writes are answered (survives a crash of the machine,
@@ -298,11 +318,17 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A read connection to the live `data.db`, opened after the writer. Opened read-write but
+/// `query_only`: `unix-excl` relies on the process's exclusive lock only for connections
+/// that may write; a read-only one takes `fcntl` locks of its own on every transaction.
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match LIVE_VFS {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
+        None => Connection::open_with_flags(path, flags)?,
+    };
+    conn.pragma_update(None, "query_only", true)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }

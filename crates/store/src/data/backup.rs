@@ -43,7 +43,11 @@ impl DataStore {
         let dest = dest.to_string_lossy().into_owned();
         tokio::task::spawn_blocking(move || {
             this.read(|conn| {
-                conn.execute("VACUUM INTO ?1", [&dest])?;
+                // Read connections are `query_only`; `VACUUM INTO` writes only `dest`.
+                conn.pragma_update(None, "query_only", false)?;
+                let done = conn.execute("VACUUM INTO ?1", [&dest]);
+                conn.pragma_update(None, "query_only", true)?;
+                done?;
                 Ok(())
             })
         })
@@ -144,7 +148,7 @@ fn check(path: &Path) -> Result<u64, StoreError> {
             return Err(invalid(format!("the file is damaged ({ok})")));
         }
     }
-    let conn = open_writer(path).map_err(|e| invalid(e.to_string()))?;
+    let conn = open_writer(path, None).map_err(|e| invalid(e.to_string()))?;
     // Back to a single file, so the read-only connection of the restore sees everything.
     conn.pragma_update(None, "journal_mode", "DELETE")?;
     let seq: i64 = conn

@@ -78,3 +78,34 @@ async fn write_throughput() {
         );
     }
 }
+
+/// The live file is this process's alone (SQLite's `unix-excl`): its WAL index lives in
+/// memory, so no `-shm` file appears, and reads beside writes see each committed write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_file_keeps_its_wal_index_in_memory_and_reads_see_each_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = DataStore::open(dir.path()).unwrap();
+    s.kv_create_store("p", "s").await.unwrap();
+    for i in 0..50 {
+        let value = i.to_string();
+        s.kv_write(
+            "p",
+            "s",
+            vec![super::KvWrite::put("k", value.clone())],
+            None,
+            1,
+        )
+        .await
+        .unwrap();
+        let got = s.kv_get("p", "s", "k", 1).await.unwrap().unwrap();
+        assert_eq!(got.value, value.into_bytes());
+    }
+    assert!(dir.path().join("data.db-wal").exists());
+    assert!(!dir.path().join("data.db-shm").exists());
+    // A backup (a read connection's `VACUUM INTO`) still works, and reads after it.
+    s.backup_to(&dir.path().join("snap.db")).await.unwrap();
+    assert!(s.kv_get("p", "s", "k", 1).await.unwrap().is_some());
+    s.kv_write("p", "s", vec![super::KvWrite::put("k", "after")], None, 1)
+        .await
+        .unwrap();
+}
