@@ -18,13 +18,19 @@
 //! short request still waited for the OS to preempt one.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// The window a function's ticks are counted over.
 pub(crate) const WINDOW: Duration = Duration::from_millis(100);
+
+/// How soon after a resume a tick is taken to have passed while the run waited, in
+/// nanoseconds. A resumed guest meets its passed deadline within microseconds (at its first
+/// call or loop); kept short so that a guest computing between frequent waits still has most
+/// of its ticks counted.
+const RESUME_GRACE_NS: u64 = 100_000;
 
 /// The low-priority runtime long runs move to, started on first use.
 pub(crate) struct Background {
@@ -202,6 +208,37 @@ pub(crate) struct RunClock {
     function: Arc<FunctionLoad>,
     /// Set once the run is long; read by [`Background::run`] between polls.
     long: Arc<AtomicBool>,
+    /// When the run was last polled (see [`stamped`]), in [`stamp`]s.
+    polled: Arc<AtomicU64>,
+}
+
+/// Nanoseconds from the first call in this process to `at`, plus one: never zero, which
+/// [`RunClock`]'s `polled` keeps for "not resumed".
+fn stamp(at: Instant) -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(at.saturating_duration_since(base).as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+/// Runs `run`, recording in `polled` (from [`RunClock::poll_mark`]) when it is resumed, so that
+/// the epoch callback can tell a tick the guest ran through from one that passed while it
+/// waited (see [`RunClock::waited_through`]). The first poll records nothing (zero): a run
+/// that finishes in one poll has its ticks counted as before.
+pub(crate) async fn stamped<F: Future>(run: F, polled: Arc<AtomicU64>) -> F::Output {
+    let mut run = std::pin::pin!(run);
+    let mut first = true;
+    std::future::poll_fn(|cx| {
+        let at = if std::mem::take(&mut first) {
+            0
+        } else {
+            stamp(Instant::now())
+        };
+        polled.store(at, Ordering::Relaxed);
+        run.as_mut().poll(cx)
+    })
+    .await
 }
 
 impl RunClock {
@@ -211,7 +248,20 @@ impl RunClock {
             long_after,
             function,
             long: Arc::new(AtomicBool::new(false)),
+            polled: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Whether the tick seen at `now` passed while the run waited rather than ran: it was
+    /// resumed less than [`RESUME_GRACE_NS`] ago. Such a tick is neither counted nor a reason to
+    /// yield: a guest resuming from a wait (a key-value write, a timer, an outbound request)
+    /// finds its epoch deadline already passed, and yielding then would cost it a trip
+    /// through the scheduler for nothing; counting it would make a function whose requests
+    /// wait look busy (and move its runs to the idle-priority threads) when it barely
+    /// computes. A guest that computes on after resuming still yields at the next tick.
+    pub(crate) fn waited_through(&self, now: Instant) -> bool {
+        let polled = self.polled.load(Ordering::Relaxed);
+        polled != 0 && stamp(now).saturating_sub(polled) < RESUME_GRACE_NS
     }
 
     /// A new run starts interactive.
@@ -221,6 +271,11 @@ impl RunClock {
         self.function
             .activity
             .started(self.function.id, Instant::now());
+    }
+
+    /// Where [`stamped`] records when this instance's runs are polled.
+    pub(crate) fn poll_mark(&self) -> Arc<AtomicU64> {
+        self.polled.clone()
     }
 
     /// The flag [`Background::run`] watches for this instance's runs.

@@ -282,6 +282,9 @@ impl PreparedFunction {
             if now >= host.deadline {
                 return Ok(UpdateDeadline::Interrupt);
             }
+            if host.clock.waited_through(now) {
+                return Ok(UpdateDeadline::Continue(1));
+            }
             // Counted for the move of a run that turns long to the background threads, which
             // happens at this yield.
             host.clock.tick(now);
@@ -407,33 +410,38 @@ impl PreparedFunction {
             let long = instance.store.data().clock.long_flag();
             // The guest's part owns the instance, so it can move to the background threads
             // if it turns long (see `crate::fair`); the rest runs here.
-            let guest = {
-                let this = this.clone();
-                async move {
-                    let mut instantiate = None;
-                    let run = async {
-                        let proxy = match &instance.proxy {
-                            Some(p) => p.clone(),
-                            None => {
-                                let p = this.inner.instantiate(&mut instance.store).await?;
-                                instantiate = Some(started.elapsed());
-                                instance.proxy = Some(p.clone());
-                                p
-                            }
+            let guest =
+                {
+                    let this = this.clone();
+                    async move {
+                        let mut instantiate = None;
+                        let polled = instance.store.data().clock.poll_mark();
+                        let run = async {
+                            let proxy = match &instance.proxy {
+                                Some(p) => p.clone(),
+                                None => {
+                                    let p = this.inner.instantiate(&mut instance.store).await?;
+                                    instantiate = Some(started.elapsed());
+                                    instance.proxy = Some(p.clone());
+                                    p
+                                }
+                            };
+                            proxy
+                                .wasi_http_incoming_handler()
+                                .call_handle(&mut instance.store, req, out)
+                                .await
+                                .map_err(|e| trap_error(&e, timeout, &this.inner.sandbox))
                         };
-                        proxy
-                            .wasi_http_incoming_handler()
-                            .call_handle(&mut instance.store, req, out)
-                            .await
-                            .map_err(|e| trap_error(&e, timeout, &this.inner.sandbox))
-                    };
-                    let result = match tokio::time::timeout(timeout, run).await {
-                        Ok(r) => r,
-                        Err(_) => Err(InvokeError::Timeout(timeout)),
-                    };
-                    (instance, instantiate, result)
-                }
-            };
+                        let result =
+                            match tokio::time::timeout(timeout, crate::fair::stamped(run, polled))
+                                .await
+                            {
+                                Ok(r) => r,
+                                Err(_) => Err(InvokeError::Timeout(timeout)),
+                            };
+                        (instance, instantiate, result)
+                    }
+                };
             let Some((mut instance, instantiate, result)) =
                 this.inner.background.run(guest, &long).await
             else {

@@ -123,3 +123,33 @@ async fn a_panic_in_a_moved_run_reaches_its_caller() {
     });
     assert!(caller.await.unwrap_err().is_panic());
 }
+
+/// A tick seen just after a run resumed from a wait passed while it waited: no yield, not
+/// counted. One seen a tick later, or in a run's first poll, is the run's own.
+#[test]
+fn a_tick_just_after_a_resume_passed_while_the_run_waited() {
+    let clock = RunClock::new(2, FunctionLoad::new(Activity::new()));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut waited = false;
+    let run = std::future::poll_fn(|_| {
+        if std::mem::replace(&mut waited, true) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    });
+    let mut run = std::pin::pin!(super::stamped(run, clock.poll_mark()));
+    assert!(run.as_mut().poll(&mut cx).is_pending());
+    assert!(
+        !clock.waited_through(Instant::now()),
+        "a first poll is not a resume: its ticks count"
+    );
+    // Instants from before the resume: a slow test thread cannot make them look late.
+    let resumed = Instant::now();
+    assert!(run.as_mut().poll(&mut cx).is_ready());
+    assert!(clock.waited_through(resumed));
+    assert!(
+        !clock.waited_through(resumed + std::time::Duration::from_secs(1)),
+        "a run computing on after its resume yields"
+    );
+}
