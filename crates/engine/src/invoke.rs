@@ -410,38 +410,35 @@ impl PreparedFunction {
             let long = instance.store.data().clock.long_flag();
             // The guest's part owns the instance, so it can move to the background threads
             // if it turns long (see `crate::fair`); the rest runs here.
-            let guest =
-                {
-                    let this = this.clone();
-                    async move {
-                        let mut instantiate = None;
-                        let polled = instance.store.data().clock.poll_mark();
-                        let run = async {
-                            let proxy = match &instance.proxy {
-                                Some(p) => p.clone(),
-                                None => {
-                                    let p = this.inner.instantiate(&mut instance.store).await?;
-                                    instantiate = Some(started.elapsed());
-                                    instance.proxy = Some(p.clone());
-                                    p
-                                }
-                            };
-                            proxy
-                                .wasi_http_incoming_handler()
-                                .call_handle(&mut instance.store, req, out)
-                                .await
-                                .map_err(|e| trap_error(&e, timeout, &this.inner.sandbox))
+            let guest = {
+                let this = this.clone();
+                async move {
+                    let mut instantiate = None;
+                    let polled = instance.store.data().clock.poll_mark();
+                    let run = async {
+                        let proxy = match &instance.proxy {
+                            Some(p) => p.clone(),
+                            None => {
+                                let p = this.inner.instantiate(&mut instance.store).await?;
+                                instantiate = Some(started.elapsed());
+                                instance.proxy = Some(p.clone());
+                                p
+                            }
                         };
-                        let result =
-                            match tokio::time::timeout(timeout, crate::fair::stamped(run, polled))
-                                .await
-                            {
-                                Ok(r) => r,
-                                Err(_) => Err(InvokeError::Timeout(timeout)),
-                            };
-                        (instance, instantiate, result)
-                    }
-                };
+                        proxy
+                            .wasi_http_incoming_handler()
+                            .call_handle(&mut instance.store, req, out)
+                            .await
+                            .map_err(|e| trap_error(&e, timeout, &this.inner.sandbox))
+                    };
+                    let run = crate::fair::stamped(run, polled);
+                    let result = match tokio::time::timeout(timeout, run).await {
+                        Ok(r) => r,
+                        Err(_) => Err(InvokeError::Timeout(timeout)),
+                    };
+                    (instance, instantiate, result)
+                }
+            };
             let Some((mut instance, instantiate, result)) =
                 this.inner.background.run(guest, &long).await
             else {

@@ -1,7 +1,7 @@
 //! [`DataStore`]: the SQLite backend of application data ([`crate::KvStore`] and
 //! [`crate::DocStore`]), in its own database file (`data.db`) so application traffic never
 //! queues behind deploys or log batches. Writes go through the group-committing writer thread
-//! (`synchronous = FULL`: durable when they return); reads use a small pool of read-only
+//! (`synchronous = FULL`: durable when they return); reads use a small pool of `query_only`
 //! connections on the caller's thread (WAL: readers never wait for the writer, and a point
 //! read takes microseconds).
 //!
