@@ -291,11 +291,7 @@ const LIVE_VFS: Option<&str> = None;
 /// Opens the live `data.db` (`vfs`: [`LIVE_VFS`]) or another file (a snapshot: `None`) for
 /// writing, migrating it.
 fn open_writer(path: &Path, vfs: Option<&str>) -> Result<Connection, StoreError> {
-    let flags = rusqlite::OpenFlags::default();
-    let mut conn = match vfs {
-        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
-        None => Connection::open_with_flags(path, flags)?,
-    };
+    let mut conn = open_with(path, rusqlite::OpenFlags::default(), vfs)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a group is on disk when its writes are answered (survives a crash of the machine,
@@ -322,15 +318,31 @@ fn open_writer(path: &Path, vfs: Option<&str>) -> Result<Connection, StoreError>
 /// `query_only`: `unix-excl` relies on the process's exclusive lock only for connections
 /// that may write; a read-only one takes `fcntl` locks of its own on every transaction.
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_live(path)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// A connection to the live `data.db` that is not the writer's and may write (only a backup's
+/// `VACUUM INTO`, to another file, does), opened after the writer.
+fn open_live(path: &Path) -> Result<Connection, StoreError> {
     let flags =
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = match LIVE_VFS {
-        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
-        None => Connection::open_with_flags(path, flags)?,
-    };
-    conn.pragma_update(None, "query_only", true)?;
+    let conn = open_with(path, flags, LIVE_VFS)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
+}
+
+/// Opens `path` with `flags` through `vfs` (`None`: SQLite's default).
+fn open_with(
+    path: &Path,
+    flags: rusqlite::OpenFlags,
+    vfs: Option<&str>,
+) -> Result<Connection, StoreError> {
+    Ok(match vfs {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
+        None => Connection::open_with_flags(path, flags)?,
+    })
 }
 
 pub(crate) fn to_u64(v: i64) -> u64 {

@@ -1,6 +1,7 @@
 //! Online backup and restore of `data.db`: every key-value store and document collection.
 //!
-//! A backup is SQLite's `VACUUM INTO` on a read connection: a consistent snapshot of one
+//! A backup is SQLite's `VACUUM INTO` on a connection of its own (the pooled read connections
+//! are `query_only`, which refuses it): a consistent snapshot of one
 //! moment, taken while writes go on (WAL: the writer never waits for it), compacted, in a new
 //! file. A restore checks a snapshot (it opens as SQLite, passes `quick_check`, and is migrated
 //! to the current schema on a private copy), then replaces the live data, of every project or
@@ -14,7 +15,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, params};
 
-use super::{DataStore, MIGRATIONS, open_writer, to_u64};
+use super::{DataStore, MIGRATIONS, open_live, open_writer, to_u64};
 use crate::StoreError;
 
 /// The tables a backup holds and a restore replaces, each with a `project` column.
@@ -39,17 +40,11 @@ impl DataStore {
     /// # Errors
     /// [`StoreError::Backend`] when SQLite cannot write it.
     pub async fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
-        let this = self.clone();
+        let live = self.inner.path.clone();
         let dest = dest.to_string_lossy().into_owned();
         tokio::task::spawn_blocking(move || {
-            this.read(|conn| {
-                // Read connections are `query_only`; `VACUUM INTO` writes only `dest`.
-                conn.pragma_update(None, "query_only", false)?;
-                let done = conn.execute("VACUUM INTO ?1", [&dest]);
-                conn.pragma_update(None, "query_only", true)?;
-                done?;
-                Ok(())
-            })
+            open_live(&live)?.execute("VACUUM INTO ?1", [&dest])?;
+            Ok(())
         })
         .await
         .map_err(|e| StoreError::Backend(Box::new(e)))?

@@ -102,7 +102,8 @@ async fn the_live_file_keeps_its_wal_index_in_memory_and_reads_see_each_write() 
     }
     assert!(dir.path().join("data.db-wal").exists());
     assert!(!dir.path().join("data.db-shm").exists());
-    // A backup (a read connection's `VACUUM INTO`) still works, and reads after it.
+    // A backup (`VACUUM INTO` on a connection of its own) still works, and reads and writes
+    // after it.
     s.backup_to(&dir.path().join("snap.db")).await.unwrap();
     assert!(s.kv_get("p", "s", "k", 1).await.unwrap().is_some());
     s.kv_write("p", "s", vec![super::KvWrite::put("k", "after")], None, 1)
