@@ -33,6 +33,12 @@ pub(crate) const CHANGES_BUFFERED: usize = 4096;
 /// Read connections kept open between reads.
 const READERS: usize = 8;
 
+/// Statements each connection keeps prepared (rusqlite's default is 16). The writer runs the
+/// statements of key-value, documents, objects and sites (about 70 in all); past the capacity
+/// its cache evicts the least recently used one and a mixed load prepares statements again
+/// on every write.
+const STATEMENTS: usize = 128;
+
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE data_meta (seq INTEGER NOT NULL);
@@ -339,10 +345,12 @@ fn open_with(
     flags: rusqlite::OpenFlags,
     vfs: Option<&str>,
 ) -> Result<Connection, StoreError> {
-    Ok(match vfs {
+    let conn = match vfs {
         Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
         None => Connection::open_with_flags(path, flags)?,
-    })
+    };
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    Ok(conn)
 }
 
 pub(crate) fn to_u64(v: i64) -> u64 {

@@ -19,6 +19,11 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<KvEntry> {
 const GET: &str = "SELECT value, revision, expires_at FROM kv
      WHERE project = ?1 AND store = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)";
 
+/// Stores a key's value.
+pub(super) const UPSERT: &str = "INSERT INTO kv (project, store, key, value, revision, expires_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (project, store, key) DO UPDATE SET value = ?4, revision = ?5, expires_at = ?6";
+
 /// Whether `store` exists (`None` if not) and is watched.
 fn store_watched(
     conn: &Connection,
@@ -181,13 +186,7 @@ fn apply(
             _ => 0,
         };
         let new_size = size(&w.key, &new_value);
-        conn.prepare_cached(
-            "INSERT INTO kv (project, store, key, value, revision, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (project, store, key) DO UPDATE
-             SET value = ?4, revision = ?5, expires_at = ?6",
-        )?
-        .execute(params![
+        conn.prepare_cached(UPSERT)?.execute(params![
             project,
             store,
             w.key,

@@ -79,6 +79,57 @@ async fn write_throughput() {
     }
 }
 
+/// The writer keeps every statement of a mixed load prepared: with too small a statement
+/// cache, each round of key-value and document writes evicted the others' statements and
+/// prepared them again (the upsert's run count would restart with each preparation).
+#[tokio::test]
+async fn a_mixed_load_keeps_the_writers_statements_prepared() {
+    use crate::docs::{DocOp, DocStore, DocWrite};
+    use crate::{Condition, StoreError};
+    const ROUNDS: i32 = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let s = DataStore::open(dir.path()).unwrap();
+    s.kv_create_store("p", "s").await.unwrap();
+    s.kv_watch("p", "s").await.unwrap();
+    s.doc_collection_set("p", "c", "{}", &["n".to_owned()])
+        .await
+        .unwrap();
+    for i in 0..ROUNDS {
+        let kv = |w| s.kv_write("p", "s", vec![w], Some(1 << 20), 1);
+        kv(super::KvWrite::put("k", "v")).await.unwrap();
+        kv(super::KvWrite::increment("n", 1)).await.unwrap();
+        kv(super::KvWrite::delete("n")).await.unwrap();
+        let doc = |id: String, op| DocWrite {
+            id,
+            op,
+            condition: Condition::Any,
+        };
+        let body = format!(r#"{{"n":{i}}}"#);
+        s.doc_write(
+            "p",
+            "c",
+            doc(format!("d{i}"), DocOp::Put(body)),
+            Some(1 << 20),
+            1,
+        )
+        .await
+        .unwrap();
+        s.doc_write("p", "c", doc(format!("d{i}"), DocOp::Delete), None, 1)
+            .await
+            .unwrap();
+        s.kv_trim_changes(0).await.unwrap();
+        s.doc_trim_changes(0).await.unwrap();
+    }
+    let runs = s
+        .write(|ctx| {
+            let stmt = ctx.conn.prepare_cached(super::sqlite::UPSERT)?;
+            Ok::<_, StoreError>(stmt.get_status(rusqlite::StatementStatus::Run))
+        })
+        .await
+        .unwrap();
+    assert!(runs >= ROUNDS, "the upsert was prepared again: {runs} runs");
+}
+
 /// The live file is this process's alone (SQLite's `unix-excl`): its WAL index lives in
 /// memory, so no `-shm` file appears, and reads beside writes see each committed write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
