@@ -37,7 +37,7 @@ const READERS: usize = 8;
 /// statements of key-value, documents, objects and sites (about 70 in all); past the capacity
 /// its cache evicts the least recently used one and a mixed load prepares statements again
 /// on every write.
-const STATEMENTS: usize = 128;
+pub(crate) const STATEMENTS: usize = 128;
 
 const MIGRATIONS: &[&str] = &[
     r#"
