@@ -42,12 +42,15 @@ guest() { sed -n "s/^$1=//p" "$OUT/guests.txt"; }
 ECHO=$(guest http-echo)
 PY_HELLO=$(guest py-hello)
 
+# Server on core 0 and wrk on core 1 when there are two or more; PIN=0 leaves both free to
+# run on every core (a multi-threaded server, wrk competing with it).
 SERVER_CPU=""; CLIENT_CPU=""
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+if [ "${PIN:-1}" != 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   SERVER_CPU="taskset -c 0"; CLIENT_CPU="taskset -c 1"
 fi
 CPU_MODEL=$(awk -F: '/model name/ { sub(/^ /, "", $2); print $2; exit }' /proc/cpuinfo)
 PINNING=${SERVER_CPU:+server on core 0, wrk on core 1}
+if [ "${PIN:-1}" = 0 ]; then PINNING="not pinned (PIN=0): server and wrk share every core"; fi
 
 # --- servers -----------------------------------------------------------------------------------
 wait_for() { # url
