@@ -16,25 +16,7 @@ source "$(dirname "$0")/lib.sh"
 : "${BASE:?set BASE to the updraft binary to compare against (e.g. a copy of an older build)}"
 [ -x "$BASE" ] || { log "BASE=$BASE is not an executable"; exit 1; }
 
-KV=$(guest kv-draft2)
-mkdir -p "$OUT/app"
-cat >"$OUT/app/updraft.toml" <<TOML
-[app]
-name = "bench"
-[[functions]]
-name = "kv"
-component = "$KV"
-key_value_stores = ["default"]
-instance_reuse = "warm"
-max_reuse = 1000000
-max_concurrency = 1000
-[[functions.http]]
-route = "/kv/..."
-TOML
-cat >"$OUT/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = string.rep("x", 64)
-LUA
+write_kv_app
 
 PIDS=()
 # Starts one server and deploys the guest: name binary first-port "VAR=value ...".

@@ -15,34 +15,7 @@
 #   ROUNDS=5 DURATION=20s WRITE_RESULTS=1 bench/kv.sh    (DURATION in whole seconds)
 source "$(dirname "$0")/lib.sh"
 
-KV=$(guest kv-draft2)
-WAIT=$(guest http-misbehave)
-mkdir -p "$OUT/app"
-cat >"$OUT/app/updraft.toml" <<TOML
-[app]
-name = "bench"
-[[functions]]
-name = "kv"
-component = "$KV"
-key_value_stores = ["default"]
-instance_reuse = "warm"
-max_reuse = 1000000
-max_concurrency = 1000
-[[functions.http]]
-route = "/kv/..."
-[[functions]]
-name = "wait"
-component = "$WAIT"
-instance_reuse = "warm"
-max_reuse = 1000000
-max_concurrency = 1000
-[[functions.http]]
-route = "/wait/..."
-TOML
-cat >"$OUT/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = string.rep("x", 64)
-LUA
+write_kv_app
 medians() { for f in 1 2 3 4; do cut -d' ' -f$f "$1" | median; done | paste -sd' '; }
 # Server CPU time (user + system, in clock ticks) so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$UD_PID/stat"; }

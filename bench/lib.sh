@@ -75,6 +75,41 @@ deploy() { "$UPDRAFT" deploy "$1" --no-build --server "$CONTROL" --data-dir "$OU
 # Resident set size of a process, in KiB.
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
+# The key-value benches' app in $OUT/app (`kv`: test-programs/kv-draft2 on /kv/..., granted the
+# `default` store; `wait`: test-programs/http-misbehave on /wait/...; both warm) and
+# $OUT/post.lua (wrk: POST a 64-byte body).
+write_kv_app() {
+  local kv wait
+  kv=$(guest kv-draft2)
+  wait=$(guest http-misbehave)
+  mkdir -p "$OUT/app"
+  cat >"$OUT/app/updraft.toml" <<TOML
+[app]
+name = "bench"
+[[functions]]
+name = "kv"
+component = "$kv"
+key_value_stores = ["default"]
+instance_reuse = "warm"
+max_reuse = 1000000
+max_concurrency = 1000
+[[functions.http]]
+route = "/kv/..."
+[[functions]]
+name = "wait"
+component = "$wait"
+instance_reuse = "warm"
+max_reuse = 1000000
+max_concurrency = 1000
+[[functions.http]]
+route = "/wait/..."
+TOML
+  cat >"$OUT/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 64)
+LUA
+}
+
 # --- measurement -------------------------------------------------------------------------------
 # One wrk run: prints "req_per_sec p50_us p99_us". Extra arguments go to wrk.
 measure() { # url [connections [extra wrk arguments...]]
