@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Two builds of the key-value path, paired: the `bench/kv.sh` guest (noop against one get + one
 # set) on a base binary and on this tree's build, both servers up at once on the server core,
-# rounds alternating base noop, base touch, new noop, new touch. Each round's ratio (touch /
-# noop) is measured minutes apart from the other build's at most seconds, so a change worth a
-# few percent shows in the medians and in how many rounds it wins, where two separate kv.sh runs
-# drift by more than that (this VM: single 3 s rounds of one build range 0.39x-0.86x).
+# rounds alternating base noop, base touch, new noop, new touch. The two builds' ratios (touch /
+# noop) in one round are measured seconds apart, so a change worth a few percent shows in the
+# medians and in how many rounds it wins, where two separate kv.sh runs drift by more than that.
+# Run with BASE set to this tree's own binary, it measures the machine's noise (this VM: medians
+# 0.64x and 0.60x, single 3 s rounds 0.43x-1.00x).
 #
 #   cp target/release/updraft /tmp/updraft-base    # before the change
 #   BASE=/tmp/updraft-base bench/kv-ab.sh
@@ -19,16 +20,16 @@ source "$(dirname "$0")/lib.sh"
 write_kv_app
 
 PIDS=()
-# Starts one server and deploys the guest: name binary first-port "VAR=value ...".
+# Starts one server (lib.sh's start_server) with its environment ("VAR=value ..."), its output
+# in $OUT/<name>.log, and deploys the guest: name binary first-port environment.
 start_one() {
-  local name=$1 bin=$2 port=$3 control=$(($3 + 1))
-  # shellcheck disable=SC2086 # $4: a list of VAR=value words for env
-  env ${4:-} $SERVER_CPU "$bin" serve --data-dir "$OUT/$name" --listen "127.0.0.1:$port" \
-    --control-listen "127.0.0.1:$control" --s3-listen "127.0.0.1:$((port + 2))" \
-    >"$OUT/$name.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "http://127.0.0.1:$control/v1/health"
-  "$bin" deploy "$OUT/app" --no-build --server "http://127.0.0.1:$control" \
+  local name=$1 bin=$2 port=$3
+  # The environment goes through a one-line wrapper that execs the server (same process).
+  printf '#!/bin/sh\nexec env %s "%s" "$@"\n' "$4" "$bin" >"$OUT/$name.sh"
+  chmod +x "$OUT/$name.sh"
+  start_server "$OUT/$name.sh" "$OUT/$name" "$OUT/$name.log" "$port"
+  PIDS+=("$UD_PID")
+  "$bin" deploy "$OUT/app" --no-build --server "http://127.0.0.1:$((port + 1))" \
     --data-dir "$OUT/$name" >&2
 }
 start_one base "$BASE" 18081 "${BASE_ENV:-}"

@@ -58,17 +58,24 @@ wait_for() { # url
   log "server at $1 never answered"; exit 1
 }
 
-# Starts `updraft serve` on 127.0.0.1:18081 (data) / :18082 (control) with data dir $OUT/data
-# and optional extra arguments; sets UD_PID.
+# Starts `updraft serve` (the binary $1) on the server core with a fresh data dir $2 and its
+# output in $3: data API on 127.0.0.1:$4, control on $4 + 1, S3 on $4 + 2, and any further
+# serve arguments. Returns once it answers; sets UD_PID.
+start_server() { # binary data-dir log port [serve arguments...]
+  local bin=$1 dir=$2 out=$3 port=$4
+  shift 4
+  rm -rf "$dir"
+  $SERVER_CPU "$bin" serve --data-dir "$dir" --listen "127.0.0.1:$port" \
+    --control-listen "127.0.0.1:$((port + 1))" --s3-listen "127.0.0.1:$((port + 2))" "$@" \
+    >"$out" 2>&1 &
+  UD_PID=$!
+  wait_for "http://127.0.0.1:$((port + 1))/v1/health"
+}
+# This tree's server on 127.0.0.1:18081 (data) / :18082 (control) with data dir $OUT/data and
+# optional extra arguments; sets UD_PID.
 CONTROL=http://127.0.0.1:18082
 DATA=http://127.0.0.1:18081
-start_updraft() {
-  rm -rf "$OUT/data"
-  $SERVER_CPU "$UPDRAFT" serve --data-dir "$OUT/data" --listen 127.0.0.1:18081 \
-    --control-listen 127.0.0.1:18082 --s3-listen 127.0.0.1:18083 "$@" >"$OUT/updraft.log" 2>&1 &
-  UD_PID=$!
-  wait_for "$CONTROL/v1/health"
-}
+start_updraft() { start_server "$UPDRAFT" "$OUT/data" "$OUT/updraft.log" 18081 "$@"; }
 stop_updraft() { kill -INT "$UD_PID"; wait "$UD_PID" 2>/dev/null || true; }
 # Deploys the manifest in directory $1 without building.
 deploy() { "$UPDRAFT" deploy "$1" --no-build --server "$CONTROL" --data-dir "$OUT/data" >&2; }
